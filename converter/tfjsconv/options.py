@@ -1,0 +1,106 @@
+"""The conversion options shared by the CLI, the Python API and the Bazel tool.
+
+One frozen dataclass instead of a dozen keyword arguments threaded through every
+converter: each converter reads only the fields that apply to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+
+DEFAULT_SHARD_SIZE_BYTES = 4 * 1024 * 1024
+
+INPUT_FORMATS: Tuple[str, ...] = (
+    "keras",
+    "keras_keras",
+    "keras_saved_model",
+    "tf_frozen_model",
+    "tf_hub",
+    "tf_saved_model",
+    "tfjs_layers_model",
+)
+OUTPUT_FORMATS: Tuple[str, ...] = (
+    "keras",
+    "keras_keras",
+    "keras_saved_model",
+    "tfjs_graph_model",
+    "tfjs_layers_model",
+)
+
+# What the reference infers when --output_format is omitted.
+DEFAULT_OUTPUT_FORMAT: Mapping[str, str] = {
+    "keras": "tfjs_layers_model",
+    "keras_keras": "tfjs_layers_model",
+    "keras_saved_model": "tfjs_layers_model",
+    "tf_saved_model": "tfjs_graph_model",
+    "tf_frozen_model": "tfjs_graph_model",
+    "tf_hub": "tfjs_graph_model",
+    "tfjs_layers_model": "keras",
+}
+
+# A quantization selector: True means "every weight no pattern claims" (the
+# fallthrough); a tuple of fnmatch patterns selects by weight name.
+QuantizeSpec = Union[None, bool, Tuple[str, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionOptions:
+    """Everything a conversion may need besides the input and output paths."""
+
+    input_format: str = "tf_saved_model"
+    output_format: Optional[str] = None
+    weight_shard_size_bytes: int = DEFAULT_SHARD_SIZE_BYTES
+    quantize_float16: QuantizeSpec = None
+    quantize_uint8: QuantizeSpec = None
+    quantize_uint16: QuantizeSpec = None
+    split_weights_by_layer: bool = False
+    # name -> already-parsed JSON value, in the order the user gave them.
+    metadata: Tuple[Tuple[str, Any], ...] = ()
+    signature_name: Optional[str] = None
+    saved_model_tags: Tuple[str, ...] = ("serve",)
+    output_node_names: Tuple[str, ...] = ()
+    strip_debug_ops: bool = True
+    control_flow_v2: bool = False
+    use_structured_outputs_names: bool = False
+    skip_op_check: bool = False
+    experiments: bool = False
+    # Replace an existing, non-empty output instead of refusing.
+    overwrite: bool = False
+    # Allow Keras Lambda layers / custom objects to be deserialized (runs code).
+    allow_unsafe_deserialization: bool = False
+
+    @property
+    def resolved_output_format(self) -> Optional[str]:
+        return self.output_format or DEFAULT_OUTPUT_FORMAT.get(self.input_format)
+
+    @property
+    def quantization_specs(self) -> Mapping[str, QuantizeSpec]:
+        """{'float16'|'uint8'|'uint16': spec} for the dtypes the user asked for."""
+        specs = {
+            "float16": self.quantize_float16,
+            "uint8": self.quantize_uint8,
+            "uint16": self.quantize_uint16,
+        }
+        return {k: v for k, v in specs.items() if v is not None and v is not False}
+
+    @property
+    def metadata_dict(self) -> dict:
+        return dict(self.metadata)
+
+    def replace(self, **changes: Any) -> "ConversionOptions":
+        return dataclasses.replace(self, **changes)
+
+
+def patterns(value: Union[str, Sequence[str], bool, None]) -> QuantizeSpec:
+    """Normalize a user value ('a,b', ['a','b'], True) to a QuantizeSpec."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return True
+    if isinstance(value, str):
+        items = [p.strip() for p in value.split(",")]
+    else:
+        items = [str(p).strip() for p in value]
+    items = [p for p in items if p]
+    return tuple(items) if items else True
