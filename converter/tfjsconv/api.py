@@ -45,7 +45,7 @@ def supported_pairs() -> Tuple[Tuple[str, str], ...]:
     return tuple(sorted(_DISPATCH))
 
 
-def _converter_for(options: ConversionOptions) -> Converter:
+def _target_for(options: ConversionOptions) -> str:
     if options.input_format not in INPUT_FORMATS:
         raise UsageError(
             f"unknown --input_format {options.input_format!r}; "
@@ -61,6 +61,10 @@ def _converter_for(options: ConversionOptions) -> Converter:
         raise UsageError(
             f"unsupported input_format - output_format pair: {options.input_format} - {out}"
         )
+    return target
+
+
+def _load(target: str) -> Converter:
     module_name, func_name = target.split(":")
     return getattr(importlib.import_module(module_name), func_name)
 
@@ -108,12 +112,13 @@ def convert(input_path: str, output_path: str, options: ConversionOptions) -> st
         raise UsageError("missing input_path argument (see --help)")
     if not output_path:
         raise UsageError("missing output_path argument (see --help)")
-    converter = _converter_for(options)
+    target = _target_for(options)
     validate_options(options)
     is_tf_hub_handle = options.input_format == "tf_hub" and "://" in input_path
     if not is_tf_hub_handle and not os.path.exists(input_path):
         raise ConversionError(f"input path does not exist: {input_path}")
     fsutil.check_not_overlapping(input_path, output_path)
+    converter = _load(target)  # imported only now: it may pull in TensorFlow
     kind = "file" if options.resolved_output_format in _FILE_OUTPUTS else "dir"
     with fsutil.staged_output(output_path, kind=kind, overwrite=options.overwrite) as staging:
         converter(input_path, staging, options)
