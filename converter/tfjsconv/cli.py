@@ -37,10 +37,18 @@ from tfjsconv.options import (
 
 PROG = "tensorflowjs_converter"
 _QUANTIZE_FLAGS = ("--quantize_float16", "--quantize_uint8", "--quantize_uint16")
+_BOOL_FLAGS = ("--strip_debug_ops", "--use_structured_outputs_names", "--control_flow_v2", "--experiments")
+_BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "y", "n", "on", "off")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so errors stay one line."""
+
+    stdout: Optional[IO[str]] = None
+
+    def _print_message(self, message: str, file: Optional[IO[str]] = None) -> None:
+        if message:
+            (self.stdout or sys.stdout).write(message)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
@@ -63,11 +71,12 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
         description="Convert TensorFlow / Keras models to TensorFlow.js (tfjsconv).",
     )
+    p.stdout = stdout
     p.add_argument("input_path", nargs="?", help="input model file, directory or TF Hub handle")
     p.add_argument("output_path", nargs="?", help="output directory (or .h5 file for keras output)")
     p.add_argument("--input_format", default="tf_saved_model", choices=INPUT_FORMATS)
@@ -122,15 +131,38 @@ def expand_flagfiles(argv: Sequence[str]) -> List[str]:
     return out
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+def _normalize_bool_flags(argv: Sequence[str]) -> List[str]:
+    """A bare boolean flag takes the next token only if it is a boolean word.
+
+    ``--control_flow_v2 True`` (the reference's e2e scripts) keeps working, while
+    ``--control_flow_v2 model_dir out`` no longer eats ``model_dir``.
+    """
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok in _BOOL_FLAGS:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if nxt is not None and nxt.strip().lower() in _BOOL_WORDS:
+                out.append(f"{tok}={nxt}")
+                i += 2
+                continue
+            out.append(f"{tok}=true")
+        else:
+            out.append(tok)
+        i += 1
+    return out
+
+
+def parse_args(argv: Sequence[str], stdout: Optional[IO[str]] = None) -> argparse.Namespace:
     """Parse ``argv``; a bare ``--quantize_*`` never eats a positional path.
 
     argparse gives ``nargs='?'`` flags the next token. When that leaves a positional
     missing, the token was a path: move the flag to the end (last flag first) and parse
     again.
     """
-    parser = build_parser()
-    argv = expand_flagfiles(argv)
+    parser = build_parser(stdout)
+    argv = _normalize_bool_flags(expand_flagfiles(argv))
     args = parser.parse_args(argv)
     while not args.version and (args.input_path is None or args.output_path is None):
         positions = _bare_quantize_flag_positions(argv)
@@ -250,7 +282,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     stderr = stderr or sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parse_args(argv)
+        args = parse_args(argv, stdout)
         if args.version:
             print(version_text(), file=stdout)
             return 0
