@@ -1,0 +1,177 @@
+"""Weight quantization: choosing which weights to quantize, and the quantize/dequantize math.
+
+The format is fixed by TensorFlow.js (``tfjs-core`` decodes it), so the math follows the
+reference converter exactly:
+
+* affine ``uint8``/``uint16``: ``q = round((clip(x, min', max') - min') / scale)`` where
+  ``scale = (max - min) / quant_max`` and, when ``min <= 0 <= max``, ``min'`` is "nudged" to
+  ``-round(-min / scale) * scale`` so that 0.0 is exactly representable (zero padding and
+  ReLU outputs stay exact). ``min == max`` stores zeros with ``scale = 1.0``.
+* ``float16``: ``x.astype(float16)`` (IEEE round-to-nearest-even).
+
+All affine arithmetic is done in float64. That is what the reference does under NumPy >= 2
+(NEP 50 promotes the float32 array to float64 when combined with ``np.float64`` scalars);
+under NumPy 1.x value-based casting kept it in float32, which changes about 1 code in 10^4
+by +-1 LSB. We do the float64 math explicitly so the bytes do not depend on the NumPy
+version installed.
+
+Name matching uses ``fnmatch.fnmatchcase``: the reference uses ``fnmatch.filter`` which
+lower-cases both sides on Windows (``os.path.normcase``), so the same flags quantized
+different weights per OS. Weight names are not file paths; case-sensitive matching on every
+OS keeps the output identical on every machine.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any, Dict, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from tfjsconv.errors import ConversionError
+
+QUANTIZATION_DTYPES: Tuple[str, ...] = ("float16", "uint16", "uint8")
+
+_AFFINE: Mapping[str, Tuple[type, int]] = {
+    "uint8": (np.uint8, 255),
+    "uint16": (np.uint16, 65535),
+}
+
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def _spec_patterns(dtype: str, spec: Any) -> Tuple[bool, Tuple[str, ...]]:
+    """Normalize one spec to (is_fallthrough, patterns)."""
+    if spec is True:
+        return True, ()
+    if isinstance(spec, str):
+        spec = (spec,)
+    if isinstance(spec, (list, tuple)) and spec and all(isinstance(p, str) and p for p in spec):
+        return False, tuple(spec)
+    raise ConversionError(
+        f"invalid quantization selector for {dtype}: {spec!r} "
+        "(expected True or a list of weight-name patterns)"
+    )
+
+
+def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> Dict[str, str]:
+    """Map each weight name that is to be quantized to its quantized dtype.
+
+    ``specs`` is ``{'float16'|'uint8'|'uint16': True | ('pattern', ...)}``. ``True`` is the
+    fallthrough: every weight no pattern claims. Errors (all ``ConversionError``): unknown
+    dtype, more than one fallthrough, a name matched by two dtypes, and a pattern matching
+    no weight at all (a typo would otherwise silently skip quantization).
+    """
+    if not specs:
+        return {}
+    unknown = sorted(k for k in specs if k not in QUANTIZATION_DTYPES)
+    if unknown:
+        raise ConversionError(
+            f"unknown quantization dtype {unknown[0]!r}; choose from float16, uint8, uint16"
+        )
+    fallthrough = []
+    claimed: Dict[str, list] = {}
+    for dtype in sorted(specs):
+        spec = specs[dtype]
+        if spec is None or spec is False:
+            continue
+        is_fallthrough, patterns = _spec_patterns(dtype, spec)
+        if is_fallthrough:
+            fallthrough.append(dtype)
+            continue
+        for pattern in patterns:
+            matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            if not matched:
+                raise ConversionError(
+                    f"quantization pattern {pattern!r} (for {dtype}) matches no weight"
+                )
+            for name in matched:
+                dtypes = claimed.setdefault(name, [])
+                if dtype not in dtypes:
+                    dtypes.append(dtype)
+    if len(fallthrough) > 1:
+        raise ConversionError(
+            "More than one quantization fallthrough provided "
+            f"({', '.join(fallthrough)}), exactly one is supported"
+        )
+    result: Dict[str, str] = {}
+    for name in names:
+        dtypes = claimed.get(name)
+        if dtypes and len(dtypes) > 1:
+            raise ConversionError(
+                f"Two quantization dtypes {', '.join(sorted(dtypes))} match the same weight {name}"
+            )
+        if dtypes:
+            result[name] = dtypes[0]
+        elif fallthrough:
+            result[name] = fallthrough[0]
+    return result
+
+
+def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple[np.ndarray, Dict[str, Any]]:
+    """Quantize a float32 array; return (stored array, manifest ``quantization`` dict).
+
+    The dict has the manifest's key order: ``dtype, min, scale, original_dtype`` (affine) or
+    ``dtype, original_dtype`` (float16). ``min``/``scale`` are Python floats so ``json``
+    prints them with ``repr`` like the reference.
+    """
+    data = np.asarray(array)
+    if data.dtype != np.float32:
+        raise ConversionError(
+            f"weight {name}: only float32 weights can be quantized, got {data.dtype}"
+        )
+    if dtype not in QUANTIZATION_DTYPES:
+        raise ConversionError(f"unknown quantization dtype {dtype!r}; choose from float16, uint8, uint16")
+    if data.size and not np.isfinite(data).all():
+        raise ConversionError(
+            f"weight {name} contains NaN or Infinity and cannot be quantized to {dtype}"
+        )
+    if dtype == "float16":
+        if data.size and float(np.abs(data).max()) > _FLOAT16_MAX:
+            raise ConversionError(
+                f"weight {name} has values beyond the float16 range (+-65504); "
+                "it cannot be quantized to float16"
+            )
+        return data.astype(np.float16), {"dtype": "float16", "original_dtype": "float32"}
+
+    qtype, quant_max = _AFFINE[dtype]
+    if data.size == 0:
+        return np.zeros(data.shape, qtype), {
+            "dtype": dtype, "min": 0.0, "scale": 1.0, "original_dtype": "float32"}
+    wide = data.astype(np.float64)
+    lo = float(wide.min())
+    hi = float(wide.max())
+    if lo == hi:
+        return np.zeros(data.shape, qtype), {
+            "dtype": dtype, "min": lo, "scale": 1.0, "original_dtype": "float32"}
+    scale = (hi - lo) / quant_max
+    if lo <= 0.0 <= hi:
+        zero_point = float(np.round((0.0 - lo) / scale))
+        lo = -zero_point * scale
+        hi = quant_max * scale + lo
+    np.clip(wide, lo, hi, out=wide)
+    wide -= lo
+    wide /= scale
+    np.round(wide, out=wide)
+    stored = wide.astype(qtype)
+    return stored, {"dtype": dtype, "min": float(lo), "scale": float(scale), "original_dtype": "float32"}
+
+
+def dequantize(stored: np.ndarray, meta: Mapping[str, Any]) -> np.ndarray:
+    """Invert ``quantize`` the way tfjs-core decodes weights.
+
+    tfjs computes ``v * scale + min`` in JS doubles and stores into a Float32Array, so we
+    compute in float64 and round to float32 once. int32 originals (legacy manifests) are
+    ``Math.round``-ed like tfjs.
+    """
+    qdtype = meta.get("dtype")
+    original = meta.get("original_dtype", "float32")
+    if qdtype == "float16":
+        return np.asarray(stored).astype(np.float32)
+    if qdtype not in _AFFINE:
+        raise ConversionError(f"unknown quantization dtype {qdtype!r} in weights manifest")
+    values = np.asarray(stored).astype(np.float64) * float(meta["scale"]) + float(meta["min"])
+    if original == "int32":
+        # Math.round rounds .5 up (towards +inf); np.floor(x + 0.5) does the same.
+        return np.floor(values + 0.5).astype(np.int32)
+    return values.astype(np.float32)

@@ -1,0 +1,399 @@
+"""Writing and reading TensorFlow.js binary weight shards and the ``weightsManifest``.
+
+Format (what tfjs-core ``io.decodeWeights`` expects, and what the reference writes):
+
+* every group's weights are concatenated in order, then cut into ``shard_size_bytes``
+  chunks named ``group{g}-shard{i}of{n}.bin`` (1-based); a weight may straddle shards and
+  an empty group gets ``paths: []``;
+* numeric values are little-endian, C order (explicit ``<`` dtypes: the bytes must not
+  depend on the machine); bool is one byte; complex64 is interleaved (re, im);
+* a string element is a uint32 little-endian byte length followed by its UTF-8 bytes.
+
+The writer streams one weight at a time into the shard files, so converting a model never
+needs a second in-memory copy of all its weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfjsconv import quantization as quant
+from tfjsconv.errors import ConversionError
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_SHARD_SIZE_BYTES = 4 * 1024 * 1024
+
+# Manifest dtype -> little-endian storage dtype (strings are handled separately).
+_STORAGE: Mapping[str, str] = {
+    "float32": "<f4",
+    "int32": "<i4",
+    "bool": "|u1",
+    "complex64": "<c8",
+}
+_QUANT_STORAGE: Mapping[str, str] = {"uint8": "|u1", "uint16": "<u2", "float16": "<f2"}
+_ITEMSIZE: Mapping[str, int] = {"float32": 4, "int32": 4, "bool": 1, "complex64": 8}
+_QUANT_ITEMSIZE: Mapping[str, int] = {"uint8": 1, "uint16": 2, "float16": 2}
+
+_INT32 = np.iinfo(np.int32)
+
+WeightList = Sequence[Tuple[str, np.ndarray]]
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _manifest_dtype(name: str, array: np.ndarray) -> str:
+    """The tfjs dtype a weight is stored as (after the reference's auto-conversions)."""
+    dt = array.dtype
+    if dt == np.float32:
+        return "float32"
+    if dt == np.int32:
+        return "int32"
+    if dt == np.bool_:
+        return "bool"
+    if dt == np.complex64:
+        return "complex64"
+    if dt in (np.float64, np.float16):
+        return "float32"
+    if dt == np.complex128:
+        return "complex64"
+    # tfjs has no int64/uint8/int16... weight dtype: store as int32 (range-checked).
+    if dt.kind in "iu" and dt.itemsize <= 8:
+        return "int32"
+    if dt.kind in "US":
+        return "string"
+    if dt.kind == "O":
+        return "string"
+    raise ConversionError(f"weight {name} has dtype {dt}, which TensorFlow.js cannot store")
+
+
+def _converted(name: str, array: np.ndarray, dtype: str) -> np.ndarray:
+    """Return the array in the storage dtype, little-endian, C-contiguous."""
+    if dtype == "int32" and array.dtype != np.int32 and array.size:
+        lo, hi = int(array.min()), int(array.max())
+        if lo < _INT32.min or hi > _INT32.max:
+            raise ConversionError(
+                f"weight {name} has {array.dtype} values outside the int32 range "
+                f"([{lo}, {hi}]); TensorFlow.js stores integers as int32"
+            )
+    if array.dtype.name != dtype:
+        _log.info("weight %s with shape %s and dtype %s was auto converted to the type %s",
+                  name, tuple(array.shape), array.dtype, dtype)
+    return np.ascontiguousarray(array, dtype=_STORAGE[dtype])
+
+
+def _string_elements(name: str, array: np.ndarray) -> List[bytes]:
+    out = []
+    for item in array.reshape(-1).tolist():
+        if isinstance(item, str):
+            out.append(item.encode("utf-8"))
+        elif isinstance(item, (bytes, bytearray)):
+            out.append(bytes(item))
+        else:
+            raise ConversionError(
+                f"weight {name} has dtype object holding {type(item).__name__} values; "
+                "only str or bytes objects can be stored as a string weight"
+            )
+    return out
+
+
+def _string_bytes(elements: Sequence[bytes]) -> Iterator[bytes]:
+    for element in elements:
+        if len(element) > 0xFFFFFFFF:
+            raise ConversionError("a string weight element is longer than 4 GiB")
+        yield len(element).to_bytes(4, "little")
+        yield element
+
+
+class _ShardWriter:
+    """Writes a byte stream into ``group{g}-shard{i}of{n}.bin`` files of a fixed size."""
+
+    def __init__(self, out_dir: str, group: int, num_shards: int, shard_size: int):
+        self.paths = [f"group{group}-shard{i}of{num_shards}.bin" for i in range(1, num_shards + 1)]
+        self._out_dir = out_dir
+        self._shard_size = shard_size
+        self._index = -1
+        self._room = 0
+        self._file: Any = None
+
+    def write(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while len(view):
+            if self._room == 0:
+                self._next()
+            n = min(self._room, len(view))
+            self._file.write(view[:n])
+            view = view[n:]
+            self._room -= n
+
+    def _next(self) -> None:
+        self.close()
+        self._index += 1
+        if self._index >= len(self.paths):
+            raise AssertionError("weight bytes exceed the precomputed shard count")
+        self._file = open(os.path.join(self._out_dir, self.paths[self._index]), "wb")
+        self._room = self._shard_size
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _check_groups(groups: Any) -> List[List[Tuple[str, np.ndarray]]]:
+    checked = []
+    seen: Dict[str, int] = {}
+    for g, group in enumerate(groups):
+        entries = []
+        for entry in group:
+            try:
+                name, array = entry
+            except (TypeError, ValueError):
+                raise ConversionError(f"weight group {g + 1}: entries must be (name, array) pairs")
+            if not isinstance(name, str) or not name:
+                raise ConversionError(f"weight group {g + 1}: weight name {name!r} is not a non-empty string")
+            if name in seen:
+                raise ConversionError(f"duplicate weight name {name} (in groups {seen[name]} and {g + 1})")
+            seen[name] = g + 1
+            entries.append((name, np.asarray(array)))
+        checked.append(entries)
+    return checked
+
+
+def write_weights(
+    groups: Sequence[WeightList],
+    out_dir: str,
+    *,
+    shard_size_bytes: int = DEFAULT_SHARD_SIZE_BYTES,
+    quantization: Optional[Mapping[str, Any]] = None,
+) -> List[Dict[str, Any]]:
+    """Write the weight shards of ``groups`` into ``out_dir``; return the ``weightsManifest``.
+
+    ``quantization`` is ``{'float16'|'uint8'|'uint16': True | (patterns...)}``; only weights
+    that are float32 after auto-conversion are quantized.
+    """
+    if isinstance(shard_size_bytes, bool) or not isinstance(shard_size_bytes, (int, np.integer)) \
+            or shard_size_bytes <= 0:
+        raise ConversionError(
+            f"weight shard size must be a positive integer, got {shard_size_bytes!r}")
+    shard_size = int(shard_size_bytes)
+    checked = _check_groups(groups)
+    dtypes = {name: _manifest_dtype(name, array) for group in checked for name, array in group}
+    all_names = [name for group in checked for name, _ in group]
+    quant_of = quant.resolve_quantization(all_names, quantization or {})
+
+    manifest: List[Dict[str, Any]] = []
+    for g, group in enumerate(checked, start=1):
+        # Pass 1: byte sizes (strings are encoded once here and kept, they are small).
+        sizes = []
+        strings: Dict[str, List[bytes]] = {}
+        for name, array in group:
+            dtype = dtypes[name]
+            if dtype == "string":
+                strings[name] = _string_elements(name, array)
+                sizes.append(sum(4 + len(s) for s in strings[name]))
+            elif dtype == "float32" and name in quant_of:
+                sizes.append(array.size * _QUANT_ITEMSIZE[quant_of[name]])
+            else:
+                sizes.append(array.size * _ITEMSIZE[dtype])
+        total = sum(sizes)
+        num_shards = math.ceil(total / shard_size)
+        writer = _ShardWriter(out_dir, g, num_shards, shard_size)
+        entries = []
+        try:
+            for name, array in group:
+                dtype = dtypes[name]
+                entry: Dict[str, Any] = {
+                    "name": name,
+                    "shape": [int(d) for d in array.shape],
+                    "dtype": dtype,
+                }
+                if dtype == "string":
+                    for chunk in _string_bytes(strings.pop(name)):
+                        writer.write(chunk)
+                else:
+                    data = _converted(name, array, dtype)
+                    if dtype == "float32" and name in quant_of:
+                        stored, meta = quant.quantize(data, quant_of[name], name=name)
+                        data = np.ascontiguousarray(stored, dtype=_QUANT_STORAGE[meta["dtype"]])
+                        entry["quantization"] = meta
+                    if data.size:
+                        writer.write(data.reshape(-1).view(np.uint8))
+                    del data
+                entries.append(entry)
+        finally:
+            writer.close()
+        manifest.append({"paths": writer.paths, "weights": entries})
+    return manifest
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _safe_shard_path(model_dir: str, rel: Any, group: int) -> str:
+    """Resolve a manifest path, refusing anything that could escape the model directory."""
+    if not isinstance(rel, str) or not rel:
+        raise ConversionError(f"weights manifest group {group}: shard path {rel!r} is not a file name")
+    parts = rel.replace("\\", "/").split("/")
+    if (
+        rel.startswith(("/", "\\"))
+        or os.path.isabs(rel)
+        or (len(rel) > 1 and rel[1] == ":")
+        or ".." in parts
+        or "\x00" in rel
+    ):
+        raise ConversionError(
+            f"weights manifest group {group}: shard path {rel!r} points outside the model directory")
+    root = os.path.realpath(model_dir)
+    full = os.path.realpath(os.path.join(root, *[p for p in parts if p not in ("", ".")]))
+    if os.path.commonpath([root, full]) != root:
+        raise ConversionError(
+            f"weights manifest group {group}: shard path {rel!r} resolves outside the model directory")
+    if not os.path.isfile(full):
+        raise ConversionError(f"weights manifest group {group}: shard file {rel!r} is missing")
+    return full
+
+
+def _validate_weight(entry: Any, group: int) -> Tuple[str, Tuple[int, ...], str, Optional[Dict[str, Any]]]:
+    where = f"weights manifest group {group}"
+    if not isinstance(entry, dict):
+        raise ConversionError(f"{where}: a weight entry is not an object")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConversionError(f"{where}: a weight entry has no valid name")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ConversionError(f"{where}: weight {name} has an invalid shape {shape!r}")
+    dtype = entry.get("dtype")
+    if dtype not in _ITEMSIZE and dtype != "string":
+        raise ConversionError(f"{where}: weight {name} has unsupported dtype {dtype!r}")
+    q = entry.get("quantization")
+    if q is None:
+        return name, tuple(shape), dtype, None
+    if not isinstance(q, dict) or q.get("dtype") not in _QUANT_ITEMSIZE:
+        raise ConversionError(f"{where}: weight {name} has an invalid quantization entry")
+    # tfjs decodes by the weight's own dtype; original_dtype (absent in legacy manifests)
+    # must agree with it when present.
+    original = q.get("original_dtype", dtype)
+    if dtype not in ("float32", "int32") or original != dtype:
+        raise ConversionError(
+            f"{where}: weight {name} of dtype {dtype} cannot be quantized (original_dtype {original!r})")
+    if q["dtype"] == "float16" and dtype != "float32":
+        raise ConversionError(f"{where}: weight {name}: float16 quantization needs a float32 weight")
+    meta = {"dtype": q["dtype"], "original_dtype": original}
+    if q["dtype"] in ("uint8", "uint16"):
+        for key in ("min", "scale"):
+            value = q.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConversionError(f"{where}: weight {name} has an invalid quantization {key}")
+            meta[key] = float(value)
+    return name, tuple(shape), dtype, meta
+
+
+def _read_group_bytes(paths: List[str], expected_min: int, group: int) -> bytearray:
+    total = sum(os.path.getsize(p) for p in paths)
+    if total < expected_min:
+        raise ConversionError(
+            f"weights manifest group {group}: shards hold {total} bytes but the manifest "
+            f"declares at least {expected_min} (truncated or missing shard?)")
+    buf = bytearray(total)
+    view = memoryview(buf)
+    offset = 0
+    for path in paths:
+        with open(path, "rb") as f:
+            while offset < total:
+                n = f.readinto(view[offset:])
+                if not n:
+                    break
+                offset += n
+    if offset != total:
+        raise ConversionError(f"weights manifest group {group}: a shard changed while reading")
+    return buf
+
+
+def _decode_strings(data: bytearray, offset: int, count: int, name: str, group: int) -> Tuple[np.ndarray, int]:
+    where = f"weights manifest group {group}"
+    if count * 4 > len(data) - offset:
+        raise ConversionError(f"{where}: shard bytes too short for string weight {name}")
+    items: List[Any] = []
+    for _ in range(count):
+        if offset + 4 > len(data):
+            raise ConversionError(f"{where}: shard bytes too short for string weight {name}")
+        length = int.from_bytes(data[offset:offset + 4], "little")
+        offset += 4
+        if offset + length > len(data):
+            raise ConversionError(f"{where}: shard bytes too short for string weight {name}")
+        raw = bytes(data[offset:offset + length])
+        offset += length
+        try:
+            items.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            items.append(raw)
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out, offset
+
+
+def read_weights(manifest: Any, model_dir: str) -> List[Tuple[str, np.ndarray]]:
+    """Read (and dequantize) every weight of ``manifest``; shard paths are relative to ``model_dir``.
+
+    Every inconsistency (bad manifest, paths escaping ``model_dir``, shard byte counts that
+    don't match the declared shapes) is a ``ConversionError``; sizes are checked before any
+    large allocation.
+    """
+    if not isinstance(manifest, list):
+        raise ConversionError("weightsManifest must be a list of weight groups")
+    result: List[Tuple[str, np.ndarray]] = []
+    seen = set()
+    for g, group in enumerate(manifest, start=1):
+        if not isinstance(group, dict) or not isinstance(group.get("paths"), list) \
+                or not isinstance(group.get("weights"), list):
+            raise ConversionError(f"weights manifest group {g} must be an object with 'paths' and 'weights' lists")
+        specs = [_validate_weight(w, g) for w in group["weights"]]
+        for name, *_ in specs:
+            if name in seen:
+                raise ConversionError(f"weights manifest: duplicate weight name {name}")
+            seen.add(name)
+        paths = [_safe_shard_path(model_dir, p, g) for p in group["paths"]]
+        fixed = 0
+        for name, shape, dtype, meta in specs:
+            count = math.prod(shape)
+            if dtype == "string":
+                fixed += 4 * count
+            elif meta is not None:
+                fixed += count * _QUANT_ITEMSIZE[meta["dtype"]]
+            else:
+                fixed += count * _ITEMSIZE[dtype]
+        data = _read_group_bytes(paths, fixed, g)
+        offset = 0
+        for name, shape, dtype, meta in specs:
+            count = math.prod(shape)
+            if dtype == "string":
+                values, offset = _decode_strings(data, offset, count, name, g)
+                result.append((name, values.reshape(shape)))
+                continue
+            storage = _QUANT_STORAGE[meta["dtype"]] if meta else _STORAGE[dtype]
+            nbytes = count * np.dtype(storage).itemsize
+            if offset + nbytes > len(data):
+                raise ConversionError(f"weights manifest group {g}: shard bytes too short for weight {name}")
+            stored = np.frombuffer(data, dtype=storage, count=count, offset=offset).reshape(shape)
+            offset += nbytes
+            if meta is not None:
+                values = quant.dequantize(stored, meta)
+            elif dtype == "bool":
+                values = stored != 0
+            else:
+                values = stored.astype(stored.dtype.newbyteorder("="), copy=True)
+            result.append((name, values))
+        if offset != len(data):
+            raise ConversionError(
+                f"weights manifest group {g}: shards hold {len(data)} bytes but the weights "
+                f"use {offset} (shard too long or manifest out of date)")
+    return result
