@@ -54,7 +54,11 @@ def main(argv: list[str]) -> int:
             subprocess.run(pip + ["install", *extra, *normal], check=True)
         if nodeps:
             subprocess.run(pip + ["install", "--no-deps", *nodeps], check=True)
-        frozen = subprocess.run(pip + ["freeze"], check=True, capture_output=True, text=True).stdout.split()
+        frozen = subprocess.run(pip + ["freeze", "--all"], check=True, capture_output=True, text=True).stdout.split()
+        # pip comes with the venv; setuptools and wheel stay when a .in file asks for them.
+        wanted = {_norm(re.split(r"[<>=!~ ]", r)[0]) for r in normal + nodeps}
+        frozen = [p for p in frozen if _norm(p.split("==")[0]) not in {"pip", "setuptools", "wheel"}
+                  or _norm(p.split("==")[0]) in wanted]
         if constraint:
             locked = {_norm(l.split("==")[0]) for l in open(constraint) if "==" in l}
             frozen = [p for p in frozen if _norm(p.split("==")[0]) not in locked]
