@@ -1,0 +1,313 @@
+"""Entry points named by the dispatch table in ``tfjsconv.api`` (graph-model outputs).
+
+Each ``fn(input_path, staging_dir, options)`` writes ``model.json`` and the weight
+shards into ``staging_dir`` (a fresh empty directory; ``api.convert`` makes it atomic).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Dict, List, Optional, Sequence
+
+from tfjsconv import COMPATIBLE_TFJS_VERSION, __version__
+from tfjsconv.errors import ConversionError
+from tfjsconv.options import ConversionOptions
+from tfjsconv.graph import extract, optimize
+from tfjsconv.graph.freeze import FrozenModel, freeze_concrete_function
+from tfjsconv.graph.topology import message_to_dict
+
+CONVERTED_BY = f"TensorFlow.js Converter v{COMPATIBLE_TFJS_VERSION} (tfjsconv {__version__})"
+
+
+def _tf():
+    """Import TensorFlow quietly (only these modules ever import it)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOptions) -> None:
+    """Optimize, extract weights, write shards and model.json (single weight group)."""
+    from tfjsconv import model_json, weights
+
+    graph_def = optimize.optimize_graph(
+        frozen.graph_def,
+        frozen.output_nodes,
+        skip_op_check=options.skip_op_check,
+        strip_debug_ops=options.strip_debug_ops,
+        experiments=options.experiments,
+        extra_graphs=[frozen.initializer_graph_def] if frozen.initializer_graph_def is not None else [],
+    )
+    frozen.graph_def = None
+    init_graph = frozen.initializer_graph_def
+    values = extract.extract_weights(graph_def, init_graph)
+    manifest = weights.write_weights(
+        [values],
+        out_dir,
+        shard_size_bytes=options.weight_shard_size_bytes,
+        quantization=options.quantization_specs or None,
+    )
+    del values
+    model: Dict[str, Any] = {
+        "format": "graph-model",
+        "generatedBy": frozen.generated_by,
+        "convertedBy": CONVERTED_BY,
+        "signature": frozen.signature,
+        "modelTopology": message_to_dict(graph_def),
+    }
+    metadata = dict(options.metadata)
+    if options.use_structured_outputs_names and frozen.structured_output_keys:
+        metadata["structuredOutputKeys"] = list(frozen.structured_output_keys)
+    if metadata:
+        model["userDefinedMetadata"] = metadata
+    if init_graph is not None and len(init_graph.node):
+        model["modelInitializer"] = message_to_dict(init_graph)
+        if frozen.initializer_signature:
+            model["initializerSignature"] = frozen.initializer_signature
+    model["weightsManifest"] = manifest
+    model_json.write_model_json(out_dir, model)
+
+
+# ----------------------------------------------------------------------- SavedModel
+
+
+def _read_saved_model_proto(path: str):
+    pb = os.path.join(path, "saved_model.pb")
+    pbtxt = os.path.join(path, "saved_model.pbtxt")
+    if not os.path.isdir(path) or not (os.path.isfile(pb) or os.path.isfile(pbtxt)):
+        raise ConversionError(
+            f"not a SavedModel directory (no saved_model.pb or saved_model.pbtxt): {path}"
+        )
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        if os.path.isfile(pb):
+            with open(pb, "rb") as f:
+                proto.ParseFromString(f.read())
+        else:
+            from google.protobuf import text_format
+
+            with open(pbtxt, "r", encoding="utf-8") as f:
+                text_format.Parse(f.read(), proto)
+    except Exception as e:
+        raise ConversionError(f"corrupt SavedModel: cannot parse {os.path.basename(pb if os.path.isfile(pb) else pbtxt)} in {path} ({type(e).__name__})") from e
+    if not proto.meta_graphs:
+        raise ConversionError(f"corrupt SavedModel: {path} holds no MetaGraph")
+    return proto
+
+
+def _select_meta_graph(proto, tags: Sequence[str], path: str):
+    wanted = sorted(set(tags))
+    available = []
+    for meta in proto.meta_graphs:
+        meta_tags = sorted(set(meta.meta_info_def.tags))
+        available.append(",".join(meta_tags) or "<none>")
+        if meta_tags == wanted:
+            return meta
+    raise ConversionError(
+        f"no MetaGraph with tags {','.join(wanted) or '<none>'} in SavedModel {path}; "
+        f"available tag sets: {'; '.join(sorted(available))}"
+    )
+
+
+def _convert_saved_model(path: str, out_dir: str, options: ConversionOptions, default_signature: str) -> None:
+    proto = _read_saved_model_proto(path)
+    tags = tuple(options.saved_model_tags) or ("serve",)
+    meta = _select_meta_graph(proto, tags, path)
+    signature_name = options.signature_name or default_signature
+    if signature_name not in meta.signature_def:
+        available = ", ".join(sorted(meta.signature_def)) or "none"
+        raise ConversionError(
+            f'signature "{signature_name}" does not exist in the SavedModel {path}; '
+            f"available signatures: {available}"
+        )
+    generated_by = meta.meta_info_def.tensorflow_version
+    del proto, meta
+    tf = _tf()
+    try:
+        model = tf.saved_model.load(path, tags=list(tags))
+    except Exception as e:
+        raise ConversionError(f"cannot load SavedModel {path}: {type(e).__name__}: {_first_line(e)}") from e
+    func = model.signatures.get(signature_name) if hasattr(model, "signatures") else None
+    if func is None:
+        raise ConversionError(f'signature "{signature_name}" cannot be loaded from the SavedModel {path}')
+    frozen = freeze_concrete_function(
+        func, root=model, control_flow_v2=options.control_flow_v2,
+        generated_by=generated_by or tf.__version__,
+    )
+    del func, model
+    write_graph_model(frozen, out_dir, options)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def saved_model_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
+    """tf_saved_model -> tfjs_graph_model."""
+    _convert_saved_model(input_path, staging_dir, options, "serving_default")
+
+
+# --------------------------------------------------------------------- frozen graph
+
+
+def frozen_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
+    """tf_frozen_model (a binary GraphDef) -> tfjs_graph_model; outputs by node name."""
+    tf = _tf()
+    from tensorflow.core.framework import graph_pb2
+
+    graph_def = graph_pb2.GraphDef()
+    try:
+        with open(input_path, "rb") as f:
+            graph_def.ParseFromString(f.read())
+    except (OSError, Exception) as e:
+        raise ConversionError(f"cannot read frozen GraphDef {input_path}: {type(e).__name__}") from e
+    names = [n.strip() for item in options.output_node_names for n in item.split(",") if n.strip()]
+    node_names = {n.name for n in graph_def.node}
+    missing = sorted(n.split(":")[0] for n in names if n.split(":")[0] not in node_names)
+    if missing:
+        raise ConversionError(
+            f"--output_node_names not found in the graph {input_path}: {', '.join(missing)}"
+        )
+    signature = {"outputs": {n: {"name": n} for n in sorted(names)}}
+    frozen = FrozenModel(
+        graph_def=graph_def,
+        signature=signature,
+        output_nodes=names,
+        generated_by=tf.__version__,
+    )
+    write_graph_model(frozen, staging_dir, options)
+
+
+# ---------------------------------------------------------------------------- TF Hub
+
+
+def _hub_cache_dir() -> Optional[str]:
+    return os.environ.get("TFHUB_CACHE_DIR") or None
+
+
+def _resolve_hub_handle(handle: str) -> str:
+    """A local module directory for ``handle`` (path, or URL found in the hub cache)."""
+    if "://" not in handle:
+        return handle
+    if handle.startswith("file://"):
+        return handle[len("file://"):]
+    import hashlib
+
+    cache = _hub_cache_dir()
+    url = handle.split("?")[0].rstrip("/")
+    candidates = []
+    if cache:
+        for variant in (url, url + "?tf-hub-format=compressed", handle):
+            candidates.append(os.path.join(cache, hashlib.sha1(variant.encode("utf8")).hexdigest()))
+        for path in candidates:
+            if os.path.isdir(path):
+                return path
+    raise ConversionError(
+        f"TF Hub module {handle} is not in the local TF Hub cache "
+        f"({'TFHUB_CACHE_DIR=' + cache if cache else 'TFHUB_CACHE_DIR is not set'}) and "
+        "cannot be downloaded offline; download it elsewhere and pass its directory"
+    )
+
+
+def hub_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
+    """tf_hub (local dir, file:// or cached URL; TF2 SavedModel) -> tfjs_graph_model."""
+    path = _resolve_hub_handle(input_path)
+    if not os.path.isdir(path):
+        raise ConversionError(f"TF Hub module directory does not exist: {path}")
+    if os.path.isfile(os.path.join(path, "tfhub_module.pb")):
+        raise ConversionError(
+            f"{path} is a TF1 Hub module (tfhub_module.pb); only TF2 SavedModel hub modules "
+            "are supported - re-export it as a TF2 SavedModel"
+        )
+    _convert_saved_model(path, staging_dir, options, "default")
+
+
+# ---------------------------------------------------------------------------- Keras
+
+
+def _load_keras(path: str, options: ConversionOptions):
+    """Keras 2 (tf_keras) h5, or Keras 3 ``.keras`` / Keras-3 h5, loaded in-process."""
+    tf = _tf()
+    safe = not options.allow_unsafe_deserialization
+    errors = []
+    if path.endswith(".keras"):
+        import keras
+
+        try:
+            return keras.saving.load_model(path, compile=False, safe_mode=safe)
+        except Exception as e:
+            raise ConversionError(f"cannot load Keras model {path}: {type(e).__name__}: {_first_line(e)}") from e
+    try:
+        import tf_keras
+
+        return tf_keras.models.load_model(path, compile=False, safe_mode=safe)
+    except ImportError:
+        errors.append("tf_keras is not installed")
+    except Exception as e:
+        errors.append(f"tf_keras: {type(e).__name__}: {_first_line(e)}")
+    try:
+        import keras
+
+        return keras.saving.load_model(path, compile=False, safe_mode=safe)
+    except Exception as e:
+        errors.append(f"keras 3: {type(e).__name__}: {_first_line(e)}")
+    raise ConversionError(f"cannot load Keras model {path} ({'; '.join(errors)})")
+
+
+def _keras_concrete_function(model):
+    """Trace ``model`` for its declared inputs (no SavedModel round trip)."""
+    tf = _tf()
+    inputs = model.inputs
+    if not inputs:
+        raise ConversionError("the Keras model has no defined inputs (build it with an input shape)")
+    specs = []
+    for i, tensor in enumerate(inputs):
+        name = getattr(tensor, "name", None) or f"input_{i}"
+        name = name.split(":")[0]
+        specs.append(tf.TensorSpec(tuple(tensor.shape), tf.as_dtype(tensor.dtype), name=name))
+    output_names = list(getattr(model, "output_names", None) or [])
+
+    def call(*args):
+        result = model(list(args) if len(args) > 1 else args[0], training=False)
+        flat = tf.nest.flatten(result)
+        names = output_names if len(output_names) == len(flat) else [f"output_{i}" for i in range(len(flat))]
+        return {name: tf.identity(t) for name, t in zip(names, flat)}
+
+    return tf.function(call, input_signature=specs, autograph=False).get_concrete_function()
+
+
+def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> None:
+    tf = _tf()
+    func = _keras_concrete_function(model)
+    frozen = freeze_concrete_function(
+        func, root=None, control_flow_v2=options.control_flow_v2, generated_by=tf.__version__
+    )
+    write_graph_model(frozen, out_dir, options)
+
+
+def keras_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
+    """keras (h5) / keras_keras (.keras) -> tfjs_graph_model, traced in-process."""
+    model = _load_keras(input_path, options)
+    _convert_keras_model(model, staging_dir, options)
+
+
+def layers_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
+    """tfjs_layers_model -> Keras h5 (tfjs.layers) -> tfjs_graph_model."""
+    from tfjsconv.layers import convert as layers_convert
+
+    with tempfile.TemporaryDirectory(prefix="tfjsconv-") as tmp:
+        h5 = os.path.join(tmp, "model.h5")
+        layers_convert.layers_to_keras_h5(
+            input_path, h5, options.replace(output_format="keras", quantize_float16=None,
+                                             quantize_uint8=None, quantize_uint16=None)
+        )
+        model = _load_keras(h5, options)
+        _convert_keras_model(model, staging_dir, options)

@@ -1,0 +1,79 @@
+"""Move Const values out of GraphDefs into (name, ndarray) weights, in the reference order.
+
+Each value is decoded into numpy and immediately cleared from its proto, so the
+weights exist once in memory (as numpy) instead of once per representation.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+# TensorProto value fields the reference clears from Const nodes (dtype/shape stay).
+_CLEARED_FIELDS = (
+    "tensor_content", "half_val", "float_val", "double_val", "int_val", "string_val",
+    "scomplex_val", "int64_val", "bool_val", "resource_handle_val", "variant_val",
+    "uint32_val", "uint64_val", "dcomplex_val",
+)
+
+Weight = Tuple[str, np.ndarray]
+
+
+def _take_value(node) -> np.ndarray:
+    from tensorflow.python.framework import tensor_util
+
+    tensor = node.attr["value"].tensor
+    array = tensor_util.MakeNdarray(tensor)
+    if array.dtype == object:
+        array = np.array([bytes(v) for v in array.reshape(-1)], dtype=object).reshape(array.shape)
+    else:
+        array = np.ascontiguousarray(array)
+    for field in _CLEARED_FIELDS:
+        tensor.ClearField(field)
+    return array
+
+
+def _take_graph_consts(nodes) -> List[Weight]:
+    return [(node.name, _take_value(node)) for node in nodes if node.op == "Const"]
+
+
+def _rename_function_consts(func) -> List[Weight]:
+    """Consts inside a library function, renamed ``<function>/<const>`` (unique names)."""
+    prefix = func.signature.name + "/"
+    renames = {}
+    weights = []
+    for node in func.node_def:
+        if node.op == "Const":
+            new_name = prefix + node.name
+            renames[node.name] = new_name
+            weights.append((new_name, _take_value(node)))
+            node.name = new_name
+    if not renames:
+        return weights
+
+    def rewrite(ref: str) -> str:
+        control = ref.startswith("^")
+        base = ref[1:] if control else ref
+        head, sep, tail = base.partition(":")
+        if head in renames:
+            base = renames[head] + sep + tail
+        return ("^" if control else "") + base
+
+    for node in func.node_def:
+        node.input[:] = [rewrite(i) for i in node.input]
+    for key in sorted(func.ret):
+        func.ret[key] = rewrite(func.ret[key])
+    return weights
+
+
+def extract_weights(graph_def, initializer_graph_def=None) -> List[Weight]:
+    """All Const values, in order: graph nodes, library functions, initializer graph."""
+    weights = _take_graph_consts(graph_def.node)
+    for func in graph_def.library.function:
+        weights.extend(_rename_function_consts(func))
+    if initializer_graph_def is not None:
+        weights.extend(_take_graph_consts(initializer_graph_def.node))
+        for func in initializer_graph_def.library.function:
+            weights.extend(_rename_function_consts(func))
+    return weights

@@ -1,0 +1,200 @@
+"""Concrete functions -> frozen GraphDefs plus the tfjs ``signature`` description.
+
+Signature outputs keep the user's structured output keys: each key is paired with its
+tensor by position in the function's flat outputs (the reference matched by dtype and
+shape and lost the names when two outputs looked alike).  Hash-table resources get a
+``resourceId`` that is their index in the model's deterministic object-graph order,
+so the same model always produces the same ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from tfjsconv.errors import ConversionError
+from tfjsconv.graph.topology import message_to_dict
+
+
+@dataclasses.dataclass
+class FrozenModel:
+    """Everything the writer needs; GraphDefs still hold their Const values."""
+
+    graph_def: Any
+    signature: Dict[str, Any]
+    output_nodes: List[str]
+    generated_by: str
+    structured_output_keys: Optional[List[str]] = None
+    initializer_graph_def: Any = None
+    initializer_signature: Optional[Dict[str, Any]] = None
+
+
+def _tensor_info(name: str, dtype, shape) -> Dict[str, Any]:
+    from tensorflow.core.framework import tensor_shape_pb2
+
+    shape_proto = shape.as_proto() if shape is not None else tensor_shape_pb2.TensorShapeProto(unknown_rank=True)
+    return {
+        "name": name,
+        "dtype": _dtype_name(dtype),
+        "tensorShape": message_to_dict(shape_proto),
+    }
+
+
+def _dtype_name(dtype) -> str:
+    from tensorflow.core.framework import types_pb2
+
+    return types_pb2.DataType.Name(dtype.as_datatype_enum)
+
+
+def freeze_function(func, control_flow_v2: bool):
+    """Variables -> Consts, functions inlined (control flow lowered unless v2)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    try:
+        return convert_variables_to_constants_v2(
+            func, lower_control_flow=not control_flow_v2, aggressive_inlining=True
+        )
+    except ConversionError:
+        raise
+    except Exception as e:  # TF raises many types here; the user gets one line.
+        raise ConversionError(f"cannot freeze the model's function: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+
+
+def _flat_input_keys(func) -> List[str]:
+    """Names of the user inputs, in the function's flat input order."""
+    import tensorflow as tf
+
+    specs = tf.nest.flatten(func.structured_input_signature, expand_composites=True)
+    keys = []
+    for i, spec in enumerate(specs):
+        name = getattr(spec, "name", None)
+        keys.append(name or func.inputs[i].name.split(":")[0])
+    return keys
+
+
+def _output_keys(func) -> Tuple[List[Optional[str]], bool]:
+    """Structured output key per flat output (None when outputs are not a flat dict)."""
+    import tensorflow as tf
+
+    structured = func.structured_outputs
+    flat = func.outputs
+    if isinstance(structured, dict) and all(
+        not isinstance(v, (dict, list, tuple)) for v in structured.values()
+    ):
+        keys: List[Optional[str]] = [None] * len(flat)
+        by_name = {t.name: i for i, t in enumerate(flat)}
+        for key in sorted(structured):
+            value = structured[key]
+            index = by_name.get(getattr(value, "name", None))
+            if index is None:
+                # Spec-only structured outputs: flat order is the sorted-key order.
+                index = sorted(structured).index(key)
+            keys[index] = str(key)
+        return keys, True
+    return [None] * len(tf.nest.flatten(structured)) if structured is not None else [None] * len(flat), False
+
+
+def build_signature(func, frozen, resource_ids: Dict[int, int]) -> Tuple[Dict[str, Any], List[Optional[str]], bool]:
+    """The tfjs signature of ``func`` (original) as frozen into ``frozen``."""
+    user_keys = _flat_input_keys(func)
+    n_user = len(user_keys)
+    original_inputs = {t.name: i for i, t in enumerate(func.inputs)}
+    captured = list(func.captured_inputs)
+    inputs: Dict[str, Any] = {}
+    for tensor in frozen.inputs:
+        index = original_inputs.get(tensor.name)
+        if index is not None and index < n_user:
+            key = user_keys[index]
+            source = func.inputs[index]
+            inputs[key] = _tensor_info(tensor.name, source.dtype, source.shape)
+            continue
+        info = _tensor_info(tensor.name, tensor.dtype, tensor.shape)
+        if index is not None and index - n_user < len(captured):
+            handle = captured[index - n_user]
+            rid = resource_ids.get(getattr(handle, "_id", None))
+            if rid is not None:
+                info["resourceId"] = rid
+        inputs[tensor.name] = info
+    keys, is_dict = _output_keys(func)
+    outputs: Dict[str, Any] = {}
+    for i, tensor in enumerate(frozen.outputs):
+        source = func.outputs[i] if i < len(func.outputs) else tensor
+        key = keys[i] if i < len(keys) and keys[i] is not None else tensor.name
+        outputs[key] = _tensor_info(tensor.name, source.dtype, source.shape)
+    signature: Dict[str, Any] = {}
+    if inputs:
+        signature["inputs"] = {k: inputs[k] for k in sorted(inputs)}
+    signature["outputs"] = {k: outputs[k] for k in sorted(outputs)}
+    return signature, keys, is_dict
+
+
+def _resources(root) -> list:
+    from tensorflow.python.checkpoint.trackable_view import TrackableView
+    from tensorflow.python.trackable.resource import TrackableResource
+
+    return [obj for obj in TrackableView(root).descendants() if isinstance(obj, TrackableResource)]
+
+
+def _initializer(root, control_flow_v2: bool):
+    """Frozen graph that re-creates and initializes every resource of ``root``.
+
+    Returns (graph_def, initializer_signature, {eager handle id: resourceId}) or Nones.
+    """
+    import tensorflow as tf
+
+    resources = _resources(root)
+    if not resources:
+        return None, None, {}
+    original = [r.resource_handle for r in resources]
+    ids = {h._id: i + 1 for i, h in enumerate(original)}
+
+    @tf.function(autograph=False)
+    def resource_initializer():
+        handles = []
+        for resource in resources:
+            resource._resource_handle = resource._create_resource()
+            handles.append(resource._resource_handle)
+        for resource in resources:
+            resource._initialize()
+        return handles
+
+    try:
+        concrete = resource_initializer.get_concrete_function()
+    finally:
+        for resource, handle in zip(resources, original):
+            resource._resource_handle = handle
+    frozen = freeze_function(concrete, control_flow_v2)
+    outputs = {}
+    for i, tensor in enumerate(frozen.outputs):
+        info = _tensor_info(tensor.name, tensor.dtype, tensor.shape)
+        info["resourceId"] = i + 1
+        outputs[tensor.name] = info
+    signature = {"outputs": {k: outputs[k] for k in sorted(outputs)}}
+    return frozen.graph.as_graph_def(), signature, ids
+
+
+def freeze_concrete_function(
+    func,
+    *,
+    root=None,
+    control_flow_v2: bool,
+    generated_by: str,
+) -> FrozenModel:
+    """Freeze ``func`` (and the resource initializer of ``root``, if any)."""
+    init_graph, init_signature, resource_ids = (None, None, {})
+    if root is not None:
+        init_graph, init_signature, resource_ids = _initializer(root, control_flow_v2)
+    frozen = freeze_function(func, control_flow_v2)
+    signature, keys, is_dict = build_signature(func, frozen, resource_ids)
+    graph_def = frozen.graph.as_graph_def()
+    output_nodes = [t.name.split(":")[0] for t in frozen.outputs]
+    return FrozenModel(
+        graph_def=graph_def,
+        signature=signature,
+        output_nodes=output_nodes,
+        generated_by=generated_by,
+        structured_output_keys=sorted(k for k in keys if k is not None) if is_dict else None,
+        initializer_graph_def=init_graph if init_graph is not None and len(init_graph.node) else None,
+        initializer_signature=init_signature if init_graph is not None and len(init_graph.node) else None,
+    )
+

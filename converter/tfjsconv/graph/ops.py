@@ -1,0 +1,52 @@
+"""Which TensorFlow ops the tfjs 4.22 runtime can execute (``data/tfjs_ops.json``)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import FrozenSet, Iterable, List
+
+from tfjsconv.errors import UnsupportedOpsError
+
+_OPS_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "tfjs_ops.json")
+
+
+@functools.lru_cache(maxsize=None)
+def _load() -> dict:
+    with open(_OPS_FILE, "rb") as f:
+        return json.loads(f.read().decode("utf-8"))
+
+
+def supported_ops(strip_debug_ops: bool) -> FrozenSet[str]:
+    """Op names tfjs accepts; debug ops only when the converter strips them anyway."""
+    data = _load()
+    names = {op for ops in data["categories"].values() for op in ops}
+    if strip_debug_ops:
+        names.update(data["debug_ops"])
+    return frozenset(names)
+
+
+def graph_ops(graph_def) -> List[str]:
+    """Sorted op names used by the graph and by every function in its library."""
+    names = {node.op for node in graph_def.node}
+    for func in graph_def.library.function:
+        names.update(node.op for node in func.node_def)
+    return sorted(names)
+
+
+def unsupported_ops(graph_defs: Iterable, strip_debug_ops: bool) -> List[str]:
+    supported = supported_ops(strip_debug_ops)
+    used = set()
+    for graph_def in graph_defs:
+        if graph_def is not None:
+            used.update(graph_ops(graph_def))
+    return sorted(op for op in used if op not in supported)
+
+
+def check_ops(graph_defs: Iterable, strip_debug_ops: bool, stage: str) -> None:
+    """Raise ``UnsupportedOpsError`` listing every unsupported op, sorted."""
+    graph_defs = list(graph_defs)
+    bad = unsupported_ops(graph_defs, strip_debug_ops)
+    if bad:
+        raise UnsupportedOpsError(bad, stage=stage)

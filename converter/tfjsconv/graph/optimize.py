@@ -1,0 +1,120 @@
+"""The reference's graph optimization: grappler, then the tfjs-specific rewrites.
+
+Order (as the reference): op check; grappler [debug_stripper] + 2x(pruning, constfold,
+arithmetic, dependency); batch-norm folding; BiasAdd normalization; CPU device on
+Conv2D/MatMul so the remapper fuses them; grappler remap pass (``_FusedConv2D``,
+``_FusedMatMul``); drop ``unused_control_flow_input`` placeholders; PReLU and depthwise
+fusions; op check again.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence
+
+from tfjsconv.graph import ops as op_list
+
+_CPU = "/device:CPU:0"
+_PASS1 = ["pruning", "constfold", "arithmetic", "dependency"] * 2
+_PASS2 = ["remap", "constfold", "arithmetic", "dependency"]
+
+
+def _rewrite(name: str) -> Optional[Callable]:
+    """A pure GraphDef -> GraphDef rewrite from ``tfjsconv.graph.rewrites``, if present."""
+    try:
+        from tfjsconv.graph import rewrites
+    except ImportError:
+        return None
+    return getattr(rewrites, name, None)
+
+
+def _apply(name: str, graph_def):
+    fn = _rewrite(name)
+    return fn(graph_def) if fn is not None else graph_def
+
+
+def _cluster():
+    """The reference's fake single-GPU cluster (grappler needs some device list)."""
+    from tensorflow.core.protobuf import device_properties_pb2
+    from tensorflow.python.grappler import cluster as gcluster
+
+    device = device_properties_pb2.NamedDevice()
+    device.name = "/GPU:0"
+    device.properties.type = "GPU"
+    device.properties.environment["architecture"] = "4"
+    return gcluster.Cluster(devices=[device])
+
+
+def run_grappler(graph_def, fetch_nodes: Sequence[str], optimizers: List[str], experiments: bool = False):
+    """One grappler run that keeps ``fetch_nodes``; returns the new GraphDef.
+
+    The input GraphDef is moved into the MetaGraphDef (not copied) and must not be used
+    afterwards: holding two copies of every weight is what makes big models OOM.
+    """
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.graph_def.MergeFrom(graph_def)
+    graph_def.Clear()
+    meta.collection_def["train_op"].node_list.value.extend(fetch_nodes)
+    signature = meta.signature_def["not_used_key"]
+    for name in fetch_nodes:
+        signature.outputs[name].name = name if ":" in name else name + ":0"
+    config = config_pb2.ConfigProto()
+    rewriter = config.graph_options.rewrite_options
+    rewriter.optimizers.extend(optimizers)
+    if experiments:
+        rewriter.experimental_disable_compressed_tensor_optimization = True
+    return tf_optimizer.OptimizeGraph(config, meta, cluster=_cluster())
+
+
+def _set_cpu_device(graph_def) -> None:
+    for node in graph_def.node:
+        if node.op in ("Conv2D", "MatMul"):
+            node.device = _CPU
+
+
+def _remove_unused_control_flow_inputs(graph_def):
+    from tensorflow.core.framework import graph_pb2
+
+    keep = [
+        n for n in graph_def.node
+        if not (n.op == "Placeholder" and n.name.startswith("unused_control_flow_input"))
+    ]
+    if len(keep) == len(graph_def.node):
+        return graph_def
+    out = graph_pb2.GraphDef()
+    out.node.extend(keep)
+    out.library.CopyFrom(graph_def.library)
+    out.versions.CopyFrom(graph_def.versions)
+    return out
+
+
+def optimize_graph(
+    graph_def,
+    fetch_nodes: Sequence[str],
+    *,
+    skip_op_check: bool = False,
+    strip_debug_ops: bool = True,
+    experiments: bool = False,
+    extra_graphs: Sequence = (),
+):
+    """Optimize ``graph_def`` (consumed) for tfjs; ``extra_graphs`` are op-checked too."""
+    fetch_nodes = [n.split(":")[0] for n in fetch_nodes]
+    if not skip_op_check:
+        op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "before optimization")
+    first = (["debug_stripper"] if strip_debug_ops else []) + _PASS1
+    graph_def = run_grappler(graph_def, fetch_nodes, first, experiments)
+    graph_def = _apply("fold_batch_norms", graph_def)
+    graph_def = _apply("normalize_bias_add", graph_def)
+    _set_cpu_device(graph_def)
+    graph_def = run_grappler(graph_def, fetch_nodes, _PASS2, experiments)
+    graph_def = _remove_unused_control_flow_inputs(graph_def)
+    graph_def = _apply("fuse_prelu", graph_def)
+    graph_def = _apply("fuse_depthwise_conv2d", graph_def)
+    graph_def = _apply("fuse_prelu_into_fused_ops", graph_def)
+    if not skip_op_check:
+        op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "after optimization")
+    # The reference always ends with a (possibly empty) library: keep that shape.
+    graph_def.library.SetInParent()
+    return graph_def
