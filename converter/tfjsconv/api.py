@@ -8,13 +8,20 @@ output unless ``options.overwrite`` is set.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import logging
 import os
-from typing import Callable, Dict, Tuple
+import tempfile
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from tfjsconv import fsutil
 from tfjsconv.errors import ConversionError, UsageError
-from tfjsconv.options import INPUT_FORMATS, OUTPUT_FORMATS, ConversionOptions
+from tfjsconv.options import INPUT_FORMATS, OUTPUT_FORMATS, ConversionOptions, patterns
+
+# Converters report their stages as INFO records on this logger (``tfjsconv.*``);
+# the CLI shows them on a terminal and keeps build logs quiet.
+log = logging.getLogger(__name__)
 
 # (input_format, output_format) -> "module:function". Modules are imported lazily so
 # that conversions which do not need TensorFlow never import it.
@@ -118,8 +125,91 @@ def convert(input_path: str, output_path: str, options: ConversionOptions) -> st
     if not is_tf_hub_handle and not os.path.exists(input_path):
         raise ConversionError(f"input path does not exist: {input_path}")
     fsutil.check_not_overlapping(input_path, output_path)
+    log.info("converting %s (%s -> %s)", input_path, options.input_format,
+             options.resolved_output_format)
     converter = _load(target)  # imported only now: it may pull in TensorFlow
     kind = "file" if options.resolved_output_format in _FILE_OUTPUTS else "dir"
     with fsutil.staged_output(output_path, kind=kind, overwrite=options.overwrite) as staging:
         converter(input_path, staging, options)
     return output_path
+
+
+# --- Convenience functions: one per conversion, mirroring the CLI -------------------
+#
+# Keyword options are ``ConversionOptions`` fields; quantize_* accept True, a pattern
+# string ("dense*,conv/*") or a list of patterns, and metadata a {name: json} dict.
+
+
+def _options(input_format: str, output_format: Optional[str], **kwargs: Any) -> ConversionOptions:
+    for key in ("quantize_float16", "quantize_uint8", "quantize_uint16"):
+        if key in kwargs:
+            kwargs[key] = patterns(kwargs[key])
+    if isinstance(kwargs.get("metadata"), Mapping):
+        kwargs["metadata"] = tuple(kwargs["metadata"].items())
+    for key in ("saved_model_tags", "output_node_names"):
+        if isinstance(kwargs.get(key), str):
+            kwargs[key] = tuple(s.strip() for s in kwargs[key].split(",") if s.strip())
+        elif key in kwargs:
+            kwargs[key] = tuple(kwargs[key])
+    unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(ConversionOptions)})
+    if unknown:
+        raise UsageError(f"unknown option(s): {', '.join(unknown)}")
+    return ConversionOptions(input_format=input_format, output_format=output_format, **kwargs)
+
+
+def convert_keras(model_path: str, output_dir: str, *, output_format: str = "tfjs_layers_model",
+                  **options: Any) -> str:
+    """Keras HDF5 (Keras 2 or 3) or ``.keras`` file -> tfjs layers (or graph) model."""
+    fmt = "keras_keras" if str(model_path).endswith(".keras") else "keras"
+    return convert(model_path, output_dir, _options(fmt, output_format, **options))
+
+
+def convert_keras_saved_model(saved_model_dir: str, output_dir: str, **options: Any) -> str:
+    """A SavedModel written by tf_keras (``model.save(dir)``) -> tfjs layers model."""
+    return convert(saved_model_dir, output_dir,
+                   _options("keras_saved_model", "tfjs_layers_model", **options))
+
+
+def convert_saved_model(saved_model_dir: str, output_dir: str, **options: Any) -> str:
+    """TensorFlow SavedModel -> tfjs graph model (``signature_name``, ``saved_model_tags``...)."""
+    return convert(saved_model_dir, output_dir, _options("tf_saved_model", "tfjs_graph_model", **options))
+
+
+def convert_frozen_model(graph_pb: str, output_dir: str, *, output_node_names: Sequence[str],
+                         **options: Any) -> str:
+    """Frozen GraphDef (``.pb``) -> tfjs graph model."""
+    return convert(graph_pb, output_dir, _options(
+        "tf_frozen_model", "tfjs_graph_model", output_node_names=output_node_names, **options))
+
+
+def convert_tf_hub(module: str, output_dir: str, **options: Any) -> str:
+    """TF Hub module (local directory or cached handle) -> tfjs graph model."""
+    return convert(module, output_dir, _options("tf_hub", "tfjs_graph_model", **options))
+
+
+def convert_tfjs_layers_model(model_json: str, output_path: str, *,
+                              output_format: str = "tfjs_layers_model", **options: Any) -> str:
+    """tfjs layers model -> re-sharded/quantized layers model, graph model, or Keras."""
+    return convert(model_json, output_path, _options("tfjs_layers_model", output_format, **options))
+
+
+def save_keras_model(model: Any, output_dir: str, **options: Any) -> str:
+    """An in-memory Keras model (tf_keras or Keras 3) -> tfjs layers model.
+
+    The model is saved into a private temporary directory first (``.h5`` for tf_keras,
+    ``.keras`` for Keras 3), then converted like a file would be.
+    """
+    with tempfile.TemporaryDirectory(prefix="tfjsconv-keras-") as tmp:
+        is_tf_keras = type(model).__module__.startswith("tf_keras")
+        path = os.path.join(tmp, "model.h5" if is_tf_keras else "model.keras")
+        model.save(path)
+        return convert_keras(path, output_dir, **options)
+
+
+def load_keras_model(model_json: str) -> Any:
+    """tfjs layers model -> an in-memory tf_keras model (weights dequantized)."""
+    with tempfile.TemporaryDirectory(prefix="tfjsconv-load-") as tmp:
+        path = convert_tfjs_layers_model(model_json, os.path.join(tmp, "model.h5"), output_format="keras")
+        import tf_keras  # heavy; only here
+
+        return tf_keras.models.load_model(path, compile=False)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import signal
 import sys
 import traceback
@@ -25,7 +25,7 @@ from importlib import metadata as importlib_metadata
 from typing import IO, List, Optional, Sequence, Tuple
 
 import tfjsconv
-from tfjsconv import api
+from tfjsconv import api, progress
 from tfjsconv.errors import ConversionError, UsageError
 from tfjsconv.options import (
     DEFAULT_SHARD_SIZE_BYTES,
@@ -264,15 +264,20 @@ def version_text() -> str:
     )
 
 
-def _summary(output_path: str, quiet: bool, stdout: IO[str]) -> None:
-    if quiet:
-        return
-    try:
-        from tfjsconv import progress
-    except ImportError:  # progress reporting is optional sugar
-        print(f"wrote {output_path}", file=stdout)
-        return
-    print(progress.summarize(output_path), file=stdout)
+class _StepHandler(logging.Handler):
+    """Routes the converters' INFO records to the progress reporter, warnings to stderr."""
+
+    def __init__(self, reporter: "progress.Reporter", stderr: IO[str]):
+        super().__init__(logging.INFO)
+        self._reporter = reporter
+        self._stderr = stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = " ".join(record.getMessage().split())
+        if record.levelno >= logging.WARNING:
+            print(f"{PROG}: warning: {message}", file=self._stderr)
+        else:
+            self._reporter.step(message)
 
 
 def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = None,
@@ -287,8 +292,20 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
             print(version_text(), file=stdout)
             return 0
         options = options_from_args(args)
-        output = api.convert(args.input_path, args.output_path, options)
-        _summary(output, args.quiet, stdout)
+        reporter = progress.for_stream(stdout, quiet=True if args.quiet else None)
+        logger = logging.getLogger("tfjsconv")
+        handler = _StepHandler(reporter, stderr)
+        saved = (logger.level, logger.propagate)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        try:
+            output = api.convert(args.input_path, args.output_path, options)
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
+        reporter.summary(output)
         return 0
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
