@@ -1,0 +1,75 @@
+"""Assemble and write a layers model (model.json + weight shards) from a ``KerasModel``."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+import tfjsconv
+from tfjsconv import model_json, weights
+from tfjsconv.layers.keras_files import KerasModel
+from tfjsconv.options import ConversionOptions
+
+WeightGroup = List[Tuple[str, np.ndarray]]
+
+
+def converted_by() -> str:
+    return (
+        f"TensorFlow.js Converter v{tfjsconv.COMPATIBLE_TFJS_VERSION} "
+        f"(tfjsconv {tfjsconv.__version__})"
+    )
+
+
+def weight_groups(layers: Sequence[Tuple[str, WeightGroup]], split_by_layer: bool) -> List[WeightGroup]:
+    """One group for the whole model, or one per layer that has weights."""
+    non_empty = [ws for _, ws in layers if ws]
+    if split_by_layer:
+        return [list(ws) for ws in non_empty]
+    return [[w for ws in non_empty for w in ws]]
+
+
+def topology(model: KerasModel) -> Optional[Dict[str, Any]]:
+    """``modelTopology`` in the reference's key order (training_config only if present)."""
+    if model.model_config is None:
+        return None
+    topo: Dict[str, Any] = {"keras_version": model.keras_version}
+    if model.backend is not None:
+        topo["backend"] = model.backend
+    topo["model_config"] = model.model_config
+    if model.training_config is not None:
+        topo["training_config"] = model.training_config
+    return topo
+
+
+def build_model_json(
+    generated_by: Optional[str],
+    model_topology: Optional[Dict[str, Any]],
+    manifest: List[Dict[str, Any]],
+    metadata: Optional[Dict[str, Any]],
+) -> Dict[str, Any]:
+    obj: Dict[str, Any] = {
+        "format": "layers-model",
+        "generatedBy": generated_by,
+        "convertedBy": converted_by(),
+    }
+    if metadata:
+        obj["userDefinedMetadata"] = metadata
+    obj["modelTopology"] = model_topology
+    obj["weightsManifest"] = manifest
+    return obj
+
+
+def write_layers_model(model: KerasModel, out_dir: str, options: ConversionOptions) -> str:
+    """Write ``out_dir/model.json`` and the shards; return the model.json path."""
+    groups = weight_groups(model.layers, options.split_weights_by_layer)
+    manifest = weights.write_weights(
+        groups,
+        out_dir,
+        shard_size_bytes=options.weight_shard_size_bytes,
+        quantization=options.quantization_specs,
+    )
+    topo = topology(model)
+    generated_by = f"keras v{model.keras_version}" if topo is not None else None
+    obj = build_model_json(generated_by, topo, manifest, options.metadata_dict or None)
+    return model_json.write_model_json(out_dir, obj)

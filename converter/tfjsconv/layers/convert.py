@@ -1,0 +1,162 @@
+"""Entry points named by the ``tfjsconv.api`` dispatch table for layers models.
+
+Each takes ``(input_path, staging_path, options)``; ``staging_path`` is a fresh empty
+directory (or, for the ``keras``/``keras_keras`` outputs, a file path to create).
+Atomicity and overwrite handling live in ``api.convert``, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+from tfjsconv import model_json, weights
+from tfjsconv.errors import ConversionError
+from tfjsconv.layers import artifacts, keras3
+from tfjsconv.layers.keras_files import KerasModel, read_keras_file
+from tfjsconv.options import ConversionOptions
+
+
+def keras_to_layers(input_path: str, staging_path: str, options: ConversionOptions) -> None:
+    """Keras h5 (Keras 2 or 3) or ``.keras`` zip -> layers model, without TensorFlow."""
+    if os.path.isdir(input_path):
+        raise ConversionError(
+            f"expected a Keras .h5 or .keras file, got a directory: {input_path} "
+            "(use --input_format keras_saved_model for a Keras SavedModel)"
+        )
+    model = read_keras_file(input_path, options.allow_unsafe_deserialization)
+    artifacts.write_layers_model(model, staging_path, options)
+
+
+def keras_saved_model_to_layers(input_path: str, staging_path: str, options: ConversionOptions) -> None:
+    """Keras SavedModel -> (tf_keras) private temp h5 -> the h5 path."""
+    from tfjsconv.layers import tf_keras_io
+
+    with tempfile.TemporaryDirectory(prefix="tfjsconv-") as tmp:
+        h5_path = os.path.join(tmp, "model.h5")
+        tf_keras_io.saved_model_to_h5(input_path, h5_path)
+        keras_to_layers(h5_path, staging_path, options)
+
+
+def _layer_prefix(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def _split_by_layer_prefix(named: List[Tuple[str, np.ndarray]]) -> List[Tuple[str, List[Tuple[str, np.ndarray]]]]:
+    """Group consecutive weights by their first name component (the layer)."""
+    out: List[Tuple[str, List[Tuple[str, np.ndarray]]]] = []
+    index: Dict[str, int] = {}
+    for name, array in named:
+        layer = _layer_prefix(name)
+        if layer not in index:
+            index[layer] = len(out)
+            out.append((layer, []))
+        out[index[layer]][1].append((name, array))
+    return out
+
+
+def _keras3_topology_to_keras2(topo: Dict[str, Any], named, options: ConversionOptions):
+    """A Keras-3-style topology (as the reference writes for Keras 3 h5) -> Keras 2."""
+    config = topo["model_config"]
+    by_layer = dict(_split_by_layer_prefix(named))
+    layers = []
+    for name, cls, cfg in keras3.layer_configs(config):
+        ws = by_layer.pop(name, [])
+        new_names = keras3.keras2_weight_names(name, cls, cfg, len(ws))
+        if ws:
+            layers.append((name, [(n, a) for n, (_, a) in zip(new_names, ws)]))
+    if by_layer:
+        raise ConversionError(
+            "weights that do not belong to any layer of the Keras 3 model: "
+            + ", ".join(sorted(by_layer))
+        )
+    translated = keras3.translate_model(config, options.allow_unsafe_deserialization)
+    return KerasModel(topo.get("keras_version"), topo.get("backend"), translated, None, layers)
+
+
+def _looks_keras3(topo: Any) -> bool:
+    if not isinstance(topo, dict) or not isinstance(topo.get("model_config"), dict):
+        return False
+    text = model_json.dumps(topo["model_config"])
+    return keras3.is_keras3_version(topo.get("keras_version")) or b'"batch_shape"' in text
+
+
+def layers_to_layers(input_path: str, staging_path: str, options: ConversionOptions) -> None:
+    """Re-shard / re-quantize a layers model without TensorFlow.
+
+    Quantized inputs are dequantized first. Keras-3-style topologies (the reference
+    converter copies them verbatim) are translated so that tfjs can load the result.
+    """
+    obj, named = model_json.load_tfjs_model(input_path)
+    if obj.get("format", "layers-model") != "layers-model":
+        raise ConversionError(f"{input_path} is a {obj.get('format')!r}, not a layers-model")
+    topo = obj.get("modelTopology")
+    if _looks_keras3(topo):
+        model = _keras3_topology_to_keras2(topo, named, options)
+    else:
+        model = KerasModel(
+            topo.get("keras_version") if isinstance(topo, dict) else None,
+            topo.get("backend") if isinstance(topo, dict) else None,
+            topo.get("model_config") if isinstance(topo, dict) else None,
+            topo.get("training_config") if isinstance(topo, dict) else None,
+            _split_by_layer_prefix(named),
+        )
+    groups = artifacts.weight_groups(model.layers, options.split_weights_by_layer)
+    manifest = weights.write_weights(
+        groups,
+        staging_path,
+        shard_size_bytes=options.weight_shard_size_bytes,
+        quantization=options.quantization_specs,
+    )
+    if isinstance(topo, dict) and not _looks_keras3(topo):
+        new_topo = topo  # passed through unchanged
+    else:
+        new_topo = artifacts.topology(model)
+    metadata = options.metadata_dict or obj.get("userDefinedMetadata") or None
+    out = artifacts.build_model_json(obj.get("generatedBy"), new_topo, manifest, metadata)
+    model_json.write_model_json(staging_path, out)
+
+
+def _load_for_keras(input_path: str):
+    from tfjsconv.layers import tf_keras_io
+
+    obj, named = model_json.load_tfjs_model(input_path)
+    topo = obj.get("modelTopology")
+    if not isinstance(topo, dict) or not isinstance(topo.get("model_config"), dict):
+        raise ConversionError(
+            f"{input_path} has no model topology (weights-only); cannot build a Keras model"
+        )
+    return tf_keras_io, topo, named
+
+
+def _to_keras(input_path: str, options: ConversionOptions):
+    tf_keras_io, topo, named = _load_for_keras(input_path)
+    if _looks_keras3(topo):
+        model = _keras3_topology_to_keras2(topo, named, options)
+        topo = artifacts.topology(model)
+        named = [w for _, ws in model.layers for w in ws]
+    return tf_keras_io.build_model(topo, named, options.allow_unsafe_deserialization)
+
+
+def layers_to_keras_h5(input_path: str, staging_path: str, options: ConversionOptions) -> None:
+    """Layers model -> Keras 2 HDF5 file (quantized weights are dequantized)."""
+    from tfjsconv.layers import tf_keras_io
+
+    tf_keras_io.save_h5(_to_keras(input_path, options), staging_path)
+
+
+def layers_to_keras_keras(input_path: str, staging_path: str, options: ConversionOptions) -> None:
+    """Layers model -> ``.keras`` zip written by tf_keras (repacked deterministically)."""
+    from tfjsconv.layers import tf_keras_io
+
+    tf_keras_io.save_keras_zip(_to_keras(input_path, options), staging_path)
+
+
+def layers_to_keras_saved_model(input_path: str, staging_path: str, options: ConversionOptions) -> None:
+    """Layers model -> Keras SavedModel directory."""
+    from tfjsconv.layers import tf_keras_io
+
+    tf_keras_io.save_saved_model(_to_keras(input_path, options), staging_path)

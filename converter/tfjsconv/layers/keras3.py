@@ -1,0 +1,268 @@
+"""Translate Keras 3 model configs and weight lists into Keras 2 (tfjs-layers) form.
+
+tfjs-layers 4.22 and tf_keras only understand Keras 2 configs: an InputLayer with
+``batch_input_shape``, plain dtype strings, ``{class_name, config}`` objects and
+functional ``inbound_nodes`` as ``[[layer, node_index, tensor_index, kwargs], ...]``.
+The reference converter copies Keras 3 configs verbatim, which tfjs then refuses to
+load ("An InputLayer should be passed either a batchInputShape or an inputShape").
+
+Keras 3 stores a layer's variables positionally (``vars/0``, ``vars/1``, or ``dw/kernel``
+for what Keras 2 called ``dw/depthwise_kernel``), so weight names are rebuilt from the
+layer class: ``WEIGHT_LAYOUTS`` lists, per class, the Keras 2 names in Keras 3's
+variable creation order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from tfjsconv.errors import ConversionError
+
+MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+# Serialization bookkeeping that Keras 2 readers do not know.
+_DROP_KEYS = frozenset({"module", "registered_name", "build_config", "compile_config",
+                        "shared_object_id"})
+
+# Keras-3-only layer/initializer arguments: dropped when they hold the value that
+# means "behave like Keras 2", refused otherwise (Keras 2 cannot express them).
+_K3_ONLY_DEFAULTS: Mapping[str, Tuple[Any, ...]] = {
+    "quantization_config": (None,),
+    "lora_rank": (None, 0),
+    "lora_alpha": (None,),
+    "optional": (False,),
+    "rms_scaling": (False,),
+    "input_axes": (None,),
+    "output_axes": (None,),
+    "synchronized": (False,),
+}
+# Keras-3-only arguments that only pick an implementation; always safe to drop.
+_K3_IMPL_KEYS = frozenset({"use_cudnn"})
+
+_DTYPE_POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy", "Policy")
+
+_RNN_CELLS = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
+
+
+def _kernel_bias(cfg: Mapping[str, Any]) -> List[str]:
+    return ["kernel", "bias"] if cfg.get("use_bias", True) else ["kernel"]
+
+
+def _depthwise(cfg: Mapping[str, Any]) -> List[str]:
+    return ["depthwise_kernel", "bias"] if cfg.get("use_bias", True) else ["depthwise_kernel"]
+
+
+def _separable(cfg: Mapping[str, Any]) -> List[str]:
+    names = ["depthwise_kernel", "pointwise_kernel"]
+    return names + ["bias"] if cfg.get("use_bias", True) else names
+
+
+def _batch_norm(cfg: Mapping[str, Any]) -> List[str]:
+    names = ["gamma"] if cfg.get("scale", True) else []
+    names += ["beta"] if cfg.get("center", True) else []
+    return names + ["moving_mean", "moving_variance"]
+
+
+def _layer_norm(cfg: Mapping[str, Any]) -> List[str]:
+    names = ["gamma"] if cfg.get("scale", True) else []
+    return names + (["beta"] if cfg.get("center", True) else [])
+
+
+def _rnn(cell: str) -> Callable[[Mapping[str, Any]], List[str]]:
+    def names(cfg: Mapping[str, Any]) -> List[str]:
+        base = ["kernel", "recurrent_kernel"] + (["bias"] if cfg.get("use_bias", True) else [])
+        return [f"{cell}/{n}" for n in base]
+
+    return names
+
+
+# class name -> config -> Keras 2 weight names (relative to the layer), in Keras 3's
+# variable order.
+WEIGHT_LAYOUTS: Mapping[str, Callable[[Mapping[str, Any]], List[str]]] = {
+    "Dense": _kernel_bias,
+    "Conv1D": _kernel_bias,
+    "Conv2D": _kernel_bias,
+    "Conv3D": _kernel_bias,
+    "Conv1DTranspose": _kernel_bias,
+    "Conv2DTranspose": _kernel_bias,
+    "Conv3DTranspose": _kernel_bias,
+    "DepthwiseConv1D": _depthwise,
+    "DepthwiseConv2D": _depthwise,
+    "SeparableConv1D": _separable,
+    "SeparableConv2D": _separable,
+    "BatchNormalization": _batch_norm,
+    "LayerNormalization": _layer_norm,
+    "Embedding": lambda cfg: ["embeddings"],
+    "PReLU": lambda cfg: ["alpha"],
+    **{cls: _rnn(cell) for cls, cell in _RNN_CELLS.items()},
+}
+
+
+def is_keras3_version(keras_version: Optional[str]) -> bool:
+    return bool(keras_version) and str(keras_version).split(".")[0] == "3"
+
+
+def _is_serialized_object(obj: Mapping[str, Any]) -> bool:
+    return "class_name" in obj and "config" in obj
+
+
+def _check_safe(obj: Mapping[str, Any], where: str, allow_unsafe: bool) -> None:
+    """Refuse custom objects and Lambda code unless the user opted in."""
+    if allow_unsafe:
+        return
+    module = obj.get("module")
+    cls = obj.get("class_name")
+    registered = obj.get("registered_name")
+    custom = (
+        cls in ("Lambda", "function", "__lambda__")
+        or (module is not None and module != "keras" and not str(module).startswith("keras."))
+        or (registered not in (None, cls))
+    )
+    if custom:
+        raise ConversionError(
+            f"{where} uses custom or code-carrying Keras object {cls!r}"
+            f" (module {module!r}); pass allow_unsafe_deserialization to convert it anyway"
+        )
+
+
+def clean_value(value: Any, where: str, allow_unsafe: bool) -> Any:
+    """Recursively turn Keras 3 serialized values into their Keras 2 spelling."""
+    if isinstance(value, list):
+        return [clean_value(v, where, allow_unsafe) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if _is_serialized_object(value):
+        _check_safe(value, where, allow_unsafe)
+        if value["class_name"] in _DTYPE_POLICY_CLASSES and isinstance(value["config"], dict):
+            return value["config"].get("name", "float32")
+        if value["class_name"].startswith("Quantized"):
+            raise ConversionError(f"{where}: quantized Keras 3 dtype policies are not supported")
+        if value["class_name"] == "__keras_tensor__":
+            history = value["config"]["keras_history"]
+            return [history[0], history[1], history[2]]
+    out: Dict[str, Any] = {}
+    for key, item in value.items():
+        if key in _DROP_KEYS or key in _K3_IMPL_KEYS:
+            continue
+        if key in _K3_ONLY_DEFAULTS:
+            if any(item == d and type(item) is type(d) for d in _K3_ONLY_DEFAULTS[key]):
+                continue
+            raise ConversionError(
+                f"{where}: Keras 3 option {key}={item!r} has no Keras 2 / TensorFlow.js equivalent"
+            )
+        out[key] = clean_value(item, where, allow_unsafe)
+    return out
+
+
+def _flatten_tensors(args: Any, where: str) -> List[List[Any]]:
+    """Keras tensor references in positional call args, in order."""
+    found: List[List[Any]] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict) and x.get("class_name") == "__keras_tensor__":
+            h = x["config"]["keras_history"]
+            found.append([h[0], h[1], h[2]])
+        elif isinstance(x, (list, tuple)):
+            for item in x:
+                walk(item)
+        elif x is not None:
+            raise ConversionError(
+                f"{where}: non-tensor positional call argument {x!r} cannot be expressed "
+                "in a Keras 2 / TensorFlow.js config"
+            )
+
+    walk(args)
+    return found
+
+
+def translate_inbound_nodes(nodes: Sequence[Any], where: str, allow_unsafe: bool) -> List[Any]:
+    """Keras 3 ``[{args, kwargs}]`` -> Keras 2 ``[[[layer, node, tensor, kwargs], ...]]``."""
+    out: List[Any] = []
+    for node in nodes:
+        if not isinstance(node, dict):  # already Keras 2 style
+            out.append(node)
+            continue
+        tensors = _flatten_tensors(node.get("args", []), where)
+        kwargs = {
+            k: clean_value(v, where, allow_unsafe)
+            for k, v in (node.get("kwargs") or {}).items()
+            if v is not None
+        }
+        out.append([t + [kwargs] for t in tensors])
+    return out
+
+
+def _io_layers(value: Any) -> Any:
+    """Keras 3 writes a single model input/output as a flat ``[name, 0, 0]``."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        return [value]
+    return value
+
+
+def translate_layer(layer: Mapping[str, Any], allow_unsafe: bool, functional: bool) -> Dict[str, Any]:
+    cls = layer["class_name"]
+    name = layer.get("name") or layer.get("config", {}).get("name")
+    where = f"layer {name!r} ({cls})"
+    _check_safe(layer, where, allow_unsafe)
+    if cls in MODEL_CLASSES:
+        config = translate_model(layer, allow_unsafe)["config"]
+    else:
+        config = clean_value(layer["config"], where, allow_unsafe)
+    if cls == "InputLayer" and "batch_shape" in config:
+        config = {("batch_input_shape" if k == "batch_shape" else k): v for k, v in config.items()}
+    out: Dict[str, Any] = {"class_name": cls, "config": config}
+    if functional:
+        out["name"] = name
+        out["inbound_nodes"] = translate_inbound_nodes(layer.get("inbound_nodes", []), where,
+                                                       allow_unsafe)
+    return out
+
+
+def translate_model(model: Mapping[str, Any], allow_unsafe: bool) -> Dict[str, Any]:
+    """A Keras 3 ``{class_name, config}`` model -> the Keras 2 spelling tfjs loads."""
+    cls = model["class_name"]
+    cfg = model["config"]
+    if cls not in MODEL_CLASSES:
+        raise ConversionError(f"model class {cls!r} is not a Sequential or Functional model")
+    if cls == "Sequential":
+        layers = [translate_layer(l, allow_unsafe, functional=False) for l in cfg["layers"]]
+        return {"class_name": "Sequential", "config": {"name": cfg.get("name"), "layers": layers}}
+    layers = [translate_layer(l, allow_unsafe, functional=True) for l in cfg["layers"]]
+    config = {
+        "name": cfg.get("name"),
+        "trainable": cfg.get("trainable", True),
+        "layers": layers,
+        "input_layers": _io_layers(cfg["input_layers"]),
+        "output_layers": _io_layers(cfg["output_layers"]),
+    }
+    return {"class_name": "Functional", "config": config}
+
+
+def layer_configs(model: Mapping[str, Any]) -> List[Tuple[str, str, Mapping[str, Any]]]:
+    """(name, class_name, config) of the model's top-level layers, in config order."""
+    cfg = model["config"]
+    layers = cfg if isinstance(cfg, list) else cfg.get("layers", [])
+    return [
+        (l.get("name") or l["config"]["name"], l["class_name"], l["config"]) for l in layers
+    ]
+
+
+def keras2_weight_names(layer_name: str, cls: str, config: Mapping[str, Any], count: int) -> List[str]:
+    """Keras 2 names for a Keras 3 layer's ``count`` variables (in Keras 3 order)."""
+    if count == 0:
+        return []
+    layout = WEIGHT_LAYOUTS.get(cls)
+    if layout is None:
+        raise ConversionError(
+            f"cannot name the {count} Keras 3 weights of layer {layer_name!r}: layer class "
+            f"{cls!r} is not supported (supported: {', '.join(sorted(WEIGHT_LAYOUTS))})"
+        )
+    names = layout(config)
+    if len(names) != count:
+        raise ConversionError(
+            f"layer {layer_name!r} ({cls}) has {count} weights in the file but its config "
+            f"implies {len(names)} ({', '.join(names)})"
+        )
+    return [f"{layer_name}/{n}" for n in names]

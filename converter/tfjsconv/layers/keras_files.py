@@ -1,0 +1,269 @@
+"""Read Keras model files (HDF5 and ``.keras`` zips) with h5py and numpy only.
+
+The result is a ``KerasModel``: the topology as Keras wrote it plus the weights
+grouped per layer in **model order** (the order layers appear in the model config,
+then each layer's own weight order). The reference converter uses h5py's alphabetical
+group order instead; model order keeps related weights together and does not depend
+on how layers happen to be named. tfjs looks weights up by name, so either loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import posixpath
+import zipfile
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tfjsconv.errors import ConversionError
+from tfjsconv.layers import keras3
+
+# (weight name, array) pairs of one layer.
+LayerWeights = Tuple[str, List[Tuple[str, np.ndarray]]]
+
+_ZIP_MAX_MEMBER_BYTES = 4 * 1024 ** 3
+
+
+@dataclasses.dataclass(frozen=True)
+class KerasModel:
+    """What a layers model.json needs, independent of the input file format."""
+
+    keras_version: Optional[str]
+    backend: Optional[str]
+    model_config: Optional[Dict[str, Any]]  # None for weights-only files
+    training_config: Optional[Dict[str, Any]]
+    layers: List[LayerWeights]  # model order; layers without weights omitted
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _text(value.item())
+    return str(value)
+
+
+def _json_attr(attrs: Any, key: str, path: str) -> Optional[Dict[str, Any]]:
+    if key not in attrs:
+        return None
+    try:
+        return json.loads(_text(attrs[key]))
+    except ValueError as e:
+        raise ConversionError(f"{path}: attribute {key!r} is not valid JSON ({e})") from None
+
+
+def _names(attrs: Any, key: str) -> List[str]:
+    if key not in attrs:
+        return []
+    return [_text(v) for v in np.asarray(attrs[key]).reshape(-1)] if np.asarray(attrs[key]).size else []
+
+
+def _strip_suffix(name: str) -> str:
+    return name[:-2] if name.endswith(":0") else name
+
+
+_TRANSLATED_CLASSES = {
+    "BatchNormalizationV1": "BatchNormalization",
+    "UnifiedGRU": "GRU",
+    "UnifiedLSTM": "LSTM",
+}
+
+
+def translate_class_names(value: Any) -> Any:
+    """Rename TF-internal layer class aliases to the names tfjs registers."""
+    if isinstance(value, list):
+        return [translate_class_names(v) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "class_name" and isinstance(v, str):
+                out[k] = _TRANSLATED_CLASSES.get(v, v)
+            else:
+                out[k] = translate_class_names(v)
+        return out
+    return value
+
+
+def check_safe_keras2(model_config: Mapping[str, Any], allow_unsafe: bool) -> None:
+    """Refuse Lambda layers and custom objects in a Keras 2 config (never run code)."""
+    if allow_unsafe:
+        return
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, list):
+            for v in value:
+                walk(v, where)
+        elif isinstance(value, dict):
+            if "class_name" in value and "config" in value:
+                cfg = value.get("config")
+                name = cfg.get("name") if isinstance(cfg, dict) else None
+                where = f"layer {name!r}" if name else where
+                keras3._check_safe(value, where, allow_unsafe)  # noqa: SLF001 - shared policy
+            for v in value.values():
+                walk(v, where)
+
+    walk(model_config, "model")
+
+
+def _read_dataset(ds: Any, name: str, path: str) -> np.ndarray:
+    try:
+        return np.asarray(ds[()])
+    except Exception as e:  # noqa: BLE001 - h5py raises many types for corrupt data
+        raise ConversionError(f"{path}: cannot read weight {name!r}: {e}") from None
+
+
+def _h5_layer_weights(group: Any, layer: str, path: str) -> List[Tuple[str, np.ndarray]]:
+    """One layer group's weights in its ``weight_names`` order, names without ``:0``."""
+    out = []
+    for wname in _names(group.attrs, "weight_names"):
+        if wname not in group:
+            raise ConversionError(f"{path}: layer {layer!r} lists weight {wname!r} but it is missing")
+        out.append((_strip_suffix(wname), _read_dataset(group[wname], wname, path)))
+    return out
+
+
+def _order_layers(config_names: Sequence[str], stored: Sequence[str]) -> List[str]:
+    """Config order first, then stored layers the config does not mention."""
+    stored_set = set(stored)
+    ordered = [n for n in config_names if n in stored_set]
+    seen = set(ordered)
+    return ordered + [n for n in stored if n not in seen]
+
+
+def _open_h5(source: Any, path: str) -> Any:
+    import h5py
+
+    try:
+        return h5py.File(source, "r")
+    except OSError as e:
+        raise ConversionError(f"not a readable HDF5 file: {path} ({e})") from None
+
+
+def read_h5(path: str, allow_unsafe: bool = False) -> KerasModel:
+    """A Keras 2 or Keras 3 ``model.save('x.h5')`` file, or a weights-only h5."""
+    with _open_h5(path, path) as f:
+        if "layer_names" in f.attrs:  # weights-only file (model.save_weights)
+            layers = [
+                (name, _h5_layer_weights(f[name], name, path))
+                for name in _names(f.attrs, "layer_names")
+            ]
+            return KerasModel(None, None, None, None, [l for l in layers if l[1]])
+        model_config = _json_attr(f.attrs, "model_config", path)
+        if model_config is None or "model_weights" not in f:
+            raise ConversionError(
+                f"{path}: not a Keras model file (no 'model_config' attribute / 'model_weights' group)"
+            )
+        keras_version = _text(f.attrs["keras_version"]) if "keras_version" in f.attrs else None
+        backend = _text(f.attrs["backend"]) if "backend" in f.attrs else None
+        training_config = _json_attr(f.attrs, "training_config", path)
+        weights = f["model_weights"]
+        stored = _names(weights.attrs, "layer_names")
+        if "top_level_model_weights" in weights:
+            stored.append("top_level_model_weights")
+        config_names = [n for n, _, _ in keras3.layer_configs(model_config)]
+        order = _order_layers(config_names, stored)
+        raw = [(n, _h5_layer_weights(weights[n], n, path)) for n in order if n in weights]
+
+    if keras3.is_keras3_version(keras_version):
+        classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(model_config)}
+        layers = []
+        for name, ws in raw:
+            if not ws:
+                continue
+            cls, cfg = classes.get(name, ("<not in config>", {}))
+            names = keras3.keras2_weight_names(name, cls, cfg, len(ws))
+            layers.append((name, [(n, a) for n, (_, a) in zip(names, ws)]))
+        config = keras3.translate_model(model_config, allow_unsafe)
+        # A Keras 3 training_config is Keras 3 style too; tfjs would try to compile it.
+        return KerasModel(keras_version, backend, config, None, layers)
+
+    check_safe_keras2(model_config, allow_unsafe)
+    return KerasModel(
+        keras_version,
+        backend,
+        translate_class_names(model_config),
+        training_config,
+        [(n, ws) for n, ws in raw if ws],
+    )
+
+
+def _safe_member(name: str, path: str) -> None:
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+        raise ConversionError(f"{path}: refusing unsafe zip entry name {name!r}")
+
+
+def _read_zip(path: str) -> Dict[str, bytes]:
+    """The members of a ``.keras`` zip, read in memory (never extracted to disk)."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ConversionError(f"not a readable .keras zip file: {path} ({e})") from None
+    with zf:
+        members: Dict[str, bytes] = {}
+        for info in zf.infolist():
+            _safe_member(info.filename, path)
+            if info.filename in ("config.json", "metadata.json", "model.weights.h5"):
+                if info.file_size > _ZIP_MAX_MEMBER_BYTES:
+                    raise ConversionError(f"{path}: zip entry {info.filename!r} is too large")
+                members[info.filename] = zf.read(info)
+    for required in ("config.json", "model.weights.h5"):
+        if required not in members:
+            raise ConversionError(f"{path}: .keras file has no {required!r}")
+    return members
+
+
+def _vars_group_arrays(group: Any) -> List[np.ndarray]:
+    """Arrays of a Keras 3 layer group: own ``vars/i`` first, then sub-objects."""
+    arrays: List[np.ndarray] = []
+    if "vars" in group:
+        vars_group = group["vars"]
+        arrays += [np.asarray(vars_group[k][()]) for k in sorted(vars_group, key=int)]
+    for key in sorted(group):
+        if key != "vars" and hasattr(group[key], "keys"):
+            arrays += _vars_group_arrays(group[key])
+    return arrays
+
+
+def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
+    """A Keras 3 ``.keras`` zip: config.json + model.weights.h5 (+ metadata.json)."""
+    members = _read_zip(path)
+    try:
+        config = json.loads(members["config.json"])
+        metadata = json.loads(members.get("metadata.json", b"{}"))
+    except ValueError as e:
+        raise ConversionError(f"{path}: config.json/metadata.json is not valid JSON ({e})") from None
+    keras_version = metadata.get("keras_version")
+    classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(config)}
+    by_name: Dict[str, List[np.ndarray]] = {}
+    with _open_h5(io.BytesIO(members["model.weights.h5"]), path + "!model.weights.h5") as f:
+        top = f["layers"] if "layers" in f else {}
+        for key in sorted(top):
+            group = top[key]
+            vars_group = group["vars"] if "vars" in group else None
+            name = _text(vars_group.attrs["name"]) if vars_group is not None and "name" in vars_group.attrs else key
+            by_name[name] = _vars_group_arrays(group)
+        if "vars" in f and len(f["vars"]):
+            raise ConversionError(f"{path}: model-level variables are not supported")
+    unknown = sorted(n for n, arrays in by_name.items() if arrays and n not in classes)
+    if unknown:
+        raise ConversionError(f"{path}: weights for layers not in config.json: {', '.join(unknown)}")
+    layers = []
+    for name, cls, cfg in keras3.layer_configs(config):
+        arrays = by_name.get(name, [])
+        names = keras3.keras2_weight_names(name, cls, cfg, len(arrays))
+        if arrays:
+            layers.append((name, list(zip(names, arrays))))
+    translated = keras3.translate_model(config, allow_unsafe)
+    backend = None
+    return KerasModel(keras_version, backend, translated, None, layers)
+
+
+def read_keras_file(path: str, allow_unsafe: bool = False) -> KerasModel:
+    """Dispatch on content: zip -> ``.keras``; otherwise HDF5."""
+    if zipfile.is_zipfile(path):
+        return read_keras_zip(path, allow_unsafe)
+    return read_h5(path, allow_unsafe)

@@ -1,0 +1,118 @@
+"""The paths that need a live Keras model: build one with tf_keras and save it.
+
+Imported lazily: importing this module imports TensorFlow (seconds, ~650 MB).
+Models are rebuilt with ``model_from_json`` (config only, never pickled code unless
+the user allowed unsafe deserialization) and weights are assigned by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from tfjsconv.errors import ConversionError
+from tfjsconv.layers.keras_files import check_safe_keras2
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tf_keras  # noqa: E402  (after the log-level default)
+
+# Fixed timestamp for the members of repacked zips (the earliest a zip can hold).
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _strip(name: str) -> str:
+    return name[:-2] if name.endswith(":0") else name
+
+
+def _shorten(name: str) -> str:
+    """``layer/cell/kernel`` -> ``layer/kernel`` (how tfjs names RNN cell weights)."""
+    parts = name.split("/")
+    return "/".join(parts[:-2] + parts[-1:]) if len(parts) >= 3 else name
+
+
+def build_model(topology: Mapping[str, Any], named: Sequence[Tuple[str, np.ndarray]],
+                allow_unsafe: bool) -> Any:
+    """A tf_keras model from a layers ``modelTopology`` with weights set by name."""
+    config = topology["model_config"]
+    check_safe_keras2(config, allow_unsafe)
+    try:
+        model = tf_keras.models.model_from_json(json.dumps(config))
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for bad configs
+        raise ConversionError(f"tf_keras cannot rebuild the model from its topology: {e}") from None
+    by_name: Dict[str, np.ndarray] = {}
+    short: Dict[str, np.ndarray] = {}
+    for name, array in named:
+        by_name[name] = array
+        short.setdefault(_shorten(name), array)
+    used = set()
+    missing: List[str] = []
+    for layer in model.layers:
+        values = []
+        for w in layer.weights:
+            n = _strip(w.name)
+            for candidate in (n, _shorten(n)):
+                if candidate in by_name:
+                    values.append(by_name[candidate])
+                    used.add(candidate)
+                    break
+                if candidate in short:
+                    values.append(short[candidate])
+                    used.add(candidate)
+                    break
+            else:
+                missing.append(n)
+        if missing:
+            continue
+        if values:
+            shapes = [tuple(w.shape) for w in layer.weights]
+            got = [tuple(v.shape) for v in values]
+            if shapes != got:
+                raise ConversionError(
+                    f"layer {layer.name!r}: weight shapes {got} do not match the topology {shapes}"
+                )
+            layer.set_weights(values)
+    if missing:
+        raise ConversionError("weights missing from the layers model: " + ", ".join(missing))
+    return model
+
+
+def saved_model_to_h5(saved_model_dir: str, h5_path: str) -> None:
+    """Load a Keras SavedModel with tf_keras and re-save it as HDF5."""
+    try:
+        model = tf_keras.models.load_model(saved_model_dir, compile=False)
+    except Exception as e:  # noqa: BLE001
+        raise ConversionError(f"cannot load Keras SavedModel {saved_model_dir}: {e}") from None
+    model.save(h5_path, save_format="h5")
+
+
+def save_h5(model: Any, path: str) -> None:
+    model.save(path, save_format="h5", include_optimizer=False)
+
+
+def save_keras_zip(model: Any, path: str) -> None:
+    """Save as ``.keras`` in a private temp dir, then repack without timestamps."""
+    with tempfile.TemporaryDirectory(prefix="tfjsconv-") as tmp:
+        raw = os.path.join(tmp, "model.keras")
+        model.save(raw, save_format="keras")
+        with zipfile.ZipFile(raw) as src:
+            members = {info.filename: src.read(info) for info in src.infolist()}
+    if "metadata.json" in members:
+        meta = json.loads(members["metadata.json"])
+        meta.pop("date_saved", None)
+        members["metadata.json"] = json.dumps(meta).encode("utf-8")
+    with zipfile.ZipFile(path, "w") as dst:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, members[name])
+
+
+def save_saved_model(model: Any, out_dir: str) -> None:
+    tf_keras.models.save_model(model, out_dir, save_format="tf", include_optimizer=False)
+

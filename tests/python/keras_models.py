@@ -1,0 +1,201 @@
+"""Small, seeded Keras test models (tf_keras = Keras 2, keras = Keras 3).
+
+Each builder saves a model file under ``out_dir`` and returns its path. TensorFlow is
+imported lazily inside the builders so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+SEED = 1234
+
+
+def _seed() -> None:
+    import tensorflow as tf
+
+    np.random.seed(SEED)
+    tf.random.set_seed(SEED)
+
+
+def sample_input(shape, seed: int = 7) -> np.ndarray:
+    """Deterministic float32 input batch of ``shape``."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _set_bn_stats(model, x) -> None:
+    """Give BatchNormalization layers non-trivial statistics so outputs are O(1)."""
+    rng = np.random.default_rng(SEED)
+    for layer in model.layers:
+        if type(layer).__name__.startswith("BatchNormalization"):
+            ws = layer.get_weights()
+            ws = [w + rng.uniform(0.1, 0.5, w.shape).astype(np.float32) for w in ws]
+            layer.set_weights(ws)
+
+
+def tfk_mlp(out_dir: str) -> str:
+    """tf_keras Sequential MLP; layer names chosen so alphabetical != model order."""
+    import tf_keras
+
+    _seed()
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.InputLayer(input_shape=(6,)),
+            tf_keras.layers.Dense(8, activation="relu", name="zeta"),
+            tf_keras.layers.Dense(4, activation="tanh", name="alpha"),
+            tf_keras.layers.Dense(3, activation="softmax", name="mid"),
+        ],
+        name="mlp",
+    )
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    path = os.path.join(out_dir, "mlp.h5")
+    model.save(path)
+    return path
+
+
+def tfk_cnn(out_dir: str) -> str:
+    """tf_keras functional CNN with BatchNorm, depthwise conv and a skip connection."""
+    import tf_keras
+    from tf_keras import layers
+
+    _seed()
+    inp = layers.Input(shape=(12, 12, 3), name="image")
+    x = layers.Conv2D(8, 3, padding="same", name="conv")(inp)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.ReLU(name="relu")(x)
+    y = layers.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = layers.Add(name="add")([x, y])
+    x = layers.MaxPooling2D(name="pool")(x)
+    x = layers.Flatten(name="flat")(x)
+    x = layers.Dense(5, activation="softmax", name="head")(x)
+    model = tf_keras.Model(inp, x, name="cnn")
+    _set_bn_stats(model, None)
+    path = os.path.join(out_dir, "cnn.h5")
+    model.save(path)
+    return path
+
+
+def tfk_lstm(out_dir: str) -> str:
+    """tf_keras Embedding + LSTM + GRU classifier."""
+    import tf_keras
+    from tf_keras import layers
+
+    _seed()
+    model = tf_keras.Sequential(
+        [
+            layers.InputLayer(input_shape=(7, 4)),
+            layers.LSTM(6, return_sequences=True, name="lstm"),
+            layers.GRU(5, name="gru"),
+            layers.Dense(2, name="out"),
+        ],
+        name="rnn",
+    )
+    path = os.path.join(out_dir, "lstm.h5")
+    model.save(path)
+    return path
+
+
+def tfk_weights_only(out_dir: str) -> str:
+    """tf_keras weights-only h5 (root ``layer_names`` attribute)."""
+    import tf_keras
+
+    _seed()
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.InputLayer(input_shape=(3,)),
+            tf_keras.layers.Dense(2, name="b_layer"),
+            tf_keras.layers.Dense(2, name="a_layer"),
+        ]
+    )
+    path = os.path.join(out_dir, "weights_only.h5")
+    model.save_weights(path)
+    return path
+
+
+def _k3_cnn():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(SEED)
+    inp = keras.Input(shape=(10, 10, 3), name="pixels")
+    x = layers.Conv2D(6, 3, padding="same", name="c1")(inp)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.Activation("relu", name="act")(x)
+    y = layers.DepthwiseConv2D(3, padding="same", name="dw1")(x)
+    x = layers.Concatenate(name="cat")([x, y])
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(0.1, name="drop")(x)
+    x = layers.Dense(4, activation="softmax", name="d1")(x)
+    model = keras.Model(inp, x, name="k3cnn")
+    _set_bn_stats(model, None)
+    return model
+
+
+def k3_cnn_h5(out_dir: str) -> str:
+    """Keras 3 functional CNN saved with ``model.save('x.h5')``."""
+    model = _k3_cnn()
+    path = os.path.join(out_dir, "k3cnn.h5")
+    model.save(path)
+    return path
+
+
+def k3_cnn_keras(out_dir: str) -> str:
+    """Keras 3 functional CNN saved as a ``.keras`` zip."""
+    model = _k3_cnn()
+    path = os.path.join(out_dir, "k3cnn.keras")
+    model.save(path)
+    return path
+
+
+def k3_seq_keras(out_dir: str) -> str:
+    """Keras 3 Sequential with Embedding, LSTM, LayerNormalization, Dense (.keras)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(SEED)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(5,), dtype="int32"),
+            layers.Embedding(11, 4, name="emb"),
+            layers.LSTM(3, return_sequences=True, name="rnn"),
+            layers.GRU(3, name="gru"),
+            layers.LayerNormalization(name="ln"),
+            layers.Dense(2, name="dense"),
+            layers.Dense(2, name="dense_out"),
+        ],
+        name="k3seq",
+    )
+    path = os.path.join(out_dir, "k3seq.keras")
+    model.save(path)
+    return path
+
+
+def mobilenet_v2_h5(out_dir: str, alpha: float = 1.0) -> str:
+    """tf_keras MobileNetV2(weights=None) saved as h5 (for the benchmark)."""
+    import tf_keras
+
+    _seed()
+    model = tf_keras.applications.MobileNetV2(weights=None, alpha=alpha)
+    _set_bn_stats(model, None)
+    path = os.path.join(out_dir, "mobilenet_v2.h5")
+    model.save(path)
+    return path
+
+
+BUILDERS = {
+    "mlp": tfk_mlp,
+    "cnn": tfk_cnn,
+    "lstm": tfk_lstm,
+    "weights_only": tfk_weights_only,
+    "k3_cnn_h5": k3_cnn_h5,
+    "k3_cnn_keras": k3_cnn_keras,
+    "k3_seq_keras": k3_seq_keras,
+}
+
+
+def build_all(out_dir: str) -> dict:
+    """Build every small test model into ``out_dir``; return {name: path}."""
+    os.makedirs(out_dir, exist_ok=True)
+    return {name: fn(out_dir) for name, fn in sorted(BUILDERS.items())}
