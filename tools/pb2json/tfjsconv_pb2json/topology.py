@@ -1,19 +1,15 @@
 """Binary GraphDef -> the ``modelTopology`` JSON object of a graph model.
 
-The JSON shape is ``MessageToDict`` with its defaults (lowerCamelCase names, int64
-as strings, enum names, base64 bytes), which is what tfjs 4.x reads. Protobuf map
-fields (``attr`` and friends) iterate in an unspecified order, so their keys are
-sorted here to make the output byte-stable across runs and machines.
+The JSON shape is ``MessageToDict``'s (lowerCamelCase names, int64 as strings, enum
+names, base64 bytes), which is what tfjs 4.x reads; ``tfjsconv.graph.topology`` makes
+it byte-stable (maps sorted), so this module only parses and validates.
 """
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import List
 
 from tfjsconv.errors import ConversionError
-
-# JSON names of the protobuf *map* fields that can occur inside a GraphDef.
-_MAP_FIELDS = frozenset({"attr", "ret", "controlRet", "argAttr", "resourceArgUniqueId"})
 
 
 def parse_graph_def(data: bytes, where: str):
@@ -36,20 +32,15 @@ def parse_graph_def(data: bytes, where: str):
     return graph_def
 
 
-def _sort_maps(value: Any, is_map: bool = False) -> Any:
-    if isinstance(value, dict):
-        keys = sorted(value) if is_map else list(value)
-        return {k: _sort_maps(value[k], is_map=(not is_map and k in _MAP_FIELDS)) for k in keys}
-    if isinstance(value, list):
-        return [_sort_maps(v) for v in value]
-    return value
-
-
 def graph_def_to_json(graph_def) -> dict:
-    """The deterministic ``modelTopology`` dict for ``graph_def``."""
-    from google.protobuf.json_format import MessageToDict
+    """The deterministic ``modelTopology`` dict for ``graph_def``.
 
-    return _sort_maps(MessageToDict(graph_def))
+    Shared with the graph converter, so migrated and freshly converted models encode
+    GraphDefs identically.
+    """
+    from tfjsconv.graph.topology import message_to_dict
+
+    return message_to_dict(graph_def)
 
 
 def const_nodes(graph_def) -> List[str]:

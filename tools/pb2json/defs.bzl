@@ -1,0 +1,100 @@
+"""`tfjs_migrated_model`: a legacy tfjs 0.x graph model, migrated to model.json.
+
+    load("//tools/pb2json:defs.bzl", "tfjs_migrated_model")
+
+    tfjs_migrated_model(
+        name = "mobilenet",
+        srcs = glob(["legacy/mobilenet/*"]),  # tensorflowjs_model.pb, weights_manifest.json, shards
+    )
+
+The output is one directory named after the target holding `model.json` and the
+`group*-shard*of*.bin` files. Only the files listed in `srcs` are read, and only the
+model's own files (the .pb, the manifest and its shards) are written.
+"""
+
+load("//rules/private:providers.bzl", "TfjsModelInfo")
+
+_PB = "tensorflowjs_model.pb"
+_MANIFEST = "weights_manifest.json"
+
+# Same pinned environment as the converter actions: nothing from the shell leaks in.
+_ENV = {
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONHASHSEED": "0",
+    "PYTHONNOUSERSITE": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TZ": "UTC",
+}
+
+def _legacy_root(ctx):
+    """The directory holding tensorflowjs_model.pb; every src must live under it."""
+    files = ctx.files.srcs
+    pbs = [f for f in files if f.basename == _PB]
+    manifests = [f for f in files if f.basename == _MANIFEST]
+    if len(pbs) != 1 or len(manifests) != 1:
+        fail("%s: srcs must contain exactly one %s and one %s (found %d and %d)" % (
+            ctx.label,
+            _PB,
+            _MANIFEST,
+            len(pbs),
+            len(manifests),
+        ))
+    root = pbs[0].dirname
+    if manifests[0].dirname != root:
+        fail("%s: %s and %s must be in the same directory" % (ctx.label, _PB, _MANIFEST))
+    for f in files:
+        if f.root.path != pbs[0].root.path or not f.path.startswith(root + "/"):
+            fail("%s: every src must live under %s; %s does not" % (ctx.label, root, f.short_path))
+    return root
+
+def _tfjs_migrated_model_impl(ctx):
+    root = _legacy_root(ctx)
+    out_dir = ctx.actions.declare_directory(ctx.label.name)
+    args = ctx.actions.args()
+    args.add("--no_extra_files")
+    args.add("--overwrite")  # Bazel pre-creates the (empty) output directory.
+    args.add(root)
+    args.add(out_dir.path)
+    ctx.actions.run(
+        executable = ctx.executable._tool,
+        arguments = [args],
+        inputs = ctx.files.srcs,
+        outputs = [out_dir],
+        mnemonic = "TfjsMigrate",
+        progress_message = "Migrating legacy tfjs model %s" % ctx.label,
+        env = _ENV,
+        execution_requirements = {"block-network": "1"},
+    )
+    return [
+        DefaultInfo(files = depset([out_dir]), runfiles = ctx.runfiles(files = [out_dir])),
+        TfjsModelInfo(
+            model_dir = out_dir,
+            model_json = out_dir.path + "/model.json",
+            model_file = out_dir.path + "/model.json",
+            format = "tfjs_graph_model",
+            input_format = "tfjs_legacy_graph_model",
+            quantization = {},
+            weight_shard_size_bytes = 0,
+        ),
+    ]
+
+tfjs_migrated_model = rule(
+    implementation = _tfjs_migrated_model_impl,
+    attrs = {
+        "srcs": attr.label_list(
+            mandatory = True,
+            allow_files = True,
+            doc = "The legacy model's files: tensorflowjs_model.pb, weights_manifest.json " +
+                  "and every shard the manifest lists (all under one directory).",
+        ),
+        "_tool": attr.label(
+            default = Label("//tools/pb2json:tfjs_pb2json"),
+            executable = True,
+            cfg = "exec",
+        ),
+    },
+    provides = [TfjsModelInfo],
+    doc = "Migrates a legacy tfjs 0.x graph model to the current model.json format.",
+)
