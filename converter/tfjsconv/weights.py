@@ -51,24 +51,17 @@ WeightList = Sequence[Tuple[str, np.ndarray]]
 def _manifest_dtype(name: str, array: np.ndarray) -> str:
     """The tfjs dtype a weight is stored as (after the reference's auto-conversions)."""
     dt = array.dtype
-    if dt == np.float32:
-        return "float32"
-    if dt == np.int32:
+    kind, size = dt.kind, dt.itemsize  # byte-order independent
+    if kind == "f" and size in (2, 4, 8):
+        return "float32"  # float16/float64 are auto-converted like the reference
+    if kind in "iu" and size <= 8:
+        # int64 like the reference; the narrower/unsigned ints tfjs has no dtype for.
         return "int32"
-    if dt == np.bool_:
+    if kind == "b":
         return "bool"
-    if dt == np.complex64:
+    if kind == "c" and size in (8, 16):
         return "complex64"
-    if dt in (np.float64, np.float16):
-        return "float32"
-    if dt == np.complex128:
-        return "complex64"
-    # tfjs has no int64/uint8/int16... weight dtype: store as int32 (range-checked).
-    if dt.kind in "iu" and dt.itemsize <= 8:
-        return "int32"
-    if dt.kind in "US":
-        return "string"
-    if dt.kind == "O":
+    if kind in "USO":
         return "string"
     raise ConversionError(f"weight {name} has dtype {dt}, which TensorFlow.js cannot store")
 
@@ -250,12 +243,18 @@ def _safe_shard_path(model_dir: str, rel: Any, group: int) -> str:
     ):
         raise ConversionError(
             f"weights manifest group {group}: shard path {rel!r} points outside the model directory")
-    root = os.path.realpath(model_dir)
-    full = os.path.realpath(os.path.join(root, *[p for p in parts if p not in ("", ".")]))
-    if os.path.commonpath([root, full]) != root:
+    try:
+        root = os.path.realpath(model_dir)
+        full = os.path.realpath(os.path.join(root, *[p for p in parts if p not in ("", ".")]))
+        inside = os.path.commonpath([root, full]) == root
+        is_file = inside and os.path.isfile(full)
+    except (OSError, ValueError):  # undecodable names, too-long paths, symlink loops
+        raise ConversionError(
+            f"weights manifest group {group}: shard path {rel!r} is not a usable file name") from None
+    if not inside:
         raise ConversionError(
             f"weights manifest group {group}: shard path {rel!r} resolves outside the model directory")
-    if not os.path.isfile(full):
+    if not is_file:
         raise ConversionError(f"weights manifest group {group}: shard file {rel!r} is missing")
     return full
 
@@ -272,12 +271,12 @@ def _validate_weight(entry: Any, group: int) -> Tuple[str, Tuple[int, ...], str,
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise ConversionError(f"{where}: weight {name} has an invalid shape {shape!r}")
     dtype = entry.get("dtype")
-    if dtype not in _ITEMSIZE and dtype != "string":
+    if not isinstance(dtype, str) or (dtype not in _ITEMSIZE and dtype != "string"):
         raise ConversionError(f"{where}: weight {name} has unsupported dtype {dtype!r}")
     q = entry.get("quantization")
     if q is None:
         return name, tuple(shape), dtype, None
-    if not isinstance(q, dict) or q.get("dtype") not in _QUANT_ITEMSIZE:
+    if not isinstance(q, dict) or not isinstance(q.get("dtype"), str) or q["dtype"] not in _QUANT_ITEMSIZE:
         raise ConversionError(f"{where}: weight {name} has an invalid quantization entry")
     # tfjs decodes by the weight's own dtype; original_dtype (absent in legacy manifests)
     # must agree with it when present.
@@ -298,6 +297,14 @@ def _validate_weight(entry: Any, group: int) -> Tuple[str, Tuple[int, ...], str,
 
 
 def _read_group_bytes(paths: List[str], expected_min: int, group: int) -> bytearray:
+    try:
+        return _read_files(paths, expected_min, group)
+    except OSError as e:
+        raise ConversionError(
+            f"weights manifest group {group}: cannot read shard: {e.strerror or e}") from None
+
+
+def _read_files(paths: List[str], expected_min: int, group: int) -> bytearray:
     total = sum(os.path.getsize(p) for p in paths)
     if total < expected_min:
         raise ConversionError(
