@@ -87,7 +87,7 @@ def tfk_lstm(out_dir: str) -> str:
         [
             layers.InputLayer(input_shape=(7, 4)),
             layers.LSTM(6, return_sequences=True, name="lstm"),
-            layers.GRU(5, name="gru"),
+            layers.GRU(5, reset_after=False, name="gru"),  # tfjs lacks reset_after=True
             layers.Dense(2, name="out"),
         ],
         name="rnn",
@@ -160,7 +160,7 @@ def k3_seq_keras(out_dir: str) -> str:
             keras.Input(shape=(5,), dtype="int32"),
             layers.Embedding(11, 4, name="emb"),
             layers.LSTM(3, return_sequences=True, name="rnn"),
-            layers.GRU(3, name="gru"),
+            layers.GRU(3, reset_after=False, name="gru"),
             layers.LayerNormalization(name="ln"),
             layers.Dense(2, name="dense"),
             layers.Dense(2, name="dense_out"),
@@ -199,3 +199,50 @@ def build_all(out_dir: str) -> dict:
     """Build every small test model into ``out_dir``; return {name: path}."""
     os.makedirs(out_dir, exist_ok=True)
     return {name: fn(out_dir) for name, fn in sorted(BUILDERS.items())}
+
+
+def cached_models(base_dir: str) -> dict:
+    """``build_all`` once per directory: a marker file makes later calls free.
+
+    Test modules share one pytest session temp dir, so the TensorFlow model building
+    (the slow part) happens once per session however many modules ask for it.
+    """
+    out_dir = os.path.join(base_dir, "keras_models")
+    marker = os.path.join(out_dir, ".complete")
+    if not os.path.exists(marker):
+        paths = build_all(out_dir)
+        with open(marker, "w") as f:
+            f.write("\n".join(f"{k}={v}" for k, v in sorted(paths.items())))
+        return paths
+    with open(marker) as f:
+        return dict(line.split("=", 1) for line in f.read().splitlines())
+
+
+def load_original(path: str):
+    """The source model in the Keras that wrote it (Keras 3 files -> ``keras``)."""
+    import h5py
+
+    keras3 = path.endswith(".keras")
+    if not keras3:
+        with h5py.File(path, "r") as f:
+            version = f.attrs.get("keras_version", b"")
+            version = version.decode() if isinstance(version, bytes) else str(version)
+            keras3 = version.startswith("3.")
+    if keras3:
+        import keras
+
+        return keras.models.load_model(path, compile=False)
+    import tf_keras
+
+    return tf_keras.models.load_model(path, compile=False)
+
+
+# name -> input builder for predictions (batch of 2).
+INPUTS = {
+    "mlp": lambda: sample_input((2, 6)),
+    "cnn": lambda: sample_input((2, 12, 12, 3)),
+    "lstm": lambda: sample_input((2, 7, 4)),
+    "k3_cnn_h5": lambda: sample_input((2, 10, 10, 3)),
+    "k3_cnn_keras": lambda: sample_input((2, 10, 10, 3)),
+    "k3_seq_keras": lambda: np.random.default_rng(3).integers(0, 11, (2, 5)).astype(np.int32),
+}
