@@ -8,7 +8,9 @@
 //              "timeit"?: N}
 //   answer:   {"id", "ok": true, "backend", "outputs": [{"name", "shape", "dtype", "b64"}],
 //              "timeit_ms"?: median}  or  {"id", "ok": false, "error": "..."}
-// String outputs carry "strings": [base64 of each element] instead of "b64".
+// String inputs/outputs carry "strings": [base64 of each element] instead of "b64".
+// Control requests: {"id", "cmd": "memory"} -> {"id", "ok", "memory": tf.memory()};
+// {"id", "cmd": "clear"} disposes every cached model.
 // Anything tfjs itself prints goes to stderr so stdout stays a clean channel.
 'use strict';
 
@@ -145,7 +147,18 @@ async function runOnce(model, kind, inputs, outputNames) {
   return asList(model.predict(inputs));
 }
 
+async function control(req) {
+  if (req.cmd === 'memory') return { id: req.id, ok: true, backend: tf.getBackend(), memory: tf.memory() };
+  if (req.cmd === 'clear') {
+    for (const model of cache.values()) model.dispose();
+    cache.clear();
+    return { id: req.id, ok: true };
+  }
+  throw new Error(`unknown cmd ${JSON.stringify(req.cmd)}`);
+}
+
 async function handle(req) {
+  if (req.cmd != null) return control(req);
   const backend = req.backend || 'cpu';
   if (!BACKENDS.has(backend)) throw new Error(`unknown backend ${JSON.stringify(backend)}`);
   if (tf.getBackend() !== backend) {

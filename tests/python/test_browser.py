@@ -24,7 +24,6 @@ import pytest
 from conftest import REPO_ROOT, require_js_runtime
 from tfjs_runtime import JS_DIR
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 SOURCE_H5 = REPO_ROOT / "examples" / "models" / "mlp_keras2.h5"
@@ -110,6 +109,8 @@ def _keras_predict(h5: Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(model(x, training=False), dtype=np.float32)
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_example_model_runs_in_headless_chromium(example_model, record_property) -> None:
     _require_browser()
     model_dir, h5, origin = example_model
@@ -143,5 +144,37 @@ def test_example_model_runs_in_headless_chromium(example_model, record_property)
     got = np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
     assert got.shape == expected.shape
     record_property("max_abs_diff", float(np.max(np.abs(got - expected))))
-    np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL, err_msg=f"model from {origin}")
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL, err_msg=f"model from {origin}; if stale: bazel build //examples:mlp_graph")
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 1000
+
+
+def _get(url: str) -> Tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, b""
+
+
+def test_example_server_serves_only_page_tfjs_and_model(tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.json").write_text('{"format": "graph-model"}')
+    (tmp_path / "secret.txt").write_text("not for the browser")
+    serve = _load_serve_module()
+    server, base = serve.start_server(model_dir)
+    try:
+        assert _get(base + "model/model.json") == (200, b'{"format": "graph-model"}')
+        assert _get(base)[0] == 200 and _get(base + "app.js")[0] == 200
+        for escape in ("model/../secret.txt", "model/%2e%2e/secret.txt", "model/..%2fsecret.txt",
+                       "vendor/../../../../../etc/passwd", "serve.py"):
+            assert _get(base + escape)[0] == 404, escape
+        if (serve.TFJS_DIST / "tf.min.js").is_file():
+            status, body = _get(base + "vendor/tf.min.js")
+            assert status == 200 and body == (serve.TFJS_DIST / "tf.min.js").read_bytes()
+    finally:
+        server.shutdown()
+        server.server_close()

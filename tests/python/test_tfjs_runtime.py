@@ -153,6 +153,54 @@ def test_layers_model_dense(tfjs: TfjsRuntime, tmp_path: Path, backend: str) -> 
     np.testing.assert_allclose(y, expected(), rtol=0, atol=1e-6)
 
 
+def write_passthrough_graph_model(out: Path) -> Path:
+    """Three Placeholders (string, int32, bool) each returned through an Identity."""
+    out.mkdir(parents=True, exist_ok=True)
+    nodes = []
+    for name, dt in (("s", "DT_STRING"), ("i", "DT_INT32"), ("b", "DT_BOOL")):
+        nodes.append({"name": name, "op": "Placeholder",
+                      "attr": {"dtype": {"type": dt}, "shape": {"shape": _dim(-1)}}})
+        nodes.append({"name": f"{name}_out", "op": "Identity", "input": [name],
+                      "attr": {"T": {"type": dt}}})
+    model = {"format": "graph-model", "generatedBy": "hand", "convertedBy": "test_tfjs_runtime",
+             "modelTopology": {"node": nodes, "versions": {"producer": 1}}, "weightsManifest": []}
+    (out / "model.json").write_text(json.dumps(model))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_string_int_bool_transport(tfjs: TfjsRuntime, tmp_path: Path, backend: str) -> None:
+    model = write_passthrough_graph_model(tmp_path / "p")
+    s = np.array(["héllo", "", "a\nb"], dtype=object)
+    i = np.array([-(2**31), 0, 2**31 - 1], dtype=np.int64)
+    b = np.array([True, False, True])
+    got = tfjs.predict(model, {"s": s, "i": i, "b": b}, kind="graph", backend=backend,
+                       outputs=["s_out", "i_out", "b_out"])
+    assert got[0].tolist() == [v.encode("utf-8") for v in s]
+    assert got[1].dtype == np.int32 and got[1].tolist() == i.tolist()
+    assert got[2].dtype == np.bool_ and got[2].tolist() == b.tolist()
+
+
+def test_int_inputs_outside_int32_are_refused(tfjs: TfjsRuntime, tmp_path: Path) -> None:
+    model = write_passthrough_graph_model(tmp_path / "p")
+    with pytest.raises(ValueError, match="int32"):
+        tfjs.predict(model, {"i": np.array([2**31], dtype=np.int64)}, kind="graph", outputs=["i_out"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_repeated_predictions_do_not_leak_tensors(tfjs: TfjsRuntime, tmp_path: Path, backend: str) -> None:
+    graph = write_affine_graph_model(tmp_path / "g", with_signature=False)
+    layers = write_dense_layers_model(tmp_path / "l")
+    for _ in range(2):  # the first round loads and caches the models
+        tfjs.predict(graph, [X], kind="graph", backend=backend)
+        tfjs.predict(layers, [X], kind="layers", backend=backend)
+    before = tfjs.memory()["numTensors"]
+    for _ in range(3):
+        tfjs.predict(graph, [X], kind="graph", backend=backend)
+        tfjs.predict(layers, [X], kind="layers", backend=backend)
+    assert tfjs.memory()["numTensors"] == before
+
+
 def test_inputs_travel_bit_exact(tfjs: TfjsRuntime, tmp_path: Path) -> None:
     # With W = identity and b = 0 the output must be the input, bit for bit, including
     # values that a decimal JSON round-trip would perturb.

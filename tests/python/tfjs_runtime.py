@@ -279,6 +279,17 @@ class TfjsRuntime:
         """Names the runtime gives the outputs (signature keys or node names)."""
         return [o["name"] for o in self.run(model_dir, inputs, kind=kind, backend=backend)["outputs"]]
 
+    def memory(self) -> dict:
+        """``tf.memory()`` of the current backend (numTensors, numBytes...), for leak checks."""
+        answer = self.request({"cmd": "memory"})
+        if not answer.get("ok"):
+            raise TfjsError(str(answer.get("error")), "(memory)")
+        return answer["memory"]
+
+    def clear(self) -> None:
+        """Dispose every cached model (frees memory between big-model tests)."""
+        self.request({"cmd": "clear"})
+
     def benchmark(self, model_dir, inputs: Inputs, *, kind: str, backend: str = "cpu", runs: int = 20) -> float:
         """Median inference time in ms (after one warm-up run), outputs read back included."""
         return float(self.run(model_dir, inputs, kind=kind, backend=backend, timeit=runs)["timeit_ms"])
