@@ -1,0 +1,240 @@
+"""The setuptools hook: models declared in pyproject.toml ship converted inside wheels.
+
+Builds a sample package offline with ``pip wheel --no-build-isolation --no-deps`` (the
+hook and tfjsconv come from the source tree through PYTHONPATH), installs the wheel
+into a fresh venv, and checks the shipped model against Keras's own weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOK_DIR = ROOT / "tools" / "setuptools_tfjs"
+for p in (ROOT / "converter", HOOK_DIR):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from tfjsconv.errors import ConversionError  # noqa: E402
+from tfjsconv_setuptools.config import model_jobs  # noqa: E402
+
+EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can carry
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "converter"), str(HOOK_DIR)])
+    env["PIP_NO_INDEX"] = "1"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.update(extra)
+    return env
+
+
+PYPROJECT = textwrap.dedent(
+    """\
+    [build-system]
+    requires = ["setuptools>=61"]
+    build-backend = "setuptools.build_meta"
+
+    [project]
+    name = "sample-tfjs-pkg"
+    version = "0.1.0"
+
+    [tool.setuptools]
+    packages = ["sample_pkg"]
+
+    [tool.setuptools.cmdclass]
+    build_py = "tfjsconv_setuptools.build_py"
+
+    [tool.tfjsconv.models.mlp]
+    src = "models/mlp.h5"
+    input_format = "keras"
+    output_format = "tfjs_layers_model"
+    weight_shard_size_bytes = 100
+    metadata = { info = "models/info.json" }
+
+    [tool.tfjsconv.models.mlp_uint8]
+    src = "models/mlp.h5"
+    input_format = "keras"
+    quantize_uint8 = ["*kernel*"]
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def keras_model(tmp_path_factory):
+    """A tiny tf_keras MLP saved as HDF5, and its weights by name."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(3)
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.Dense(7, activation="relu", input_shape=(4,), name="d1"),
+            tf_keras.layers.Dense(2, name="d2"),
+        ]
+    )
+    path = tmp_path_factory.mktemp("keras") / "mlp.h5"
+    model.save(path)
+    weights = {w.name.split(":")[0]: w.numpy() for w in model.weights}
+    return path, weights
+
+
+def make_project(root: Path, h5: Path) -> Path:
+    (root / "sample_pkg").mkdir(parents=True)
+    (root / "sample_pkg" / "__init__.py").write_text('"""Sample package shipping tfjs models."""\n')
+    (root / "models").mkdir()
+    shutil.copyfile(h5, root / "models" / "mlp.h5")
+    (root / "models" / "info.json").write_text('{"labels": ["a", "b"]}')
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    return root
+
+
+def build_wheel(project: Path, out: Path) -> Path:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
+         "-w", str(out), str(project)],
+        env=_env(SOURCE_DATE_EPOCH=EPOCH),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
+@pytest.mark.slow
+def test_wheel_ships_converted_models_reproducibly(keras_model, tmp_path):
+    h5, weights = keras_model
+    # Two independent checkouts, so the second build cannot reuse the first's build/.
+    wheel_a = build_wheel(make_project(tmp_path / "a", h5), tmp_path / "dist_a")
+    wheel_b = build_wheel(make_project(tmp_path / "b", h5), tmp_path / "dist_b")
+    assert wheel_a.name == wheel_b.name == "sample_tfjs_pkg-0.1.0-py3-none-any.whl"
+    assert wheel_a.read_bytes() == wheel_b.read_bytes()
+
+    with zipfile.ZipFile(wheel_a) as zf:
+        names = zf.namelist()
+        record = zf.read("sample_tfjs_pkg-0.1.0.dist-info/RECORD").decode()
+    models = sorted(n for n in names if "/tfjs_models/" in n)
+    assert "sample_pkg/tfjs_models/mlp/model.json" in models
+    assert "sample_pkg/tfjs_models/mlp_uint8/model.json" in models
+    # (4*7 + 7 + 7*2 + 2) float32 = 204 bytes, cut into 100-byte shards.
+    assert [n for n in models if n.startswith("sample_pkg/tfjs_models/mlp/group")] == [
+        f"sample_pkg/tfjs_models/mlp/group1-shard{i}of3.bin" for i in (1, 2, 3)
+    ]
+    assert all(n in record for n in models)
+    assert not any(n.startswith("models/") for n in names)  # sources stay out
+
+    # Install into a fresh venv; numpy/h5py/tfjsconv come from the project venv via .pth.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    vpy = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    Path(site, "project_venv.pth").write_text(
+        "\n".join([sysconfig.get_paths()["purelib"], str(ROOT / "converter"), str(HOOK_DIR)]) + "\n"
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(vpy), "install", "--no-deps", "--no-index",
+         str(wheel_a)],
+        check=True, capture_output=True, env=_env(),
+    )
+    script = textwrap.dedent(
+        """\
+        import json, sys
+        import numpy as np
+        import sample_pkg
+        from tfjsconv_setuptools import model_path
+        from tfjsconv.model_json import load_tfjs_model
+        out = {}
+        for name in ("mlp", "mlp_uint8"):
+            path = model_path("sample_pkg", name)
+            model_json, weights = load_tfjs_model(path)
+            out[name] = {"path": path, "format": model_json["format"],
+                         "meta": model_json.get("userDefinedMetadata"),
+                         "weights": {n: np.asarray(a).tolist() for n, a in weights}}
+        try:
+            model_path("sample_pkg", "nope")
+        except FileNotFoundError as exc:
+            out["missing"] = str(exc)
+        json.dump(out, sys.stdout)
+        """
+    )
+    proc = subprocess.run([str(vpy), "-c", script], capture_output=True, text=True, env=_env(
+        PYTHONPATH=""), cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout)
+    assert got["mlp"]["path"].startswith(site)
+    assert got["mlp"]["format"] == "layers-model"
+    assert got["mlp"]["meta"] == {"info": {"labels": ["a", "b"]}}
+    assert "no tfjs model named 'nope'" in got["missing"]
+    assert sorted(got["mlp"]["weights"]) == sorted(weights)
+    for name, expected in weights.items():
+        np.testing.assert_array_equal(np.array(got["mlp"]["weights"][name], np.float32), expected)
+        # uint8 kernels: within half a quantization step of the Keras values.
+        q = np.array(got["mlp_uint8"]["weights"][name], np.float32)
+        step = (expected.max() - expected.min()) / 255 if "kernel" in name else 0
+        assert np.abs(q - expected).max() <= step / 2 + 1e-6
+
+
+def _jobs(tmp_path: Path, table: str, packages=("pkg",)):
+    (tmp_path / "m.h5").write_bytes(b"")
+    (tmp_path / "pyproject.toml").write_text("[tool.tfjsconv.models.m]\n" + table)
+    return model_jobs(str(tmp_path), list(packages))
+
+
+def test_config_maps_to_conversion_options(tmp_path):
+    (tmp_path / "meta.json").write_text('{"k": 1}')
+    (job,) = _jobs(
+        tmp_path,
+        'src = "m.h5"\ninput_format = "keras"\nquantize_float16 = true\n'
+        'quantize_uint8 = "a*,b*"\nweight_shard_size_bytes = 10\nmetadata = {x = "meta.json"}\n'
+        "skip_op_check = true\n",
+    )
+    assert job.package == "pkg" and job.name == "m"
+    assert job.options.quantize_float16 is True
+    assert job.options.quantize_uint8 == ("a*", "b*")
+    assert job.options.weight_shard_size_bytes == 10
+    assert job.options.metadata == (("x", {"k": 1}),)
+    assert job.options.skip_op_check is True
+    assert job.source_files == ("m.h5", "meta.json")
+    assert job.output_dir("/b") == os.path.join("/b", "pkg", "tfjs_models", "m")
+
+
+@pytest.mark.parametrize(
+    "table, needle",
+    [
+        ('input_format = "keras"\n', "'src'"),
+        ('src = "../m.h5"\ninput_format = "keras"\n', "relative path inside the project"),
+        ('src = "nope.h5"\ninput_format = "keras"\n', "src does not exist: nope.h5"),
+        ('src = "m.h5"\ninput_format = "pickle"\n', "'input_format' must be one of"),
+        ('src = "m.h5"\ninput_format = "keras"\nquantise_uint8 = true\n', "unknown key(s) quantise_uint8"),
+        ('src = "m.h5"\ninput_format = "keras"\nweight_shard_size_bytes = 0\n', "positive integer"),
+        ('src = "m.h5"\ninput_format = "keras"\npackage = "other"\n', "'other' is not one of"),
+        ('src = "m.h5"\ninput_format = "keras"\nmetadata = {a = "x.json"}\n', "cannot read metadata file x.json"),
+    ],
+)
+def test_config_errors_name_the_table_and_key(tmp_path, table, needle):
+    with pytest.raises(ConversionError) as info:
+        _jobs(tmp_path, table)
+    message = str(info.value)
+    assert "[tool.tfjsconv.models.m]" in message and needle in message and "\n" not in message
+
+
+def test_package_must_be_named_when_ambiguous(tmp_path):
+    with pytest.raises(ConversionError, match="set 'package'"):
+        _jobs(tmp_path, 'src = "m.h5"\ninput_format = "keras"\n', packages=("a", "b"))

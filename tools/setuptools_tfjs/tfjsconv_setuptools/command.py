@@ -1,0 +1,104 @@
+"""setuptools commands that convert the models declared in pyproject.toml.
+
+``build_tfjs`` converts each ``[tool.tfjsconv.models.<name>]`` into
+``build_lib/<package>/tfjs_models/<name>/``; the ``build_py`` subclass runs it after
+the normal build and lists its files in ``get_outputs()`` (so installers record them)
+and the model sources in ``get_source_files()`` (so an sdist carries them).
+Conversion output is deterministic, and bdist_wheel honours SOURCE_DATE_EPOCH, so two
+builds of the same sources give byte-identical wheels.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List
+
+from setuptools import Command
+from setuptools.command.build_py import build_py as _build_py
+
+from tfjsconv_setuptools.config import ModelJob, model_jobs
+
+try:
+    from setuptools.errors import SetupError
+except ImportError:  # setuptools < 59
+    from distutils.errors import DistutilsSetupError as SetupError  # type: ignore
+
+
+def _project_dir(dist) -> str:
+    script = getattr(dist, "script_name", None) or "setup.py"
+    return os.path.dirname(os.path.abspath(script)) or os.getcwd()
+
+
+def _jobs(dist) -> List[ModelJob]:
+    from tfjsconv.errors import ConversionError
+
+    try:
+        return model_jobs(_project_dir(dist), list(dist.packages or ()))
+    except ConversionError as exc:
+        raise SetupError(f"tfjsconv: {exc}") from None
+
+
+def _walk(root: str) -> List[str]:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        files.extend(os.path.join(dirpath, f) for f in sorted(filenames))
+    return files
+
+
+class build_tfjs(Command):
+    """Convert the declared TensorFlow.js models into the build directory."""
+
+    description = "convert models declared in [tool.tfjsconv.models] to TensorFlow.js"
+    user_options = [("build-lib=", "d", "directory to build into")]
+
+    def initialize_options(self) -> None:
+        self.build_lib = None
+
+    def finalize_options(self) -> None:
+        self.set_undefined_options("build_py", ("build_lib", "build_lib"))
+
+    def run(self) -> None:
+        from tfjsconv import api
+        from tfjsconv.errors import ConversionError
+
+        for job in _jobs(self.distribution):
+            out = job.output_dir(self.build_lib)
+            self.announce(f"converting tfjs model {job.name!r} -> {out}", level=2)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            try:
+                api.convert(job.src, out, job.options)
+            except ConversionError as exc:
+                raise SetupError(f"tfjsconv: model {job.name!r}: {exc}") from None
+
+    def get_outputs(self) -> List[str]:
+        outputs: List[str] = []
+        for job in _jobs(self.distribution):
+            outputs.extend(_walk(job.output_dir(self.build_lib)))
+        return outputs
+
+    def get_source_files(self) -> List[str]:
+        sources: List[str] = []
+        for job in _jobs(self.distribution):
+            sources.extend(job.source_files)
+        return sources
+
+
+class build_py(_build_py):
+    """``build_py`` that also converts the declared TensorFlow.js models."""
+
+    def _build_tfjs(self) -> "build_tfjs":
+        # Works even when the project registered only build_py in its cmdclass.
+        self.distribution.cmdclass.setdefault("build_tfjs", build_tfjs)
+        return self.get_finalized_command("build_tfjs")
+
+    def run(self) -> None:
+        super().run()
+        self._build_tfjs()
+        self.run_command("build_tfjs")
+
+    def get_outputs(self, include_bytecode: bool = True) -> List[str]:
+        return list(super().get_outputs(include_bytecode)) + self._build_tfjs().get_outputs()
+
+    def get_source_files(self) -> List[str]:
+        return list(super().get_source_files()) + self._build_tfjs().get_source_files()
