@@ -1,0 +1,96 @@
+"""Install a hash-locked requirements file into a site-packages directory.
+
+Run by the ``tfjs_pip_repository`` repository rule (never by a build action). It
+installs with ``pip --no-deps --require-hashes --only-binary=:all:`` so only the exact
+wheels named in the lock can land, then byte-compiles with ``unchecked-hash`` pycs:
+their bytes depend only on the sources (no mtimes), so two installs of the same lock
+give the same action inputs and the same cache keys.
+
+With ``--shared_dir`` the result is installed once per lock digest under that
+directory and reused by every output base and checkout (TensorFlow is ~1.3 GB
+unpacked); the install goes to a temporary sibling and is renamed into place, so a
+half-finished install is never reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+_MARKER = "INSTALL_COMPLETE"
+
+
+def lock_digest(lock_path: str) -> str:
+    with open(lock_path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def install(lock_path: str, dest: str) -> None:
+    """pip-install ``lock_path`` into ``dest/site-packages`` and byte-compile it."""
+    site = os.path.join(dest, "site-packages")
+    env = dict(os.environ)
+    # Reproducible installs: no user site, no bytecode written by pip itself.
+    env.update({"PYTHONNOUSERSITE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                "SOURCE_DATE_EPOCH": "315532800"})
+    cmd = [
+        sys.executable, "-m", "pip", "install",
+        "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-compile",
+        "--no-warn-script-location", "--quiet", "--root-user-action=ignore",
+        "--target", site, "-r", lock_path,
+    ]
+    subprocess.run(cmd, check=True, env=env)
+    compileall.compile_dir(
+        site, quiet=1, workers=0,
+        invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    with open(os.path.join(dest, _MARKER), "w", encoding="utf-8") as f:
+        f.write(lock_digest(lock_path) + "\n")
+
+
+def install_shared(lock_path: str, shared_dir: str) -> str:
+    """Install into ``shared_dir/<sha256 of lock>`` unless already there; return it."""
+    final = os.path.join(shared_dir, lock_digest(lock_path))
+    if os.path.exists(os.path.join(final, _MARKER)):
+        return final
+    os.makedirs(shared_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=shared_dir)
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; other users' builds may share it
+    try:
+        install(lock_path, tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            # Another fetch finished first (or a stale incomplete dir is there).
+            if not os.path.exists(os.path.join(final, _MARKER)):
+                shutil.rmtree(final, ignore_errors=True)
+                os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--lock", required=True)
+    p.add_argument("--repo_dir", required=True)
+    p.add_argument("--shared_dir", default="")
+    args = p.parse_args(argv)
+    link = os.path.join(args.repo_dir, "site-packages")
+    if args.shared_dir:
+        final = install_shared(args.lock, args.shared_dir)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.join(final, "site-packages"), link)
+    else:
+        install(args.lock, args.repo_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,130 @@
+"""The `TfjsConvert` action: runs the tfjsconv CLI once, or as a persistent worker.
+
+One-shot mode (no worker): ``tfjs_convert_tool @flagfile`` expands the flag file
+(one argument per line) and calls ``tfjsconv.cli.main`` once.
+
+Worker mode (``--persistent_worker``): Bazel's JSON worker protocol. Bazel 4.2.3
+writes requests back to back with no separator, so the stream is parsed with
+``json.JSONDecoder.raw_decode`` rather than line by line. The protocol owns the
+process's real stdout; everything else (Python prints and C++ logging from
+TensorFlow) is kept off it: fd 1 is pointed at stderr, and each request's CLI
+output is captured into the response's ``output``. TensorFlow is imported once and
+reused, which is the point of the worker.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import os
+import sys
+import tempfile
+from typing import IO, Iterator, List, Sequence, Tuple
+
+
+def _private_home() -> None:
+    """Give Keras/TF a writable, throwaway home: the sandbox may not allow ~/.keras."""
+    home = tempfile.mkdtemp(prefix="tfjs_convert_home_")
+    os.environ.setdefault("KERAS_HOME", os.path.join(home, ".keras"))
+    os.environ["HOME"] = home
+
+
+def run_cli(argv: Sequence[str]) -> Tuple[int, str]:
+    """Run the converter CLI in-process; return (exit code, combined output)."""
+    from tfjsconv import cli
+
+    buf = io.StringIO()
+    try:
+        code = cli.main(list(argv), stdout=buf, stderr=buf)
+    except Exception as exc:  # a converter bug: report it instead of killing the worker
+        import traceback
+
+        buf.write("tfjs_convert_tool: internal error: %r\n" % (exc,))
+        buf.write(traceback.format_exc())
+        code = 3
+    _reset_framework_state()
+    return code, buf.getvalue()
+
+
+def _reset_framework_state() -> None:
+    """Forget per-process Keras state (auto-generated names) between requests."""
+    for mod_name in ("tf_keras", "keras"):
+        mod = sys.modules.get(mod_name)
+        if mod is None:
+            continue
+        try:
+            mod.backend.clear_session()
+        except Exception:  # best effort: an older/newer Keras may lack it
+            pass
+
+
+def iter_requests(stream: IO[bytes]) -> Iterator[dict]:
+    """Yield JSON objects from a byte stream, with or without separators."""
+    decoder = json.JSONDecoder()
+    text_decoder = codecs.getincrementaldecoder("utf-8")()
+    buf = ""
+    while True:
+        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+        if not chunk:
+            return
+        buf += text_decoder.decode(chunk)
+        while True:
+            stripped = buf.lstrip()
+            if not stripped:
+                buf = ""
+                break
+            try:
+                obj, end = decoder.raw_decode(stripped)
+            except json.JSONDecodeError:
+                buf = stripped  # incomplete: wait for more bytes
+                break
+            buf = stripped[end:]
+            yield obj
+
+
+def worker_main(stdin: IO[bytes], protocol_out: IO[str]) -> int:
+    """Serve work requests until Bazel closes stdin."""
+    handled = 0
+    for request in iter_requests(stdin):
+        argv = _expand(request.get("arguments", []))
+        code, output = run_cli(argv)
+        handled += 1
+        # One line per request in the worker log: lets tests see the worker was reused.
+        print("tfjs_convert_tool: worker pid %d handled request %d (exit %d)"
+              % (os.getpid(), handled, code), file=sys.stderr, flush=True)
+        response = {"exitCode": code, "output": output, "requestId": request.get("requestId", 0)}
+        protocol_out.write(json.dumps(response, sort_keys=True) + "\n")
+        protocol_out.flush()
+    return 0
+
+
+def _expand(argv: Sequence[str]) -> List[str]:
+    """Expand ``@flagfile`` arguments (Bazel's multiline param files: one per line)."""
+    out: List[str] = []
+    for arg in argv:
+        if arg.startswith("@") and len(arg) > 1:
+            with open(arg[1:], encoding="utf-8") as f:
+                out.extend(line.rstrip("\n") for line in f if line.rstrip("\n"))
+        else:
+            out.append(arg)
+    return out
+
+
+def main(argv: Sequence[str]) -> int:
+    _private_home()
+    if "--persistent_worker" in argv:
+        # Keep the protocol channel private and send fd 1 (C++ logs, stray prints) to stderr.
+        protocol_fd = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
+        protocol_out = os.fdopen(protocol_fd, "w", encoding="utf-8")
+        return worker_main(sys.stdin.buffer, protocol_out)
+    code, output = run_cli(_expand(argv))
+    if output:
+        sys.stderr.write(output)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,52 @@
+"""Unit tests of the worker protocol plumbing (no TensorFlow needed)."""
+
+import io
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tfjs_convert_tool as tool  # noqa: E402
+
+
+class IterRequestsTest(unittest.TestCase):
+    def test_back_to_back_objects_without_separator(self):
+        # Bazel 4.2.3 writes requests with no newline between them.
+        stream = io.BytesIO(b'{"arguments": ["a"], "requestId": 1}{"arguments": [], "requestId": 2}')
+        self.assertEqual([r["requestId"] for r in tool.iter_requests(stream)], [1, 2])
+
+    def test_newline_separated_and_split_utf8(self):
+        data = json.dumps({"arguments": ["\u00e9"], "requestId": 3}).encode() + b"\n"
+        data = data.replace(b"\\u00e9", "\u00e9".encode("utf-8"))
+
+        class OneByte(io.BytesIO):
+            def read1(self, n=-1):
+                return super().read(1)
+
+        self.assertEqual(list(tool.iter_requests(OneByte(data))),
+                         [{"arguments": ["\u00e9"], "requestId": 3}])
+
+    def test_expand_flagfile(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".params", delete=False) as f:
+            f.write("--input_format\nkeras\nin.h5\nout dir\n")
+        try:
+            self.assertEqual(tool._expand(["@" + f.name]),
+                             ["--input_format", "keras", "in.h5", "out dir"])
+        finally:
+            os.unlink(f.name)
+
+    def test_worker_answers_each_request(self):
+        stream = io.BytesIO(b'{"arguments": ["--version"], "requestId": 7}{"arguments": ["--bogus"], "requestId": 8}')
+        out = io.StringIO()
+        tool.worker_main(stream, out)
+        responses = [json.loads(line) for line in out.getvalue().splitlines()]
+        self.assertEqual([r["requestId"] for r in responses], [7, 8])
+        self.assertEqual(responses[0]["exitCode"], 0)
+        self.assertIn("tfjsconv", responses[0]["output"])
+        self.assertNotEqual(responses[1]["exitCode"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,334 @@
+"""Implementation of `tfjs_model` and `tfjs_quantized_model`."""
+
+load(
+    ":formats.bzl",
+    "DEFAULT_OUTPUT_FORMAT",
+    "DEFAULT_SHARD_SIZE_BYTES",
+    "INPUT_FORMATS",
+    "MAIN_OUTPUT",
+    "OUTPUT_FORMATS",
+    "QUANTIZATION_DTYPES",
+    "SUPPORTED_PAIRS",
+)
+load(":providers.bzl", "TfjsModelInfo")
+
+# Fixed action environment: with --incompatible_strict_action_env nothing from the
+# user's shell leaks in, and these pin everything that could change output bytes.
+ACTION_ENV = {
+    "CUDA_VISIBLE_DEVICES": "-1",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONHASHSEED": "0",
+    "PYTHONNOUSERSITE": "1",
+    "SOURCE_DATE_EPOCH": "315532800",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_DETERMINISTIC_OPS": "1",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "TZ": "UTC",
+}
+
+def _fail(ctx, msg):
+    fail("%s: %s" % (ctx.label, msg))
+
+def _output_format(ctx):
+    in_fmt = ctx.attr.input_format
+    if in_fmt not in INPUT_FORMATS:
+        _fail(ctx, "unknown input_format %r; choose one of: %s" % (in_fmt, ", ".join(INPUT_FORMATS)))
+    out_fmt = ctx.attr.output_format or DEFAULT_OUTPUT_FORMAT[in_fmt]
+    if out_fmt not in OUTPUT_FORMATS:
+        _fail(ctx, "unknown output_format %r; choose one of: %s" % (out_fmt, ", ".join(OUTPUT_FORMATS)))
+    if (in_fmt, out_fmt) not in SUPPORTED_PAIRS:
+        supported = [o for (i, o) in SUPPORTED_PAIRS if i == in_fmt]
+        _fail(ctx, "unsupported input_format/output_format pair: %s -> %s (from %s the converter writes: %s)" % (
+            in_fmt,
+            out_fmt,
+            in_fmt,
+            ", ".join(supported),
+        ))
+    return out_fmt
+
+def _quantization(ctx, out_fmt):
+    """dtype -> patterns for the dtypes asked for ([] = all remaining weights)."""
+    quant = {}
+    for dtype in QUANTIZATION_DTYPES:
+        patterns = getattr(ctx.attr, "quantize_" + dtype, [])
+        for p in patterns:
+            if not p or "," in p:
+                _fail(ctx, "quantize_%s patterns must be non-empty and contain no ',': %r" % (dtype, p))
+        if patterns:
+            quant[dtype] = list(patterns)
+    dtype = getattr(ctx.attr, "dtype", None)
+    if dtype != None:
+        if dtype not in QUANTIZATION_DTYPES:
+            _fail(ctx, "unknown quantization dtype %r; choose one of: %s" % (dtype, ", ".join(QUANTIZATION_DTYPES)))
+        for p in ctx.attr.patterns:
+            if not p or "," in p:
+                _fail(ctx, "patterns must be non-empty and contain no ',': %r" % p)
+        quant[dtype] = quant.get(dtype, []) + list(ctx.attr.patterns)
+    if quant and out_fmt == "keras_saved_model":
+        _fail(ctx, "quantization does not apply to the keras_saved_model output format")
+    return quant
+
+def _validate(ctx, in_fmt, out_fmt):
+    shard = ctx.attr.weight_shard_size_bytes
+    if shard <= 0:
+        _fail(ctx, "weight_shard_size_bytes must be a positive integer, got %d" % shard)
+    if shard != DEFAULT_SHARD_SIZE_BYTES and out_fmt not in ("tfjs_layers_model", "tfjs_graph_model"):
+        _fail(ctx, "weight_shard_size_bytes applies only to tfjs_layers_model and tfjs_graph_model outputs")
+    if in_fmt == "tf_frozen_model" and not ctx.attr.output_node_names:
+        _fail(ctx, "output_node_names is required for input_format \"tf_frozen_model\"")
+    if ctx.attr.signature_name and in_fmt not in ("tf_saved_model", "tf_hub"):
+        _fail(ctx, "signature_name applies only to the tf_saved_model and tf_hub input formats, not %s" % in_fmt)
+    if ctx.attr.control_flow_v2 and out_fmt != "tfjs_graph_model":
+        _fail(ctx, "control_flow_v2 applies only to the tfjs_graph_model output format, not %s" % out_fmt)
+    if ctx.attr.split_weights_by_layer and out_fmt != "tfjs_layers_model":
+        _fail(ctx, "split_weights_by_layer applies only to the tfjs_layers_model output format")
+    for tag in ctx.attr.saved_model_tags:
+        if not tag or "," in tag:
+            _fail(ctx, "saved_model_tags entries must be non-empty and contain no ',': %r" % tag)
+    for node in ctx.attr.output_node_names:
+        if not node or "," in node:
+            _fail(ctx, "output_node_names entries must be non-empty and contain no ',': %r" % node)
+
+def _input_path(ctx, in_fmt):
+    """The path the converter reads: a file, a directory, or the root of a file set."""
+    if TfjsModelInfo in ctx.attr.src:
+        info = ctx.attr.src[TfjsModelInfo]
+        return info.model_file
+    files = ctx.files.src
+    if not files:
+        _fail(ctx, "src %s provides no files" % ctx.attr.src.label)
+    if len(files) == 1:
+        f = files[0]
+        if f.is_directory and in_fmt == "tfjs_layers_model":
+            return f.path + "/model.json"
+        return f.path
+
+    # Several files: find the model's root (a SavedModel directory or a model.json).
+    if in_fmt in ("tf_saved_model", "keras_saved_model", "tf_hub"):
+        markers = [f for f in files if f.basename in ("saved_model.pb", "saved_model.pbtxt")]
+        what = "saved_model.pb"
+    elif in_fmt == "tfjs_layers_model":
+        markers = [f for f in files if f.basename == "model.json"]
+        what = "model.json"
+    else:
+        _fail(ctx, "src must be a single file for input_format %s, got %d files" % (in_fmt, len(files)))
+    if len(markers) != 1:
+        _fail(ctx, "src must contain exactly one %s for input_format %s, found %d" % (what, in_fmt, len(markers)))
+    marker = markers[0]
+    root = marker.dirname
+    for f in files:
+        if f.root.path != marker.root.path or not f.path.startswith(root + "/"):
+            _fail(ctx, "every src file must live under %s (the directory of %s); %s does not" % (
+                root,
+                what,
+                f.short_path,
+            ))
+    return marker.path if in_fmt == "tfjs_layers_model" else root
+
+def _metadata_flag(ctx):
+    entries = []
+    names = {}
+    for target, name in ctx.attr.metadata.items():
+        if not name or ":" in name or "," in name:
+            _fail(ctx, "metadata names must be non-empty and contain no ':' or ',': %r" % name)
+        if name in names:
+            _fail(ctx, "metadata name %r given twice" % name)
+        files = target.files.to_list()
+        if len(files) != 1:
+            _fail(ctx, "metadata %r must be exactly one JSON file, %s gives %d" % (name, target.label, len(files)))
+        if "," in files[0].path:
+            _fail(ctx, "metadata file paths cannot contain ',': %s" % files[0].path)
+        names[name] = files[0]
+
+    # Sorted by name so the flag (and so the action key) never depends on dict order.
+    for name in sorted(names):
+        entries.append("%s:%s" % (name, names[name].path))
+    return ",".join(entries), [names[n] for n in sorted(names)]
+
+def _tfjs_model_impl(ctx):
+    in_fmt = ctx.attr.input_format
+    out_fmt = _output_format(ctx)
+    _validate(ctx, in_fmt, out_fmt)
+    quant = _quantization(ctx, out_fmt)
+    input_path = _input_path(ctx, in_fmt)
+    metadata, metadata_files = _metadata_flag(ctx)
+
+    out_dir = ctx.actions.declare_directory(ctx.label.name)
+    main_output = out_dir.path + "/" + MAIN_OUTPUT[out_fmt]
+    if out_fmt in ("tfjs_layers_model", "tfjs_graph_model"):
+        # The converter writes model.json + shards straight into the declared directory.
+        output_path = out_dir.path
+    else:
+        output_path = main_output
+
+    args = ctx.actions.args()
+    args.add("--input_format", in_fmt)
+    args.add("--output_format", out_fmt)
+    if ctx.attr.weight_shard_size_bytes != DEFAULT_SHARD_SIZE_BYTES:
+        args.add("--weight_shard_size_bytes", str(ctx.attr.weight_shard_size_bytes))
+    for dtype in QUANTIZATION_DTYPES:
+        if dtype in quant:
+            if quant[dtype]:
+                args.add("--quantize_%s=%s" % (dtype, ",".join(quant[dtype])))
+            else:
+                args.add("--quantize_%s" % dtype)
+    if metadata:
+        args.add("--metadata", metadata)
+    if ctx.attr.signature_name:
+        args.add("--signature_name", ctx.attr.signature_name)
+    if in_fmt in ("tf_saved_model", "tf_hub", "keras_saved_model"):
+        args.add("--saved_model_tags", ",".join(ctx.attr.saved_model_tags))
+    if ctx.attr.output_node_names:
+        args.add("--output_node_names", ",".join(ctx.attr.output_node_names))
+    if out_fmt == "tfjs_graph_model":
+        args.add("--strip_debug_ops=%s" % ("true" if ctx.attr.strip_debug_ops else "false"))
+        args.add("--control_flow_v2=%s" % ("true" if ctx.attr.control_flow_v2 else "false"))
+        args.add("--use_structured_outputs_names=%s" % (
+            "true" if ctx.attr.use_structured_outputs_names else "false"
+        ))
+    if ctx.attr.split_weights_by_layer:
+        args.add("--split_weights_by_layer")
+    if ctx.attr.skip_op_check:
+        args.add("--skip_op_check")
+
+    # The directory Bazel pre-creates is empty; --overwrite lets the converter replace it.
+    args.add("--overwrite")
+    args.add("--quiet")
+    args.add(input_path)
+    args.add(output_path)
+
+    # Workers need every per-request argument in a flag file that comes last.
+    args.use_param_file("@%s", use_always = True)
+    args.set_param_file_format("multiline")
+
+    ctx.actions.run(
+        executable = ctx.attr._tool[DefaultInfo].files_to_run,
+        arguments = [args],
+        inputs = depset(ctx.files.src + metadata_files),
+        outputs = [out_dir],
+        mnemonic = "TfjsConvert",
+        progress_message = "Converting %s to %s (%s)" % (ctx.attr.src.label, out_fmt, ctx.label),
+        env = ACTION_ENV,
+        execution_requirements = {
+            "block-network": "1",
+            "requires-worker-protocol": "json",
+            "supports-workers": "1",
+        },
+    )
+
+    return [
+        DefaultInfo(
+            files = depset([out_dir]),
+            runfiles = ctx.runfiles(files = [out_dir]),
+        ),
+        TfjsModelInfo(
+            model_dir = out_dir,
+            model_json = main_output if MAIN_OUTPUT[out_fmt] == "model.json" else None,
+            model_file = main_output,
+            format = out_fmt,
+            input_format = in_fmt,
+            quantization = quant,
+            weight_shard_size_bytes = ctx.attr.weight_shard_size_bytes,
+        ),
+    ]
+
+_COMMON_ATTRS = {
+    "src": attr.label(
+        mandatory = True,
+        allow_files = True,
+        doc = "The model to convert: a file (`.h5`, `.keras`, `.pb`, `model.json`), a " +
+              "directory, a filegroup whose files share one root (a SavedModel: the " +
+              "directory holding `saved_model.pb`), or another `tfjs_model`.",
+    ),
+    "input_format": attr.string(
+        mandatory = True,
+        doc = "One of " + ", ".join(INPUT_FORMATS) + ".",
+    ),
+    "output_format": attr.string(
+        default = "",
+        doc = "One of " + ", ".join(OUTPUT_FORMATS) + "; empty = the converter's default " +
+              "for `input_format` (keras* -> tfjs_layers_model, tf_* -> tfjs_graph_model).",
+    ),
+    "weight_shard_size_bytes": attr.int(
+        default = DEFAULT_SHARD_SIZE_BYTES,
+        doc = "Maximum bytes per weight shard file (tfjs_* outputs only). Must be > 0.",
+    ),
+    "quantize_float16": attr.string_list(
+        doc = "fnmatch patterns of weight names to store as float16 (e.g. `[\"*\"]`).",
+    ),
+    "quantize_uint8": attr.string_list(
+        doc = "fnmatch patterns of weight names to quantize to uint8 (affine min/scale).",
+    ),
+    "quantize_uint16": attr.string_list(
+        doc = "fnmatch patterns of weight names to quantize to uint16 (affine min/scale).",
+    ),
+    "metadata": attr.label_keyed_string_dict(
+        allow_files = [".json"],
+        doc = "JSON file -> name, added to model.json's `userDefinedMetadata[name]`. " +
+              "The public macros take the friendlier `{name: label}` form.",
+    ),
+    "signature_name": attr.string(
+        default = "",
+        doc = "SavedModel signature to convert (tf_saved_model / tf_hub); empty = serving_default.",
+    ),
+    "saved_model_tags": attr.string_list(
+        default = ["serve"],
+        doc = "MetaGraph tags of the SavedModel to load.",
+    ),
+    "output_node_names": attr.string_list(
+        doc = "Output node names; required for tf_frozen_model.",
+    ),
+    "strip_debug_ops": attr.bool(
+        default = True,
+        doc = "Remove Assert/Print/CheckNumerics ops from graph models.",
+    ),
+    "control_flow_v2": attr.bool(
+        default = False,
+        doc = "Keep TF2 control flow (While/If) ops in graph models.",
+    ),
+    "use_structured_outputs_names": attr.bool(
+        default = False,
+        doc = "Name graph-model outputs by the SavedModel's structured output keys.",
+    ),
+    "split_weights_by_layer": attr.bool(
+        default = False,
+        doc = "One weight group per layer (tfjs_layers_model output only).",
+    ),
+    "skip_op_check": attr.bool(
+        default = False,
+        doc = "Do not fail on ops the tfjs runtime does not support.",
+    ),
+    "_tool": attr.label(
+        default = Label("//rules/private:tfjs_convert_tool"),
+        executable = True,
+        cfg = "exec",
+    ),
+}
+
+tfjs_model_rule = rule(
+    implementation = _tfjs_model_impl,
+    attrs = _COMMON_ATTRS,
+    provides = [TfjsModelInfo],
+    doc = "Converts a TensorFlow/Keras model to TensorFlow.js. See `tfjs_model` in defs.bzl.",
+)
+
+_QUANT_ATTRS = dict(_COMMON_ATTRS)
+_QUANT_ATTRS.update({
+    "dtype": attr.string(
+        mandatory = True,
+        doc = "Quantization dtype: float16, uint8 or uint16.",
+    ),
+    "patterns": attr.string_list(
+        doc = "fnmatch patterns of weight names to quantize with `dtype`; empty = every " +
+              "weight that no `quantize_*` pattern claims.",
+    ),
+})
+
+tfjs_quantized_model_rule = rule(
+    implementation = _tfjs_model_impl,
+    attrs = _QUANT_ATTRS,
+    provides = [TfjsModelInfo],
+    doc = "Like tfjs_model, with required quantization. See `tfjs_quantized_model` in defs.bzl.",
+)
