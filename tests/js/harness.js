@@ -221,6 +221,10 @@ function send(obj) {
 }
 
 async function main() {
+  // wasm registers with the higher priority; start on cpu so control commands and
+  // requests without "backend" see the same, predictable backend.
+  await tf.setBackend('cpu');
+  await tf.ready();
   const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
   // Requests run one at a time, in order: the backend is global state.
   for await (const line of rl) {

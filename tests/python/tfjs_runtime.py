@@ -9,6 +9,7 @@ base64 little-endian bytes because JSON number lists are slow and lose float32 b
 from __future__ import annotations
 
 import base64
+import binascii
 import collections
 import itertools
 import json
@@ -90,7 +91,7 @@ def encode_input(array, name: Optional[str] = None) -> dict:
         raise ValueError(f"input {name or ''} does not fit in int32")
     wire = arr.astype(_FROM_TFJS[tfjs_dtype], copy=False)
     spec["dtype"] = tfjs_dtype
-    spec["b64"] = base64.b64encode(np.ascontiguousarray(wire).tobytes()).decode("ascii")
+    spec["b64"] = binascii.b2a_base64(np.ascontiguousarray(wire).data, newline=False).decode("ascii")
     return spec
 
 
@@ -100,7 +101,7 @@ def decode_output(out: Mapping) -> np.ndarray:
         values = [base64.b64decode(s) for s in out["strings"]]
         return np.array(values, dtype=object).reshape(shape)
     dtype = _FROM_TFJS[out["dtype"]]
-    arr = np.frombuffer(base64.b64decode(out["b64"]), dtype=dtype).reshape(shape)
+    arr = np.frombuffer(binascii.a2b_base64(out["b64"]), dtype=dtype).reshape(shape)
     if out["dtype"] == "bool":
         return arr.astype(bool)
     return arr.astype(dtype.newbyteorder("="), copy=True)
