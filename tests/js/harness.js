@@ -135,6 +135,13 @@ async function encodeOutput(name, t) {
   return out;
 }
 
+/** Input/output layer names; a Sequential model leaves inputNames/outputNames empty. */
+function layerNames(model, which) {
+  const names = which === 'inputs' ? model.inputNames : model.outputNames;
+  if (names && names.length) return names;
+  return model[which].map((t) => (t.sourceLayer ? t.sourceLayer.name : t.name));
+}
+
 function asList(result) {
   if (result instanceof tf.Tensor) return [result];
   if (Array.isArray(result)) return result;
@@ -178,15 +185,16 @@ async function handle(req) {
     if (kind === 'graph') {
       inputs = named ? Object.fromEntries(specs.map((s, i) => [s.name, tensors[i]])) : tensors;
     } else if (named) {
-      inputs = model.inputNames.map((n) => {
+      const wanted = layerNames(model, 'inputs');
+      inputs = wanted.map((n) => {
         const i = specs.findIndex((s) => s.name === n);
-        if (i < 0) throw new Error(`missing input ${n}; the model takes ${model.inputNames.join(', ')}`);
+        if (i < 0) throw new Error(`missing input ${n}; the model takes ${wanted.join(', ')}`);
         return tensors[i];
       });
     } else {
       inputs = tensors.length === 1 ? tensors[0] : tensors;
     }
-    const outputNames = kind === 'graph' ? (req.outputs || model.outputNodes) : model.outputNames;
+    const outputNames = kind === 'graph' ? (req.outputs || model.outputNodes) : layerNames(model, 'outputs');
     if (kind === 'layers' && req.outputs) throw new Error('"outputs" is only supported for graph models');
 
     let result = await runOnce(model, kind, inputs, outputNames);

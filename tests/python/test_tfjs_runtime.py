@@ -147,8 +147,9 @@ def test_graph_model_named_intermediate_output(tfjs: TfjsRuntime, tmp_path: Path
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_layers_model_dense(tfjs: TfjsRuntime, tmp_path: Path, backend: str) -> None:
     model = write_dense_layers_model(tmp_path / "l", shards=3)
-    answer = tfjs.run(model, [X], kind="layers", backend=backend)
+    answer = tfjs.run(model, {"dense_input": X}, kind="layers", backend=backend)
     assert answer["backend"] == backend
+    assert [o["name"] for o in answer["outputs"]] == ["dense"]
     (y,) = answer["arrays"]
     np.testing.assert_allclose(y, expected(), rtol=0, atol=1e-6)
 
