@@ -127,7 +127,7 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
             f"weight {name} contains NaN or Infinity and cannot be quantized to {dtype}"
         )
     if dtype == "float16":
-        if data.size and float(np.abs(data).max()) > _FLOAT16_MAX:
+        if data.size and max(float(data.max()), -float(data.min())) > _FLOAT16_MAX:
             raise ConversionError(
                 f"weight {name} has values beyond the float16 range (+-65504); "
                 "it cannot be quantized to float16"

@@ -396,6 +396,8 @@ def read_weights(manifest: Any, model_dir: str) -> List[Tuple[str, np.ndarray]]:
                 values = quant.dequantize(stored, meta)
             elif dtype == "bool":
                 values = stored != 0
+            elif stored.dtype.isnative and stored.flags.aligned:
+                values = stored  # a view into the group buffer: no second copy of the model
             else:
                 values = stored.astype(stored.dtype.newbyteorder("="), copy=True)
             result.append((name, values))
