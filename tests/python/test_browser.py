@@ -144,7 +144,10 @@ def test_example_model_runs_in_headless_chromium(example_model, record_property)
     got = np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
     assert got.shape == expected.shape
     record_property("max_abs_diff", float(np.max(np.abs(got - expected))))
-    np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL, err_msg=f"model from {origin}; if stale: bazel build //examples:mlp_graph")
+    np.testing.assert_allclose(
+        got, expected, rtol=0, atol=ATOL,
+        err_msg=f"model from {origin}; if stale: bazel build //examples:mlp_graph",
+    )
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 1000
 
 
