@@ -290,3 +290,15 @@ def test_killed_harness_is_restarted(tmp_path: Path) -> None:
         rt._proc.wait()
         (y,) = rt.predict(model, [X], kind="graph")
         np.testing.assert_allclose(y, expected(), rtol=0, atol=1e-6)
+
+
+def test_missing_runtime_skips_locally_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import conftest
+
+    monkeypatch.setattr(conftest, "_missing_runtime_reason", lambda: "node_modules is missing")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="node_modules is missing"):
+        conftest.require_js_runtime()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required under CI: node_modules is missing"):
+        conftest.require_js_runtime()
