@@ -21,10 +21,10 @@ from typing import Tuple
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, require_js_runtime
-from tfjs_runtime import JS_DIR
+from tfjs_runtime import JS_DIR, require_js_runtime
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SOURCE_H5 = REPO_ROOT / "examples" / "models" / "mlp_keras2.h5"
 BAZEL_OUT = REPO_ROOT / "bazel-bin" / "examples" / "mlp_graph"

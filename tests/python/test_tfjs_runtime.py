@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfjs_runtime import HarnessDied, TfjsError, TfjsRuntime
+import tfjs_runtime
+from tfjs_runtime import HarnessDied, TfjsError, TfjsRuntime, require_js_runtime
 
 pytestmark = pytest.mark.tfjs
 
@@ -261,8 +262,6 @@ def _fake_node(tmp_path: Path, body: str) -> str:
 
 
 def test_dead_harness_is_reported_with_its_stderr(tmp_path: Path) -> None:
-    from conftest import require_js_runtime
-
     require_js_runtime()
     node = _fake_node(tmp_path, "read line; echo boom-from-fake-node >&2; exit 3")
     with TfjsRuntime(node=node) as rt:
@@ -271,8 +270,6 @@ def test_dead_harness_is_reported_with_its_stderr(tmp_path: Path) -> None:
 
 
 def test_stuck_harness_times_out(tmp_path: Path) -> None:
-    from conftest import require_js_runtime
-
     require_js_runtime()
     node = _fake_node(tmp_path, "read line; echo stuck >&2; exec sleep 30")
     with TfjsRuntime(node=node, timeout_s=1) as rt:
@@ -281,8 +278,6 @@ def test_stuck_harness_times_out(tmp_path: Path) -> None:
 
 
 def test_killed_harness_is_restarted(tmp_path: Path) -> None:
-    from conftest import require_js_runtime
-
     require_js_runtime()
     model = write_affine_graph_model(tmp_path / "g", with_signature=False)
     with TfjsRuntime() as rt:
@@ -293,12 +288,10 @@ def test_killed_harness_is_restarted(tmp_path: Path) -> None:
 
 
 def test_missing_runtime_skips_locally_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    import conftest
-
-    monkeypatch.setattr(conftest, "_missing_runtime_reason", lambda: "node_modules is missing")
+    monkeypatch.setattr(tfjs_runtime, "missing_runtime_reason", lambda: "node_modules is missing")
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="node_modules is missing"):
-        conftest.require_js_runtime()
+        require_js_runtime()
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="required under CI: node_modules is missing"):
-        conftest.require_js_runtime()
+        require_js_runtime()

@@ -71,6 +71,30 @@ def node_modules_present() -> bool:
     return (NODE_MODULES / "@tensorflow" / "tfjs" / "package.json").is_file()
 
 
+def missing_runtime_reason() -> Optional[str]:
+    """Why the JS side cannot run here, or None when it can."""
+    if shutil.which("node") is None:
+        return "node is not on PATH"
+    if not node_modules_present():
+        return f"{NODE_MODULES} is missing (run: npm ci --prefix tests/js)"
+    return None
+
+
+def require_js_runtime() -> None:
+    """Skip locally when the JS side is not installed; under CI (env CI set) fail instead.
+
+    A CI run that silently skips every runtime check would prove nothing.
+    """
+    import pytest
+
+    reason = missing_runtime_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"the tfjs runtime is required under CI: {reason}", pytrace=False)
+    pytest.skip(f"tfjs runtime not available: {reason}")
+
+
 def encode_input(array, name: Optional[str] = None) -> dict:
     """One harness input: dtype-narrowed, little-endian, base64."""
     arr = np.asarray(array)
