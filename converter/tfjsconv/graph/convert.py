@@ -122,7 +122,7 @@ def _convert_saved_model(path: str, out_dir: str, options: ConversionOptions, de
     meta = _select_meta_graph(proto, tags, path)
     signature_name = options.signature_name or default_signature
     if signature_name not in meta.signature_def:
-        available = ", ".join(sorted(meta.signature_def)) or "none"
+        available = ", ".join(sorted(k for k in meta.signature_def if not k.startswith("__"))) or "none"
         raise ConversionError(
             f'signature "{signature_name}" does not exist in the SavedModel {path}; '
             f"available signatures: {available}"
@@ -288,7 +288,7 @@ def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> Non
     tf = _tf()
     func = _keras_concrete_function(model)
     frozen = freeze_concrete_function(
-        func, root=None, control_flow_v2=options.control_flow_v2, generated_by=tf.__version__
+        func, root=model, control_flow_v2=options.control_flow_v2, generated_by=tf.__version__
     )
     write_graph_model(frozen, out_dir, options)
 

@@ -27,8 +27,9 @@ def _take_value(node) -> np.ndarray:
     array = tensor_util.MakeNdarray(tensor)
     if array.dtype == object:
         array = np.array([bytes(v) for v in array.reshape(-1)], dtype=object).reshape(array.shape)
-    else:
-        array = np.ascontiguousarray(array)
+    elif not array.flags.c_contiguous:
+        # (not np.ascontiguousarray: it turns scalars into shape [1])
+        array = np.array(array, order="C")
     for field in _CLEARED_FIELDS:
         tensor.ClearField(field)
     return array

@@ -10,6 +10,7 @@ so the same model always produces the same ids.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tfjsconv.errors import ConversionError
@@ -128,11 +129,79 @@ def build_signature(func, frozen, resource_ids: Dict[int, int]) -> Tuple[Dict[st
     return signature, keys, is_dict
 
 
+def rename_numeric_nodes(graph_def, prefix: str) -> Dict[str, str]:
+    """Give all-digit node names (TF's process-global uids for captured tensors) stable
+    names ``<prefix><k>`` in graph order, so outputs do not depend on process history."""
+    renames = {}
+    for node in graph_def.node:
+        if node.name.isdigit():
+            renames[node.name] = f"{prefix}{len(renames)}"
+    if not renames:
+        return renames
+
+    def fix(ref: str) -> str:
+        control = ref.startswith("^")
+        base = ref[1:] if control else ref
+        head, sep, tail = base.partition(":")
+        if head in renames:
+            base = renames[head] + sep + tail
+        return ("^" if control else "") + base
+
+    for node in graph_def.node:
+        if node.name in renames:
+            node.name = renames[node.name]
+        node.input[:] = [fix(i) for i in node.input]
+    return renames
+
+
+_LOADER_SHARED_NAME = re.compile(rb"^\d+_load_\d+_\d+$")
+
+
+def stabilize_shared_names(graph_def) -> None:
+    """Replace the SavedModel loader's per-process table names (``4_load_1_51``).
+
+    Restoring a table in TF2 gives it ``shared_name = <node>_load_<counter>_<uid>``,
+    which changes with every load in a process.  tfjs keys tables by node name and
+    ignores ``shared_name``, so a stable value (the node's own name) changes nothing.
+    """
+    for node in graph_def.node:
+        attr = node.attr.get("shared_name") if "shared_name" in node.attr else None
+        if attr is not None and _LOADER_SHARED_NAME.match(attr.s):
+            attr.s = node.name.encode("utf-8")
+
+
+def _renamed_tensor(name: str, renames: Dict[str, str]) -> str:
+    head, sep, tail = name.partition(":")
+    return renames.get(head, head) + sep + tail
+
+
 def _resources(root) -> list:
     from tensorflow.python.checkpoint.trackable_view import TrackableView
     from tensorflow.python.trackable.resource import TrackableResource
 
     return [obj for obj in TrackableView(root).descendants() if isinstance(obj, TrackableResource)]
+
+
+def _initialize_into(resource, old_handle) -> None:
+    """Run ``resource``'s initializer against its new handle (set by the caller).
+
+    A SavedModel-restored initializer captured the *loaded* table handle; calling it
+    as is would initialize that eager table and leave the graph's new table empty (and
+    leave an unfed resource placeholder in the initializer graph).  Re-bind the capture.
+    """
+    fn = resource._initialize
+    concretes = []
+    if hasattr(fn, "_list_all_concrete_functions"):
+        concretes = list(fn._list_all_concrete_functions())
+    if len(concretes) == 1:
+        concrete = concretes[0]
+        captures = [
+            resource._resource_handle if getattr(c, "_id", None) == old_handle._id else c
+            for c in concrete.captured_inputs
+        ]
+        concrete._call_flat([], captures)
+    else:
+        fn()
 
 
 def _initializer(root, control_flow_v2: bool):
@@ -154,8 +223,8 @@ def _initializer(root, control_flow_v2: bool):
         for resource in resources:
             resource._resource_handle = resource._create_resource()
             handles.append(resource._resource_handle)
-        for resource in resources:
-            resource._initialize()
+        for resource, old in zip(resources, original):
+            _initialize_into(resource, old)
         return handles
 
     try:
@@ -164,13 +233,16 @@ def _initializer(root, control_flow_v2: bool):
         for resource, handle in zip(resources, original):
             resource._resource_handle = handle
     frozen = freeze_function(concrete, control_flow_v2)
+    graph_def = frozen.graph.as_graph_def()
+    renames = rename_numeric_nodes(graph_def, "resource_initializer/capture_")
+    stabilize_shared_names(graph_def)
     outputs = {}
     for i, tensor in enumerate(frozen.outputs):
-        info = _tensor_info(tensor.name, tensor.dtype, tensor.shape)
+        info = _tensor_info(_renamed_tensor(tensor.name, renames), tensor.dtype, tensor.shape)
         info["resourceId"] = i + 1
         outputs[tensor.name] = info
     signature = {"outputs": {k: outputs[k] for k in sorted(outputs)}}
-    return frozen.graph.as_graph_def(), signature, ids
+    return graph_def, signature, ids
 
 
 def freeze_concrete_function(
@@ -187,7 +259,12 @@ def freeze_concrete_function(
     frozen = freeze_function(func, control_flow_v2)
     signature, keys, is_dict = build_signature(func, frozen, resource_ids)
     graph_def = frozen.graph.as_graph_def()
-    output_nodes = [t.name.split(":")[0] for t in frozen.outputs]
+    renames = rename_numeric_nodes(graph_def, "capture_")
+    stabilize_shared_names(graph_def)
+    for section in signature.values():
+        for info in section.values():
+            info["name"] = _renamed_tensor(info["name"], renames)
+    output_nodes = [_renamed_tensor(t.name, renames).split(":")[0] for t in frozen.outputs]
     return FrozenModel(
         graph_def=graph_def,
         signature=signature,

@@ -1,0 +1,334 @@
+"""Graph-model conversions checked against TensorFlow's own predictions in real tfjs 4.22.
+
+Models come from ``graph_models`` (seeded) and are built once per session.  Every
+converted model is loaded by ``@tensorflow/tfjs`` (cpu backend, and wasm where tfjs
+supports the ops) and its outputs are compared with TF's within 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import pytest
+
+import graph_models as gm
+from tfjsconv import api
+from tfjsconv.errors import ConversionError, UnsupportedOpsError
+from tfjsconv.options import ConversionOptions
+
+pytestmark = [pytest.mark.tfjs]
+
+TOL = 1e-5
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """Lazily built models: ``models('mlp') -> (path, inputs)``."""
+    root = str(tmp_path_factory.mktemp("graph_models"))
+    cache: Dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = getattr(gm, name)(root)
+        return cache[name]
+
+    get.root = root
+    return get
+
+
+@pytest.fixture(scope="session")
+def expected(models):
+    """TF's predictions per model (SavedModel signature outputs)."""
+    cache: Dict[str, dict] = {}
+
+    def get(name: str, signature: str = "serving_default"):
+        if name not in cache:
+            path, inputs = models(name)
+            cache[name] = gm.predict_saved_model(path, inputs, signature)
+        return cache[name]
+
+    return get
+
+
+def convert(src: str, out: Path, **opts) -> Path:
+    opts.setdefault("input_format", "tf_saved_model")
+    opts.setdefault("output_format", "tfjs_graph_model")
+    api.convert(src, str(out), ConversionOptions(**opts))
+    return out
+
+
+def load(out: Path) -> dict:
+    return json.loads((out / "model.json").read_text())
+
+
+def ops_of(model: dict):
+    return sorted({n["op"] for n in model["modelTopology"]["node"]})
+
+
+def assert_runtime_matches(tfjs, out: Path, inputs, expected: dict, *, backends=("cpu",), tol=TOL):
+    """Every signature output, by name, equals TF's within ``tol`` on each backend."""
+    for backend in backends:
+        answer = tfjs.run(out, inputs, kind="graph", backend=backend)
+        names = [o["name"] for o in answer["outputs"]]
+        assert sorted(names) == sorted(expected), (names, sorted(expected))
+        for name, got in zip(names, answer["arrays"]):
+            want = expected[name]
+            assert got.shape == want.shape, (backend, name)
+            if want.dtype.kind in "iub":
+                np.testing.assert_array_equal(got, want, err_msg=f"{backend}:{name}")
+            else:
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=f"{backend}:{name}")
+
+
+# ----------------------------------------------------------------- model families
+
+
+def test_mlp_fused_matmul(tfjs, models, expected, tmp_path):
+    path, x = models("mlp")
+    out = convert(path, tmp_path / "mlp")
+    model = load(out)
+    assert list(model) == ["format", "generatedBy", "convertedBy", "signature", "modelTopology", "weightsManifest"]
+    assert model["convertedBy"] == "TensorFlow.js Converter v4.22.0 (tfjsconv 0.1.0)"
+    assert "_FusedMatMul" in ops_of(model) and "MatMul" not in ops_of(model)
+    assert [p for g in model["weightsManifest"] for p in g["paths"]] == ["group1-shard1of1.bin"]
+    assert_runtime_matches(tfjs, out, x, expected("mlp"), backends=("cpu", "wasm"))
+
+
+def test_cnn_batchnorm_folded_into_fused_conv(tfjs, models, expected, tmp_path):
+    path, x = models("cnn_bn")
+    out = convert(path, tmp_path / "cnn")
+    model = load(out)
+    ops = ops_of(model)
+    assert "_FusedConv2D" in ops
+    assert not [op for op in ops if "BatchNorm" in op]
+    for node in model["modelTopology"]["node"]:
+        if node["op"] == "_FusedConv2D":
+            assert node["device"] == "/device:CPU:0"
+    assert_runtime_matches(tfjs, out, x, expected("cnn_bn"), backends=("cpu", "wasm"))
+
+
+def test_depthwise_fused(tfjs, models, expected, tmp_path):
+    path, x = models("depthwise")
+    out = convert(path, tmp_path / "dw")
+    assert "FusedDepthwiseConv2dNative" in ops_of(load(out))
+    assert_runtime_matches(tfjs, out, x, expected("depthwise"), backends=("cpu", "wasm"))
+
+
+def test_lstm(tfjs, models, expected, tmp_path):
+    path, x = models("lstm")
+    out = convert(path, tmp_path / "lstm")
+    # wasm cannot run _FusedMatMul with a rank-3 bias (tfjs limitation): cpu only.
+    assert_runtime_matches(tfjs, out, x, expected("lstm"))
+
+
+def test_lstm_control_flow_v2(tfjs, models, expected, tmp_path):
+    path, x = models("lstm")
+    out = convert(path, tmp_path / "lstm2", control_flow_v2=True)
+    ops = ops_of(load(out))
+    assert "Merge" not in ops and "Switch" not in ops
+    assert {"While", "StatelessWhile"} & set(ops)
+    assert_runtime_matches(tfjs, out, x, expected("lstm"))
+
+
+def test_prelu_fused(tfjs, models, expected, tmp_path):
+    path, x = models("prelu")
+    out = convert(path, tmp_path / "prelu")
+    model = load(out)
+    fused = [
+        n for n in model["modelTopology"]["node"]
+        if n["op"] == "Prelu"
+        or b"Prelu" in b"".join(
+            __import__("base64").b64decode(s) for s in n.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])
+        )
+    ]
+    assert fused, ops_of(model)
+    assert "Neg" not in ops_of(model)
+    assert_runtime_matches(tfjs, out, x, expected("prelu"), backends=("cpu", "wasm"))
+
+
+def test_same_shaped_outputs_keep_user_names(tfjs, models, expected, tmp_path):
+    path, x = models("two_outputs")
+    out = convert(path, tmp_path / "two", use_structured_outputs_names=True)
+    model = load(out)
+    assert sorted(model["signature"]["outputs"]) == ["a_out", "b_out"]
+    assert model["userDefinedMetadata"]["structuredOutputKeys"] == ["a_out", "b_out"]
+    # Each name must be wired to its own tensor: a_out = 2y, b_out = relu(y).
+    assert_runtime_matches(tfjs, out, x, expected("two_outputs"))
+
+
+def test_metadata_order_and_structured_keys(models, tmp_path):
+    path, _ = models("two_outputs")
+    out = convert(path, tmp_path / "meta", metadata=(("z", {"a": 1}), ("b", [1, 2])))
+    model = load(out)
+    assert list(model)[5] == "userDefinedMetadata"
+    assert model["userDefinedMetadata"] == {"z": {"a": 1}, "b": [1, 2]}
+
+
+def test_hash_table_initializer(tfjs, models, expected, tmp_path):
+    path, x = models("hash_table")
+    out = convert(path, tmp_path / "table")
+    model = load(out)
+    assert list(model) == [
+        "format", "generatedBy", "convertedBy", "signature", "modelTopology",
+        "modelInitializer", "initializerSignature", "weightsManifest",
+    ]
+    resource_inputs = [v for v in model["signature"]["inputs"].values() if v["dtype"] == "DT_RESOURCE"]
+    init_outputs = list(model["initializerSignature"]["outputs"].values())
+    assert [v["resourceId"] for v in resource_inputs] == [v["resourceId"] for v in init_outputs] == [1]
+    init_ops = {n["op"] for n in model["modelInitializer"]["node"]}
+    assert {"HashTableV2", "LookupTableImportV2"} <= init_ops
+    assert "Placeholder" not in init_ops  # nothing left for the runtime to feed
+    assert_runtime_matches(tfjs, out, {"words": x["words"]}, expected("hash_table"))
+
+
+def test_frozen_graph(tfjs, models, tmp_path):
+    path, x = models("frozen_graph")
+    out = convert(path, tmp_path / "frozen", input_format="tf_frozen_model", output_node_names=("output",))
+    model = load(out)
+    assert model["signature"] == {"outputs": {"output": {"name": "output"}}}
+    assert "_FusedConv2D" in ops_of(model)
+    tf = gm._tf()
+    from tensorflow.core.framework import graph_pb2
+
+    graph_def = graph_pb2.GraphDef.FromString(Path(path).read_bytes())
+    with tf.Graph().as_default() as g:
+        tf.graph_util.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=g) as sess:
+            want = sess.run("output:0", {"input:0": x["input"]})
+    assert_runtime_matches(tfjs, out, x, {"output": want})
+
+
+def test_frozen_graph_unknown_output_node(models, tmp_path):
+    path, _ = models("frozen_graph")
+    with pytest.raises(ConversionError, match=r"not found in the graph .*: nope, zzz$"):
+        convert(path, tmp_path / "bad", input_format="tf_frozen_model", output_node_names=("output,zzz", "nope"))
+
+
+def test_hub_local_directory(tfjs, models, expected, tmp_path):
+    path, x = models("hub_module")
+    out = convert(path, tmp_path / "hub", input_format="tf_hub")
+    assert list(load(out)["signature"]["outputs"]) == ["embedding"]
+    assert_runtime_matches(tfjs, out, x, expected("hub_module", "default"))
+
+
+def test_hub_handle_from_cache(models, tmp_path, monkeypatch):
+    import hashlib
+    import shutil
+
+    path, _ = models("hub_module")
+    handle = "https://tfhub.dev/example/embed/1"
+    cache = tmp_path / "cache"
+    shutil.copytree(path, cache / hashlib.sha1(handle.encode()).hexdigest())
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
+    out = convert(handle, tmp_path / "hub", input_format="tf_hub")
+    assert (out / "model.json").is_file()
+
+
+def test_hub_uncached_url_fails_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty"))
+    with pytest.raises(ConversionError, match="cannot be downloaded offline") as e:
+        convert("https://tfhub.dev/google/nothing/1", tmp_path / "hub", input_format="tf_hub")
+    assert "\n" not in str(e.value)
+
+
+def test_keras_h5_to_graph(tfjs, models, expected, tmp_path):
+    path, x = models("mlp")
+    h5 = os.path.join(models.root, "mlp.h5")
+    out = convert(h5, tmp_path / "k2", input_format="keras")
+    model = load(out)
+    assert "_FusedMatMul" in ops_of(model)
+    assert list(model["signature"]["outputs"]) == ["d2"]
+    assert_runtime_matches(tfjs, out, x, expected("mlp"))
+
+
+def test_keras3_file_to_graph(tfjs, models, tmp_path):
+    import keras
+
+    path, x = models("keras3_model")
+    want = keras.saving.load_model(path)(x["features"]).numpy()
+    out = convert(path, tmp_path / "k3", input_format="keras_keras")
+    model = load(out)
+    (name,) = model["signature"]["outputs"]
+    assert_runtime_matches(tfjs, out, list(x.values()), {name: want}, backends=("cpu", "wasm"))
+
+
+# ---------------------------------------------------------------- ops and errors
+
+
+def test_unsupported_ops_listed_sorted(models, tmp_path):
+    path, _ = models("unsupported")
+    with pytest.raises(UnsupportedOpsError) as e:
+        convert(path, tmp_path / "bad")
+    assert e.value.ops == ["Lgamma", "MatrixDeterminant"]
+    assert str(e.value) == "Unsupported Ops in the model before optimization: Lgamma, MatrixDeterminant"
+    assert not (tmp_path / "bad").exists()
+
+
+def test_skip_op_check(models, tmp_path):
+    path, _ = models("unsupported")
+    out = convert(path, tmp_path / "skip", skip_op_check=True)
+    assert {"Lgamma", "MatrixDeterminant"} <= set(ops_of(load(out)))
+
+
+def test_missing_signature_lists_available(models, tmp_path):
+    path, _ = models("two_outputs")
+    with pytest.raises(ConversionError, match=r'signature "nope" does not exist .*available signatures: serving_default$'):
+        convert(path, tmp_path / "o", signature_name="nope")
+
+
+def test_wrong_tags(models, tmp_path):
+    path, _ = models("two_outputs")
+    with pytest.raises(ConversionError, match=r"no MetaGraph with tags gpu,serve .*available tag sets: serve$"):
+        convert(path, tmp_path / "o", saved_model_tags=("serve", "gpu"))
+
+
+def test_not_a_saved_model(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConversionError, match="not a SavedModel directory"):
+        convert(str(tmp_path / "empty"), tmp_path / "o")
+
+
+def test_corrupt_saved_model(tmp_path):
+    d = tmp_path / "corrupt"
+    d.mkdir()
+    (d / "saved_model.pb").write_bytes(b"\xff\xfe this is not a protobuf \x00\x01")
+    with pytest.raises(ConversionError, match="corrupt SavedModel") as e:
+        convert(str(d), tmp_path / "o")
+    assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------- determinism
+
+
+_CONVERT_SNIPPET = """
+import sys
+from tfjsconv import api
+from tfjsconv.options import ConversionOptions
+api.convert(sys.argv[1], sys.argv[2], ConversionOptions(input_format=sys.argv[3], output_format="tfjs_graph_model"))
+"""
+
+
+def _files(d: Path) -> Dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cnn_bn", "hash_table"])
+def test_byte_identical_across_processes(models, tmp_path, name):
+    path, _ = models(name)
+    env = dict(os.environ, PYTHONPATH=str(Path(api.__file__).resolve().parent.parent), PYTHONHASHSEED="random")
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}"
+        subprocess.run([sys.executable, "-c", _CONVERT_SNIPPET, path, str(out), "tf_saved_model"], check=True, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        outs.append(_files(out))
+    # And a third conversion in this (long-lived, already warmed-up) process.
+    outs.append(_files(convert(path, tmp_path / "inproc")))
+    assert outs[0] == outs[1] == outs[2]
