@@ -132,6 +132,22 @@ def test_uint8_quantization_passes_through(tfjs, dense, tmp_path):
     np.testing.assert_allclose(y, np.asarray(model.apply(params, x)), atol=4 * step, rtol=0)
 
 
+@pytest.mark.tfjs
+def test_two_inputs_keep_their_order(tfjs, dense, tmp_path):
+    """apply_fn(params, x, bias): inputs after params map to signature inputs in order."""
+    model, params = dense
+
+    def apply_fn(p, x, bias):
+        return model.apply(p, x) * 2.0 + bias
+
+    x, bias = _rand(2, 4, seed=12), _rand(2, 3, seed=13)
+    out = tmp_path / "two"
+    convert_jax(apply_fn, params, model_dir=str(out), input_signatures=[
+        tf.TensorSpec([2, 4], tf.float32), tf.TensorSpec([2, 3], tf.float32)])
+    (y,) = tfjs.predict(out, [x, bias], kind="graph")
+    np.testing.assert_allclose(y, np.asarray(apply_fn(params, x, bias)), atol=TOL, rtol=0)
+
+
 def test_conversion_is_byte_identical_across_runs(dense, tmp_path):
     model, params = dense
     spec = [tf.TensorSpec([2, 4], tf.float32)]

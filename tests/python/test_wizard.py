@@ -412,3 +412,25 @@ def test_pty_ctrl_c_cancels(tmp_path):
     w.child.sendcontrol("c")
     assert w.finish() == 130
     assert "cancelled; nothing was converted" in w.text
+
+
+@pytest.mark.slow
+def test_pty_layers_model_to_keras_file_in_existing_dir_dryrun(models, tmp_path):
+    (tmp_path / "outdir").mkdir()
+    w = Wizard("--dryrun", cwd=tmp_path)
+    w.answer("model to convert:", str(models / "layers") + ENTER)
+    w.answer("Input format:", ENTER)
+    w.answer("Output format:", ENTER)  # keras (HDF5), the converter's default for this input
+    w.answer("Output file:", "outdir" + ENTER)
+    assert w.finish() == 0, w.text
+    assert _printed_command(w.text) == [
+        "tensorflowjs_converter", "--input_format=tfjs_layers_model",
+        str(models / "layers" / "model.json"), os.path.join("outdir", "model.h5")]
+
+
+@pytest.mark.slow
+def test_pty_graph_model_input_is_a_one_line_error(models, tmp_path):
+    w = Wizard(cwd=tmp_path)
+    w.answer("model to convert:", str(models / "graph.json") + ENTER)
+    assert w.finish() == 1
+    assert "error: " in w.text and "already a TensorFlow.js graph model" in w.text
