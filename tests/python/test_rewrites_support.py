@@ -145,3 +145,19 @@ def assert_pure_and_deterministic(rewrite: Callable, graph_def: graph_pb2.GraphD
     assert serialized(first) == serialized(second)
     assert first is not graph_def
     return first
+
+
+def remap(graph_def: graph_pb2.GraphDef, fetch: str) -> graph_pb2.GraphDef:
+    """Grappler's remapper on CPU: produces real ``_FusedConv2D`` / ``_FusedMatMul`` nodes."""
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.graph_def.CopyFrom(graph_def)
+    for n in meta.graph_def.node:
+        if n.op in ("Conv2D", "MatMul"):
+            n.device = "/device:CPU:0"
+    meta.collection_def["train_op"].node_list.value.append(fetch.split(":")[0])
+    config = config_pb2.ConfigProto()
+    config.graph_options.rewrite_options.optimizers.extend(["remap"])
+    return tf_optimizer.OptimizeGraph(config, meta)
