@@ -354,11 +354,39 @@ def target_name(output_path: str) -> str:
     return name or "model"
 
 
-def bazel_target(a: Answers) -> str:
-    """The ``tfjs_model`` target equivalent to the command (attributes named like the flags)."""
+def package_path(path: str, package_dir: Optional[str]) -> Tuple[str, bool]:
+    """``path`` relative to the BUILD file's directory, and whether it lies inside it.
+
+    Bazel labels cannot be absolute or climb out of the package, so paths outside are
+    returned unchanged and flagged for a comment.
+    """
+    if _URL.match(path) or package_dir is None:
+        return path, True
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(package_dir)).replace(os.sep, "/")
+    if rel == ".." or rel.startswith("../"):
+        return path, False
+    return rel, True
+
+
+def bazel_target(a: Answers, package_dir: Optional[str] = None) -> str:
+    """The ``tfjs_model`` target equivalent to the command (attributes named like the flags).
+
+    With ``package_dir`` (where the BUILD file would live), paths become package-relative;
+    a SavedModel directory gets a ``filegroup`` because ``src`` is a single label.
+    """
+    name = target_name(a.output_path)
+    src, inside = package_path(a.input_path, package_dir)
+    prelude = ""
+    if not inside:
+        prelude += "# NOTE: src must live in this package; copy the model here and fix the path.\n"
+    if os.path.isdir(a.input_path) and not _URL.match(a.input_path):
+        files = f"{name}_src"
+        prelude += (f"filegroup(\n    name = {_starlark(files)},\n"
+                    f"    srcs = glob([{_starlark(src.rstrip('/') + '/**')}]),\n)\n\n")
+        src = ":" + files
     attrs: List[Tuple[str, Any]] = [
-        ("name", target_name(a.output_path)),
-        ("src", a.input_path),
+        ("name", name),
+        ("src", src),
         ("input_format", a.input_format),
     ]
     if a.output_format and a.output_format != DEFAULT_OUTPUT_FORMAT.get(a.input_format):
@@ -383,9 +411,10 @@ def bazel_target(a: Answers) -> str:
         if a.control_flow_v2:
             attrs.append(("control_flow_v2", True))
     if a.metadata:
-        attrs.append(("metadata", dict(a.metadata)))
+        attrs.append(("metadata", {k: package_path(p, package_dir)[0] for k, p in a.metadata}))
     body = "".join(f"    {key} = {_starlark(value)},\n" for key, value in attrs)
-    return f'load("@rules_tfjs//rules:defs.bzl", "tfjs_model")\n\ntfjs_model(\n{body})'
+    return (f'load("@rules_tfjs//rules:defs.bzl", "tfjs_model")\n\n{prelude}'
+            f"tfjs_model(\n{body})")
 
 
 # ---------------------------------------------------------------------------- questions
@@ -618,7 +647,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
 
     conv_argv = build_argv(answers)
     say("\nConverter command:\n  " + format_command(conv_argv))
-    say("\nEquivalent Bazel target (BUILD.bazel):\n" + bazel_target(answers) + "\n")
+    say("\nEquivalent Bazel target (BUILD.bazel):\n" + bazel_target(answers, os.getcwd()) + "\n")
     if dryrun:
         say("--dryrun: not converting.")
         return 0

@@ -233,6 +233,33 @@ def test_bazel_target_text():
     )
 
 
+def test_bazel_target_paths_are_package_relative_with_filegroup_for_dirs(models):
+    a = Answers(input_path=str(models / "sm"), input_format="tf_saved_model",
+                output_path=str(models / "web"), metadata=(("info", str(models / "m.json")),))
+    assert wizard.bazel_target(a, package_dir=str(models)) == (
+        'load("@rules_tfjs//rules:defs.bzl", "tfjs_model")\n'
+        "\n"
+        "filegroup(\n"
+        '    name = "web_src",\n'
+        '    srcs = glob(["sm/**"]),\n'
+        ")\n"
+        "\n"
+        "tfjs_model(\n"
+        '    name = "web",\n'
+        '    src = ":web_src",\n'
+        '    input_format = "tf_saved_model",\n'
+        '    metadata = {"info": "m.json"},\n'
+        ")"
+    )
+
+
+def test_bazel_target_flags_paths_outside_the_package(models, tmp_path):
+    a = Answers(input_path=str(models / "tfk.h5"), input_format="keras", output_path="o")
+    text = wizard.bazel_target(a, package_dir=str(tmp_path))
+    assert text.splitlines()[2].startswith("# NOTE: src must live in this package")
+    assert f'    src = "{models / "tfk.h5"}",' in text
+
+
 def test_target_names():
     assert wizard.target_name("web/My Model") == "my_model"
     assert wizard.target_name("out/model.h5") == "model"
