@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import urllib.parse
 from pathlib import Path
 from typing import Tuple
@@ -22,7 +21,6 @@ import numpy as np
 import pytest
 
 from tfjs_runtime import JS_DIR, require_js_runtime
-
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -39,88 +37,50 @@ def _load_serve_module():
     return module
 
 
-def _bazel_target_declared() -> bool:
-    for name in ("BUILD.bazel", "BUILD"):
-        build = REPO_ROOT / "examples" / name
-        if build.is_file() and '"mlp_graph"' in build.read_text():
-            return True
-    return False
-
-
-def _run(cmd, what: str, timeout: float) -> None:
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-        pytest.fail(f"{what} failed (exit {proc.returncode}):\n{tail}", pytrace=False)
-
-
-def _tiny_h5(path: Path) -> Path:
-    """Stand-in source model while examples/models/mlp_keras2.h5 does not exist yet."""
-    import tf_keras
-
-    tf_keras.utils.set_random_seed(5)
-    model = tf_keras.Sequential([
-        tf_keras.layers.Dense(8, activation="relu", input_shape=(4,), name="hidden"),
-        tf_keras.layers.Dense(3, activation="softmax", name="probs"),
-    ])
-    model.save(path)
-    return path
-
-
-def _convert_with_cli(h5: Path, out: Path) -> Path:
-    env_path = os.pathsep.join([str(REPO_ROOT / "converter"), os.environ.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-c", "import sys; from tfjsconv.cli import console_main; sys.argv[0] = "
-           "'tensorflowjs_converter'; console_main()",
-           "--input_format=keras", "--output_format=tfjs_graph_model", str(h5), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, PYTHONPATH=env_path))
-    if proc.returncode != 0:
-        pytest.fail(f"converting {h5.name} failed:\n{proc.stderr[-3000:]}", pytrace=False)
-    return out
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"the browser check is required under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
-def example_model(tmp_path_factory) -> Tuple[Path, Path, str]:
-    """(model dir, source .h5, how the model was obtained)."""
-    if SOURCE_H5.is_file() and (BAZEL_OUT / "model.json").is_file():
-        return BAZEL_OUT, SOURCE_H5, "bazel-bin (existing)"
-    if SOURCE_H5.is_file() and _bazel_target_declared() and shutil.which("bazel"):
-        _run(["bazel", "build", "//examples:mlp_graph"], "bazel build //examples:mlp_graph", 1800)
-        assert (BAZEL_OUT / "model.json").is_file(), f"bazel built no {BAZEL_OUT}/model.json"
-        return BAZEL_OUT, SOURCE_H5, "bazel build"
-    tmp = tmp_path_factory.mktemp("browser_model")
-    h5 = SOURCE_H5 if SOURCE_H5.is_file() else _tiny_h5(tmp / "tiny_mlp.h5")
-    return _convert_with_cli(h5, tmp / "graph"), h5, f"CLI conversion of {h5.name}"
+def example_model() -> Tuple[Path, str]:
+    """(model dir, how it was obtained): Bazel's output, built here if missing."""
+    _require_browser()  # before a possibly long build
+    if (BAZEL_OUT / "model.json").is_file():
+        return BAZEL_OUT, "bazel-bin (existing)"
+    if shutil.which("bazel") is None:
+        _skip_or_fail(f"{BAZEL_OUT} is missing and bazel is not on PATH")
+    proc = subprocess.run(["bazel", "build", "//examples:mlp_graph"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        pytest.fail(f"bazel build //examples:mlp_graph failed (exit {proc.returncode}):\n{tail}",
+                    pytrace=False)
+    assert (BAZEL_OUT / "model.json").is_file(), f"bazel built no {BAZEL_OUT}/model.json"
+    return BAZEL_OUT, "bazel build"
 
 
 def _require_browser() -> None:
     require_js_runtime()
     if not os.access(CHROMIUM, os.X_OK):
-        reason = f"{CHROMIUM} is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser check is required under CI: {reason}", pytrace=False)
-        pytest.skip(reason)
-
-
-def _keras_predict(h5: Path, x: np.ndarray) -> np.ndarray:
-    import tf_keras
-
-    model = tf_keras.models.load_model(str(h5), compile=False)
-    return np.asarray(model(x, training=False), dtype=np.float32)
+        _skip_or_fail(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
 
 
 @pytest.mark.browser
 @pytest.mark.slow
 def test_example_model_runs_in_headless_chromium(example_model, record_property) -> None:
+    """The Bazel-built mlp_graph in Chromium matches tf_keras on the source .h5 (1e-5)."""
     _require_browser()
-    model_dir, h5, origin = example_model
+    model_dir, origin = example_model
+    h5 = SOURCE_H5
     record_property("model_origin", origin)
 
     import tf_keras
 
-    n_features = tf_keras.models.load_model(str(h5), compile=False).input_shape[-1]
-    x = np.random.default_rng(20261125).uniform(-2, 2, (3, n_features)).astype(np.float32)
-    expected = _keras_predict(h5, x)
+    source = tf_keras.models.load_model(str(h5), compile=False)
+    x = np.random.default_rng(20261125).uniform(-2, 2, (3, source.input_shape[-1])).astype(np.float32)
+    expected = np.asarray(source(x, training=False), dtype=np.float32)
 
     serve = _load_serve_module()
     server, base = serve.start_server(model_dir)
