@@ -192,3 +192,11 @@ def test_too_new_jax_is_explained(monkeypatch):
     monkeypatch.setattr(jax, "__version__", "0.10.2")
     with pytest.raises(ConversionError, match="jax 0.10.2 can only export XlaCallModule"):
         jax_conversion._import_jax2tf()
+
+
+def test_missing_jax_names_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jax", None)  # makes `import jax` raise ImportError
+    with pytest.raises(ConversionError, match=r"convert_jax needs jax and jaxlib.*requirements/jax.in"):
+        jax_conversion._import_jax2tf()
