@@ -69,10 +69,12 @@ def _require_browser() -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_example_model_runs_in_headless_chromium(example_model, record_property) -> None:
+def test_example_model_runs_in_headless_chromium(example_model, record_property, tmp_path) -> None:
     """The Bazel-built mlp_graph in Chromium matches tf_keras on the source .h5 (1e-5)."""
     _require_browser()
-    model_dir, origin = example_model
+    built, origin = example_model
+    # Serve a snapshot: a concurrent `bazel build` may replace bazel-bin mid-test.
+    model_dir = Path(shutil.copytree(built, tmp_path / "model"))
     h5 = SOURCE_H5
     record_property("model_origin", origin)
 
