@@ -19,12 +19,14 @@ _MANIFEST = "weights_manifest.json"
 
 # Same pinned environment as the converter actions: nothing from the shell leaks in.
 _ENV = {
+    "CUDA_VISIBLE_DEVICES": "-1",
     "LANG": "C.UTF-8",
     "LC_ALL": "C.UTF-8",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONHASHSEED": "0",
     "PYTHONNOUSERSITE": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
     "TZ": "UTC",
 }
 
@@ -55,6 +57,7 @@ def _tfjs_migrated_model_impl(ctx):
     args = ctx.actions.args()
     args.add("--no_extra_files")
     args.add("--overwrite")  # Bazel pre-creates the (empty) output directory.
+    args.add("--quiet")
     args.add(root)
     args.add(out_dir.path)
     ctx.actions.run(

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no_extra_files", "--no-extra-files", action="store_true",
         help="do not copy files other than the model's own (the Bazel rule sets this)",
     )
+    parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     return parser
 
 
@@ -94,13 +95,15 @@ def run(argv: Sequence[str], out: TextIO) -> None:
         write_migration(
             plan, dest, overwrite=args.overwrite, include_extras=not args.no_extra_files
         )
-        out.write(f"migrated {plan.src} -> {dest}\n")
+        if not args.quiet:
+            out.write(f"migrated {plan.src} -> {dest}\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console-script entry point; returns the exit code."""
     # Importing TensorFlow's protobuf classes loads TF; keep its C++ log noise out.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         run(sys.argv[1:] if argv is None else argv, sys.stdout)
     except _Exit as exc:
