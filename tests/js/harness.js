@@ -44,7 +44,12 @@ function fileHandler(modelJsonPath) {
   const dir = path.dirname(modelJsonPath);
   return {
     load: async () => {
-      const modelJSON = JSON.parse(fs.readFileSync(modelJsonPath, 'utf8'));
+      let modelJSON;
+      try {
+        modelJSON = JSON.parse(fs.readFileSync(modelJsonPath, 'utf8'));
+      } catch (e) {
+        throw new Error(`cannot read ${modelJsonPath}: ${e.message}`);
+      }
       return tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
         const specs = [];
         const buffers = [];

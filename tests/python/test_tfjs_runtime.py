@@ -233,6 +233,10 @@ def test_runtime_errors_are_reported_and_harness_survives(tfjs: TfjsRuntime, tmp
         tfjs.predict(model, [X], kind="layers")
     with pytest.raises(TfjsError, match="model.json"):
         tfjs.predict(tmp_path / "missing", [X], kind="graph")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "model.json").write_text("{not json")
+    with pytest.raises(TfjsError, match=r"cannot read .*corrupt/model.json"):
+        tfjs.predict(tmp_path / "corrupt", [X], kind="graph")
     good = write_affine_graph_model(tmp_path / "g", with_signature=False)
     (y,) = tfjs.predict(good, [X], kind="graph")
     np.testing.assert_allclose(y, expected(), rtol=0, atol=1e-6)
