@@ -1,0 +1,154 @@
+"""Benchmark: N models converted by Bazel (workers vs no workers) vs N CLI runs.
+
+    .venv/bin/python bench/bench_bazel.py [--small 10] [--no-mobilenet] [--keep]
+
+Builds a temporary copy of this workspace with a `bench_models` package holding
+`--small` seeded tf_keras MLPs (.h5) and one MobileNetV2 (weights=None, seeded
+initializers, ~14 MB h5), each converted keras -> tfjs_graph_model. Measures, wall
+clock on this machine:
+
+* Bazel cold, persistent workers (`--strategy=TfjsConvert=worker`): server and
+  workers stopped, outputs cleaned, so the time includes analysis and TF imports;
+* Bazel cold, no workers (`--strategy=TfjsConvert=linux-sandbox`): one process per model;
+* N sequential `tensorflowjs_converter` CLI runs (this package, fresh process each);
+* the reference converter, if `REFERENCE_CONVERTER` names its executable
+  (e.g. `REFERENCE_CONVERTER=$(bench/setup_reference.sh)`);
+* a no-op rebuild (everything up to date).
+
+Prints a markdown table. Bazel's own startup is included in every Bazel row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List, Sequence
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+REPO = common.REPO
+BAZEL = shutil.which("bazel") or "bazel"
+
+_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", ".cache", "node_modules", "bazel-*", "__pycache__", ".pytest_cache",
+    ".hypothesis", "build", "dist", "out", "test-artifacts", "user.bazelrc", "*.pyc",
+)
+
+_GENERATE = r"""
+import os, sys
+import numpy as np
+import tf_keras
+out, small, mobilenet = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+tf_keras.utils.set_random_seed(0)
+for i in range(small):
+    width = 16 * (i % 4 + 1)
+    model = tf_keras.Sequential([
+        tf_keras.layers.Dense(width, activation="relu", input_shape=(8 + i,)),
+        tf_keras.layers.Dense(width, activation="relu"),
+        tf_keras.layers.Dense(3, activation="softmax"),
+    ])
+    model.save(os.path.join(out, "small_%02d.h5" % i), save_format="h5")
+if mobilenet:
+    model = tf_keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3))
+    model.save(os.path.join(out, "mobilenet_v2.h5"), save_format="h5")
+"""
+
+
+def _run(cmd: Sequence[str], cwd: str, env=None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
+    return wall
+
+
+def make_workspace(root: str, small: int, mobilenet: bool) -> List[str]:
+    ws = os.path.join(root, "ws")
+    shutil.copytree(REPO, ws, ignore=_IGNORE, symlinks=True)
+    pkg = os.path.join(ws, "bench_models")
+    os.makedirs(pkg)
+    subprocess.run([common.VENV_PYTHON, "-c", _GENERATE, pkg, str(small), "1" if mobilenet else "0"],
+                   check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    names = sorted(f[:-3] for f in os.listdir(pkg) if f.endswith(".h5"))
+    rules = ['load("//rules:defs.bzl", "tfjs_model")\n']
+    for n in names:
+        rules.append(f'tfjs_model(name = "{n}", src = "{n}.h5", input_format = "keras", '
+                     'output_format = "tfjs_graph_model")\n')
+    with open(os.path.join(pkg, "BUILD.bazel"), "w") as f:
+        f.write("\n".join(rules))
+    return [ws] + names
+
+
+def bazel_cold(ws: str, ob: str, strategy: str) -> float:
+    base = [BAZEL, f"--output_base={ob}"]
+    subprocess.run(base + ["clean"], cwd=ws, capture_output=True)
+    subprocess.run(base + ["shutdown"], cwd=ws, capture_output=True)
+    return _run(base + ["build", f"--strategy=TfjsConvert={strategy}", "//bench_models:all"], ws)
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--small", type=int, default=10, help="number of small MLP models")
+    p.add_argument("--no-mobilenet", action="store_true", help="skip the MobileNetV2 model")
+    p.add_argument("--keep", action="store_true", help="keep the temporary workspace")
+    args = p.parse_args(argv)
+
+    tmp = tempfile.mkdtemp(prefix="bench_bazel_")
+    try:
+        ws, *names = make_workspace(tmp, args.small, not args.no_mobilenet)
+        ob = os.path.join(tmp, "output_base")
+        n = len(names)
+        rows = []
+        # Warm the repository/fetch step once so no row pays for the pip install.
+        _run([BAZEL, f"--output_base={ob}", "build", "--nobuild", "//bench_models:all"], ws)
+
+        t = bazel_cold(ws, ob, "linux-sandbox")
+        rows.append(["bazel cold, no workers (linux-sandbox)", n, f"{t:.1f}", f"{t / n:.2f}"])
+        t = bazel_cold(ws, ob, "worker")
+        rows.append(["bazel cold, persistent workers", n, f"{t:.1f}", f"{t / n:.2f}"])
+        t = _run([BAZEL, f"--output_base={ob}", "build", "//bench_models:all"], ws)
+        rows.append(["bazel no-op rebuild", n, f"{t:.2f}", "-"])
+
+        cli = [common.VENV_PYTHON, "-m", "tfjsconv.cli"]
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "converter"), TF_CPP_MIN_LOG_LEVEL="2")
+        out_root = os.path.join(tmp, "cli_out")
+        start = time.perf_counter()
+        for name in names:
+            _run(cli + ["--input_format=keras", "--output_format=tfjs_graph_model", "--quiet",
+                        os.path.join(ws, "bench_models", name + ".h5"), os.path.join(out_root, name)],
+                 cwd=tmp, env=env)
+        t = time.perf_counter() - start
+        rows.append(["tfjsconv CLI, sequential processes", n, f"{t:.1f}", f"{t / n:.2f}"])
+
+        reference = os.environ.get("REFERENCE_CONVERTER")
+        if reference:
+            ref_root = os.path.join(tmp, "ref_out")
+            start = time.perf_counter()
+            for name in names:
+                _run([reference, "--input_format=keras", "--output_format=tfjs_graph_model",
+                      os.path.join(ws, "bench_models", name + ".h5"), os.path.join(ref_root, name)],
+                     cwd=tmp)
+            t = time.perf_counter() - start
+            rows.append(["reference tensorflowjs_converter 4.22.0", n, f"{t:.1f}", f"{t / n:.2f}"])
+
+        subprocess.run([BAZEL, f"--output_base={ob}", "shutdown"], cwd=ws, capture_output=True)
+        print(f"models: {', '.join(names)}  (cores: {os.cpu_count()})")
+        print(common.markdown_table(["scenario", "models", "wall s", "s/model"], rows))
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            subprocess.run(["chmod", "-R", "u+w", tmp], capture_output=True)  # Bazel's outputs are read-only
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
