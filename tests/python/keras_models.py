@@ -172,6 +172,36 @@ def k3_seq_keras(out_dir: str) -> str:
     return path
 
 
+def k3_zoo_keras(out_dir: str) -> str:
+    """Keras 3 model with many layer kinds: wrappers, separable/transposed convs, RNNs,
+    LeakyReLU (renamed argument), PReLU, pooling/padding/reshape, merge layers."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(SEED)
+    inp = keras.Input(shape=(8, 8, 3), name="img")
+    x = layers.SeparableConv2D(4, 3, padding="same", name="sep")(inp)
+    x = layers.LeakyReLU(negative_slope=0.2, name="leaky")(x)
+    x = layers.Conv2DTranspose(4, 3, strides=2, padding="same", name="deconv")(x)
+    x = layers.PReLU(name="prelu")(x)
+    x = layers.ZeroPadding2D(1, name="pad")(x)
+    x = layers.AveragePooling2D(2, name="avg")(x)
+    x = layers.UpSampling2D(2, name="up")(x)
+    x = layers.GlobalMaxPooling2D(name="gmp")(x)
+    x = layers.Reshape((4, 1), name="resh")(x)
+    x = layers.Conv1D(3, 2, padding="same", activation="elu", name="c1d")(x)
+    x = layers.Bidirectional(layers.LSTM(2, return_sequences=True, name="bl"), name="bidi")(x)
+    x = layers.TimeDistributed(layers.Dense(2, name="td_d"), name="td")(x)
+    x = layers.SimpleRNN(3, name="srnn")(x)
+    y = layers.Dense(3, activation="sigmoid", name="gate")(x)
+    x = layers.Multiply(name="mul")([x, y])
+    x = layers.Softmax(name="sm")(x)
+    model = keras.Model(inp, x, name="zoo")
+    path = os.path.join(out_dir, "k3zoo.keras")
+    model.save(path)
+    return path
+
+
 def mobilenet_v2_h5(out_dir: str, alpha: float = 1.0) -> str:
     """tf_keras MobileNetV2(weights=None) saved as h5 (for the benchmark)."""
     import tf_keras
@@ -192,6 +222,7 @@ BUILDERS = {
     "k3_cnn_h5": k3_cnn_h5,
     "k3_cnn_keras": k3_cnn_keras,
     "k3_seq_keras": k3_seq_keras,
+    "k3_zoo_keras": k3_zoo_keras,
 }
 
 
@@ -245,4 +276,5 @@ INPUTS = {
     "k3_cnn_h5": lambda: sample_input((2, 10, 10, 3)),
     "k3_cnn_keras": lambda: sample_input((2, 10, 10, 3)),
     "k3_seq_keras": lambda: np.random.default_rng(3).integers(0, 11, (2, 5)).astype(np.int32),
+    "k3_zoo_keras": lambda: sample_input((2, 8, 8, 3)),
 }

@@ -17,7 +17,8 @@ from tfjsconv.layers import keras3
 from tfjsconv.options import ConversionOptions
 from tfjsconv.weights import read_weights
 
-K3 = [("k3_cnn_h5", "keras"), ("k3_cnn_keras", "keras_keras"), ("k3_seq_keras", "keras_keras")]
+K3 = [("k3_cnn_h5", "keras"), ("k3_cnn_keras", "keras_keras"), ("k3_seq_keras", "keras_keras"),
+      ("k3_zoo_keras", "keras_keras")]
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +56,7 @@ def test_config_is_keras2_style(models, tmp_path, name, fmt):
     for value in _walk(config):
         if isinstance(value, dict) and "dtype" in value and "class_name" not in value:
             assert isinstance(value["dtype"], str)
-    if config["class_name"] == "Functional":
+    if "cnn" in name:
         assert config["config"]["input_layers"] == [["pixels", 0, 0]]
         assert config["config"]["output_layers"] == [["d1", 0, 0]]
         cat = [l for l in config["config"]["layers"] if l["name"] == "cat"][0]
@@ -76,6 +77,10 @@ def test_weights_match_keras3_model_and_names_are_keras2(models, tmp_path, name,
     if "cnn" in name:
         assert names[:2] == ["c1/kernel", "c1/bias"]
         assert "dw1/depthwise_kernel" in names
+    elif "zoo" in name:
+        assert "bidi/forward_bl/lstm_cell/kernel" in names
+        assert "bidi/backward_bl/lstm_cell/bias" in names
+        assert "td/kernel" in names and "sep/pointwise_kernel" in names
     else:
         assert names[:4] == ["emb/embeddings", "rnn/lstm_cell/kernel",
                              "rnn/lstm_cell/recurrent_kernel", "rnn/lstm_cell/bias"]

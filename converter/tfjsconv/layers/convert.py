@@ -60,10 +60,10 @@ def _split_by_layer_prefix(named: List[Tuple[str, np.ndarray]]) -> List[Tuple[st
 
 def _keras3_topology_to_keras2(topo: Dict[str, Any], named, options: ConversionOptions):
     """A Keras-3-style topology (as the reference writes for Keras 3 h5) -> Keras 2."""
-    config = topo["model_config"]
+    translated = keras3.translate_model(topo["model_config"], options.allow_unsafe_deserialization)
     by_layer = dict(_split_by_layer_prefix(named))
     layers = []
-    for name, cls, cfg in keras3.layer_configs(config):
+    for name, cls, cfg in keras3.layer_configs(translated):
         ws = by_layer.pop(name, [])
         new_names = keras3.keras2_weight_names(name, cls, cfg, len(ws))
         if ws:
@@ -73,7 +73,6 @@ def _keras3_topology_to_keras2(topo: Dict[str, Any], named, options: ConversionO
             "weights that do not belong to any layer of the Keras 3 model: "
             + ", ".join(sorted(by_layer))
         )
-    translated = keras3.translate_model(config, options.allow_unsafe_deserialization)
     return KerasModel(topo.get("keras_version"), topo.get("backend"), translated, None, layers)
 
 

@@ -76,6 +76,32 @@ def _rnn(cell: str) -> Callable[[Mapping[str, Any]], List[str]]:
     return names
 
 
+def _wrapped(cfg: Mapping[str, Any], key: str = "layer") -> Tuple[str, List[str]]:
+    inner = cfg[key]
+    layout = WEIGHT_LAYOUTS.get(inner["class_name"])
+    if layout is None:
+        raise ConversionError(
+            f"wrapped layer class {inner['class_name']!r} is not supported "
+            f"(supported: {', '.join(sorted(WEIGHT_LAYOUTS))})"
+        )
+    return inner["config"]["name"], layout(inner["config"])
+
+
+def _time_distributed(cfg: Mapping[str, Any]) -> List[str]:
+    """Keras 2 names the wrapped layer's weights after the wrapper: ``td/kernel``."""
+    return _wrapped(cfg)[1]
+
+
+def _bidirectional(cfg: Mapping[str, Any]) -> List[str]:
+    """Forward then backward: ``bidi/forward_lstm/lstm_cell/kernel`` ..."""
+    fname, fnames = _wrapped(cfg)
+    if cfg.get("backward_layer"):
+        bname, bnames = _wrapped(cfg, "backward_layer")
+    else:
+        bname, bnames = fname, fnames
+    return [f"forward_{fname}/{n}" for n in fnames] + [f"backward_{bname}/{n}" for n in bnames]
+
+
 # class name -> config -> Keras 2 weight names (relative to the layer), in Keras 3's
 # variable order.
 WEIGHT_LAYOUTS: Mapping[str, Callable[[Mapping[str, Any]], List[str]]] = {
@@ -95,6 +121,16 @@ WEIGHT_LAYOUTS: Mapping[str, Callable[[Mapping[str, Any]], List[str]]] = {
     "Embedding": lambda cfg: ["embeddings"],
     "PReLU": lambda cfg: ["alpha"],
     **{cls: _rnn(cell) for cls, cell in _RNN_CELLS.items()},
+    "TimeDistributed": _time_distributed,
+    "Bidirectional": _bidirectional,
+}
+
+# Sub-objects of a Keras 3 layer in the ``.keras`` weights file, in Keras 2 weight order.
+CHILD_ORDER = ("cell", "layer", "forward_layer", "backward_layer")
+
+# Arguments Keras 3 renamed: class -> {keras 3 name: keras 2 name}.
+_RENAMED_ARGS: Mapping[str, Mapping[str, str]] = {
+    "LeakyReLU": {"negative_slope": "alpha"},
 }
 
 
@@ -106,7 +142,7 @@ def _is_serialized_object(obj: Mapping[str, Any]) -> bool:
     return "class_name" in obj and "config" in obj
 
 
-def _check_safe(obj: Mapping[str, Any], where: str, allow_unsafe: bool) -> None:
+def check_safe(obj: Mapping[str, Any], where: str, allow_unsafe: bool) -> None:
     """Refuse custom objects and Lambda code unless the user opted in."""
     if allow_unsafe:
         return
@@ -132,7 +168,7 @@ def clean_value(value: Any, where: str, allow_unsafe: bool) -> Any:
     if not isinstance(value, dict):
         return value
     if _is_serialized_object(value):
-        _check_safe(value, where, allow_unsafe)
+        check_safe(value, where, allow_unsafe)
         if value["class_name"] in _DTYPE_POLICY_CLASSES and isinstance(value["config"], dict):
             return value["config"].get("name", "float32")
         if value["class_name"].startswith("Quantized"):
@@ -201,17 +237,48 @@ def _io_layers(value: Any) -> Any:
     return value
 
 
+def _keras2_bidirectional(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Keras 3 serializes the *built* forward/backward layers (``forward_x``,
+    ``backward_x``); Keras 2 and tfjs expect the wrapped layer ``x`` and derive both
+    directions from it (a separate backward config is only for a custom one)."""
+    config = dict(config)
+    forward = dict(config["layer"])
+    fcfg = dict(forward["config"])
+    backward = config.get("backward_layer")
+    if backward and str(fcfg.get("name", "")).startswith("forward_"):
+        base = fcfg["name"][len("forward_"):]
+        bcfg = dict(backward["config"])
+        mirror = (
+            backward.get("class_name") == forward.get("class_name")
+            and bcfg.get("name") == "backward_" + base
+            and bool(bcfg.get("go_backwards")) != bool(fcfg.get("go_backwards"))
+            and {k: v for k, v in bcfg.items() if k not in ("name", "go_backwards")}
+            == {k: v for k, v in fcfg.items() if k not in ("name", "go_backwards")}
+        )
+        if mirror:
+            fcfg["name"] = base
+            forward["config"] = fcfg
+            config["layer"] = forward
+            del config["backward_layer"]
+    return config
+
+
 def translate_layer(layer: Mapping[str, Any], allow_unsafe: bool, functional: bool) -> Dict[str, Any]:
     cls = layer["class_name"]
     name = layer.get("name") or layer.get("config", {}).get("name")
     where = f"layer {name!r} ({cls})"
-    _check_safe(layer, where, allow_unsafe)
+    check_safe(layer, where, allow_unsafe)
     if cls in MODEL_CLASSES:
         config = translate_model(layer, allow_unsafe)["config"]
     else:
         config = clean_value(layer["config"], where, allow_unsafe)
-    if cls == "InputLayer" and "batch_shape" in config:
-        config = {("batch_input_shape" if k == "batch_shape" else k): v for k, v in config.items()}
+    if cls == "Bidirectional" and isinstance(config, dict):
+        config = _keras2_bidirectional(config)
+    renames = dict(_RENAMED_ARGS.get(cls, {}))
+    if cls == "InputLayer":
+        renames["batch_shape"] = "batch_input_shape"
+    if renames and isinstance(config, dict):
+        config = {renames.get(k, k): v for k, v in config.items()}
     out: Dict[str, Any] = {"class_name": cls, "config": config}
     if functional:
         out["name"] = name

@@ -58,7 +58,7 @@ def _json_attr(attrs: Any, key: str, path: str) -> Optional[Dict[str, Any]]:
 def _names(attrs: Any, key: str) -> List[str]:
     if key not in attrs:
         return []
-    return [_text(v) for v in np.asarray(attrs[key]).reshape(-1)] if np.asarray(attrs[key]).size else []
+    return [_text(v) for v in np.asarray(attrs[key]).reshape(-1)]
 
 
 def _strip_suffix(name: str) -> str:
@@ -101,7 +101,7 @@ def check_safe_keras2(model_config: Mapping[str, Any], allow_unsafe: bool) -> No
                 cfg = value.get("config")
                 name = cfg.get("name") if isinstance(cfg, dict) else None
                 where = f"layer {name!r}" if name else where
-                keras3._check_safe(value, where, allow_unsafe)  # noqa: SLF001 - shared policy
+                keras3.check_safe(value, where, allow_unsafe)
             for v in value.values():
                 walk(v, where)
 
@@ -168,7 +168,10 @@ def read_h5(path: str, allow_unsafe: bool = False) -> KerasModel:
         raw = [(n, _h5_layer_weights(weights[n], n, path)) for n in order if n in weights]
 
     if keras3.is_keras3_version(keras_version):
-        classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(model_config)}
+        config = keras3.translate_model(model_config, allow_unsafe)
+        # Weight names follow the *translated* (Keras 2) config, e.g. Bidirectional's
+        # wrapped-layer name.
+        classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(config)}
         layers = []
         for name, ws in raw:
             if not ws:
@@ -176,7 +179,6 @@ def read_h5(path: str, allow_unsafe: bool = False) -> KerasModel:
             cls, cfg = classes.get(name, ("<not in config>", {}))
             names = keras3.keras2_weight_names(name, cls, cfg, len(ws))
             layers.append((name, [(n, a) for n, (_, a) in zip(names, ws)]))
-        config = keras3.translate_model(model_config, allow_unsafe)
         # A Keras 3 training_config is Keras 3 style too; tfjs would try to compile it.
         return KerasModel(keras_version, backend, config, None, layers)
 
@@ -222,9 +224,10 @@ def _vars_group_arrays(group: Any) -> List[np.ndarray]:
     if "vars" in group:
         vars_group = group["vars"]
         arrays += [np.asarray(vars_group[k][()]) for k in sorted(vars_group, key=int)]
-    for key in sorted(group):
-        if key != "vars" and hasattr(group[key], "keys"):
-            arrays += _vars_group_arrays(group[key])
+    children = [k for k in group if k != "vars" and hasattr(group[k], "keys")]
+    rank = {name: i for i, name in enumerate(keras3.CHILD_ORDER)}
+    for key in sorted(children, key=lambda k: (rank.get(k, len(rank)), k)):
+        arrays += _vars_group_arrays(group[key])
     return arrays
 
 
@@ -237,7 +240,8 @@ def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
     except ValueError as e:
         raise ConversionError(f"{path}: config.json/metadata.json is not valid JSON ({e})") from None
     keras_version = metadata.get("keras_version")
-    classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(config)}
+    translated = keras3.translate_model(config, allow_unsafe)
+    classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(translated)}
     by_name: Dict[str, List[np.ndarray]] = {}
     with _open_h5(io.BytesIO(members["model.weights.h5"]), path + "!model.weights.h5") as f:
         top = f["layers"] if "layers" in f else {}
@@ -252,12 +256,11 @@ def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
     if unknown:
         raise ConversionError(f"{path}: weights for layers not in config.json: {', '.join(unknown)}")
     layers = []
-    for name, cls, cfg in keras3.layer_configs(config):
+    for name, cls, cfg in keras3.layer_configs(translated):
         arrays = by_name.get(name, [])
         names = keras3.keras2_weight_names(name, cls, cfg, len(arrays))
         if arrays:
             layers.append((name, list(zip(names, arrays))))
-    translated = keras3.translate_model(config, allow_unsafe)
     backend = None
     return KerasModel(keras_version, backend, translated, None, layers)
 
