@@ -184,3 +184,18 @@ def test_name_clash_gets_a_suffix():
     x = random([1, 5, 5, C_IN], 8)
     np.testing.assert_allclose(run_graph(folded, {x_name: x}, out), run_graph(graph_def, {x_name: x}, out),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_stripped_default_attrs_use_the_op_defaults():
+    """A missing ``epsilon`` means 0.0001 and a missing ``is_training`` means True (no fold)."""
+    graph_def, (x_name,), out = graph_of(CASES["conv_bnv3"], [1, 5, 5, C_IN])
+    bn = next(n for n in graph_def.node if n.op == "FusedBatchNormV3")
+    bn.attr["epsilon"].f = 0.0001
+    x = random([1, 5, 5, C_IN], 9)
+    want = run_graph(graph_def, {x_name: x}, out)
+    del bn.attr["epsilon"]
+    folded = fold_batch_norms(graph_def)
+    assert "FusedBatchNormV3" not in ops(folded)
+    np.testing.assert_allclose(run_graph(folded, {x_name: x}, out), want, rtol=1e-5, atol=1e-5)
+    del bn.attr["is_training"]
+    assert serialized(fold_batch_norms(graph_def)) == serialized(graph_def)

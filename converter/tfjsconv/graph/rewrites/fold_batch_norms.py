@@ -42,6 +42,8 @@ from tfjsconv.graph.rewrites._graph import (
 CONV_OPS = ("Conv2D", "DepthwiseConv2dNative")
 BIAS_OPS = ("BiasAdd", "Add", "AddV2")
 
+_DEFAULT_EPSILON = 0.0001  # FusedBatchNorm*'s op default
+
 # Input positions of (mean, variance, beta, gamma) and the epsilon attr per BN op.
 _BN_LAYOUT = {
     "BatchNormWithGlobalNormalization": ((1, 2, 3, 4), "variance_epsilon"),
@@ -58,7 +60,10 @@ def _bn_params(bn: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[Tuple[np
         return None
     positions, eps_attr = layout
     if bn.op.startswith("FusedBatchNorm"):
-        if bn.attr["is_training"].b or data_format(bn) != b"NHWC":
+        # Absent attrs mean the op defaults (GraphDefs may be saved with defaults
+        # stripped): is_training=True, epsilon=0.0001.
+        is_training = bn.attr["is_training"].b if "is_training" in bn.attr else True
+        if is_training or data_format(bn) != b"NHWC":
             return None
     values = [const_array(index.get(inputs[p])) for p in positions]
     if any(v is None or v.ndim != 1 or v.shape != values[0].shape for v in values):
@@ -66,7 +71,7 @@ def _bn_params(bn: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[Tuple[np
     mean, var, beta, gamma = (v.astype(np.float32) for v in values)
     if bn.op == "BatchNormWithGlobalNormalization" and not bn.attr["scale_after_normalization"].b:
         gamma = np.ones_like(gamma)
-    eps = np.float32(bn.attr[eps_attr].f)
+    eps = np.float32(bn.attr[eps_attr].f if eps_attr in bn.attr else _DEFAULT_EPSILON)
     return mean, var, beta, gamma, eps
 
 
