@@ -238,3 +238,48 @@ def test_config_errors_name_the_table_and_key(tmp_path, table, needle):
 def test_package_must_be_named_when_ambiguous(tmp_path):
     with pytest.raises(ConversionError, match="set 'package'"):
         _jobs(tmp_path, 'src = "m.h5"\ninput_format = "keras"\n', packages=("a", "b"))
+
+
+@pytest.mark.slow
+def test_sdist_carries_model_sources_and_rebuilds_the_same_wheel(keras_model, tmp_path):
+    import tarfile
+
+    h5, _weights = keras_model
+    project = make_project(tmp_path / "p", h5)
+    sdist_dir = tmp_path / "sdist"
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))",
+         str(sdist_dir)],
+        cwd=project, env=_env(SOURCE_DATE_EPOCH=EPOCH), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sdist = sdist_dir / proc.stdout.strip().splitlines()[-1]
+    with tarfile.open(sdist) as tf:
+        names = tf.getnames()
+        tf.extractall(tmp_path / "unpacked")
+    # get_source_files() put the model and its metadata into the sdist (no MANIFEST.in).
+    assert "sample-tfjs-pkg-0.1.0/models/mlp.h5" in names
+    assert "sample-tfjs-pkg-0.1.0/models/info.json" in names
+    from_sdist = build_wheel(tmp_path / "unpacked" / "sample-tfjs-pkg-0.1.0", tmp_path / "w1")
+    from_tree = build_wheel(project, tmp_path / "w2")
+    assert from_sdist.read_bytes() == from_tree.read_bytes()
+
+
+def test_build_fails_with_a_one_line_error_for_a_bad_model(tmp_path):
+    project = tmp_path / "bad"
+    (project / "sample_pkg").mkdir(parents=True)
+    (project / "sample_pkg" / "__init__.py").write_text("")
+    (project / "models").mkdir()
+    (project / "models" / "mlp.h5").write_bytes(b"not an hdf5 file")
+    (project / "pyproject.toml").write_text(PYPROJECT.split("[tool.tfjsconv.models.mlp_uint8]")[0]
+                                            .replace('metadata = { info = "models/info.json" }\n', ""))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
+         "-w", str(tmp_path / "dist"), str(project)],
+        env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "tfjsconv: model 'mlp':" in output
+    assert not list((tmp_path / "dist").glob("*.whl")) if (tmp_path / "dist").exists() else True
