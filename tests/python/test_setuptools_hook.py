@@ -283,3 +283,46 @@ def test_build_fails_with_a_one_line_error_for_a_bad_model(tmp_path):
     output = proc.stdout + proc.stderr
     assert "tfjsconv: model 'mlp':" in output
     assert not list((tmp_path / "dist").glob("*.whl")) if (tmp_path / "dist").exists() else True
+
+
+@pytest.mark.slow
+def test_isolated_build_with_local_wheels(keras_model, tmp_path):
+    """``pip wheel`` *with* build isolation: the isolated build env gets setuptools,
+    numpy and h5py from the package index and tfjsconv-setuptools plus
+    rules-tfjs-converter from local wheels (--find-links), since neither is on PyPI."""
+    h5, _weights = keras_model
+    wheels = tmp_path / "wheels"
+    # Build both wheels from copies, so no build/ or egg-info lands in the source tree.
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    conv = tmp_path / "conv_src"
+    shutil.copytree(ROOT / "converter", conv / "converter", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(ROOT / name, conv / name)
+    hook = tmp_path / "hook_src"
+    shutil.copytree(HOOK_DIR, hook, ignore=ignore)
+    for src in (conv, hook):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+             "-w", str(wheels), str(src)],
+            check=True, capture_output=True, env=_env(),
+        )
+    project = make_project(tmp_path / "proj", h5)
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(
+        text.replace('requires = ["setuptools>=61"]',
+                     'requires = ["setuptools>=61", "tfjsconv-setuptools==0.1.0"]')
+    )
+    env = _env(SOURCE_DATE_EPOCH=EPOCH)
+    del env["PYTHONPATH"]
+    del env["PIP_NO_INDEX"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--find-links", str(wheels),
+         "-w", str(tmp_path / "dist"), str(project)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("sample_tfjs_pkg-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+    assert "sample_pkg/tfjs_models/mlp/model.json" in names
+    assert "sample_pkg/tfjs_models/mlp_uint8/model.json" in names
