@@ -199,3 +199,21 @@ def test_stripped_default_attrs_use_the_op_defaults():
     np.testing.assert_allclose(run_graph(folded, {x_name: x}, out), want, rtol=1e-5, atol=1e-5)
     del bn.attr["is_training"]
     assert serialized(fold_batch_norms(graph_def)) == serialized(graph_def)
+
+
+def test_folded_values_by_hand():
+    from tfjsconv.graph.rewrites.fold_batch_norms import folded_values
+
+    f32 = lambda *v: np.array(v, np.float32)  # noqa: E731
+    # sqrt(var + eps) = [2, 3]; scale = gamma / that = [2, 1]; offset = beta - (mean - bias) * scale.
+    scaled, offset = folded_values("Conv2D", f32(1, 2).reshape(1, 1, 1, 2), mean=f32(1, 2), var=f32(3, 8),
+                                   beta=f32(0.5, -1), gamma=f32(4, 3), eps=np.float32(1), bias=f32(0.5, 1))
+    np.testing.assert_array_equal(scaled, f32(2, 2).reshape(1, 1, 1, 2))
+    np.testing.assert_array_equal(offset, f32(-0.5, -2))
+    # Depthwise [h, w, in=2, mult=2]: output channel in*2+m gets scale[in*2+m] = [1, 2, 3, 4].
+    scaled, offset = folded_values("DepthwiseConv2dNative", f32(1, 2, 3, 4).reshape(1, 1, 2, 2),
+                                   mean=f32(0, 0, 0, 0), var=f32(0, 0, 0, 0), beta=f32(1, 1, 1, 1),
+                                   gamma=f32(1, 2, 3, 4), eps=np.float32(1))
+    np.testing.assert_array_equal(scaled, f32(1, 4, 9, 16).reshape(1, 1, 2, 2))
+    np.testing.assert_array_equal(offset, f32(1, 1, 1, 1))
+    assert folded_values("Conv2D", f32(1, 2).reshape(1, 1, 1, 2), *(f32(1, 1, 1),) * 4, np.float32(1)) is None

@@ -102,14 +102,25 @@ def _match(bn: node_def_pb2.NodeDef, index: GraphIndex, keep):
     return producer, bias_node, bias
 
 
-def _scaled_weights(conv: node_def_pb2.NodeDef, weights: np.ndarray, scale: np.ndarray) -> Optional[np.ndarray]:
+def folded_values(conv_op: str, weights: np.ndarray, mean: np.ndarray, var: np.ndarray, beta: np.ndarray,
+                  gamma: np.ndarray, eps: np.float32, bias: Optional[np.ndarray] = None
+                  ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(scaled weights, offset) replacing ``conv -> [+bias] -> BN``; None if shapes disagree.
+
+    Pure numpy in float32 (IEEE-exact elementwise ops, so equal on every machine).
+    """
     if weights.ndim != 4:
         return None
-    channels = weights.shape[3] if conv.op == "Conv2D" else weights.shape[2] * weights.shape[3]
-    if scale.shape[0] != channels:
+    channels = weights.shape[3] if conv_op == "Conv2D" else weights.shape[2] * weights.shape[3]
+    if mean.shape != (channels,):
         return None
-    factor = scale.reshape(weights.shape[2:]) if conv.op == "DepthwiseConv2dNative" else scale
-    return (weights.astype(np.float32) * factor).astype(weights.dtype)
+    scale = gamma / np.sqrt(var + eps)
+    if bias is not None:
+        mean = mean - bias.astype(np.float32)
+    offset = beta - mean * scale
+    factor = scale.reshape(weights.shape[2:]) if conv_op == "DepthwiseConv2dNative" else scale
+    scaled = (weights.astype(np.float32) * factor).astype(weights.dtype)
+    return scaled, offset.astype(weights.dtype)
 
 
 def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = ()) -> graph_pb2.GraphDef:
@@ -133,19 +144,15 @@ def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = ()) ->
         weights = const_array(index.get(conv_inputs[1])) if len(conv_inputs) == 2 else None
         if weights is None:
             continue
-        mean, var, beta, gamma, eps = params
-        scale = gamma / np.sqrt(var + eps)
-        if bias is not None:
-            mean = mean - bias.astype(np.float32)
-        offset = beta - mean * scale
-        scaled = _scaled_weights(conv, weights, scale)
-        if scaled is None or offset.shape != scale.shape:
+        folded = folded_values(conv.op, weights, *params, bias=bias)
+        if folded is None:
             continue
+        scaled, offset = folded
         weights_node = index.get(conv_inputs[1])
         dtype = weights_node.attr["dtype"].type
         new_weights = const_node(unique_name(conv.name + "_weights", taken), scaled, dtype)
         new_offset = const_node(
-            unique_name(conv.name + "_bn_offset", taken), offset.astype(scaled.dtype), dtype)
+            unique_name(conv.name + "_bn_offset", taken), offset, dtype)
         new_conv = copy_node(conv)
         new_conv.input[list(conv.input).index(conv_inputs[1])] = new_weights.name
         bias_add = new_node(bn.name, "BiasAdd", bn.device)
