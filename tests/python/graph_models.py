@@ -252,10 +252,10 @@ def keras3_model(root: str) -> Tuple[str, Inputs]:
     return path, {"features": _rand((2, 10), seed=23)}
 
 
-def mobilenet_v2(root: str, size: int = 96) -> Tuple[str, Inputs]:
+def mobilenet_v2(root: str, size: int = 96, classes: int = 10) -> Tuple[str, Inputs]:
     keras = _keras2()
     _seed()
-    model = keras.applications.MobileNetV2(input_shape=(size, size, 3), weights=None, classes=10)
+    model = keras.applications.MobileNetV2(input_shape=(size, size, 3), weights=None, classes=classes)
     x = _rand((2, size, size, 3), seed=31)
     _set_bn_stats(model, x)
     path = os.path.join(root, "mnv2_sm")
