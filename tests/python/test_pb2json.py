@@ -179,6 +179,7 @@ def test_src_is_never_modified(legacy, tmp_path, capsys):
     assert tree_hash(src) == before
     assert (tmp_path / "out" / "README.txt").read_text() == "notes\n"
     assert run(capsys, src, tmp_path / "out2", "--no_extra_files")[0] == 0
+    assert_user_error(capsys, [src, src / "out"], "inside the input directory")
     assert not (tmp_path / "out2" / "README.txt").exists()
 
 
@@ -199,7 +200,9 @@ def test_existing_dest_needs_overwrite(legacy, tmp_path, capsys):
     dest.mkdir()
     (dest / "keep.txt").write_text("x")
     assert_user_error(capsys, [src, dest], "not empty", "--overwrite")
+    assert_user_error(capsys, ["--dry-run", src, dest], "not empty", "--overwrite")
     assert (dest / "keep.txt").exists()
+    assert run(capsys, "--dry-run", "--overwrite", src, dest)[0] == 0
     code, _out, err = run(capsys, src, dest, "--overwrite")
     assert code == 0, err
     assert sorted(p.name for p in dest.iterdir()) == ["group1-shard1of1.bin", "model.json"]
@@ -220,6 +223,10 @@ def test_batch_mirrors_the_tree(legacy, tmp_path, capsys):
     assert not (tmp_path / "dst" / "b" / "unrelated.txt").exists()
     assert_user_error(capsys, ["--batch", tmp_path / "dst", tmp_path / "x"], "no legacy model")
     assert_user_error(capsys, ["--batch", src_root, src_root / "out"], "inside SRC_ROOT")
+    # A second batch run refuses to clobber, before writing anything.
+    assert_user_error(capsys, ["--batch", src_root, tmp_path / "dst"], "not empty")
+    code, _out, err = run(capsys, "--batch", "--overwrite", src_root, tmp_path / "dst")
+    assert code == 0, err
 
 
 def test_batch_validates_everything_before_writing(legacy, tmp_path, capsys):

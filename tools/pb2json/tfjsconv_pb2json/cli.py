@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence, TextIO, Tuple
 
 from tfjsconv.errors import ConversionError, UsageError
 from tfjsconv_pb2json import legacy
-from tfjsconv_pb2json.migrate import MigrationPlan, plan_migration, write_migration
+from tfjsconv_pb2json.migrate import MigrationPlan, check_dest, plan_migration, write_migration
 
 PROG = "tfjs_pb2json"
 
@@ -88,6 +88,8 @@ def run(argv: Sequence[str], out: TextIO) -> None:
     """Parse ``argv`` and migrate; raise ConversionError on user errors."""
     args = build_parser().parse_args(list(argv))
     plans = _plans(args)
+    for plan, dest in plans:
+        check_dest(plan.src, dest, overwrite=args.overwrite)
     for plan, dest in plans:
         if args.dry_run:
             out.write("\n".join(plan.describe(dest, include_extras=not args.no_extra_files)) + "\n")

@@ -120,6 +120,18 @@ def plan_migration(src: str) -> MigrationPlan:
     )
 
 
+def check_dest(src: str, dest: str, *, overwrite: bool = False) -> None:
+    """Fail early (and in --dry-run) the way the real write would fail."""
+    fsutil.check_not_overlapping(src, dest)
+    if os.path.exists(dest) and not overwrite:
+        if not os.path.isdir(dest):
+            raise ConversionError(f"output path exists and is not a directory: {dest}")
+        if os.listdir(dest):
+            raise ConversionError(
+                f"output directory is not empty: {dest} (pass --overwrite to replace it)"
+            )
+
+
 def write_migration(
     plan: MigrationPlan, dest: str, *, overwrite: bool = False, include_extras: bool = True
 ) -> None:
