@@ -332,3 +332,52 @@ def test_byte_identical_across_processes(models, tmp_path, name):
     # And a third conversion in this (long-lived, already warmed-up) process.
     outs.append(_files(convert(path, tmp_path / "inproc")))
     assert outs[0] == outs[1] == outs[2]
+
+
+# ------------------------------------------------------------ more input paths
+
+
+def test_layers_model_to_graph(tfjs, models, expected, tmp_path):
+    path, x = models("cnn_bn")
+    h5 = os.path.join(models.root, "cnn.h5")
+    layers = convert(h5, tmp_path / "layers", input_format="keras", output_format="tfjs_layers_model")
+    out = convert(str(layers), tmp_path / "graph", input_format="tfjs_layers_model")
+    model = load(out)
+    assert "_FusedConv2D" in ops_of(model)
+    assert_runtime_matches(tfjs, out, list(x.values()), {list(model["signature"]["outputs"])[0]: expected("cnn_bn")["logits"]})
+
+
+def test_keras3_h5_to_graph(tfjs, models, tmp_path):
+    import keras
+
+    path, x = models("keras3_model")
+    model3 = keras.saving.load_model(path)
+    h5 = tmp_path / "k3.h5"
+    model3.save(h5)
+    out = convert(str(h5), tmp_path / "k3h5", input_format="keras")
+    (name,) = load(out)["signature"]["outputs"]
+    assert_runtime_matches(tfjs, out, list(x.values()), {name: model3(x["features"]).numpy()})
+
+
+@pytest.mark.parametrize("flag,tol", [("quantize_uint8", 0.05), ("quantize_float16", 2e-3)])
+def test_quantized_graph_model(tfjs, models, expected, tmp_path, flag, tol):
+    path, x = models("cnn_bn")
+    out = convert(path, tmp_path / flag, **{flag: True})
+    manifest = load(out)["weightsManifest"]
+    quantized = [w for g in manifest for w in g["weights"] if "quantization" in w]
+    assert quantized and all(w["dtype"] == "float32" for w in quantized)
+    assert_runtime_matches(tfjs, out, x, expected("cnn_bn"), tol=tol)
+
+
+def test_weight_order_and_sharding(models, tmp_path):
+    path, _ = models("cnn_bn")
+    out = convert(path, tmp_path / "sharded", weight_shard_size_bytes=1000)
+    model = load(out)
+    (group,) = model["weightsManifest"]
+    consts = [n["name"] for n in model["modelTopology"]["node"] if n["op"] == "Const"]
+    assert [w["name"] for w in group["weights"]] == consts  # node order, one group
+    total = sum((out / p).stat().st_size for p in group["paths"])
+    assert len(group["paths"]) == -(-total // 1000) and all(p.startswith("group1-shard") for p in group["paths"])
+    for node in model["modelTopology"]["node"]:
+        if node["op"] == "Const":
+            assert set(node["attr"]["value"]["tensor"]) <= {"dtype", "tensorShape"}
