@@ -627,6 +627,11 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         print(USAGE, file=stderr)
         return 2
     dryrun = argv == ["--dryrun"]
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        print(f"{PROG}: error: the wizard is interactive and needs a terminal; in scripts "
+              f"and builds call {CONVERTER} with flags instead", file=stderr)
+        return 2
     try:
         import questionary
     except ImportError:
@@ -638,7 +643,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
 
     try:
         answers = ask(_Prompts(questionary), say)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, EOFError):
         print(f"{PROG}: cancelled; nothing was converted", file=stderr)
         return 130
     except WizardError as exc:

@@ -277,6 +277,12 @@ def test_usage_errors(capsys):
     assert "usage: tensorflowjs_wizard [--dryrun]" in capsys.readouterr().err
 
 
+def test_refuses_to_run_without_a_terminal(capsys):
+    # pytest's stdin is not a tty, like a build action's or CI's.
+    assert wizard.main([]) == 2
+    assert "needs a terminal" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------- real prompts
 
 
