@@ -116,7 +116,7 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
     prints them with ``repr`` like the reference.
     """
     data = np.asarray(array)
-    if data.dtype != np.float32:
+    if data.dtype.kind != "f" or data.dtype.itemsize != 4:
         raise ConversionError(
             f"weight {name}: only float32 weights can be quantized, got {data.dtype}"
         )

@@ -294,6 +294,7 @@ class Row:
     stderr: str  # regex searched in the single error line
     exit_code: Optional[int] = None
     xfail: Optional[str] = None
+    slow: bool = False  # imports TensorFlow in the CLI (several seconds per row)
 
 
 ROWS: List[Row] = [
@@ -318,21 +319,21 @@ ROWS: List[Row] = [
     # --- SavedModel / frozen graph inputs
     Row("sm_empty_dir", _saved_model(lambda sm: [p.unlink() if p.is_file() else shutil.rmtree(p)
                                                  for p in list(sm.iterdir())]),
-        r"saved_model\.pb"),
+        r"saved_model\.pb", slow=True),
     Row("sm_corrupt_pb", _saved_model(lambda sm: (sm / "saved_model.pb").write_bytes(b"\xff garbage")),
-        r"saved_model\.pb"),
+        r"saved_model\.pb", slow=True),
     Row("sm_empty_pb", _saved_model(lambda sm: (sm / "saved_model.pb").write_bytes(b"")),
-        r"(saved_model|MetaGraph|tag|signature)"),
+        r"(saved_model|MetaGraph|tag|signature)", slow=True),
     Row("sm_missing_variables", _saved_model(lambda sm: shutil.rmtree(sm / "variables")),
-        r"(variables|checkpoint|restore)"),
-    Row("sm_wrong_tags", _saved_model(extra=("--saved_model_tags=nope",)), r"nope"),
-    Row("sm_wrong_signature", _saved_model(extra=("--signature_name=nope",)), r"nope"),
-    Row("frozen_corrupt", _frozen(b"\xff\xfe garbage"), r"frozen\.pb"),
+        r"(variables|checkpoint|restore)", slow=True),
+    Row("sm_wrong_tags", _saved_model(extra=("--saved_model_tags=nope",)), r"nope", slow=True),
+    Row("sm_wrong_signature", _saved_model(extra=("--signature_name=nope",)), r"nope", slow=True),
+    Row("frozen_corrupt", _frozen(b"\xff\xfe garbage"), r"frozen\.pb", slow=True),
     Row("frozen_missing_output_nodes", _frozen(b"", extra=()), r"--output_node_names", exit_code=2),
-    Row("frozen_unknown_output_node", _frozen(b""), r"\bout\b"),
+    Row("frozen_unknown_output_node", _frozen(b""), r"\bout\b", slow=True),
     # --- wrong input formats
     Row("wrong_format_sm_as_keras", _saved_model(fmt="keras"), r"(sm|HDF5|h5)"),
-    Row("wrong_format_h5_as_saved_model", _h5(fmt="tf_saved_model"), r"(tiny\.h5|saved_model|SavedModel)"),
+    Row("wrong_format_h5_as_saved_model", _h5(fmt="tf_saved_model"), r"(tiny\.h5|saved_model|SavedModel)", slow=True),
     Row("wrong_format_keras_zip_as_layers",
         lambda fx, w: Case(["--input_format=tfjs_layers_model", "--output_format=tfjs_layers_model",
                             str(_copy(fx, "tiny.keras", w)), str(w / "out")], w / "out", [w / "tiny.keras"]),
@@ -411,6 +412,8 @@ assert len(set(ROW_IDS)) == len(ROW_IDS)
 
 def _param(row: Row):
     marks = [pytest.mark.xfail(strict=False, reason=row.xfail)] if row.xfail else []
+    if row.slow:
+        marks.append(pytest.mark.slow)
     return pytest.param(row, id=row.id, marks=marks)
 
 
@@ -463,6 +466,7 @@ def test_overwrite_replaces_non_empty_output(fixtures: Path, tmp_path: Path):
     assert sorted(os.listdir(tmp_path / "out")) == ["group1-shard1of1.bin", "model.json"]
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=False, reason="TensorFlow's C++ start-up logging reaches stderr unless the CLI "
                    "sets TF_CPP_MIN_LOG_LEVEL=3 and TF_ENABLE_ONEDNN_OPTS=0 (or silences fd 2) before "
                    "importing TensorFlow")
