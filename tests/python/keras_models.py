@@ -202,6 +202,40 @@ def k3_zoo_keras(out_dir: str) -> str:
     return path
 
 
+def tfk_nested(out_dir: str) -> str:
+    """tf_keras functional model containing a Sequential sub-model."""
+    import tf_keras
+
+    _seed()
+    sub = tf_keras.Sequential([tf_keras.layers.Dense(4, activation="relu", name="inner1"),
+                               tf_keras.layers.Dense(3, name="inner2")], name="sub")
+    inp = tf_keras.Input((5,), name="x")
+    out = tf_keras.layers.Dense(2, name="outer")(sub(inp))
+    model = tf_keras.Model(inp, out, name="nest")
+    path = os.path.join(out_dir, "nested.h5")
+    model.save(path)
+    return path
+
+
+def k3_nested_keras(out_dir: str) -> str:
+    """Keras 3 model nesting a Sequential and a Functional sub-model (.keras)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(SEED)
+    seq = keras.Sequential([keras.Input((5,)), layers.Dense(4, activation="relu", name="s1"),
+                            layers.Dense(3, name="s2")], name="seq")
+    f_in = keras.Input((3,), name="f_in")
+    func = keras.Model(f_in, layers.Dense(3, activation="tanh", name="f1")(f_in), name="func")
+    inp = keras.Input((5,), name="x")
+    h = seq(inp)
+    out = layers.Dense(2, name="head")(layers.Add(name="add")([func(h), h]))
+    model = keras.Model(inp, out, name="k3nest")
+    path = os.path.join(out_dir, "k3nested.keras")
+    model.save(path)
+    return path
+
+
 def mobilenet_v2_h5(out_dir: str, alpha: float = 1.0) -> str:
     """tf_keras MobileNetV2(weights=None) saved as h5 (for the benchmark)."""
     import tf_keras
@@ -223,6 +257,8 @@ BUILDERS = {
     "k3_cnn_keras": k3_cnn_keras,
     "k3_seq_keras": k3_seq_keras,
     "k3_zoo_keras": k3_zoo_keras,
+    "nested": tfk_nested,
+    "k3_nested_keras": k3_nested_keras,
 }
 
 
@@ -277,4 +313,6 @@ INPUTS = {
     "k3_cnn_keras": lambda: sample_input((2, 10, 10, 3)),
     "k3_seq_keras": lambda: np.random.default_rng(3).integers(0, 11, (2, 5)).astype(np.int32),
     "k3_zoo_keras": lambda: sample_input((2, 8, 8, 3)),
+    "nested": lambda: sample_input((2, 5)),
+    "k3_nested_keras": lambda: sample_input((2, 5)),
 }

@@ -18,7 +18,7 @@ from tfjsconv.options import ConversionOptions
 from tfjsconv.weights import read_weights
 
 K3 = [("k3_cnn_h5", "keras"), ("k3_cnn_keras", "keras_keras"), ("k3_seq_keras", "keras_keras"),
-      ("k3_zoo_keras", "keras_keras")]
+      ("k3_zoo_keras", "keras_keras"), ("k3_nested_keras", "keras_keras")]
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +77,9 @@ def test_weights_match_keras3_model_and_names_are_keras2(models, tmp_path, name,
     if "cnn" in name:
         assert names[:2] == ["c1/kernel", "c1/bias"]
         assert "dw1/depthwise_kernel" in names
+    elif "nested" in name:
+        assert names == ["s1/kernel", "s1/bias", "s2/kernel", "s2/bias", "f1/kernel", "f1/bias",
+                         "head/kernel", "head/bias"]
     elif "zoo" in name:
         assert "bidi/forward_bl/lstm_cell/kernel" in names
         assert "bidi/backward_bl/lstm_cell/bias" in names

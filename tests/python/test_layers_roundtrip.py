@@ -18,7 +18,7 @@ from tfjsconv.options import ConversionOptions
 
 IN_FORMAT = {"mlp": "keras", "cnn": "keras", "lstm": "keras", "k3_cnn_h5": "keras",
              "k3_cnn_keras": "keras_keras", "k3_seq_keras": "keras_keras",
-             "k3_zoo_keras": "keras_keras"}
+             "k3_zoo_keras": "keras_keras", "nested": "keras", "k3_nested_keras": "keras_keras"}
 
 
 @pytest.fixture(scope="session")

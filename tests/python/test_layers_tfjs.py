@@ -21,7 +21,7 @@ pytestmark = pytest.mark.tfjs
 
 IN_FORMAT = {"mlp": "keras", "cnn": "keras", "lstm": "keras", "k3_cnn_h5": "keras",
              "k3_cnn_keras": "keras_keras", "k3_seq_keras": "keras_keras",
-             "k3_zoo_keras": "keras_keras"}
+             "k3_zoo_keras": "keras_keras", "nested": "keras", "k3_nested_keras": "keras_keras"}
 
 # Max |tfjs(quantized) - TF(original)| allowed on these test models' outputs.
 QUANT_BOUND = {"uint8": 2e-2, "uint16": 1e-4, "float16": 2e-3}

@@ -297,14 +297,38 @@ def translate_model(model: Mapping[str, Any], allow_unsafe: bool) -> Dict[str, A
         layers = [translate_layer(l, allow_unsafe, functional=False) for l in cfg["layers"]]
         return {"class_name": "Sequential", "config": {"name": cfg.get("name"), "layers": layers}}
     layers = [translate_layer(l, allow_unsafe, functional=True) for l in cfg["layers"]]
+    shifted = {l["name"] for l in layers if _has_own_node(l)}
+    for layer in layers:
+        layer["inbound_nodes"] = [
+            [_shift(ref, shifted) for ref in node] for node in layer["inbound_nodes"]
+        ]
     config = {
         "name": cfg.get("name"),
         "trainable": cfg.get("trainable", True),
         "layers": layers,
-        "input_layers": _io_layers(cfg["input_layers"]),
-        "output_layers": _io_layers(cfg["output_layers"]),
+        "input_layers": [_shift(r, shifted) for r in _io_layers(cfg["input_layers"])],
+        "output_layers": [_shift(r, shifted) for r in _io_layers(cfg["output_layers"])],
     }
     return {"class_name": "Functional", "config": config}
+
+
+def _has_own_node(layer: Mapping[str, Any]) -> bool:
+    """Keras 2 / tfjs give a built nested model an inbound node of its own (node 0,
+    linking its inputs to its outputs), so its calls in the outer model start at
+    node 1; Keras 3 numbers only the calls. Unbuilt Sequentials have no such node."""
+    cls = layer["class_name"]
+    if cls in ("Functional", "Model"):
+        return True
+    if cls == "Sequential":
+        inner = layer["config"].get("layers") or []
+        return bool(inner) and inner[0]["class_name"] == "InputLayer"
+    return False
+
+
+def _shift(ref: List[Any], shifted: set) -> List[Any]:
+    if ref and ref[0] in shifted:
+        return [ref[0], ref[1] + 1] + list(ref[2:])
+    return ref
 
 
 def layer_configs(model: Mapping[str, Any]) -> List[Tuple[str, str, Mapping[str, Any]]]:
@@ -316,10 +340,31 @@ def layer_configs(model: Mapping[str, Any]) -> List[Tuple[str, str, Mapping[str,
     ]
 
 
+def _nested_model_names(config: Mapping[str, Any]) -> List[str]:
+    """A nested model's weights: its layers in config order; Keras 2 does not prefix
+    them with the nested model's name (``inner_dense/kernel``)."""
+    names: List[str] = []
+    for name, cls, cfg in layer_configs({"config": config}):
+        if cls in MODEL_CLASSES:
+            names += _nested_model_names(cfg)
+        elif cls in WEIGHT_LAYOUTS:
+            names += [f"{name}/{n}" for n in WEIGHT_LAYOUTS[cls](cfg)]
+    return names
+
+
 def keras2_weight_names(layer_name: str, cls: str, config: Mapping[str, Any], count: int) -> List[str]:
     """Keras 2 names for a Keras 3 layer's ``count`` variables (in Keras 3 order)."""
     if count == 0:
         return []
+    if cls in MODEL_CLASSES:
+        names = _nested_model_names(config)
+        if len(names) != count:
+            raise ConversionError(
+                f"nested model {layer_name!r} has {count} weights in the file but its layers "
+                f"account for {len(names)}; a layer class in it is not supported "
+                f"(supported: {', '.join(sorted(WEIGHT_LAYOUTS))})"
+            )
+        return names
     layout = WEIGHT_LAYOUTS.get(cls)
     if layout is None:
         raise ConversionError(

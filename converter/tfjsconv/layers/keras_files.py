@@ -231,6 +231,30 @@ def _vars_group_arrays(group: Any) -> List[np.ndarray]:
     return arrays
 
 
+def _groups_by_layer_name(layers_group: Any) -> Dict[str, Any]:
+    """``layers/<key>`` groups of a ``.keras`` weights file keyed by real layer name
+    (keys are class-derived like ``dense_1``; ``vars`` carries the layer's name)."""
+    out: Dict[str, Any] = {}
+    for key in sorted(layers_group):
+        group = layers_group[key]
+        vars_group = group["vars"] if "vars" in group else None
+        name = _text(vars_group.attrs["name"]) if vars_group is not None and "name" in vars_group.attrs else key
+        out[name] = group
+    return out
+
+
+def _zip_layer_arrays(group: Any, cls: str, cfg: Mapping[str, Any]) -> List[np.ndarray]:
+    """A layer's arrays in Keras 2 order; nested models go layer by layer in config order."""
+    if cls not in keras3.MODEL_CLASSES:
+        return _vars_group_arrays(group)
+    inner = _groups_by_layer_name(group["layers"]) if "layers" in group else {}
+    arrays: List[np.ndarray] = []
+    for name, icls, icfg in keras3.layer_configs({"config": cfg}):
+        if name in inner:
+            arrays += _zip_layer_arrays(inner[name], icls, icfg)
+    return arrays
+
+
 def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
     """A Keras 3 ``.keras`` zip: config.json + model.weights.h5 (+ metadata.json)."""
     members = _read_zip(path)
@@ -244,12 +268,10 @@ def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
     classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(translated)}
     by_name: Dict[str, List[np.ndarray]] = {}
     with _open_h5(io.BytesIO(members["model.weights.h5"]), path + "!model.weights.h5") as f:
-        top = f["layers"] if "layers" in f else {}
-        for key in sorted(top):
-            group = top[key]
-            vars_group = group["vars"] if "vars" in group else None
-            name = _text(vars_group.attrs["name"]) if vars_group is not None and "name" in vars_group.attrs else key
-            by_name[name] = _vars_group_arrays(group)
+        groups = _groups_by_layer_name(f["layers"]) if "layers" in f else {}
+        for name, group in groups.items():
+            cls, cfg = classes.get(name, ("<not in config>", {}))
+            by_name[name] = _zip_layer_arrays(group, cls, cfg)
         if "vars" in f and len(f["vars"]):
             raise ConversionError(f"{path}: model-level variables are not supported")
     unknown = sorted(n for n, arrays in by_name.items() if arrays and n not in classes)
