@@ -238,6 +238,28 @@ def hub_module(root: str) -> Tuple[str, Inputs]:
     return path, {"x": _rand((2, 4), seed=22)}
 
 
+def tf1_hub_module(root: str) -> Tuple[str, Inputs]:
+    """A TF1 Hub-format module: TF1 SavedModel with empty tags plus ``tfhub_module.pb``."""
+    tf = _tf()
+    path = os.path.join(root, "tf1_hub")
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
+        w = tf.compat.v1.get_variable("w", initializer=_rand((3, 2), seed=41))
+        b = tf.compat.v1.get_variable("b", initializer=_rand((2,), seed=42))
+        y = tf.nn.relu(tf.matmul(x, w) + b, name="y")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            builder = tf.compat.v1.saved_model.Builder(path)
+            sig = tf.compat.v1.saved_model.predict_signature_def({"default": x}, {"default": y})
+            builder.add_meta_graph_and_variables(sess, [], signature_def_map={"default": sig})
+            builder.save()
+    # ModuleDef{format: 1}: the file's presence marks the TF1 Hub format.
+    with open(os.path.join(path, "tfhub_module.pb"), "wb") as f:
+        f.write(b"\x08\x01")
+    return path, {"default": _rand((4, 3), seed=43)}
+
+
 def keras3_model(root: str) -> Tuple[str, Inputs]:
     """A Keras 3 ``.keras`` file (the reference cannot convert these to graph models)."""
     import keras
@@ -264,10 +286,10 @@ def mobilenet_v2(root: str, size: int = 96, classes: int = 10) -> Tuple[str, Inp
     return path, {model.inputs[0].name.split(":")[0]: x}
 
 
-def predict_saved_model(path: str, inputs: Inputs, signature: str = "serving_default") -> Dict[str, np.ndarray]:
+def predict_saved_model(path: str, inputs: Inputs, signature: str = "serving_default", tags=None) -> Dict[str, np.ndarray]:
     """TensorFlow's own outputs for ``inputs`` (the ground truth of the tests)."""
     tf = _tf()
-    model = tf.saved_model.load(path)
+    model = tf.saved_model.load(path, tags=tags)
     func = model.signatures[signature]
     feed = {k: tf.constant(v) for k, v in inputs.items()}
     return {k: v.numpy() for k, v in func(**feed).items()}

@@ -381,3 +381,13 @@ def test_weight_order_and_sharding(models, tmp_path):
     for node in model["modelTopology"]["node"]:
         if node["op"] == "Const":
             assert set(node["attr"]["value"]["tensor"]) <= {"dtype", "tensorShape"}
+
+
+def test_tf1_hub_module(tfjs, models, tmp_path):
+    path, x = models("tf1_hub_module")
+    want = gm.predict_saved_model(path, x, "default", tags=[])
+    out = convert(path, tmp_path / "tf1hub", input_format="tf_hub")
+    model = load(out)
+    assert list(model["signature"]["outputs"]) == ["default"]
+    assert "_FusedMatMul" in ops_of(model)
+    assert_runtime_matches(tfjs, out, x, want, backends=("cpu", "wasm"))

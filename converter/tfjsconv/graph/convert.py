@@ -6,6 +6,7 @@ shards into ``staging_dir`` (a fresh empty directory; ``api.convert`` makes it a
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
@@ -116,9 +117,17 @@ def _select_meta_graph(proto, tags: Sequence[str], path: str):
     )
 
 
-def _convert_saved_model(path: str, out_dir: str, options: ConversionOptions, default_signature: str) -> None:
+def _convert_saved_model(
+    path: str,
+    out_dir: str,
+    options: ConversionOptions,
+    default_signature: str,
+    tags: Optional[Sequence[str]] = None,
+    use_own_tf_version: bool = False,
+) -> None:
     proto = _read_saved_model_proto(path)
-    tags = tuple(options.saved_model_tags) or ("serve",)
+    if tags is None:
+        tags = tuple(options.saved_model_tags) or ("serve",)
     meta = _select_meta_graph(proto, tags, path)
     signature_name = options.signature_name or default_signature
     if signature_name not in meta.signature_def:
@@ -130,6 +139,8 @@ def _convert_saved_model(path: str, out_dir: str, options: ConversionOptions, de
     generated_by = meta.meta_info_def.tensorflow_version
     del proto, meta
     tf = _tf()
+    if use_own_tf_version:
+        generated_by = tf.__version__
     try:
         model = tf.saved_model.load(path, tags=list(tags))
     except Exception as e:
@@ -141,7 +152,10 @@ def _convert_saved_model(path: str, out_dir: str, options: ConversionOptions, de
         func, root=model, control_flow_v2=options.control_flow_v2,
         generated_by=generated_by or tf.__version__,
     )
+    # Drop the eager variables and traced graphs (reference cycles) before optimizing:
+    # from here on the frozen GraphDef is the only copy of the weights.
     del func, model
+    gc.collect()
     write_graph_model(frozen, out_dir, options)
 
 
@@ -218,15 +232,15 @@ def _resolve_hub_handle(handle: str) -> str:
 
 
 def hub_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
-    """tf_hub (local dir, file:// or cached URL; TF2 SavedModel) -> tfjs_graph_model."""
+    """tf_hub (local dir, file:// or cached URL; TF2 SavedModel or TF1 Hub format) -> graph."""
     path = _resolve_hub_handle(input_path)
     if not os.path.isdir(path):
         raise ConversionError(f"TF Hub module directory does not exist: {path}")
     if os.path.isfile(os.path.join(path, "tfhub_module.pb")):
-        raise ConversionError(
-            f"{path} is a TF1 Hub module (tfhub_module.pb); only TF2 SavedModel hub modules "
-            "are supported - re-export it as a TF2 SavedModel"
-        )
+        # TF1 Hub format: a TF1 SavedModel whose inference graph has the empty tag set.
+        tags = () if tuple(options.saved_model_tags) == ("serve",) else tuple(options.saved_model_tags)
+        _convert_saved_model(path, staging_dir, options, "default", tags=tags, use_own_tf_version=True)
+        return
     _convert_saved_model(path, staging_dir, options, "default")
 
 
@@ -290,6 +304,8 @@ def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> Non
     frozen = freeze_concrete_function(
         func, root=model, control_flow_v2=options.control_flow_v2, generated_by=tf.__version__
     )
+    del func
+    gc.collect()
     write_graph_model(frozen, out_dir, options)
 
 
