@@ -74,8 +74,10 @@ def make_workspace(root: str, small: int, mobilenet: bool) -> List[str]:
     shutil.copytree(REPO, ws, ignore=_IGNORE, symlinks=True)
     pkg = os.path.join(ws, "bench_models")
     os.makedirs(pkg)
-    subprocess.run([common.VENV_PYTHON, "-c", _GENERATE, pkg, str(small), "1" if mobilenet else "0"],
-                   check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    gen = subprocess.run([common.VENV_PYTHON, "-c", _GENERATE, pkg, str(small), "1" if mobilenet else "0"],
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True)
+    if gen.returncode != 0:
+        raise SystemExit(f"generating models failed:\n{gen.stderr[-4000:]}")
     names = sorted(f[:-3] for f in os.listdir(pkg) if f.endswith(".h5"))
     rules = ['load("//rules:defs.bzl", "tfjs_model")\n']
     for n in names:
@@ -109,10 +111,15 @@ def main(argv: Sequence[str]) -> int:
         # Warm the repository/fetch step once so no row pays for the pip install.
         _run([BAZEL, f"--output_base={ob}", "build", "--nobuild", "//bench_models:all"], ws)
 
+        def digests() -> List[str]:
+            return [common.tree_digest(os.path.join(ws, "bazel-bin", "bench_models", m)) for m in names]
+
         t = bazel_cold(ws, ob, "linux-sandbox")
         rows.append(["bazel cold, no workers (linux-sandbox)", n, f"{t:.1f}", f"{t / n:.2f}"])
+        sandboxed = digests()
         t = bazel_cold(ws, ob, "worker")
         rows.append(["bazel cold, persistent workers", n, f"{t:.1f}", f"{t / n:.2f}"])
+        identical = digests() == sandboxed
         t = _run([BAZEL, f"--output_base={ob}", "build", "//bench_models:all"], ws)
         rows.append(["bazel no-op rebuild", n, f"{t:.2f}", "-"])
 
@@ -140,6 +147,7 @@ def main(argv: Sequence[str]) -> int:
 
         subprocess.run([BAZEL, f"--output_base={ob}", "shutdown"], cwd=ws, capture_output=True)
         print(f"models: {', '.join(names)}  (cores: {os.cpu_count()})")
+        print(f"worker and sandboxed outputs byte-identical: {'yes' if identical else 'NO'}")
         print(common.markdown_table(["scenario", "models", "wall s", "s/model"], rows))
     finally:
         if args.keep:

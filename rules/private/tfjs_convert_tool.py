@@ -14,10 +14,12 @@ reused, which is the point of the worker.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 from typing import IO, Iterator, List, Sequence, Tuple
@@ -26,6 +28,7 @@ from typing import IO, Iterator, List, Sequence, Tuple
 def _private_home() -> None:
     """Give Keras/TF a writable, throwaway home: the sandbox may not allow ~/.keras."""
     home = tempfile.mkdtemp(prefix="tfjs_convert_home_")
+    atexit.register(shutil.rmtree, home, True)
     os.environ.setdefault("KERAS_HOME", os.path.join(home, ".keras"))
     os.environ["HOME"] = home
 

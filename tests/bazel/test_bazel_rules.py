@@ -242,11 +242,14 @@ def test_changing_one_attribute_reruns_exactly_that_target(env):
 
 
 def test_two_checkouts_at_different_paths_are_byte_identical(env):
+    """Also worker vs. one sandboxed process per action: the second build uses no worker."""
     first: Bazel = env["first"]
     second: Bazel = env["second"]
     assert str(first.workspace) != str(second.workspace)
-    spawns = converts(second.build(*TARGETS))  # no cache: converts everything itself
+    # No cache: converts everything itself, each in a fresh sandboxed process.
+    spawns = converts(second.build("--strategy=TfjsConvert=linux-sandbox", *TARGETS))
     assert len(spawns) == len(TARGETS) and not any(s["remoteCacheHit"] for s in spawns)
+    assert {s["runner"] for s in spawns} == {"linux-sandbox"}
     a, b = outputs(first), outputs(second)
     assert a == b
     for t in TARGETS:
