@@ -116,6 +116,13 @@ class _ShardWriter:
         self._file: Any = None
 
     def write(self, data: Any) -> None:
+        try:
+            self._write(data)
+        except OSError as e:  # disk full, permissions, a vanished directory: not a bug
+            name = self.paths[max(self._index, 0)]
+            raise ConversionError(f"cannot write weight shard {name}: {e.strerror or e}") from None
+
+    def _write(self, data: Any) -> None:
         view = memoryview(data).cast("B")
         while len(view):
             if self._room == 0:
