@@ -317,3 +317,32 @@ def test_bad_manifest_entries(tmp_path, mutate, message):
     mutate(manifest)
     with pytest.raises(ConversionError, match=message):
         read_weights(manifest, str(tmp_path))
+
+
+def test_unwritable_output_is_a_conversion_error(tmp_path):
+    with pytest.raises(ConversionError, match=r"cannot write weight shard group1-shard1of1\.bin"):
+        write_weights([[("a", np.ones(2, np.float32))]], str(tmp_path / "missing-dir"))
+
+
+def test_pattern_matching_only_int_weights_is_not_quantized(tmp_path):
+    manifest = write_weights([[("ids", np.arange(3, dtype=np.int32)), ("w", np.ones(2, np.float32))]],
+                             str(tmp_path), quantization={"uint8": ("ids",)})
+    assert [("quantization" in e) for e in manifest[0]["weights"]] == [False, False]
+
+
+def test_auto_conversion_is_logged_not_printed(tmp_path, caplog, capsys):
+    caplog.set_level("INFO", logger="tfjsconv.weights")
+    write_weights([[("i", np.arange(2, dtype=np.int64))]], str(tmp_path))
+    assert "weight i with shape (2,) and dtype int64 was auto converted to the type int32" in caplog.text
+    assert capsys.readouterr().out == ""
+
+
+def test_same_input_same_bytes(tmp_path):
+    rng = np.random.default_rng(5)
+    groups = [[("w", rng.normal(size=(50, 20)).astype(np.float32)), ("s", np.array(["a", "bc"]))]]
+    outs = []
+    for run in ("one", "two"):
+        (tmp_path / run).mkdir()
+        manifest = write_weights(groups, str(tmp_path / run), shard_size_bytes=999, quantization={"uint16": ("w",)})
+        outs.append((manifest, {p: (tmp_path / run / p).read_bytes() for p in manifest[0]["paths"]}))
+    assert outs[0] == outs[1]
