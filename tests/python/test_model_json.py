@@ -112,3 +112,15 @@ def test_load_tfjs_model(tmp_path):
 def test_dumps_is_valid_json_round_trip():
     obj = {"k": ["\u2028", "\x00", "😀", -0.0, 10**20]}
     assert json.loads(dumps(obj)) == obj
+
+
+def test_weight_modules_do_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, tfjsconv.weights, tfjsconv.model_json, tfjsconv.quantization; "
+            "bad = [m for m in ('tensorflow', 'tf_keras', 'keras', 'h5py') if m in sys.modules]; "
+            "assert not bad, bad")
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "converter"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
