@@ -236,14 +236,46 @@ def k3_nested_keras(out_dir: str) -> str:
     return path
 
 
-def mobilenet_v2_h5(out_dir: str, alpha: float = 1.0) -> str:
-    """tf_keras MobileNetV2(weights=None) saved as h5 (for the benchmark)."""
+def k3_multi_keras(out_dir: str) -> str:
+    """Keras 3 model with two inputs, two outputs and a layer shared by both inputs."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(SEED)
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    shared = layers.Dense(3, name="shared")
+    ha, hb = shared(a), shared(b)
+    o1 = layers.Dense(2, name="o1")(layers.Concatenate(name="cat")([ha, hb]))
+    o2 = layers.Maximum(name="mx")([ha, hb])
+    model = keras.Model([a, b], [o1, o2], name="multi")
+    path = os.path.join(out_dir, "k3multi.keras")
+    model.save(path)
+    return path
+
+
+def mobilenet_v2_h5(out_dir: str, alpha: float = 1.0, size: int = 224, logits: bool = False) -> str:
+    """tf_keras MobileNetV2(weights=None) saved as h5 (benchmark and slow tests)."""
     import tf_keras
 
     _seed()
-    model = tf_keras.applications.MobileNetV2(weights=None, alpha=alpha)
+    model = tf_keras.applications.MobileNetV2(
+        weights=None, alpha=alpha, input_shape=(size, size, 3),
+        classifier_activation=None if logits else "softmax")
     _set_bn_stats(model, None)
     path = os.path.join(out_dir, "mobilenet_v2.h5")
+    model.save(path)
+    return path
+
+
+def k3_mobilenet_v2_keras(out_dir: str, alpha: float = 0.35, size: int = 96) -> str:
+    """Keras 3 MobileNetV2(weights=None) with logits outputs, as ``.keras``."""
+    import keras
+
+    keras.utils.set_random_seed(SEED)
+    model = keras.applications.MobileNetV2(weights=None, alpha=alpha, input_shape=(size, size, 3),
+                                           classifier_activation=None)
+    _set_bn_stats(model, None)
+    path = os.path.join(out_dir, "k3_mobilenet_v2.keras")
     model.save(path)
     return path
 
@@ -259,6 +291,7 @@ BUILDERS = {
     "k3_zoo_keras": k3_zoo_keras,
     "nested": tfk_nested,
     "k3_nested_keras": k3_nested_keras,
+    "k3_multi_keras": k3_multi_keras,
 }
 
 
@@ -315,4 +348,10 @@ INPUTS = {
     "k3_zoo_keras": lambda: sample_input((2, 8, 8, 3)),
     "nested": lambda: sample_input((2, 5)),
     "k3_nested_keras": lambda: sample_input((2, 5)),
+    "k3_multi_keras": lambda: [sample_input((2, 4), 1), sample_input((2, 4), 2)],
 }
+
+
+def as_list(value) -> list:
+    """Model inputs/outputs as a list (single arrays become one-element lists)."""
+    return [np.asarray(v) for v in value] if isinstance(value, (list, tuple)) else [np.asarray(value)]

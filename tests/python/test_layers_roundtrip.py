@@ -18,7 +18,8 @@ from tfjsconv.options import ConversionOptions
 
 IN_FORMAT = {"mlp": "keras", "cnn": "keras", "lstm": "keras", "k3_cnn_h5": "keras",
              "k3_cnn_keras": "keras_keras", "k3_seq_keras": "keras_keras",
-             "k3_zoo_keras": "keras_keras", "nested": "keras", "k3_nested_keras": "keras_keras"}
+             "k3_zoo_keras": "keras_keras", "nested": "keras", "k3_nested_keras": "keras_keras",
+             "k3_multi_keras": "keras_keras"}
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +34,8 @@ def conv(src, out, input_format, output_format, **opts) -> Path:
 
 
 def predict(model, x):
-    return np.asarray(model.predict(x, verbose=0))
+    out = km.as_list(model.predict(x, verbose=0))
+    return np.concatenate([o.reshape(len(o), -1) for o in out], axis=1)
 
 
 @pytest.mark.parametrize("name", sorted(IN_FORMAT))
