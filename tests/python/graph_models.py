@@ -12,6 +12,8 @@ from typing import Dict, Tuple
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Same as the converter: no ISA-dependent oneDNN kernels (reproducible folding).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 Inputs = Dict[str, np.ndarray]
 

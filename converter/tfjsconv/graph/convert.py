@@ -22,8 +22,14 @@ CONVERTED_BY = f"TensorFlow.js Converter v{COMPATIBLE_TFJS_VERSION} (tfjsconv {_
 
 
 def _tf():
-    """Import TensorFlow quietly (only these modules ever import it)."""
+    """Import TensorFlow quietly and reproducibly (only this package imports it).
+
+    The environment must be set before the first ``import tensorflow``: C++ log level 2
+    keeps its INFO/WARNING lines off stderr, and oneDNN's ISA-dependent kernels are
+    disabled so grappler's constant folding gives the same bytes on every machine.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import tensorflow as tf
 
     return tf
@@ -125,6 +131,7 @@ def _convert_saved_model(
     tags: Optional[Sequence[str]] = None,
     use_own_tf_version: bool = False,
 ) -> None:
+    _tf()
     proto = _read_saved_model_proto(path)
     if tags is None:
         tags = tuple(options.saved_model_tags) or ("serve",)
