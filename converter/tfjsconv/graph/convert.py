@@ -210,8 +210,9 @@ def frozen_to_graph(input_path: str, staging_dir: str, options: ConversionOption
 # ---------------------------------------------------------------------------- TF Hub
 
 
-def _hub_cache_dir() -> Optional[str]:
-    return os.environ.get("TFHUB_CACHE_DIR") or None
+def _hub_cache_dir() -> str:
+    """``TFHUB_CACHE_DIR``, else tensorflow_hub's default ``$TMPDIR/tfhub_modules``."""
+    return os.environ.get("TFHUB_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "tfhub_modules")
 
 
 def _resolve_hub_handle(handle: str) -> str:
@@ -224,17 +225,15 @@ def _resolve_hub_handle(handle: str) -> str:
 
     cache = _hub_cache_dir()
     url = handle.split("?")[0].rstrip("/")
-    candidates = []
-    if cache:
-        for variant in (url, url + "?tf-hub-format=compressed", handle):
-            candidates.append(os.path.join(cache, hashlib.sha1(variant.encode("utf8")).hexdigest()))
-        for path in candidates:
-            if os.path.isdir(path):
-                return path
+    # tensorflow_hub stores a module under sha1(handle) of the handle it was given.
+    for variant in (handle, url, url + "?tf-hub-format=compressed"):
+        path = os.path.join(cache, hashlib.sha1(variant.encode("utf8")).hexdigest())
+        if os.path.isdir(path):
+            return path
     raise ConversionError(
-        f"TF Hub module {handle} is not in the local TF Hub cache "
-        f"({'TFHUB_CACHE_DIR=' + cache if cache else 'TFHUB_CACHE_DIR is not set'}) and "
-        "cannot be downloaded offline; download it elsewhere and pass its directory"
+        f"TF Hub module {handle} is not in the local TF Hub cache ({cache}, set "
+        "TFHUB_CACHE_DIR to change it) and cannot be downloaded offline; "
+        "download it elsewhere and pass its directory"
     )
 
 
