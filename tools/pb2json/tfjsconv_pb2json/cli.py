@@ -115,3 +115,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stderr.write(f"{PROG}: error: {message}\n")
         return exc.exit_code
     return 0
+
+
+def console_main() -> None:
+    """Console-script entry point (``tfjs_pb2json``)."""
+    sys.exit(main())
