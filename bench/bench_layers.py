@@ -61,6 +61,21 @@ def run_job(cmd: Sequence[str], flags: Sequence[str], src: str, out: str, runs: 
     return results
 
 
+def compare_outputs(ours: str, ref: str) -> str:
+    """Same topology and weights (by name) as the reference? Weight order may differ."""
+    sys.path.insert(0, os.path.join(REPO, "converter"))
+    from tfjsconv.model_json import load_tfjs_model
+
+    a_json, a = load_tfjs_model(ours)
+    b_json, b = load_tfjs_model(ref)
+    same_topo = a_json.get("modelTopology") == b_json.get("modelTopology")
+    da, db = dict(a), dict(b)
+    if sorted(da) != sorted(db):
+        return f"topology {'same' if same_topo else 'differs'}; weight names differ"
+    diff = max(float(abs(da[k].astype("float64") - db[k].astype("float64")).max(initial=0)) for k in da)
+    return f"topology {'same' if same_topo else 'differs'}; {len(da)} weights, max diff {diff:.3g}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -80,7 +95,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise SystemExit(f"bench: tfjsconv failed: {first.last_error_line()}")
         rows = []
         for name, flags, kind in JOBS:
-            src = h5 if kind == "h5" else layers_in
+            # The reference wants the model.json file itself for layers inputs.
+            src = h5 if kind == "h5" else os.path.join(layers_in, "model.json")
             ours = common.summarize(run_job(ours_cmd(), flags, src, os.path.join(work, name), args.runs))
             row = [name, ours["ok_runs"], ours["wall_s"], ours["max_rss_mb"]]
             if reference:
@@ -89,15 +105,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 speed = (f"{ref['wall_s'] / ours['wall_s']:.1f}x"
                          if ours["wall_s"] and all(r.ok for r in ref_res) else "n/a")
                 rss = (f"{ref['max_rss_mb'] / ours['max_rss_mb']:.1f}x" if ours["max_rss_mb"] else "n/a")
-                row += [ref["ok_runs"], ref["wall_s"], ref["max_rss_mb"], speed, rss]
+                same = (compare_outputs(os.path.join(work, name), os.path.join(work, name + "_ref"))
+                        if ref_res[-1].ok else "n/a")
+                row += [ref["ok_runs"], ref["wall_s"], ref["max_rss_mb"], speed, rss, same]
             else:
-                row += ["-", "-", "-", "-", "-"]
+                row += ["-", "-", "-", "-", "-", "-"]
             rows.append(row)
         print(f"input: {os.path.basename(h5)} ({os.path.getsize(h5)} bytes), runs={args.runs}, "
               f"reference={'REFERENCE_CONVERTER' if reference else 'not set'}")
         print(common.markdown_table(
             ["job", "ok", "tfjsconv wall s", "tfjsconv maxRSS MB", "ref ok", "ref wall s",
-             "ref maxRSS MB", "speedup", "RSS ratio"], rows))
+             "ref maxRSS MB", "speedup", "RSS ratio", "vs reference output"], rows))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
