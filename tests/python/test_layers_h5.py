@@ -239,3 +239,13 @@ def test_model_json_is_canonical(models, tmp_path):
     raw = (tmp_path / "o" / "model.json").read_bytes()
     assert raw == model_json.dumps(json.loads(raw))
     assert b"/tmp" not in raw and str(tmp_path).encode() not in raw
+
+
+@pytest.mark.parametrize("config", [[1, 2], {"class_name": "Sequential"}, {"config": {"layers": [{}]}}])
+def test_malformed_model_config(models, tmp_path, config):
+    src = _rewrite_config(models["mlp"], tmp_path / "bad.h5", lambda cfg: (cfg.clear(), cfg.update({"x": 1})))
+    with h5py.File(src, "r+") as f:
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(ConversionError, match="malformed Keras model config") as info:
+        convert(src, tmp_path / "o")
+    assert "\n" not in str(info.value)

@@ -27,7 +27,13 @@ def keras_to_layers(input_path: str, staging_path: str, options: ConversionOptio
             f"expected a Keras .h5 or .keras file, got a directory: {input_path} "
             "(use --input_format keras_saved_model for a Keras SavedModel)"
         )
-    model = read_keras_file(input_path, options.allow_unsafe_deserialization)
+    try:
+        model = read_keras_file(input_path, options.allow_unsafe_deserialization)
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        # The config parsed as JSON but lacks the structure Keras writes.
+        raise ConversionError(
+            f"{input_path}: malformed Keras model config ({type(e).__name__}: {e})"
+        ) from None
     artifacts.write_layers_model(model, staging_path, options)
 
 

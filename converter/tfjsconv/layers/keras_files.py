@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import posixpath
 import zipfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
