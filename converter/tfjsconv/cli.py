@@ -25,7 +25,7 @@ from importlib import metadata as importlib_metadata
 from typing import IO, List, Optional, Sequence, Tuple
 
 import tfjsconv
-from tfjsconv import api, progress
+from tfjsconv import api, progress, tf_env
 from tfjsconv.errors import ConversionError, UsageError
 from tfjsconv.options import (
     DEFAULT_SHARD_SIZE_BYTES,
@@ -285,6 +285,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     """Run the converter CLI; return the exit code (never raises for user errors)."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    tf_env.configure()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_args(argv, stdout)

@@ -95,8 +95,10 @@ def jax_to_saved_model(
     ``input_signatures`` are ``tf.TensorSpec``s, one per input after ``params``;
     ``polymorphic_shapes`` (same length) uses jax2tf's syntax, e.g. ``'(b, ...)'``.
     """
+    from tfjsconv import tf_env
+
+    tf = tf_env.import_tensorflow()
     jax, jax2tf = _import_jax2tf()
-    import tensorflow as tf
 
     input_signatures = list(input_signatures)
     if not input_signatures:

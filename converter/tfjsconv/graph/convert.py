@@ -11,7 +11,7 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
-from tfjsconv import COMPATIBLE_TFJS_VERSION, __version__
+from tfjsconv import COMPATIBLE_TFJS_VERSION, __version__, tf_env
 from tfjsconv.errors import ConversionError
 from tfjsconv.options import ConversionOptions
 from tfjsconv.graph import extract, optimize
@@ -22,17 +22,8 @@ CONVERTED_BY = f"TensorFlow.js Converter v{COMPATIBLE_TFJS_VERSION} (tfjsconv {_
 
 
 def _tf():
-    """Import TensorFlow quietly and reproducibly (only this package imports it).
-
-    The environment must be set before the first ``import tensorflow``: C++ log level 2
-    keeps its INFO/WARNING lines off stderr, and oneDNN's ISA-dependent kernels are
-    disabled so grappler's constant folding gives the same bytes on every machine.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    import tensorflow as tf
-
-    return tf
+    """Import TensorFlow quietly and reproducibly (see ``tfjsconv.tf_env``)."""
+    return tf_env.import_tensorflow()
 
 
 # --------------------------------------------------------------------------- writing

@@ -9,27 +9,14 @@ fusions; op check again.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence
+from typing import List, Sequence
 
 from tfjsconv.graph import ops as op_list
+from tfjsconv.graph import rewrites
 
 _CPU = "/device:CPU:0"
 _PASS1 = ["pruning", "constfold", "arithmetic", "dependency"] * 2
 _PASS2 = ["remap", "constfold", "arithmetic", "dependency"]
-
-
-def _rewrite(name: str) -> Optional[Callable]:
-    """A pure GraphDef -> GraphDef rewrite from ``tfjsconv.graph.rewrites``, if present."""
-    try:
-        from tfjsconv.graph import rewrites
-    except ImportError:
-        return None
-    return getattr(rewrites, name, None)
-
-
-def _apply(name: str, graph_def):
-    fn = _rewrite(name)
-    return fn(graph_def) if fn is not None else graph_def
 
 
 def _cluster():
@@ -105,14 +92,15 @@ def optimize_graph(
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "before optimization")
     first = (["debug_stripper"] if strip_debug_ops else []) + _PASS1
     graph_def = run_grappler(graph_def, fetch_nodes, first, experiments)
-    graph_def = _apply("fold_batch_norms", graph_def)
-    graph_def = _apply("normalize_bias_add", graph_def)
+    # The rewrites never fold or fuse away a node that is fetched as an output.
+    graph_def = rewrites.fold_batch_norms(graph_def, keep=fetch_nodes)
+    graph_def = rewrites.normalize_bias_add(graph_def, keep=fetch_nodes)
     _set_cpu_device(graph_def)
     graph_def = run_grappler(graph_def, fetch_nodes, _PASS2, experiments)
     graph_def = _remove_unused_control_flow_inputs(graph_def)
-    graph_def = _apply("fuse_prelu", graph_def)
-    graph_def = _apply("fuse_depthwise_conv2d", graph_def)
-    graph_def = _apply("fuse_prelu_into_fused_ops", graph_def)
+    graph_def = rewrites.fuse_prelu(graph_def, keep=fetch_nodes)
+    graph_def = rewrites.fuse_depthwise_conv2d(graph_def, keep=fetch_nodes)
+    graph_def = rewrites.fuse_prelu_into_fused_ops(graph_def, keep=fetch_nodes)
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "after optimization")
     # The reference always ends with a (possibly empty) library: keep that shape.

@@ -15,11 +15,12 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError
 from tfjsconv.layers.keras_files import check_safe_keras2
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tf_keras  # noqa: E402  (after the log-level default)
+tf_env.import_tensorflow()  # quiet, reproducible TF before tf_keras pulls it in
+import tf_keras  # noqa: E402
 
 # Fixed timestamp for the members of repacked zips (the earliest a zip can hold).
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
