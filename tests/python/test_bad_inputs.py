@@ -467,9 +467,6 @@ def test_overwrite_replaces_non_empty_output(fixtures: Path, tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="TensorFlow's C++ start-up logging reaches stderr unless the CLI "
-                   "sets TF_CPP_MIN_LOG_LEVEL=3 and TF_ENABLE_ONEDNN_OPTS=0 (or silences fd 2) before "
-                   "importing TensorFlow")
 def test_no_tensorflow_log_noise(fixtures: Path, tmp_path: Path):
     case = _saved_model(lambda sm: (sm / "saved_model.pb").write_bytes(b"\xff garbage"))(fixtures, tmp_path)
     env = {k: None for k in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
