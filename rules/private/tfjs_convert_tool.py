@@ -40,6 +40,10 @@ def run_cli(argv: Sequence[str]) -> Tuple[int, str]:
     buf = io.StringIO()
     try:
         code = cli.main(list(argv), stdout=buf, stderr=buf)
+    except SystemExit as exc:  # a library calling sys.exit must not end the worker
+        code = exc.code if isinstance(exc.code, int) else 1
+        if exc.code is not None and not isinstance(exc.code, int):
+            buf.write("%s\n" % (exc.code,))
     except Exception as exc:  # a converter bug: report it instead of killing the worker
         import traceback
 

@@ -163,11 +163,13 @@ def _tfjs_model_impl(ctx):
     else:
         output_path = main_output
 
+    # Every flag is one `--flag=value` token: the multiline param file drops empty
+    # lines, so an empty value given as a separate argument would vanish.
     args = ctx.actions.args()
-    args.add("--input_format", in_fmt)
-    args.add("--output_format", out_fmt)
+    args.add("--input_format=" + in_fmt)
+    args.add("--output_format=" + out_fmt)
     if ctx.attr.weight_shard_size_bytes != DEFAULT_SHARD_SIZE_BYTES:
-        args.add("--weight_shard_size_bytes", str(ctx.attr.weight_shard_size_bytes))
+        args.add("--weight_shard_size_bytes=" + str(ctx.attr.weight_shard_size_bytes))
     for dtype in QUANTIZATION_DTYPES:
         if dtype in quant:
             if quant[dtype]:
@@ -175,13 +177,13 @@ def _tfjs_model_impl(ctx):
             else:
                 args.add("--quantize_%s" % dtype)
     if metadata:
-        args.add("--metadata", metadata)
+        args.add("--metadata=" + metadata)
     if ctx.attr.signature_name:
-        args.add("--signature_name", ctx.attr.signature_name)
+        args.add("--signature_name=" + ctx.attr.signature_name)
     if in_fmt in ("tf_saved_model", "tf_hub", "keras_saved_model"):
-        args.add("--saved_model_tags", ",".join(ctx.attr.saved_model_tags))
+        args.add("--saved_model_tags=" + ",".join(ctx.attr.saved_model_tags))
     if ctx.attr.output_node_names:
-        args.add("--output_node_names", ",".join(ctx.attr.output_node_names))
+        args.add("--output_node_names=" + ",".join(ctx.attr.output_node_names))
     if out_fmt == "tfjs_graph_model":
         args.add("--strip_debug_ops=%s" % ("true" if ctx.attr.strip_debug_ops else "false"))
         args.add("--control_flow_v2=%s" % ("true" if ctx.attr.control_flow_v2 else "false"))
