@@ -10,6 +10,8 @@ from typing import List, Tuple
 
 import numpy as np
 
+from tfjsconv.graph.freeze import rename_ref
+
 # TensorProto value fields the reference clears from Const nodes (dtype/shape stay).
 _CLEARED_FIELDS = (
     "tensor_content", "half_val", "float_val", "double_val", "int_val", "string_val",
@@ -52,19 +54,10 @@ def _rename_function_consts(func) -> List[Weight]:
             node.name = new_name
     if not renames:
         return weights
-
-    def rewrite(ref: str) -> str:
-        control = ref.startswith("^")
-        base = ref[1:] if control else ref
-        head, sep, tail = base.partition(":")
-        if head in renames:
-            base = renames[head] + sep + tail
-        return ("^" if control else "") + base
-
     for node in func.node_def:
-        node.input[:] = [rewrite(i) for i in node.input]
+        node.input[:] = [rename_ref(i, renames) for i in node.input]
     for key in sorted(func.ret):
-        func.ret[key] = rewrite(func.ret[key])
+        func.ret[key] = rename_ref(func.ret[key], renames)
     return weights
 
 

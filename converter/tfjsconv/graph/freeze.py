@@ -129,6 +129,14 @@ def build_signature(func, frozen, resource_ids: Dict[int, int]) -> Tuple[Dict[st
     return signature, keys, is_dict
 
 
+def rename_ref(ref: str, renames: Dict[str, str]) -> str:
+    """Rename the node part of a tensor/control reference (``^n``, ``n``, ``n:1``)."""
+    control = ref.startswith("^")
+    base = ref[1:] if control else ref
+    head, sep, tail = base.partition(":")
+    return ("^" if control else "") + renames.get(head, head) + sep + tail
+
+
 def rename_numeric_nodes(graph_def, prefix: str) -> Dict[str, str]:
     """Give all-digit node names (TF's process-global uids for captured tensors) stable
     names ``<prefix><k>`` in graph order, so outputs do not depend on process history."""
@@ -138,19 +146,10 @@ def rename_numeric_nodes(graph_def, prefix: str) -> Dict[str, str]:
             renames[node.name] = f"{prefix}{len(renames)}"
     if not renames:
         return renames
-
-    def fix(ref: str) -> str:
-        control = ref.startswith("^")
-        base = ref[1:] if control else ref
-        head, sep, tail = base.partition(":")
-        if head in renames:
-            base = renames[head] + sep + tail
-        return ("^" if control else "") + base
-
     for node in graph_def.node:
         if node.name in renames:
             node.name = renames[node.name]
-        node.input[:] = [fix(i) for i in node.input]
+        node.input[:] = [rename_ref(i, renames) for i in node.input]
     return renames
 
 
@@ -168,11 +167,6 @@ def stabilize_shared_names(graph_def) -> None:
         attr = node.attr.get("shared_name") if "shared_name" in node.attr else None
         if attr is not None and _LOADER_SHARED_NAME.match(attr.s):
             attr.s = node.name.encode("utf-8")
-
-
-def _renamed_tensor(name: str, renames: Dict[str, str]) -> str:
-    head, sep, tail = name.partition(":")
-    return renames.get(head, head) + sep + tail
 
 
 def _resources(root) -> list:
@@ -238,7 +232,7 @@ def _initializer(root, control_flow_v2: bool):
     stabilize_shared_names(graph_def)
     outputs = {}
     for i, tensor in enumerate(frozen.outputs):
-        info = _tensor_info(_renamed_tensor(tensor.name, renames), tensor.dtype, tensor.shape)
+        info = _tensor_info(rename_ref(tensor.name, renames), tensor.dtype, tensor.shape)
         info["resourceId"] = i + 1
         outputs[tensor.name] = info
     signature = {"outputs": {k: outputs[k] for k in sorted(outputs)}}
@@ -263,8 +257,8 @@ def freeze_concrete_function(
     stabilize_shared_names(graph_def)
     for section in signature.values():
         for info in section.values():
-            info["name"] = _renamed_tensor(info["name"], renames)
-    output_nodes = [_renamed_tensor(t.name, renames).split(":")[0] for t in frozen.outputs]
+            info["name"] = rename_ref(info["name"], renames)
+    output_nodes = [rename_ref(t.name, renames).split(":")[0] for t in frozen.outputs]
     return FrozenModel(
         graph_def=graph_def,
         signature=signature,
