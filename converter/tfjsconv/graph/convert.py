@@ -7,6 +7,7 @@ shards into ``staging_dir`` (a fresh empty directory; ``api.convert`` makes it a
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
@@ -17,6 +18,8 @@ from tfjsconv.options import ConversionOptions
 from tfjsconv.graph import extract, optimize
 from tfjsconv.graph.freeze import FrozenModel, freeze_concrete_function
 from tfjsconv.graph.topology import message_to_dict
+
+log = logging.getLogger(__name__)
 
 CONVERTED_BY = f"TensorFlow.js Converter v{COMPATIBLE_TFJS_VERSION} (tfjsconv {__version__})"
 
@@ -33,6 +36,7 @@ def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOpti
     """Optimize, extract weights, write shards and model.json (single weight group)."""
     from tfjsconv import model_json, weights
 
+    log.info("optimizing the graph (%d nodes)", len(frozen.graph_def.node))
     graph_def = optimize.optimize_graph(
         frozen.graph_def,
         frozen.output_nodes,
@@ -44,6 +48,7 @@ def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOpti
     frozen.graph_def = None
     init_graph = frozen.initializer_graph_def
     values = extract.extract_weights(graph_def, init_graph)
+    log.info("writing %d weights and model.json (%d nodes)", len(values), len(graph_def.node))
     manifest = weights.write_weights(
         [values],
         out_dir,
@@ -139,6 +144,7 @@ def _convert_saved_model(
     tf = _tf()
     if use_own_tf_version:
         generated_by = tf.__version__
+    log.info("loading SavedModel %s (signature %s)", path, signature_name)
     try:
         model = tf.saved_model.load(path, tags=list(tags))
     except Exception as e:
@@ -146,6 +152,7 @@ def _convert_saved_model(
     func = model.signatures.get(signature_name) if hasattr(model, "signatures") else None
     if func is None:
         raise ConversionError(f'signature "{signature_name}" cannot be loaded from the SavedModel {path}')
+    log.info("freezing variables")
     frozen = freeze_concrete_function(
         func, root=model, control_flow_v2=options.control_flow_v2,
         generated_by=generated_by or tf.__version__,
@@ -298,6 +305,7 @@ def _keras_concrete_function(model):
 def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> None:
     tf = _tf()
     func = _keras_concrete_function(model)
+    log.info("freezing variables")
     frozen = freeze_concrete_function(
         func, root=model, control_flow_v2=options.control_flow_v2, generated_by=tf.__version__
     )
