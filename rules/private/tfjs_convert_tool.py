@@ -1,7 +1,7 @@
 """The `TfjsConvert` action: runs the tfjsconv CLI once, or as a persistent worker.
 
-One-shot mode (no worker): ``tfjs_convert_tool @flagfile`` expands the flag file
-(one argument per line) and calls ``tfjsconv.cli.main`` once.
+One-shot mode (no worker): ``tfjs_convert_tool @flagfile`` calls ``tfjsconv.cli.main``
+once; the CLI expands the flag file (one argument per line).
 
 Worker mode (``--persistent_worker``): Bazel's JSON worker protocol. Bazel 4.2.3
 writes requests back to back with no separator, so the stream is parsed with
@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import IO, Iterator, List, Sequence, Tuple
+from typing import IO, Iterator, Sequence, Tuple
 
 
 def _private_home() -> None:
@@ -94,8 +94,8 @@ def worker_main(stdin: IO[bytes], protocol_out: IO[str]) -> int:
     """Serve work requests until Bazel closes stdin."""
     handled = 0
     for request in iter_requests(stdin):
-        argv = _expand(request.get("arguments", []))
-        code, output = run_cli(argv)
+        # ``cli.main`` expands ``@flagfile`` arguments itself (one argument per line).
+        code, output = run_cli(request.get("arguments", []))
         handled += 1
         # One line per request in the worker log: lets tests see the worker was reused.
         print("tfjs_convert_tool: worker pid %d handled request %d (exit %d)"
@@ -104,18 +104,6 @@ def worker_main(stdin: IO[bytes], protocol_out: IO[str]) -> int:
         protocol_out.write(json.dumps(response, sort_keys=True) + "\n")
         protocol_out.flush()
     return 0
-
-
-def _expand(argv: Sequence[str]) -> List[str]:
-    """Expand ``@flagfile`` arguments (Bazel's multiline param files: one per line)."""
-    out: List[str] = []
-    for arg in argv:
-        if arg.startswith("@") and len(arg) > 1:
-            with open(arg[1:], encoding="utf-8") as f:
-                out.extend(line.rstrip("\n") for line in f if line.rstrip("\n"))
-        else:
-            out.append(arg)
-    return out
 
 
 def main(argv: Sequence[str]) -> int:
@@ -127,7 +115,7 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
         protocol_out = os.fdopen(protocol_fd, "w", encoding="utf-8")
         return worker_main(sys.stdin.buffer, protocol_out)
-    code, output = run_cli(_expand(argv))
+    code, output = run_cli(argv)
     if output:
         sys.stderr.write(output)
     return code

@@ -28,12 +28,14 @@ class IterRequestsTest(unittest.TestCase):
         self.assertEqual(list(tool.iter_requests(OneByte(data))),
                          [{"arguments": ["\u00e9"], "requestId": 3}])
 
-    def test_expand_flagfile(self):
+    def test_flagfile_reaches_the_cli(self):
         with tempfile.NamedTemporaryFile("w", suffix=".params", delete=False) as f:
-            f.write("--input_format\nkeras\nin.h5\nout dir\n")
+            f.write("--input_format=keras\n/no/such dir/in.h5\nout dir\n")
         try:
-            self.assertEqual(tool._expand(["@" + f.name]),
-                             ["--input_format", "keras", "in.h5", "out dir"])
+            code, output = tool.run_cli(["@" + f.name])
+            # The path with a space arrived whole: the CLI names it in its one-line error.
+            self.assertEqual(code, 1)
+            self.assertIn("input path does not exist: /no/such dir/in.h5", output)
         finally:
             os.unlink(f.name)
 
