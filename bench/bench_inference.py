@@ -8,9 +8,8 @@ converted to a graph model by both converters; each output then runs in the real
 runtime in Node (``tests/python/tfjs_runtime.py``) on the wasm and cpu backends.  Times
 are ``TfjsRuntime.benchmark``: median of 20 runs after a warm-up, outputs read back.
 The two models are timed in ABBA order per backend (ours, ref, ref, ours; three such
-pairs on wasm, one on cpu) so drifting
-machine load hits both alike; a column is the median of those medians (one load spike
-does not decide the result).
+pairs on wasm, one on cpu) so drifting machine load hits both alike; a column is the
+median of those medians (one load spike does not decide the result).
 
 Both outputs must predict what TensorFlow predicts (max abs difference <= 1e-4).
 
