@@ -104,8 +104,9 @@ def validate_options(options: ConversionOptions) -> None:
             '--control_flow_v2 applies only to the "tfjs_graph_model" output format, '
             f'not "{out}"'
         )
-    if options.quantization_specs and out in ("keras_saved_model",):
-        raise UsageError(f"quantization does not apply to the {out} output format")
+    if options.quantization_specs and out not in ("tfjs_layers_model", "tfjs_graph_model"):
+        # The reference silently wrote unquantized Keras files here.
+        raise UsageError(f"quantization applies only to tfjs outputs, not to the {out} output format")
     if options.split_weights_by_layer and out != "tfjs_layers_model":
         raise UsageError("--split_weights_by_layer applies only to tfjs_layers_model output")
 

@@ -121,6 +121,11 @@ def test_flagfile_expansion(tmp_path):
     (["--input_format=keras", "--control_flow_v2", "a", "b"], '"tfjs_layers_model"'),
     (["--input_format=keras", "--split_weights_by_layer", "--output_format=tfjs_graph_model", "a", "b"],
      "--split_weights_by_layer applies only"),
+    # The reference silently ignored quantization when writing Keras files.
+    (["--input_format=tfjs_layers_model", "--output_format=keras", "--quantize_uint8", "a", "b"],
+     "quantization applies only to tfjs outputs"),
+    (["--input_format=tfjs_layers_model", "--output_format=keras_saved_model", "--quantize_float16=*", "a", "b"],
+     "quantization applies only to tfjs outputs"),
 ])
 def test_usage_errors_are_one_line(argv, needle):
     code, out, err = run_main(argv)

@@ -79,3 +79,13 @@ def test_layers_to_layers_requantize_is_reproducible(models, tmp_path):
                  "--quantize_uint16", str(base / "model.json"), str(out)], cwd=REPO, seed=seed)
         outs.append(digest(out))
     assert outs[0] == outs[1]
+
+
+def test_keras_output_stderr_is_clean(models, tmp_path):
+    """tf_keras's 'HDF5 is legacy' / 'metrics not built' advice stays off stderr."""
+    layers = tmp_path / "layers"
+    run_cli(["--input_format=keras", models["cnn"], str(layers)], cwd=REPO, seed=0)
+    res = subprocess.run([sys.executable, "-m", "tfjsconv.cli", "--input_format=tfjs_layers_model",
+                          "--output_format=keras", str(layers / "model.json"), str(tmp_path / "m.h5")],
+                         cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr == "", res.stderr

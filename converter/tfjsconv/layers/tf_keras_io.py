@@ -7,9 +7,12 @@ the user allowed unsafe deserialization) and weights are assigned by name.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import tempfile
+import warnings
 import zipfile
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
@@ -36,6 +39,30 @@ def _shorten(name: str) -> str:
     return "/".join(parts[:-2] + parts[-1:]) if len(parts) >= 3 else name
 
 
+def _quietly(fn):
+    """Run ``fn`` without tf_keras's advice on stderr.
+
+    Saving HDF5 warns that the format is "legacy" and loading warns about unbuilt
+    metrics: noise for a converter whose errors must stay one line. Real failures
+    still raise.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        tf_logger = logging.getLogger("tensorflow")
+        level = tf_logger.level
+        tf_logger.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return fn(*args, **kwargs)
+        finally:
+            tf_logger.setLevel(level)
+
+    return wrapper
+
+
+@_quietly
 def build_model(topology: Mapping[str, Any], named: Sequence[Tuple[str, np.ndarray]],
                 allow_unsafe: bool) -> Any:
     """A tf_keras model from a layers ``modelTopology`` with weights set by name."""
@@ -82,6 +109,7 @@ def build_model(topology: Mapping[str, Any], named: Sequence[Tuple[str, np.ndarr
     return model
 
 
+@_quietly
 def saved_model_to_h5(saved_model_dir: str, h5_path: str) -> None:
     """Load a Keras SavedModel with tf_keras and re-save it as HDF5."""
     try:
@@ -91,10 +119,12 @@ def saved_model_to_h5(saved_model_dir: str, h5_path: str) -> None:
     model.save(h5_path, save_format="h5")
 
 
+@_quietly
 def save_h5(model: Any, path: str) -> None:
     model.save(path, save_format="h5", include_optimizer=False)
 
 
+@_quietly
 def save_keras_zip(model: Any, path: str) -> None:
     """Save as ``.keras`` in a private temp dir, then repack without timestamps."""
     with tempfile.TemporaryDirectory(prefix="tfjsconv-") as tmp:
@@ -114,6 +144,7 @@ def save_keras_zip(model: Any, path: str) -> None:
             dst.writestr(info, members[name])
 
 
+@_quietly
 def save_saved_model(model: Any, out_dir: str) -> None:
     tf_keras.models.save_model(model, out_dir, save_format="tf", include_optimizer=False)
 
