@@ -22,7 +22,13 @@ load(
     _tfjs_quantized_model_rule = "tfjs_quantized_model_rule",
 )
 
+load("//tools/pb2json:defs.bzl", _tfjs_migrated_model = "tfjs_migrated_model")
+
 TfjsModelInfo = _TfjsModelInfo
+
+# Migrates a legacy tfjs 0.x model (tensorflowjs_model.pb + weights_manifest.json) to
+# model.json; see tools/pb2json/README.md.
+tfjs_migrated_model = _tfjs_migrated_model
 
 def _invert_metadata(name, metadata):
     """{name: label} -> {label: name}, the shape attr.label_keyed_string_dict needs."""

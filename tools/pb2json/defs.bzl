@@ -12,23 +12,12 @@ The output is one directory named after the target holding `model.json` and the
 model's own files (the .pb, the manifest and its shards) are written.
 """
 
+load("//rules/private:action_env.bzl", "ACTION_ENV")
 load("//rules/private:providers.bzl", "TfjsModelInfo")
 
 _PB = "tensorflowjs_model.pb"
 _MANIFEST = "weights_manifest.json"
 
-# Same pinned environment as the converter actions: nothing from the shell leaks in.
-_ENV = {
-    "CUDA_VISIBLE_DEVICES": "-1",
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "PYTHONHASHSEED": "0",
-    "PYTHONNOUSERSITE": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    "TZ": "UTC",
-}
 
 def _legacy_root(ctx):
     """The directory holding tensorflowjs_model.pb; every src must live under it."""
@@ -67,7 +56,7 @@ def _tfjs_migrated_model_impl(ctx):
         outputs = [out_dir],
         mnemonic = "TfjsMigrate",
         progress_message = "Migrating legacy tfjs model %s" % ctx.label,
-        env = _ENV,
+        env = ACTION_ENV,
         execution_requirements = {"block-network": "1"},
     )
     return [
