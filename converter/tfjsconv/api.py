@@ -141,21 +141,37 @@ def convert(input_path: str, output_path: str, options: ConversionOptions) -> st
 # string ("dense*,conv/*") or a list of patterns, and metadata a {name: json} dict.
 
 
-def _options(input_format: str, output_format: Optional[str], **kwargs: Any) -> ConversionOptions:
-    for key in ("quantize_float16", "quantize_uint8", "quantize_uint16"):
-        if key in kwargs:
-            kwargs[key] = patterns(kwargs[key])
-    if isinstance(kwargs.get("metadata"), Mapping):
-        kwargs["metadata"] = tuple(kwargs["metadata"].items())
-    for key in ("saved_model_tags", "output_node_names"):
-        if isinstance(kwargs.get(key), str):
-            kwargs[key] = tuple(s.strip() for s in kwargs[key].split(",") if s.strip())
-        elif key in kwargs:
-            kwargs[key] = tuple(kwargs[key])
-    unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(ConversionOptions)})
+def options_from_kwargs(input_format: str, output_format: Optional[str], kwargs: Mapping[str, Any], *,
+                        fixed: Sequence[str] = (), caller: str = "tfjsconv") -> ConversionOptions:
+    """Keyword arguments -> ``ConversionOptions``, normalized the way the CLI normalizes flags.
+
+    quantize_* accept True, ``"pat1,pat2"`` or a list of patterns; metadata a dict;
+    saved_model_tags / output_node_names a comma-separated string or a list. Unknown
+    names, and the ``fixed`` ones the caller sets itself, are a ``UsageError`` instead
+    of being silently ignored.
+    """
+    values = dict(kwargs)
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(ConversionOptions)})
     if unknown:
-        raise UsageError(f"unknown option(s): {', '.join(unknown)}")
-    return ConversionOptions(input_format=input_format, output_format=output_format, **kwargs)
+        raise UsageError(f"{caller} got unknown converter option(s): {', '.join(unknown)}")
+    clash = sorted(set(values) & ({"input_format", "output_format"} | set(fixed)))
+    if clash:
+        raise UsageError(f"{caller} sets {', '.join(clash)} itself; do not pass it")
+    for key in ("quantize_float16", "quantize_uint8", "quantize_uint16"):
+        if key in values:
+            values[key] = patterns(values[key])
+    if isinstance(values.get("metadata"), Mapping):
+        values["metadata"] = tuple(values["metadata"].items())
+    for key in ("saved_model_tags", "output_node_names"):
+        if isinstance(values.get(key), str):
+            values[key] = tuple(s.strip() for s in values[key].split(",") if s.strip())
+        elif key in values:
+            values[key] = tuple(values[key])
+    return ConversionOptions(input_format=input_format, output_format=output_format, **values)
+
+
+def _options(input_format: str, output_format: Optional[str], **kwargs: Any) -> ConversionOptions:
+    return options_from_kwargs(input_format, output_format, kwargs)
 
 
 def convert_keras(model_path: str, output_dir: str, *, output_format: str = "tfjs_layers_model",

@@ -16,7 +16,6 @@ regular SavedModel converter. Two choices matter:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import warnings
@@ -24,7 +23,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from tfjsconv import api
 from tfjsconv.errors import ConversionError, UsageError
-from tfjsconv.options import ConversionOptions, patterns
+from tfjsconv.options import ConversionOptions
 
 # The newest jax whose jax2tf can still emit plain TF ops (see the module docstring).
 LAST_JAX_WITH_TF_OPS = (0, 7, 1)
@@ -32,7 +31,6 @@ JAX_INSTALL_HINT = "pip install -r requirements/jax.in (jax==0.7.1 jaxlib==0.7.1
 
 # ConversionOptions fields a caller may not set: this module decides them.
 _FIXED_FIELDS = ("input_format", "output_format", "signature_name", "saved_model_tags")
-_QUANTIZE_FIELDS = ("quantize_float16", "quantize_uint8", "quantize_uint16")
 
 
 def _version_tuple(version: str) -> Tuple[int, ...]:
@@ -59,27 +57,9 @@ def _import_jax2tf():
 
 
 def options_from_kwargs(converter_options: Mapping[str, Any]) -> ConversionOptions:
-    """Build the ``ConversionOptions`` for the SavedModel step from keyword arguments.
-
-    Quantization accepts what the CLI accepts: ``True``, ``'pat1,pat2'`` or a list of
-    patterns. Unknown names are a ``UsageError`` instead of being silently ignored.
-    """
-    known = {f.name for f in dataclasses.fields(ConversionOptions)}
-    unknown = sorted(set(converter_options) - known)
-    if unknown:
-        raise UsageError(f"convert_jax got unknown converter option(s): {', '.join(unknown)}")
-    fixed = sorted(set(converter_options) & set(_FIXED_FIELDS))
-    if fixed:
-        raise UsageError(f"convert_jax sets {', '.join(fixed)} itself; do not pass it")
-    values = dict(converter_options)
-    for name in _QUANTIZE_FIELDS:
-        if name in values:
-            values[name] = patterns(values[name])
-    if "metadata" in values and isinstance(values["metadata"], Mapping):
-        values["metadata"] = tuple(values["metadata"].items())
-    return ConversionOptions(
-        input_format="tf_saved_model", output_format="tfjs_graph_model", **values
-    )
+    """``ConversionOptions`` for the SavedModel -> graph step (see ``api.options_from_kwargs``)."""
+    return api.options_from_kwargs("tf_saved_model", "tfjs_graph_model", converter_options,
+                                   fixed=_FIXED_FIELDS, caller="convert_jax")
 
 
 def jax_to_saved_model(
