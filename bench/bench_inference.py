@@ -74,14 +74,6 @@ def ref_cmd(exe: str, src: str, out: str) -> List[str]:
     return [exe, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model", src, out]
 
 
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg", encoding="ascii") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
-
-
 def op_summary(model_dir: str) -> str:
     """Node count and the ops that carry the compute, to explain a timing difference."""
     import collections
@@ -113,7 +105,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_inference-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        print(f"load average before: {load_average()}")
+        print(f"load average before: {common.load_average()}")
         src = str(work / "mnv2_sm")
         input_name = build(work)
         with np.load(work / "tf.npz") as data:
@@ -167,7 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"the medians in parentheses); max |tfjs - TF| on a batch of {len(x)}\n")
         print(common.markdown_table(["backend", "tfjsconv ms", "tfjsconv vs TF", "reference ms",
                                      "reference vs TF", "ours / reference"], rows))
-        print(f"\nload average after: {load_average()}")
+        print(f"\nload average after: {common.load_average()}")
         bad = [r for r in rows if "MISMATCH" in " ".join(r)]
         return 1 if bad else 0
     finally:

@@ -188,14 +188,6 @@ def verify(src: str, out: str) -> str:
     return "ok: 4/4 variables bit-identical" if not bad else f"FAILED: {', '.join(bad)} missing or different"
 
 
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg", encoding="ascii") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=None, help="keep the model and outputs here (default: a temp dir)")
@@ -213,7 +205,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         size_mb = model_bytes() / 2**20
         env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
         ref_exe = None if args.no_reference else (os.environ.get("REFERENCE_CONVERTER") or common.reference_converter())
-        print(f"load average before: {load_average()}")
+        print(f"load average before: {common.load_average()}")
 
         jobs = [("tfjsconv", ours_cmd(src, str(work / "out_ours")), [PYTHON, "-c", _BASELINE_OURS], env,
                  str(work / "out_ours"))]
@@ -246,7 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("\nOur conversion in-process, stage by stage:\n")
             shutil.rmtree(work / "out_stages", ignore_errors=True)
             _run_quietly([PYTHON, "-c", _STAGES, src, str(work / "out_stages")], "the staged conversion")
-        print(f"\nload average after: {load_average()}")
+        print(f"\nload average after: {common.load_average()}")
     finally:
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)

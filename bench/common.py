@@ -135,6 +135,15 @@ def canonical_json(path: str) -> str:
         return json.dumps(json.load(f), sort_keys=True, separators=(",", ":"))
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages: benches print them so a busy machine shows."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-flavoured markdown table; ``|`` inside cells is escaped."""
     def cell(v: object) -> str:
