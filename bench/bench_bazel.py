@@ -88,11 +88,11 @@ def make_workspace(root: str, small: int, mobilenet: bool) -> List[str]:
     return [ws] + names
 
 
-def bazel_cold(ws: str, ob: str, strategy: str) -> float:
+def bazel_cold(ws: str, ob: str, strategy: str, target: str = "//bench_models:all") -> float:
     base = [BAZEL, f"--output_base={ob}"]
     subprocess.run(base + ["clean"], cwd=ws, capture_output=True)
     subprocess.run(base + ["shutdown"], cwd=ws, capture_output=True)
-    return _run(base + ["build", f"--strategy=TfjsConvert={strategy}", "//bench_models:all"], ws)
+    return _run(base + ["build", f"--strategy=TfjsConvert={strategy}", target], ws)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -117,7 +117,7 @@ def main(argv: Sequence[str]) -> int:
         t = bazel_cold(ws, ob, "linux-sandbox")
         rows.append(["bazel cold, no workers (linux-sandbox)", n, f"{t:.1f}", f"{t / n:.2f}"])
         sandboxed = digests()
-        t = bazel_cold(ws, ob, "worker")
+        t_all_workers = t = bazel_cold(ws, ob, "worker")
         rows.append(["bazel cold, persistent workers", n, f"{t:.1f}", f"{t / n:.2f}"])
         identical = digests() == sandboxed
         t = _run([BAZEL, f"--output_base={ob}", "build", "//bench_models:all"], ws)
@@ -126,13 +126,21 @@ def main(argv: Sequence[str]) -> int:
         cli = [common.VENV_PYTHON, "-m", "tfjsconv.cli"]
         env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "converter"), TF_CPP_MIN_LOG_LEVEL="2")
         out_root = os.path.join(tmp, "cli_out")
-        start = time.perf_counter()
+        per_model = {}
         for name in names:
-            _run(cli + ["--input_format=keras", "--output_format=tfjs_graph_model", "--quiet",
-                        os.path.join(ws, "bench_models", name + ".h5"), os.path.join(out_root, name)],
-                 cwd=tmp, env=env)
-        t = time.perf_counter() - start
+            per_model[name] = _run(
+                cli + ["--input_format=keras", "--output_format=tfjs_graph_model", "--quiet",
+                       os.path.join(ws, "bench_models", name + ".h5"), os.path.join(out_root, name)],
+                cwd=tmp, env=env)
+        t = sum(per_model.values())
         rows.append(["tfjsconv CLI, sequential processes", n, f"{t:.1f}", f"{t / n:.2f}"])
+        largest = max(sorted(per_model), key=lambda m: os.path.getsize(
+            os.path.join(ws, "bench_models", m + ".h5")))
+        rows.append([f"tfjsconv CLI, largest model alone ({largest})", 1,
+                     f"{per_model[largest]:.1f}", f"{per_model[largest]:.2f}"])
+        t_largest_bazel = bazel_cold(ws, ob, "worker", f"//bench_models:{largest}")
+        rows.append([f"bazel cold, largest model alone ({largest}, worker)", 1,
+                     f"{t_largest_bazel:.1f}", f"{t_largest_bazel:.2f}"])
 
         reference = os.environ.get("REFERENCE_CONVERTER")
         if reference:
@@ -149,6 +157,9 @@ def main(argv: Sequence[str]) -> int:
         print(f"models: {', '.join(names)}  (cores: {os.cpu_count()})")
         print(f"worker and sandboxed outputs byte-identical: {'yes' if identical else 'NO'}")
         print(common.markdown_table(["scenario", "models", "wall s", "s/model"], rows))
+        print(f"\nall {n} models with workers / largest model alone: "
+              f"{t_all_workers / t_largest_bazel:.2f}x (bazel cold), "
+              f"{t_all_workers / per_model[largest]:.2f}x (vs its CLI run)")
     finally:
         if args.keep:
             print(f"kept {tmp}")
