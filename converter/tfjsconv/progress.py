@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import IO, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import IO, Callable, List, Optional, Protocol, Sequence, Tuple
 
 MODEL_JSON = "model.json"
 
@@ -172,8 +172,3 @@ def summarize(output_path: str) -> str:
         dtypes = quantization_dtypes(model_json)
         lines.append("Quantization: " + (", ".join(dtypes) if dtypes else "none"))
     return "\n".join(lines)
-
-
-def file_sizes(output_path: str) -> Dict[str, int]:
-    """{relative path: size} of everything written, for callers that format their own."""
-    return dict(_files_with_sizes(output_path))
