@@ -4,12 +4,19 @@ The variables must be set before the first ``import tensorflow`` anywhere in the
 process: C++ log level 2 keeps TF's INFO/WARNING start-up lines off stderr (errors stay
 one line), and oneDNN's ISA-dependent kernels are disabled so grappler's constant folding
 gives the same bytes on every machine. Callers' explicit settings win.
+
+``import tensorflow`` also imports JAX when it is installed (TFLite's optional JAX
+support, which the converter never uses): about 110 MB of RSS for nothing. So JAX is
+hidden for the duration of that import only; ``import jax`` works normally afterwards
+(the JAX conversion imports it itself).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+import sys
+from typing import Any, Iterator
 
 TF_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -23,9 +30,31 @@ def configure() -> None:
         os.environ.setdefault(key, value)
 
 
+# Optional packages that TensorFlow imports eagerly if present but the converter never
+# needs through TensorFlow.
+_HIDDEN_DURING_IMPORT = ("jax",)
+
+
+@contextlib.contextmanager
+def _hidden(names: Iterator[str]) -> Iterator[None]:
+    """Make ``names`` unimportable (``sys.modules[name] = None``) unless already loaded."""
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
 def import_tensorflow() -> Any:
-    """``configure()`` then ``import tensorflow``; returns the module."""
+    """``configure()`` then ``import tensorflow`` (without JAX); returns the module."""
     configure()
-    import tensorflow as tf
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with _hidden(_HIDDEN_DURING_IMPORT):
+        import tensorflow as tf
 
     return tf
