@@ -9,10 +9,10 @@ fusions; op check again.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from tfjsconv.graph import ops as op_list
-from tfjsconv.graph import rewrites
+from tfjsconv.graph import rewrites, weight_stash
 
 _CPU = "/device:CPU:0"
 _PASS1 = ["pruning", "constfold", "arithmetic", "dependency"] * 2
@@ -31,15 +31,23 @@ def _cluster():
     return gcluster.Cluster(devices=[device])
 
 
-def run_grappler(graph_def, fetch_nodes: Sequence[str], optimizers: List[str], experiments: bool = False):
+def run_grappler(
+    graph_def,
+    fetch_nodes: Sequence[str],
+    optimizers: List[str],
+    experiments: bool = False,
+    stash_min_bytes: Optional[int] = weight_stash.DEFAULT_MIN_BYTES,
+):
     """One grappler run that keeps ``fetch_nodes``; returns the new GraphDef.
 
-    The input GraphDef is moved into the MetaGraphDef (not copied) and must not be used
-    afterwards: holding two copies of every weight is what makes big models OOM.
+    The input GraphDef is consumed (must not be used afterwards).  Large weights that
+    grappler cannot use are kept out of it (``weight_stash``) unless
+    ``stash_min_bytes`` is None.
     """
     from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
     from tensorflow.python.grappler import tf_optimizer
 
+    stashed = weight_stash.stash(graph_def, fetch_nodes, stash_min_bytes) if stash_min_bytes is not None else None
     meta = meta_graph_pb2.MetaGraphDef()
     meta.graph_def.MergeFrom(graph_def)
     graph_def.Clear()
@@ -52,7 +60,10 @@ def run_grappler(graph_def, fetch_nodes: Sequence[str], optimizers: List[str], e
     rewriter.optimizers.extend(optimizers)
     if experiments:
         rewriter.experimental_disable_compressed_tensor_optimization = True
-    return tf_optimizer.OptimizeGraph(config, meta, cluster=_cluster())
+    optimized = tf_optimizer.OptimizeGraph(config, meta, cluster=_cluster())
+    if stashed is not None:
+        weight_stash.restore(optimized, stashed)
+    return optimized
 
 
 def _set_cpu_device(graph_def) -> None:
@@ -85,18 +96,23 @@ def optimize_graph(
     strip_debug_ops: bool = True,
     experiments: bool = False,
     extra_graphs: Sequence = (),
+    stash_min_bytes: Optional[int] = weight_stash.DEFAULT_MIN_BYTES,
 ):
-    """Optimize ``graph_def`` (consumed) for tfjs; ``extra_graphs`` are op-checked too."""
+    """Optimize ``graph_def`` (consumed) for tfjs; ``extra_graphs`` are op-checked too.
+
+    ``stash_min_bytes=None`` gives grappler every weight (tests compare both ways).
+    """
     fetch_nodes = [n.split(":")[0] for n in fetch_nodes]
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "before optimization")
+    weight_stash.fold_const_identities(graph_def, fetch_nodes)
     first = (["debug_stripper"] if strip_debug_ops else []) + _PASS1
-    graph_def = run_grappler(graph_def, fetch_nodes, first, experiments)
+    graph_def = run_grappler(graph_def, fetch_nodes, first, experiments, stash_min_bytes)
     # The rewrites never fold or fuse away a node that is fetched as an output.
     graph_def = rewrites.fold_batch_norms(graph_def, keep=fetch_nodes)
     graph_def = rewrites.normalize_bias_add(graph_def, keep=fetch_nodes)
     _set_cpu_device(graph_def)
-    graph_def = run_grappler(graph_def, fetch_nodes, _PASS2, experiments)
+    graph_def = run_grappler(graph_def, fetch_nodes, _PASS2, experiments, stash_min_bytes)
     graph_def = _remove_unused_control_flow_inputs(graph_def)
     graph_def = rewrites.fuse_prelu(graph_def, keep=fetch_nodes)
     graph_def = rewrites.fuse_depthwise_conv2d(graph_def, keep=fetch_nodes)

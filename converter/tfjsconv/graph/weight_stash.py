@@ -1,0 +1,234 @@
+"""Keep large weights out of grappler, where they cost ~9 copies of RSS.
+
+Grappler copies its input graph many times over (Python -> C++ parse, GrapplerItem,
+each optimizer's output, the serialized result, the Python parse): on MobileNetV2
+the 14 MB of weights cost ~120 MB of peak RSS per run, and on a 374 MB model they
+made the conversion peak at 12 copies of the weights.  Grappler only needs a
+constant's *value* when it can fold or simplify something with it, so constants
+whose value cannot matter are swapped for value-less stand-ins of the same dtype
+and shape while grappler runs, then put back by name.
+
+A constant is stashed only when grappler provably treats it as opaque:
+
+* its only data consumers read it as the filter/weights input (input 1) of ``Conv2D``,
+  ``DepthwiseConv2dNative`` or ``MatMul``; those ops have a non-constant data input
+  (else they would consume a constant-derived value, and fold);
+* no ``Mul``/``Div`` sits right before or after that op (grappler folds a scalar
+  multiply into conv filters: ``FoldMultiplyIntoConv``, ``MulConvPushDown``);
+* its value is not uniform (all zeros / all ones simplify ``MatMul``; uniform tensors
+  are re-encoded by constant compression) and contains no NaN;
+* no other constant has the same bytes (grappler would de-duplicate the pair);
+* it is not fetched.
+
+A test runs the whole optimization with and without the stash on the test models
+(and on graphs built to trip each rule) and requires the same nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Sequence, Set, Tuple
+
+import numpy as np
+
+from tfjsconv.graph.rewrites._graph import node_name, numpy_dtype, output_index
+
+# Below this many bytes a constant is not worth the bookkeeping.
+DEFAULT_MIN_BYTES = 4096
+
+_WEIGHT_CONSUMERS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul"})
+_PASS_THROUGH = frozenset({"Identity", "Snapshot", "Transpose", "Cast", "Reshape"})
+_SCALING = frozenset({"Mul", "MulNoNan", "RealDiv", "Div", "DivNoNan"})
+# What a stashed weight becomes while grappler runs.  Not a Placeholder: grappler
+# treats every Placeholder as a feed and forgets its static shape, which changes
+# shape-dependent rewrites.  A TF1 variable keeps its exact shape (from its attr),
+# and being stateful it is never folded or de-duplicated.
+_STAND_IN = "VariableV2"
+
+
+@dataclasses.dataclass
+class Stash:
+    """Constants taken out of a graph: name -> (Const NodeDef without its bytes, bytes)."""
+
+    entries: Dict[str, Tuple[object, bytes]]
+
+    @property
+    def names(self) -> List[str]:
+        return sorted(self.entries)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(content) for _, content in self.entries.values())
+
+
+def fold_const_identities(graph_def, keep: Sequence[str]) -> int:
+    """``Const -> Identity`` (the Const read only there) becomes one Const named as the
+    Identity, in place, as grappler's constant folding would do; returns the count.
+
+    Frozen graphs read every weight through such an Identity (ex ``ReadVariableOp``);
+    folding it first lets ``stash`` see the weight's real consumer.
+    """
+    protected = {node_name(k) for k in keep}
+    folded = 0
+    while True:
+        refs: Dict[str, int] = {}
+        for node in graph_def.node:
+            for ref in node.input:
+                refs[node_name(ref)] = refs.get(node_name(ref), 0) + 1
+        by_name = {node.name: node for node in graph_def.node}
+        doomed: Set[str] = set()
+        for node in graph_def.node:
+            if node.op != "Identity" or len(node.input) != 1 or node.name in protected:
+                continue
+            ref = node.input[0]
+            source = by_name.get(node_name(ref))
+            if (source is None or source.op != "Const" or ref.startswith("^") or output_index(ref) != 0
+                    or refs.get(source.name) != 1 or source.name in protected or source.name in doomed
+                    or len(source.input)):
+                continue
+            doomed.add(node.name)
+            source.name = node.name
+        if not doomed:
+            return folded
+        for index in reversed(range(len(graph_def.node))):
+            node = graph_def.node[index]
+            if node.op == "Identity" and node.name in doomed:
+                del graph_def.node[index]
+                doomed.discard(node.name)
+                folded += 1
+
+
+def _uniform_or_nan(content: bytes, dtype_enum: int) -> bool:
+    try:
+        values = np.frombuffer(content, dtype=numpy_dtype(dtype_enum))
+    except (TypeError, ValueError):
+        return True  # not a plain numeric tensor: leave it to grappler
+    if values.size == 0:
+        return True
+    if values.dtype.kind in "fc" and np.isnan(values).any():
+        return True
+    return bool((values == values[0]).all())
+
+
+def _variable_nodes(graph_def) -> Set[str]:
+    """Nodes whose value depends on something other than constants (a Placeholder or
+    any other input-less op that is not Const), found by propagating forward."""
+    consumers: Dict[str, List[str]] = {}
+    pending: List[str] = []
+    for node in graph_def.node:
+        data = [ref for ref in node.input if not ref.startswith("^")]
+        for ref in data:
+            consumers.setdefault(node_name(ref), []).append(node.name)
+        if not data and node.op != "Const":
+            pending.append(node.name)
+    variable: Set[str] = set(pending)
+    while pending:
+        for user in consumers.get(pending.pop(), []):
+            if user not in variable:
+                variable.add(user)
+                pending.append(user)
+    return variable
+
+
+def _candidates(graph_def, keep: Set[str], min_bytes: int) -> List[str]:
+    by_name = {node.name: node for node in graph_def.node}
+    variable = _variable_nodes(graph_def)
+    consumers: Dict[str, List[Tuple[object, int]]] = {}
+    for node in graph_def.node:
+        for index, ref in enumerate(node.input):
+            consumers.setdefault(node_name(ref), []).append((node, -1 if ref.startswith("^") else index))
+
+    def producer(ref: str):
+        node = by_name.get(node_name(ref))
+        while node is not None and node.op in _PASS_THROUGH and node.input and not node.input[0].startswith("^"):
+            node = by_name.get(node_name(node.input[0]))
+        return node
+
+    def scaled_after(name: str, seen: Set[str]) -> bool:
+        for user, _ in consumers.get(name, []):
+            if user.op in _SCALING:
+                return True
+            if user.op in _PASS_THROUGH and user.name not in seen:
+                seen.add(user.name)
+                if scaled_after(user.name, seen):
+                    return True
+        return False
+
+    def opaque_use(user, index: int) -> bool:
+        if index == -1:
+            return True  # a control edge orders, it does not read the value
+        if user.op not in _WEIGHT_CONSUMERS or index != 1 or len(user.input) < 2:
+            return False
+        if user.input[0].startswith("^") or node_name(user.input[0]) not in variable:
+            return False  # the op's data input is constant-derived: grappler would fold it
+        data = producer(user.input[0])
+        if data is None or data.op in _SCALING:
+            return False
+        return not scaled_after(user.name, set())
+
+    groups: Dict[Tuple[int, bytes, int, int], List[str]] = {}
+    eligible: List[str] = []
+    for node in graph_def.node:
+        if node.op != "Const" or "value" not in node.attr:
+            continue
+        tensor = node.attr["value"].tensor
+        size = len(tensor.tensor_content)
+        if size < min_bytes:
+            continue
+        content = tensor.tensor_content
+        key = (tensor.dtype, tensor.tensor_shape.SerializeToString(), size, hash(content))
+        groups.setdefault(key, []).append(node.name)
+        uses = consumers.get(node.name, [])
+        if (node.name in keep or node.input or not uses
+                or not all(opaque_use(user, index) for user, index in uses)
+                or _uniform_or_nan(content, tensor.dtype)):
+            continue
+        eligible.append(node.name)
+    duplicated = {name for names in groups.values() if len(names) > 1 for name in names}
+    return [name for name in eligible if name not in duplicated]
+
+
+def stash(graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES) -> Stash:
+    """Swap opaque large Consts of ``graph_def`` (in place) for stand-ins."""
+    from tensorflow.core.framework import node_def_pb2
+
+    protected = {node_name(k) for k in keep}
+    names = set(_candidates(graph_def, protected, min_bytes))
+    entries: Dict[str, Tuple[object, bytes]] = {}
+    for node in graph_def.node:
+        if node.name not in names:
+            continue
+        tensor = node.attr["value"].tensor
+        content = tensor.tensor_content
+        original = node_def_pb2.NodeDef()
+        original.CopyFrom(node)
+        original.attr["value"].tensor.ClearField("tensor_content")
+        dtype = node.attr["dtype"].type
+        node.op = _STAND_IN
+        node.attr.clear()
+        node.attr["dtype"].type = dtype
+        node.attr["shape"].shape.CopyFrom(original.attr["value"].tensor.tensor_shape)
+        node.attr["shared_name"].s = node.name.encode("utf-8")
+        entries[node.name] = (original, content)
+    return Stash(entries=entries)
+
+
+def restore(graph_def, stashed: Stash) -> None:
+    """Put the stashed Consts back (in place); drop those grappler left unread."""
+    if not stashed.entries:
+        return
+    read: Set[str] = set()
+    for node in graph_def.node:
+        for ref in node.input:
+            read.add(node_name(ref))
+    for index in reversed(range(len(graph_def.node))):
+        node = graph_def.node[index]
+        entry = stashed.entries.get(node.name)
+        if entry is None or node.op != _STAND_IN:
+            continue
+        if node.name not in read:
+            del graph_def.node[index]
+            continue
+        original, content = entry
+        node.CopyFrom(original)
+        node.attr["value"].tensor.tensor_content = content
