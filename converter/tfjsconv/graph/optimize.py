@@ -4,7 +4,8 @@ Order (as the reference): op check; grappler [debug_stripper] + 2x(pruning, cons
 arithmetic, dependency); batch-norm folding; BiasAdd normalization; CPU device on
 Conv2D/MatMul so the remapper fuses them; grappler remap pass (``_FusedConv2D``,
 ``_FusedMatMul``); drop ``unused_control_flow_input`` placeholders; PReLU and depthwise
-fusions; op check again.
+fusions; op check again.  Each grappler run keeps large opaque weights out of grappler
+(``weight_stash``), after folding ``Const -> Identity`` reads once up front.
 """
 
 from __future__ import annotations
