@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 import tfjsconv
 from tfjsconv import model_json, weights
+from tfjsconv.layers import compat
 from tfjsconv.layers.keras_files import KerasModel
 from tfjsconv.options import ConversionOptions
 
+log = logging.getLogger(__name__)
+
 WeightGroup = List[Tuple[str, np.ndarray]]
+
+
+def warn_if_unloadable(model_topology: Optional[Dict[str, Any]]) -> None:
+    """Log a warning naming the layers tfjs-layers 4.22 would refuse (``compat``)."""
+    if isinstance(model_topology, dict):
+        problems = compat.unloadable_layers(model_topology.get("model_config"))
+        if problems:
+            log.warning(compat.warning_text(problems))
 
 
 def converted_by() -> str:
@@ -70,6 +82,7 @@ def write_layers_model(model: KerasModel, out_dir: str, options: ConversionOptio
         quantization=options.quantization_specs,
     )
     topo = topology(model)
+    warn_if_unloadable(topo)
     generated_by = f"keras v{model.keras_version}" if topo is not None else None
     obj = build_model_json(generated_by, topo, manifest, options.metadata_dict or None)
     return model_json.write_model_json(out_dir, obj)

@@ -122,6 +122,7 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
         new_topo = topo  # passed through unchanged
     else:
         new_topo = artifacts.topology(model)
+    artifacts.warn_if_unloadable(new_topo)
     metadata = options.metadata_dict or obj.get("userDefinedMetadata") or None
     out = artifacts.build_model_json(obj.get("generatedBy"), new_topo, manifest, metadata)
     model_json.write_model_json(staging_path, out)

@@ -1,0 +1,108 @@
+"""Warnings for layers models that tfjs-layers 4.22 cannot load (``tfjsconv.layers.compat``).
+
+The oracle is the real runtime: the shipped class list must equal what the installed
+@tensorflow/tfjs registers, and each model the converter warns about must really fail
+in ``tf.loadLayersModel`` (while the control model loads and predicts).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfjs_runtime import TfjsError, require_js_runtime
+from tfjsconv import cli
+from tfjsconv.layers import compat
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+
+_LIST_CLASSES = """
+const tf = require('@tensorflow/tfjs');
+console.log(JSON.stringify(Object.keys(tf.serialization.SerializationMap.getMap().classNameMap).sort()));
+"""
+
+
+def test_class_list_is_the_runtimes():
+    require_js_runtime()
+    done = subprocess.run(["node", "-e", _LIST_CLASSES], cwd=JS_DIR, capture_output=True, text=True, timeout=120,
+                          check=True)
+    assert set(json.loads(done.stdout)) == compat.registered_classes()
+
+
+def _layer(cls, name, **config):
+    return {"class_name": cls, "config": {"name": name, **config}}
+
+
+def test_nested_layers_are_all_checked():
+    config = _layer("Functional", "m", layers=[
+        _layer("InputLayer", "in"),
+        _layer("Subtract", "sub"),
+        _layer("Bidirectional", "bi", layer=_layer("GRU", "gru", reset_after=True)),
+        _layer("RNN", "rnn", cell=_layer("StackedRNNCells", "cells", cells=[
+            _layer("GRUCell", "c1", reset_after=True), _layer("LSTMCell", "c2")])),
+        _layer("TimeDistributed", "td", layer=_layer("Dense", "dense")),
+        _layer("Sequential", "inner", layers=[_layer("GRU", "gru2", reset_after=False)]),
+    ])
+    assert compat.unloadable_layers(config) == [
+        "GRU with reset_after=True (layer 'gru')",
+        "GRUCell with reset_after=True (layer 'c1')",
+        "Subtract (layer 'sub')",
+    ]
+    # Keras 1/2.0-era Sequential configs are a bare list of layers.
+    assert compat.unloadable_layers({"class_name": "Sequential", "config": [_layer("Subtract", "s")]}) == [
+        "Subtract (layer 's')"]
+    assert compat.unloadable_layers(None) == []
+
+
+def _convert(h5: Path, out: Path):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = cli.main(["--input_format=keras", "--output_format=tfjs_layers_model", str(h5), str(out)],
+                    stdout=stdout, stderr=stderr)
+    assert code == 0, stderr.getvalue()
+    return [line for line in stderr.getvalue().splitlines() if "warning" in line]
+
+
+@pytest.fixture(scope="module")
+def keras_files(tmp_path_factory):
+    import tf_keras
+    from tf_keras import layers
+
+    root = tmp_path_factory.mktemp("compat")
+    seq = layers.Input((4, 3), name="seq")
+    a = layers.Input((2,), name="a")
+    b = layers.Input((2,), name="b")
+    models = {
+        "gru_default": tf_keras.Model(seq, layers.GRU(5, name="gru")(seq)),  # Keras default: reset_after=True
+        "subtract": tf_keras.Model([a, b], layers.Subtract(name="sub")([a, b])),
+        "gru_v1": tf_keras.Model(seq, layers.GRU(5, reset_after=False, name="gru")(seq)),
+    }
+    paths = {}
+    for name, model in models.items():
+        paths[name] = root / f"{name}.h5"
+        model.save(paths[name])
+    return paths
+
+
+@pytest.mark.parametrize("name, expected, tfjs_says, inputs", [
+    ("gru_default", "GRU with reset_after=True (layer 'gru')", "reset_after", [np.ones((1, 4, 3), np.float32)]),
+    ("subtract", "Subtract (layer 'sub')", "Subtract", [np.ones((1, 2), np.float32), np.ones((1, 2), np.float32)]),
+])
+def test_warned_models_really_fail_in_tfjs(tfjs, keras_files, tmp_path, name, expected, tfjs_says, inputs):
+    warnings = _convert(keras_files[name], tmp_path / name)
+    assert len(warnings) == 1 and expected in warnings[0] and "tfjs_graph_model" in warnings[0], warnings
+    with pytest.raises(TfjsError, match=tfjs_says):
+        tfjs.predict(tmp_path / name, inputs, kind="layers")
+
+
+def test_loadable_model_gets_no_warning(tfjs, keras_files, tmp_path):
+    import tf_keras
+
+    assert _convert(keras_files["gru_v1"], tmp_path / "ok") == []
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(1, 4, 3)
+    want = tf_keras.models.load_model(keras_files["gru_v1"], compile=False).predict(x, verbose=0)
+    np.testing.assert_allclose(tfjs.predict(tmp_path / "ok", [x], kind="layers")[0], want, atol=1e-5)
