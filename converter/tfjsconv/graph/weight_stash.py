@@ -214,7 +214,11 @@ def stash(graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES) ->
 
 
 def restore(graph_def, stashed: Stash) -> None:
-    """Put the stashed Consts back (in place); drop those grappler left unread."""
+    """Put the stashed Consts back (in place); drop those grappler left unread.
+
+    Consumes ``stashed``: each entry's bytes are released as soon as they are copied
+    back, so the restore never holds two extra copies of the weights.
+    """
     if not stashed.entries:
         return
     read: Set[str] = set()
@@ -223,12 +227,13 @@ def restore(graph_def, stashed: Stash) -> None:
             read.add(node_name(ref))
     for index in reversed(range(len(graph_def.node))):
         node = graph_def.node[index]
-        entry = stashed.entries.get(node.name)
-        if entry is None or node.op != _STAND_IN:
+        if node.name not in stashed.entries or node.op != _STAND_IN:
             continue
+        original, content = stashed.entries.pop(node.name)
         if node.name not in read:
             del graph_def.node[index]
             continue
-        original, content = entry
         node.CopyFrom(original)
         node.attr["value"].tensor.tensor_content = content
+        del content
+    stashed.entries.clear()
