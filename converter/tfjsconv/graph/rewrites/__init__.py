@@ -5,7 +5,7 @@ grappler remap) -> ``fuse_prelu`` -> ``fuse_depthwise_conv2d`` ->
 ``fuse_prelu_into_fused_ops``.
 
 Each is a pure ``GraphDef -> GraphDef`` function: the input is never modified, the
-result is a new GraphDef whose node order follows the input's (replacement nodes take
+result is a new GraphDef (or the input itself when nothing applies) whose node order follows the input's (replacement nodes take
 the position of the node they replace), so equal inputs give byte-equal outputs.
 Each accepts an optional ``keep`` iterable of fetch node names that must survive.
 """

@@ -7,7 +7,9 @@ Every rewrite follows the same shape so it stays pure and deterministic:
    the input's own messages (never mutated) and changed nodes are fresh copies;
 3. ``finish`` drops the nodes the rewrite made dead (only among the candidates it
    names, so unrelated unused nodes such as spare placeholders survive) and copies
-   the list into a new GraphDef with the input's ``versions`` and ``library``.
+   the list into a new GraphDef with the input's ``versions`` and ``library`` (a
+   rewrite that finds nothing to do returns its input: copying it would cost a full
+   copy of the weights).
 
 Orders only ever come from the input's node order, never from dict or set iteration.
 """
@@ -175,6 +177,8 @@ class Plan:
 
 
 def apply_plan(graph_def: graph_pb2.GraphDef, plan: Plan, keep: Set[str]) -> graph_pb2.GraphDef:
+    if not plan.replace and not plan.dead:
+        return graph_def  # nothing to change: no copy of the weights either
     nodes: List[node_def_pb2.NodeDef] = []
     for node in graph_def.node:
         nodes.extend(plan.replace.get(node.name, [node]))
