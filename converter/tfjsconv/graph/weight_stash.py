@@ -144,14 +144,17 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int) -> List[str]:
             node = by_name.get(node_name(node.input[0]))
         return node
 
-    def scaled_after(name: str, seen: Set[str]) -> bool:
-        for user, _ in consumers.get(name, []):
-            if user.op in _SCALING:
-                return True
-            if user.op in _PASS_THROUGH and user.name not in seen:
-                seen.add(user.name)
-                if scaled_after(user.name, seen):
+    def scaled_after(name: str) -> bool:
+        # Iterative on purpose: a recursive closure is a reference cycle, which would
+        # keep this graph's nodes (and so all its weights) alive until the next gc.
+        pending, seen = [name], {name}
+        while pending:
+            for user, _ in consumers.get(pending.pop(), []):
+                if user.op in _SCALING:
                     return True
+                if user.op in _PASS_THROUGH and user.name not in seen:
+                    seen.add(user.name)
+                    pending.append(user.name)
         return False
 
     def opaque_use(user, index: int) -> bool:
@@ -164,7 +167,7 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int) -> List[str]:
         data = producer(user.input[0])
         if data is None or data.op in _SCALING:
             return False
-        return not scaled_after(user.name, set())
+        return not scaled_after(user.name)
 
     groups: Dict[Tuple[int, bytes, int, int], List[str]] = {}
     eligible: List[str] = []
@@ -200,9 +203,11 @@ def stash(graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES) ->
             continue
         tensor = node.attr["value"].tensor
         content = tensor.tensor_content
+        # Clear before copying the node: a protobuf arena never shrinks, so copying
+        # first and clearing after would keep a second copy of the bytes alive.
+        tensor.ClearField("tensor_content")
         original = node_def_pb2.NodeDef()
         original.CopyFrom(node)
-        original.attr["value"].tensor.ClearField("tensor_content")
         dtype = node.attr["dtype"].type
         node.op = _STAND_IN
         node.attr.clear()
