@@ -96,7 +96,17 @@ def _saved_model_pb(directory: str) -> Optional[str]:
     return None
 
 
+def _tf_protos() -> None:
+    """TensorFlow's protos import all of TensorFlow: do it the converter's way
+    (``tf_env``: quiet, oneDNN off, no JAX) so the conversion the wizard runs in this
+    process is the same as a ``tensorflowjs_converter`` run."""
+    from tfjsconv import tf_env
+
+    tf_env.import_tensorflow()
+
+
 def _parse_saved_model(pb_path: str):
+    _tf_protos()
     from google.protobuf import text_format
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -194,6 +204,7 @@ def _model_json_format(path: str) -> Optional[str]:
 
 def frozen_graph_outputs(path: str) -> Tuple[str, ...]:
     """Names of nodes nothing else consumes: the likely ``--output_node_names``."""
+    _tf_protos()
     from tensorflow.core.framework import graph_pb2
 
     graph = graph_pb2.GraphDef()

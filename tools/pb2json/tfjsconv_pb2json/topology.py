@@ -15,6 +15,10 @@ from tfjsconv.errors import ConversionError
 def parse_graph_def(data: bytes, where: str):
     """Parse a binary GraphDef; raise ConversionError naming ``where`` if it is not one."""
     from google.protobuf.message import DecodeError
+
+    from tfjsconv import tf_env
+
+    tf_env.import_tensorflow()  # quiet, oneDNN off, no JAX: as the converter
     from tensorflow.core.framework import graph_pb2
 
     graph_def = graph_pb2.GraphDef()
