@@ -72,6 +72,35 @@ def test_same_graph_with_and_without_stash(tmp_path, name):
         assert _canonical(plain) == _canonical(stashed)
 
 
+def _embedding_model(root: str) -> str:
+    """Token ids -> Embedding -> mean -> Dense: the table is read by GatherV2."""
+    import tf_keras
+
+    gm._seed()
+    ids = tf_keras.Input((6,), dtype="int32", name="ids")
+    h = tf_keras.layers.Embedding(300, 16, name="emb")(ids)
+    out = tf_keras.layers.Dense(3, name="head")(tf_keras.layers.GlobalAveragePooling1D()(h))
+    path = f"{root}/emb_sm"
+    gm._save_keras2_savedmodel(tf_keras.Model(ids, out), path)
+    return path
+
+
+def test_embedding_table_is_stashed_and_the_graph_unchanged(tmp_path):
+    graph_def, outputs = _frozen_saved_model(_embedding_model(str(tmp_path)))
+    g = _copy(graph_def)
+    weight_stash.fold_const_identities(g, outputs)
+    stashed = weight_stash.stash(g, outputs, weight_stash.DEFAULT_MIN_BYTES)
+    assert stashed.nbytes == 300 * 16 * 4  # the table, and only the table (the head is too small)
+    (name,) = stashed.names
+    assert [n.op for n in g.node if name in n.input] == ["GatherV2"]
+    plain, stashed = _optimized_both_ways(graph_def, outputs, weight_stash.DEFAULT_MIN_BYTES)
+    assert _canonical(plain) == _canonical(stashed)
+    ids = np.array([[1, 5, 299, 0, 7, 7]], np.int32)
+    input_name = next(n.name for n in graph_def.node if n.op == "Placeholder")
+    np.testing.assert_allclose(run_graph(stashed, {input_name + ":0": ids}, outputs[0] + ":0"),
+                               run_graph(graph_def, {input_name + ":0": ids}, outputs[0] + ":0"), rtol=1e-6)
+
+
 # ------------------------------------------------------ hand-built graphs
 
 

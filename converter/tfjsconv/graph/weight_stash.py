@@ -10,9 +10,10 @@ and shape while grappler runs, then put back by name.
 
 A constant is stashed only when grappler provably treats it as opaque:
 
-* its only data consumers read it as the filter/weights input (input 1) of ``Conv2D``,
-  ``DepthwiseConv2dNative`` or ``MatMul``; those ops have a non-constant data input
-  (else they would consume a constant-derived value, and fold);
+* its only data consumers read it as the filter/weights input of ``Conv2D``,
+  ``DepthwiseConv2dNative`` or ``MatMul``, or as the table of a ``GatherV2``; those ops
+  have a non-constant data input (else they would consume a constant-derived value,
+  and fold);
 * no ``Mul``/``Div`` sits right before or after that op (grappler folds a scalar
   multiply into conv filters: ``FoldMultiplyIntoConv``, ``MulConvPushDown``);
 * its value is not uniform (all zeros / all ones simplify ``MatMul``; uniform tensors
@@ -36,7 +37,13 @@ from tfjsconv.graph.rewrites._graph import node_name, numpy_dtype, output_index
 # Below this many bytes a constant is not worth the bookkeeping.
 DEFAULT_MIN_BYTES = 4096
 
-_WEIGHT_CONSUMERS = frozenset({"Conv2D", "DepthwiseConv2dNative", "MatMul"})
+# op -> (input that reads the weight, input that carries the data).
+_WEIGHT_CONSUMERS = {
+    "Conv2D": (1, 0),
+    "DepthwiseConv2dNative": (1, 0),
+    "MatMul": (1, 0),
+    "GatherV2": (0, 1),  # an embedding table looked up by (non-constant) ids
+}
 _PASS_THROUGH = frozenset({"Identity", "Snapshot", "Transpose", "Cast", "Reshape"})
 _SCALING = frozenset({"Mul", "MulNoNan", "RealDiv", "Div", "DivNoNan"})
 # What a stashed weight becomes while grappler runs.  Not a Placeholder: grappler
@@ -160,11 +167,13 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int) -> List[str]:
     def opaque_use(user, index: int) -> bool:
         if index == -1:
             return True  # a control edge orders, it does not read the value
-        if user.op not in _WEIGHT_CONSUMERS or index != 1 or len(user.input) < 2:
+        weight_index, data_index = _WEIGHT_CONSUMERS.get(user.op, (None, None))
+        if index != weight_index or len(user.input) <= max(weight_index, data_index):
             return False
-        if user.input[0].startswith("^") or node_name(user.input[0]) not in variable:
+        data_ref = user.input[data_index]
+        if data_ref.startswith("^") or node_name(data_ref) not in variable:
             return False  # the op's data input is constant-derived: grappler would fold it
-        data = producer(user.input[0])
+        data = producer(data_ref)
         if data is None or data.op in _SCALING:
             return False
         return not scaled_after(user.name)
