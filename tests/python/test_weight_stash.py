@@ -42,7 +42,7 @@ def _optimized_both_ways(graph_def, outputs: Sequence[str], min_bytes: int = 1):
 
 
 def _stashed_names(graph_def, outputs: Sequence[str], min_bytes: int = 1) -> List[str]:
-    """What the first grappler run would get as placeholders."""
+    """What the first grappler run would see as value-less stand-ins."""
     g = _copy(graph_def)
     weight_stash.fold_const_identities(g, outputs)
     return weight_stash.stash(g, outputs, min_bytes).names
