@@ -187,6 +187,26 @@ def test_hash_table_initializer(tfjs, models, expected, tmp_path):
     assert_runtime_matches(tfjs, out, {"words": x["words"]}, expected("hash_table"))
 
 
+@pytest.mark.parametrize("name, inputs", [("cnn_bn", None), ("hash_table", "words")])
+def test_freeze_fallback_without_tf_private_helpers(tfjs, models, expected, tmp_path, monkeypatch, name, inputs):
+    """Freezing uses two TensorFlow-private helpers; a TF without them takes the public
+    ``convert_variables_to_constants_v2`` path, which must give a model that runs the same."""
+    from tensorflow.python.framework import convert_to_constants
+
+    from tfjsconv.graph import freeze
+
+    public = convert_to_constants.convert_variables_to_constants_v2
+    calls = []
+    monkeypatch.setattr(freeze, "_lean_freeze_helpers", lambda c2c: None)
+    monkeypatch.setattr(convert_to_constants, "convert_variables_to_constants_v2",
+                        lambda *a, **k: calls.append(1) or public(*a, **k))
+    path, x = models(name)
+    out = convert(path, tmp_path / "fallback")
+    assert calls, "the public freeze path was not taken"
+    feed = {inputs: x[inputs]} if inputs else x
+    assert_runtime_matches(tfjs, out, feed, expected(name))
+
+
 def test_frozen_graph(tfjs, models, tmp_path):
     path, x = models("frozen_graph")
     out = convert(path, tmp_path / "frozen", input_format="tf_frozen_model", output_node_names=("output",))

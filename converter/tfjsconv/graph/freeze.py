@@ -61,28 +61,35 @@ class FrozenFunction:
     outputs: List[Any]
 
 
+def _lean_freeze_helpers(c2c):
+    """The TensorFlow-private halves of ``convert_variables_to_constants_v2``, or None."""
+    converter_data = getattr(c2c, "_FunctionConverterDataInEager", None)
+    replace_variables = getattr(c2c, "_replace_variables_by_constants", None)
+    return (converter_data, replace_variables) if converter_data and replace_variables else None
+
+
 def freeze_function(func, control_flow_v2: bool) -> FrozenFunction:
     """Variables -> Consts, functions inlined (control flow lowered unless v2).
 
     This is ``convert_variables_to_constants_v2`` without its last step, which imports
     the frozen GraphDef back into a new ConcreteFunction only for us to serialize it
-    again: that round trip cost ~170 MB of peak RSS on MobileNetV2 and strips nothing
-    but ``experimental_debug_info`` (stripped here too).  The helpers are private to
-    TensorFlow, so if a TensorFlow version lacks them the public function is used.
+    again: that round trip cost ~170 MB of peak RSS on MobileNetV2, and the trace-only
+    attributes it dropped are dropped here too.  The helpers are private to TensorFlow,
+    so if a TensorFlow version lacks them the public function is used.
     """
     from tensorflow.python.framework import convert_to_constants as c2c
 
+    helpers = _lean_freeze_helpers(c2c)
     try:
-        if hasattr(c2c, "_FunctionConverterDataInEager") and hasattr(c2c, "_replace_variables_by_constants"):
-            data = c2c._FunctionConverterDataInEager(
-                func=func, lower_control_flow=not control_flow_v2, aggressive_inlining=True
-            )
-            graph_def, converted = c2c._replace_variables_by_constants(converter_data=data)
+        if helpers is not None:
+            converter_data, replace_variables = helpers
+            data = converter_data(func=func, lower_control_flow=not control_flow_v2, aggressive_inlining=True)
+            graph_def, converted = replace_variables(converter_data=data)
             del data
             captures = func.graph.internal_captures
             converted_ids = {id(captures[i]) for i in converted}
             inputs = [t for t in func.inputs if id(t) not in converted_ids]
-        else:  # pragma: no cover - other TensorFlow versions
+        else:  # a TensorFlow without them (tested)
             frozen = c2c.convert_variables_to_constants_v2(
                 func, lower_control_flow=not control_flow_v2, aggressive_inlining=True
             )
