@@ -37,7 +37,7 @@ _CONVERT = (
 
 
 def ours(src: str, out: str, fmt: str) -> List[str]:
-    return [common.VENV_PYTHON if os.path.exists(common.VENV_PYTHON) else sys.executable, "-c", _CONVERT, src, out, fmt]
+    return [common.PYTHON, "-c", _CONVERT, src, out, fmt]
 
 
 def reference(exe: str, src: str, out: str, fmt: str) -> List[str]:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "tests" / "python"))
 
 import common  # noqa: E402
 
-PYTHON = common.VENV_PYTHON if os.path.exists(common.VENV_PYTHON) else sys.executable
+PYTHON = common.PYTHON
 TOLERANCE = 1e-4
 
 # Builds the SavedModel and TF's own predictions in a child (TF stays out of this process).
@@ -63,15 +63,6 @@ def build(work: Path) -> str:
         sys.stderr.write(out.stderr[-3000:])
         raise SystemExit("bench_inference: building MobileNetV2 failed")
     return out.stdout.strip().splitlines()[-1]
-
-
-def ours_cmd(src: str, out: str) -> List[str]:
-    return [PYTHON, "-m", "tfjsconv.cli", "--input_format=tf_saved_model",
-            "--output_format=tfjs_graph_model", "--quiet", src, out]
-
-
-def ref_cmd(exe: str, src: str, out: str) -> List[str]:
-    return [exe, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model", src, out]
 
 
 def op_summary(model_dir: str) -> str:
@@ -114,8 +105,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
         models: Dict[str, str] = {}
         conv_rows = []
-        for name, cmd, job_env in [("tfjsconv", ours_cmd(src, str(work / "out_ours")), env),
-                                   ("reference 4.22", ref_cmd(ref_exe, src, str(work / "out_ref")), None)]:
+        for name, cmd, job_env in [("tfjsconv", common.ours_saved_model_to_graph(src, str(work / "out_ours")), env),
+                                   ("reference 4.22", common.reference_saved_model_to_graph(ref_exe, src, str(work / "out_ref")), None)]:
             out = cmd[-1]
             shutil.rmtree(out, ignore_errors=True)
             res = common.measure(cmd, env=job_env)

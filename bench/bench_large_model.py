@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO / "converter"))
 
 import common  # noqa: E402
 
-PYTHON = common.VENV_PYTHON if os.path.exists(common.VENV_PYTHON) else sys.executable
+PYTHON = common.PYTHON
 # (name, shape): distinct shapes so every variable can be found again by its shape.
 VARIABLES = [("w0", (2000, 12500)), ("w1", (12500, 2000)), ("w2", (2000, 12000)), ("w3", (12000, 2000))]
 
@@ -137,15 +137,6 @@ def build(path: str) -> None:
     _run_quietly([PYTHON, "-c", _BUILD, path, repr(VARIABLES)], "building the SavedModel")
 
 
-def ours_cmd(src: str, out: str) -> List[str]:
-    return [PYTHON, "-m", "tfjsconv.cli", "--input_format=tf_saved_model",
-            "--output_format=tfjs_graph_model", "--quiet", src, out]
-
-
-def ref_cmd(exe: str, src: str, out: str) -> List[str]:
-    return [exe, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model", src, out]
-
-
 def ref_python(exe: str) -> str:
     """The interpreter of the reference's venv (the console script's shebang)."""
     with open(exe, encoding="utf-8", errors="replace") as f:
@@ -207,10 +198,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ref_exe = None if args.no_reference else (os.environ.get("REFERENCE_CONVERTER") or common.reference_converter())
         print(f"load average before: {common.load_average()}")
 
-        jobs = [("tfjsconv", ours_cmd(src, str(work / "out_ours")), [PYTHON, "-c", _BASELINE_OURS], env,
+        jobs = [("tfjsconv", common.ours_saved_model_to_graph(src, str(work / "out_ours")), [PYTHON, "-c", _BASELINE_OURS], env,
                  str(work / "out_ours"))]
         if ref_exe:
-            jobs.append(("reference 4.22", ref_cmd(ref_exe, src, str(work / "out_ref")),
+            jobs.append(("reference 4.22", common.reference_saved_model_to_graph(ref_exe, src, str(work / "out_ref")),
                          [ref_python(ref_exe), "-c", _BASELINE_REF], None, str(work / "out_ref")))
         rows = []
         walls, peaks = {}, {}

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 REPO = common.REPO
-PYTHON = common.VENV_PYTHON if os.path.exists(common.VENV_PYTHON) else sys.executable
+PYTHON = common.PYTHON
 
 # (job name, converter flags, input kind: "h5" or "layers")
 JOBS = [

@@ -57,7 +57,7 @@ def main() -> None:
         # "read" reads back what the preceding float32 run wrote.
         with tempfile.TemporaryDirectory() as fresh:
             out = shared if mode == "read" else fresh
-            r = common.measure([common.VENV_PYTHON if os.path.exists(common.VENV_PYTHON) else sys.executable,
+            r = common.measure([common.PYTHON,
                                 "-c", _CHILD, common.REPO, str(args.mb), str(args.weights), mode, out])
             if not r.ok:
                 rows.append([mode, "FAILED", r.last_error_line(), "", ""])

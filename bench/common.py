@@ -24,6 +24,19 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+# The interpreter that has tfjsconv's requirements (the repo's venv once ./dev set it up).
+PYTHON = VENV_PYTHON if os.path.exists(VENV_PYTHON) else sys.executable
+
+
+def ours_saved_model_to_graph(src: str, out: str) -> List[str]:
+    """Our CLI converting a SavedModel to a graph model (quiet: no progress lines)."""
+    return [PYTHON, "-m", "tfjsconv.cli", "--input_format=tf_saved_model",
+            "--output_format=tfjs_graph_model", "--quiet", src, out]
+
+
+def reference_saved_model_to_graph(exe: str, src: str, out: str) -> List[str]:
+    """The reference converter ``exe`` doing the same (flags before the positionals)."""
+    return [exe, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model", src, out]
 
 _PROBE = r"""
 import json, resource, subprocess, sys, time

@@ -14,6 +14,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tfjsconv.errors import ConversionError
+from tfjsconv.graph.rewrites._graph import node_name
 from tfjsconv.graph.topology import message_to_dict
 
 
@@ -125,13 +126,13 @@ def prune_unreachable(graph_def, keep: Sequence[str]) -> None:
     """
     by_name = {node.name: node for node in graph_def.node}
     reached = set()
-    pending = [ref.lstrip("^").partition(":")[0] for ref in keep]
+    pending = [node_name(ref) for ref in keep]
     while pending:
         name = pending.pop()
         if name in reached or name not in by_name:
             continue
         reached.add(name)
-        pending.extend(ref.lstrip("^").partition(":")[0] for ref in by_name[name].input)
+        pending.extend(node_name(ref) for ref in by_name[name].input)
     for index in reversed(range(len(graph_def.node))):
         if graph_def.node[index].name not in reached:
             del graph_def.node[index]

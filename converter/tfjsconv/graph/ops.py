@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 from typing import FrozenSet, Iterable, List
 
+from tfjsconv import datafiles
 from tfjsconv.errors import UnsupportedOpsError
 
-_OPS_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "tfjs_ops.json")
-
-
-@functools.lru_cache(maxsize=None)
-def _load() -> dict:
-    with open(_OPS_FILE, "rb") as f:
-        return json.loads(f.read().decode("utf-8"))
+_OPS_FILE = datafiles.path("tfjs_ops.json")
 
 
 def supported_ops(strip_debug_ops: bool) -> FrozenSet[str]:
     """Op names tfjs accepts; debug ops only when the converter strips them anyway."""
-    data = _load()
+    data = datafiles.load_json("tfjs_ops.json")
     names = {op for ops in data["categories"].values() for op in ops}
     if strip_debug_ops:
         names.update(data["debug_ops"])

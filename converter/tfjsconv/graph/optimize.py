@@ -74,19 +74,13 @@ def _set_cpu_device(graph_def) -> None:
 
 
 def _remove_unused_control_flow_inputs(graph_def):
-    from tensorflow.core.framework import graph_pb2
-
-    keep = [
-        n for n in graph_def.node
-        if not (n.op == "Placeholder" and n.name.startswith("unused_control_flow_input"))
-    ]
-    if len(keep) == len(graph_def.node):
-        return graph_def
-    out = graph_pb2.GraphDef()
-    out.node.extend(keep)
-    out.library.CopyFrom(graph_def.library)
-    out.versions.CopyFrom(graph_def.versions)
-    return out
+    """Delete grappler's ``unused_control_flow_input`` placeholders, in place (a new
+    GraphDef would copy every weight)."""
+    for position in reversed(range(len(graph_def.node))):
+        node = graph_def.node[position]
+        if node.op == "Placeholder" and node.name.startswith("unused_control_flow_input"):
+            del graph_def.node[position]
+    return graph_def
 
 
 def optimize_graph(

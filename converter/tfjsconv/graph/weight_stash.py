@@ -32,7 +32,7 @@ from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from tfjsconv.graph.rewrites._graph import node_name, numpy_dtype, output_index
+from tfjsconv.graph.rewrites._graph import GraphIndex, keep_set, node_name, numpy_dtype, output_index
 
 # Below this many bytes a constant is not worth the bookkeeping.
 DEFAULT_MIN_BYTES = 4096
@@ -75,32 +75,28 @@ def fold_const_identities(graph_def, keep: Sequence[str]) -> int:
     Frozen graphs read every weight through such an Identity (ex ``ReadVariableOp``);
     folding it first lets ``stash`` see the weight's real consumer.
     """
-    protected = {node_name(k) for k in keep}
+    protected = keep_set(keep)
     folded = 0
     while True:
-        refs: Dict[str, int] = {}
-        for node in graph_def.node:
-            for ref in node.input:
-                refs[node_name(ref)] = refs.get(node_name(ref), 0) + 1
-        by_name = {node.name: node for node in graph_def.node}
+        index = GraphIndex(graph_def.node)
         doomed: Set[str] = set()
-        for node in graph_def.node:
+        for node in index.nodes:
             if node.op != "Identity" or len(node.input) != 1 or node.name in protected:
                 continue
             ref = node.input[0]
-            source = by_name.get(node_name(ref))
+            source = index.get(ref)
             if (source is None or source.op != "Const" or ref.startswith("^") or output_index(ref) != 0
-                    or refs.get(source.name) != 1 or source.name in protected or source.name in doomed
+                    or index.consumers(source.name) != 1 or source.name in protected or source.name in doomed
                     or len(source.input)):
                 continue
             doomed.add(node.name)
             source.name = node.name
         if not doomed:
             return folded
-        for index in reversed(range(len(graph_def.node))):
-            node = graph_def.node[index]
+        for position in reversed(range(len(graph_def.node))):
+            node = graph_def.node[position]
             if node.op == "Identity" and node.name in doomed:
-                del graph_def.node[index]
+                del graph_def.node[position]
                 doomed.discard(node.name)
                 folded += 1
 
@@ -204,7 +200,7 @@ def stash(graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES) ->
     """Swap opaque large Consts of ``graph_def`` (in place) for stand-ins."""
     from tensorflow.core.framework import node_def_pb2
 
-    protected = {node_name(k) for k in keep}
+    protected = keep_set(keep)
     names = set(_candidates(graph_def, protected, min_bytes))
     entries: Dict[str, Tuple[object, bytes]] = {}
     for node in graph_def.node:
@@ -235,10 +231,7 @@ def restore(graph_def, stashed: Stash) -> None:
     """
     if not stashed.entries:
         return
-    read: Set[str] = set()
-    for node in graph_def.node:
-        for ref in node.input:
-            read.add(node_name(ref))
+    read = GraphIndex(graph_def.node).refs
     for index in reversed(range(len(graph_def.node))):
         node = graph_def.node[index]
         if node.name not in stashed.entries or node.op != _STAND_IN:

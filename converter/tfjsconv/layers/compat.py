@@ -10,11 +10,9 @@ leaving the user to find out in the browser.
 from __future__ import annotations
 
 import functools
-import json
-import os
 from typing import Any, FrozenSet, List
 
-_CLASSES_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "tfjs_layers_classes.json")
+from tfjsconv import datafiles
 
 # Config keys under which Keras nests other layers (wrappers, RNN cells, models).
 _NESTED_ONE = ("layer", "cell", "forward_layer", "backward_layer")
@@ -24,8 +22,7 @@ _NESTED_MANY = ("layers", "cells")
 @functools.lru_cache(maxsize=None)
 def registered_classes() -> FrozenSet[str]:
     """Class names tfjs 4.22 can deserialize."""
-    with open(_CLASSES_FILE, "rb") as f:
-        return frozenset(json.loads(f.read().decode("utf-8"))["classes"])
+    return frozenset(datafiles.load_json("tfjs_layers_classes.json")["classes"])
 
 
 def unloadable_layers(model_config: Any) -> List[str]:
