@@ -16,6 +16,13 @@ for p in (REPO_ROOT / "converter", TESTS_DIR):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+from tfjsconv import tf_env  # noqa: E402
+
+# Whichever test module imports TensorFlow first, the process gets the converter's TF
+# environment (oneDNN off, quiet logs): in-process conversions then match the CLI's
+# byte for byte whatever the order or subset of tests.
+tf_env.configure()
+
 from tfjs_runtime import TfjsRuntime, require_js_runtime  # noqa: E402
 
 

@@ -72,6 +72,31 @@ def test_same_graph_with_and_without_stash(tmp_path, name):
         assert _canonical(plain) == _canonical(stashed)
 
 
+def _static_shapes(graph_def, outputs: Sequence[str]):
+    """Grappler's own static shape inference: node -> output shapes."""
+    from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow.python.grappler import item as grappler_item
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.graph_def.CopyFrom(graph_def)
+    meta.collection_def["train_op"].node_list.value.extend(outputs)
+    properties = grappler_item.Item(meta).GetOpProperties()
+    return {name: [p.shape.SerializeToString(deterministic=True) for p in props]
+            for name, props in properties.items()}
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn_bn"])
+def test_stand_ins_keep_grappler_static_shapes(tmp_path, name):
+    """Shape-dependent rewrites see the same shapes: a Placeholder stand-in would fail
+    this (grappler treats placeholders as feeds and forgets their static shape)."""
+    path, _ = getattr(gm, name)(str(tmp_path))
+    graph_def, outputs = _frozen_saved_model(path)
+    weight_stash.fold_const_identities(graph_def, outputs)
+    stashed_graph = _copy(graph_def)
+    assert weight_stash.stash(stashed_graph, outputs, 1).names
+    assert _static_shapes(stashed_graph, outputs) == _static_shapes(graph_def, outputs)
+
+
 def _embedding_model(root: str) -> str:
     """Token ids -> Embedding -> mean -> Dense: the table is read by GatherV2."""
     import tf_keras
