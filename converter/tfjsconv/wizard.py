@@ -30,17 +30,8 @@ CONVERTER = "tensorflowjs_converter"
 USAGE = f"usage: {PROG} [--dryrun]"
 _URL = re.compile(r"^https?://", re.IGNORECASE)
 
-# Input format -> output formats the converter accepts for it (see api._DISPATCH).
-OUTPUTS_FOR_INPUT: Dict[str, Tuple[str, ...]] = {
-    "keras": ("tfjs_layers_model", "tfjs_graph_model"),
-    "keras_keras": ("tfjs_layers_model", "tfjs_graph_model"),
-    "keras_saved_model": ("tfjs_layers_model",),
-    "tf_saved_model": ("tfjs_graph_model",),
-    "tf_hub": ("tfjs_graph_model",),
-    "tf_frozen_model": ("tfjs_graph_model",),
-    "tfjs_layers_model": ("keras", "keras_keras", "keras_saved_model", "tfjs_layers_model",
-                          "tfjs_graph_model"),
-}
+# The order output formats are offered in (the input's default comes first).
+_OUTPUT_ORDER = ("keras", "keras_keras", "keras_saved_model", "tfjs_layers_model", "tfjs_graph_model")
 FORMAT_TITLES: Dict[str, str] = {
     "keras": "Keras HDF5 model (.h5)",
     "keras_keras": "Keras v3 model (.keras)",
@@ -54,6 +45,14 @@ FORMAT_TITLES: Dict[str, str] = {
 # Ops that are never a model's real output, so never offered as output nodes.
 _NOT_OUTPUT_OPS = frozenset({"NoOp", "Assert", "SaveV2", "RestoreV2", "Placeholder", "Const",
                              "VarHandleOp", "VariableV2", "AssignVariableOp", "Print", "PrintV2"})
+
+
+def outputs_for_input(input_format: str) -> Tuple[str, ...]:
+    """The output formats ``tensorflowjs_converter`` accepts for ``input_format``."""
+    from tfjsconv import api
+
+    accepted = {out for inp, out in api.supported_pairs() if inp == input_format}
+    return tuple(f for f in _OUTPUT_ORDER if f in accepted)
 
 
 class WizardError(Exception):
@@ -515,7 +514,7 @@ def ask(prompts: _Prompts, say: Callable[[str], None]) -> Answers:
         default=formats[0],
     )
 
-    outputs = OUTPUTS_FOR_INPUT[input_format]
+    outputs = outputs_for_input(input_format)
     default_out = DEFAULT_OUTPUT_FORMAT[input_format]
     output_format = default_out
     if len(outputs) > 1:
