@@ -1,9 +1,28 @@
-"""Repository rules for WORKSPACE users of rules_tfjs.
+"""Repository rules for WORKSPACE users of rules_tfjs (MODULE.bazel users: extensions.bzl).
 
-    load("@rules_tfjs//rules:repositories.bzl", "tfjs_pip_repository")
-    tfjs_pip_repository(name = "tfjs_pip", lock = "//requirements:runtime.lock")
+    load("@rules_tfjs//rules:repositories.bzl", "tfjs_repositories")
+    tfjs_repositories(lock = "//requirements:runtime.lock")
+    register_toolchains("@rules_tfjs//rules/private/python:python3_toolchain")
 """
 
 load("//rules/private:pip_repository.bzl", _tfjs_pip_repository = "tfjs_pip_repository")
+load("//rules/private:python_repository.bzl", _tfjs_python_repository = "tfjs_python_repository")
 
 tfjs_pip_repository = _tfjs_pip_repository
+tfjs_python_repository = _tfjs_python_repository
+
+def tfjs_repositories(name = "tfjs_pip", lock = None, python_interpreter = "/usr/bin/python3", **kwargs):
+    """The repositories the rules need: `@<name>` (pip) and `@<name>_python` (toolchain).
+
+    Both get the same interpreter (`RULES_TFJS_PYTHON` overrides it in both), so the
+    wheels pip installs match the Python that runs them. MODULE.bazel's `tfjs_pip`
+    extension calls this too, so WORKSPACE and bzlmod create the same repositories.
+
+    Args:
+      name: name of the pip repository; the rules expect `tfjs_pip`.
+      lock: label of the `--require-hashes` lock file.
+      python_interpreter: absolute path of the interpreter (CPython matching the lock).
+      **kwargs: further tfjs_pip_repository attributes (shared_install_dir, granular...).
+    """
+    _tfjs_pip_repository(name = name, lock = lock, python_interpreter = python_interpreter, **kwargs)
+    _tfjs_python_repository(name = name + "_python", python_interpreter = python_interpreter)

@@ -15,7 +15,8 @@ import unittest
 
 import numpy as np
 
-WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", ""), "rules_tfjs")
+# The main repository's runfiles directory: "rules_tfjs" in WORKSPACE mode, "_main" under bzlmod.
+WORKSPACE = os.path.join(os.environ.get("TEST_SRCDIR", ""), os.environ.get("TEST_WORKSPACE", "rules_tfjs"))
 CONVERTED_BY = "TensorFlow.js Converter v4.22.0 (tfjsconv 0.1.0)"
 _BYTES = {"float32": 4, "int32": 4, "bool": 1, "uint8": 1, "uint16": 2, "float16": 2}
 

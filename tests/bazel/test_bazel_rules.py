@@ -277,43 +277,13 @@ def test_disk_cache_hits_after_clean(env):
     assert outputs(first) == expected
 
 
-BAD_TARGETS = {
-    "shard_zero": ('tfjs_model(name = "shard_zero", src = "m.h5", input_format = "keras", '
-                   'weight_shard_size_bytes = 0)',
-                   "weight_shard_size_bytes must be a positive integer, got 0"),
-    "bad_dtype": ('tfjs_quantized_model(name = "bad_dtype", src = "m.h5", input_format = "keras", '
-                  'dtype = "int4")',
-                  "unknown quantization dtype \"int4\"; choose one of: float16, uint8, uint16"),
-    "bad_pair": ('tfjs_model(name = "bad_pair", src = "m.h5", input_format = "tf_frozen_model", '
-                 'output_format = "tfjs_layers_model", output_node_names = ["y"])',
-                 "unsupported input_format/output_format pair: tf_frozen_model -> tfjs_layers_model"),
-    "bad_format": ('tfjs_model(name = "bad_format", src = "m.h5", input_format = "onnx")',
-                   "unknown input_format \"onnx\""),
-    "frozen_without_nodes": ('tfjs_model(name = "frozen_without_nodes", src = "m.h5", '
-                             'input_format = "tf_frozen_model")',
-                             "output_node_names is required for input_format \"tf_frozen_model\""),
-}
-
-
-def test_bad_attributes_fail_at_analysis_with_a_clear_message(env):
-    first: Bazel = env["first"]
-    pkg = first.workspace / "badattrs"
-    pkg.mkdir(exist_ok=True)
-    (pkg / "m.h5").write_bytes(b"not used: analysis fails first")
-    (pkg / "BUILD.bazel").write_text(
-        'load("//rules:defs.bzl", "tfjs_model", "tfjs_quantized_model")\n\n'
-        + "\n".join(rule for rule, _ in BAD_TARGETS.values()) + "\n")
-    try:
-        for name, (_, message) in sorted(BAD_TARGETS.items()):
-            proc = first.run("build", "--nobuild", f"//badattrs:{name}", check=False)
-            assert proc.returncode != 0, name
-            assert f"//badattrs:{name}: {message}" in proc.stderr, (name, proc.stderr[-3000:])
-    finally:
-        shutil.rmtree(pkg)
+# The analysis-time errors (every fail() message), TfjsModelInfo and the action's argv
+# and env per attribute are Starlark analysis tests: tests/analysis (run by the next test
+# and by `bazel test //...` on both Bazels).
 
 
 def test_bazel_test_targets_pass(env):
     first: Bazel = env["first"]
     proc = first.run("test", f"--disk_cache={env['disk']}", "//tests/bazel/...",
-                     "//rules/private:tfjs_convert_tool_test", check=False)
+                     "//tests/analysis/...", "//rules/private:tfjs_convert_tool_test", check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

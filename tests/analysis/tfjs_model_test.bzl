@@ -1,0 +1,222 @@
+"""Analysis tests (bazel_skylib's analysistest) for tfjs_model, tfjs_quantized_model and
+tfjs_migrated_model: every fail() message, the TfjsModelInfo fields, and the
+TfjsConvert action's command line and environment per attribute.
+
+They run on both Bazels (4.2.3 with Debian 12's skylib 1.0.3, 7.7.1 with Debian forky's
+skylib 1.9.1) and need no conversion: analysis only, so they are cheap.
+"""
+
+load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
+load("//rules:defs.bzl", "TfjsModelInfo", "tfjs_model", "tfjs_quantized_model")
+load("//rules/private:tfjs_model.bzl", "tfjs_model_rule")
+load("//rules/private:action_env.bzl", "ACTION_ENV")
+
+# --- fail() messages -------------------------------------------------------------------
+
+def _failure_test_impl(ctx):
+    env = analysistest.begin(ctx)
+
+    # Every message starts with the target's label, as the rules format it ("$PKG" in
+    # the expected text is the package's label, spelled as this Bazel spells labels).
+    target = analysistest.target_under_test(env)
+    pkg = str(target.label).rpartition(":")[0]
+    asserts.expect_failure(env, "%s: %s" % (target.label, ctx.attr.message.replace("$PKG", pkg)))
+    return analysistest.end(env)
+
+failure_test = analysistest.make(
+    _failure_test_impl,
+    expect_failure = True,
+    attrs = {"message": attr.string(mandatory = True, doc = "Expected fail() text after the label.")},
+)
+
+# --- TfjsModelInfo ---------------------------------------------------------------------
+
+def _info_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    target = analysistest.target_under_test(env)
+    info = target[TfjsModelInfo]
+    want = ctx.attr
+
+    asserts.equals(env, target.label.name, info.model_dir.basename)
+    asserts.true(env, info.model_dir.is_directory, "model_dir must be a tree artifact")
+    asserts.equals(env, [info.model_dir], target[DefaultInfo].files.to_list())
+    asserts.equals(env, info.model_dir.path + "/" + want.main_output, info.model_file)
+    if want.main_output == "model.json":
+        asserts.equals(env, info.model_file, info.model_json)
+    else:
+        asserts.equals(env, None, info.model_json)
+    asserts.equals(env, want.format, info.format)
+    asserts.equals(env, want.input_format, info.input_format)
+    asserts.equals(env, want.quantization, info.quantization)
+    asserts.equals(env, want.weight_shard_size_bytes, info.weight_shard_size_bytes)
+    return analysistest.end(env)
+
+info_test = analysistest.make(
+    _info_test_impl,
+    attrs = {
+        "main_output": attr.string(mandatory = True),
+        "format": attr.string(mandatory = True),
+        "input_format": attr.string(mandatory = True),
+        "quantization": attr.string_list_dict(),
+        "weight_shard_size_bytes": attr.int(default = 4194304),
+    },
+)
+
+# --- the TfjsConvert action ------------------------------------------------------------
+
+def _action_test_impl(ctx):
+    env = analysistest.begin(ctx)
+    target = analysistest.target_under_test(env)
+    actions = [a for a in analysistest.target_actions(env) if a.mnemonic == ctx.attr.mnemonic]
+    asserts.equals(env, 1, len(actions), "one %s action" % ctx.attr.mnemonic)
+    if not actions:
+        return analysistest.end(env)
+    action = actions[0]
+    info = target[TfjsModelInfo]
+
+    # argv[0] is the tool; the rest is what the param file (the worker request) holds,
+    # which analysis sees expanded. Output paths differ per configuration: "$OUT" is the
+    # target's tree artifact, "$DIR" the directory holding it (for chained targets).
+    subst = {"$OUT": info.model_dir.path, "$DIR": info.model_dir.dirname}
+    expected = []
+    for a in ctx.attr.argv:
+        for key, value in subst.items():
+            a = a.replace(key, value)
+        expected.append(a)
+    asserts.equals(env, expected, action.argv[1:])
+
+    # The complete environment is the one pinned list; the values outputs depend on are
+    # spelled out here as well.
+    asserts.equals(env, ACTION_ENV, action.env)
+    for key, value in ctx.attr.env.items():
+        asserts.equals(env, value, action.env.get(key), "env %s" % key)
+    asserts.equals(env, [info.model_dir], action.outputs.to_list())
+    return analysistest.end(env)
+
+action_test = analysistest.make(
+    _action_test_impl,
+    attrs = {
+        "mnemonic": attr.string(default = "TfjsConvert"),
+        "argv": attr.string_list(doc = "The action's arguments after the tool, in order."),
+        "env": attr.string_dict(doc = "Environment entries that must be present."),
+    },
+)
+
+# --- the fail() table -------------------------------------------------------------------
+
+# name -> (rule, attributes, expected message after "<label>: "). Every fail() in
+# rules/private/tfjs_model.bzl has an entry.
+_FAILURES = {
+    "bad_input_format": (tfjs_model, {"input_format": "onnx"}, "unknown input_format \"onnx\"; choose one of: keras, "),
+    "bad_output_format": (tfjs_model, {"input_format": "keras", "output_format": "onnx"}, "unknown output_format \"onnx\"; choose one of: keras, "),
+    "bad_pair": (
+        tfjs_model,
+        {"input_format": "tf_frozen_model", "output_format": "tfjs_layers_model", "output_node_names": ["y"]},
+        "unsupported input_format/output_format pair: tf_frozen_model -> tfjs_layers_model " +
+        "(from tf_frozen_model the converter writes: tfjs_graph_model)",
+    ),
+    "shard_zero": (tfjs_model, {"input_format": "keras", "weight_shard_size_bytes": 0}, "weight_shard_size_bytes must be a positive integer, got 0"),
+    "shard_for_keras_output": (
+        tfjs_model,
+        {"input_format": "tfjs_layers_model", "output_format": "keras", "weight_shard_size_bytes": 1024},
+        "weight_shard_size_bytes applies only to tfjs_layers_model and tfjs_graph_model outputs",
+    ),
+    "frozen_without_nodes": (tfjs_model, {"input_format": "tf_frozen_model"}, "output_node_names is required for input_format \"tf_frozen_model\""),
+    "signature_for_keras": (
+        tfjs_model,
+        {"input_format": "keras", "signature_name": "serving_alt"},
+        "signature_name applies only to the tf_saved_model and tf_hub input formats, not keras",
+    ),
+    "control_flow_for_layers": (
+        tfjs_model,
+        {"input_format": "keras", "control_flow_v2": True},
+        "control_flow_v2 applies only to the tfjs_graph_model output format, not tfjs_layers_model",
+    ),
+    "split_for_graph": (
+        tfjs_model,
+        {"input_format": "keras", "output_format": "tfjs_graph_model", "split_weights_by_layer": True},
+        "split_weights_by_layer applies only to the tfjs_layers_model output format",
+    ),
+    "bad_saved_model_tag": (
+        tfjs_model,
+        {"input_format": "tf_saved_model", "src": ":saved_model", "saved_model_tags": ["serve,gpu"]},
+        "saved_model_tags entries must be non-empty and contain no ',': \"serve,gpu\"",
+    ),
+    "bad_output_node": (
+        tfjs_model,
+        {"input_format": "tf_frozen_model", "output_node_names": ["a,b"]},
+        "output_node_names entries must be non-empty and contain no ',': \"a,b\"",
+    ),
+    "bad_quantize_pattern": (
+        tfjs_model,
+        {"input_format": "keras", "quantize_float16": ["a,b"]},
+        "quantize_float16 patterns must be non-empty and contain no ',': \"a,b\"",
+    ),
+    "bad_dtype": (tfjs_quantized_model, {"input_format": "keras", "dtype": "int4"}, "unknown quantization dtype \"int4\"; choose one of: float16, "),
+    "empty_pattern": (
+        tfjs_quantized_model,
+        {"input_format": "keras", "dtype": "uint8", "patterns": [""]},
+        "patterns must be non-empty and contain no ',': \"\"",
+    ),
+    "quantized_keras_saved_model": (
+        tfjs_model,
+        {"input_format": "tfjs_layers_model", "output_format": "keras_saved_model", "quantize_uint8": ["*"]},
+        "quantization does not apply to the keras_saved_model output format",
+    ),
+    "empty_src": (tfjs_model, {"input_format": "keras", "src": ":empty"}, "src $PKG:empty provides no files"),
+    "two_files_for_keras": (
+        tfjs_model,
+        {"input_format": "keras", "src": ":two_files"},
+        "src must be a single file for input_format keras, got 2 files",
+    ),
+    "no_saved_model_pb": (
+        tfjs_model,
+        {"input_format": "tf_saved_model", "src": ":two_files"},
+        "src must contain exactly one saved_model.pb for input_format tf_saved_model, found 0",
+    ),
+    "stray_src": (
+        tfjs_model,
+        {"input_format": "tf_saved_model", "src": ":saved_model_and_stray"},
+        "every src file must live under tests/analysis/testdata/saved_model (the directory of " +
+        "saved_model.pb); tests/analysis/testdata/elsewhere/stray.txt does not",
+    ),
+    "bad_metadata_name": (
+        tfjs_model,
+        {"input_format": "keras", "metadata": {"a:b": "testdata/meta.json"}},
+        "metadata names must be non-empty and contain no ':' or ',': \"a:b\"",
+    ),
+    "metadata_two_files": (
+        tfjs_model,
+        {"input_format": "keras", "metadata": {"x": ":two_json"}},
+        "metadata \"x\" must be exactly one JSON file, $PKG:two_json gives 2",
+    ),
+    "metadata_comma_path": (
+        tfjs_model,
+        {"input_format": "keras", "metadata": {"x": "testdata/with,comma.json"}},
+        "metadata file paths cannot contain ',': tests/analysis/testdata/with,comma.json",
+    ),
+    # The public macro takes {name: label}, so a name cannot repeat there; the rule's
+    # {label: name} attribute can.
+    "metadata_name_twice": (
+        tfjs_model_rule,
+        {"input_format": "keras", "metadata": {"testdata/meta.json": "x", "testdata/meta2.json": "x"}},
+        "metadata name \"x\" given twice",
+    ),
+}
+
+def tfjs_model_failure_tests(src):
+    """Per entry of _FAILURES: a `manual` target `<name>_subject` and `<name>_test`.
+
+    Args:
+      src: the placeholder model file for entries that do not set their own src.
+    """
+    for name, (rule_fn, attrs, message) in _FAILURES.items():
+        kwargs = {"src": src, "tags": ["manual"]}
+        kwargs.update(attrs)
+        rule_fn(name = name + "_subject", **kwargs)
+        failure_test(
+            name = name + "_test",
+            message = message,
+            target_under_test = name + "_subject",
+        )
+
