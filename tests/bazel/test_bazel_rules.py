@@ -278,8 +278,17 @@ def test_disk_cache_hits_after_clean(env):
 
 
 # The analysis-time errors (every fail() message), TfjsModelInfo and the action's argv
-# and env per attribute are Starlark analysis tests: tests/analysis (run by the next test
-# and by `bazel test //...` on both Bazels).
+# and env per attribute are Starlark analysis tests: tests/analysis (run by the last test
+# and by `bazel test //...` on both Bazels). Repository rules fail while fetching, which
+# analysistest cannot see: checked here.
+
+def test_relative_interpreter_fails_with_a_clear_message(env):
+    first: Bazel = env["first"]
+    proc = first.run("build", "--nobuild", "--repo_env=RULES_TFJS_PYTHON=python3",
+                     "@tfjs_pip_python//:runtime_pair", check=False)
+    assert proc.returncode != 0
+    assert ('tfjs_python_repository: the interpreter must be an absolute path, got "python3"'
+            in proc.stderr), proc.stderr[-3000:]
 
 
 def test_bazel_test_targets_pass(env):

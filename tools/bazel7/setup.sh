@@ -41,7 +41,9 @@ DBS="$CACHE/debootstrap"
 if [[ ! -x "$DBS/usr/sbin/debootstrap" ]]; then
   log "fetching debootstrap"
   rm -rf "$DBS" "$CACHE/dl"; mkdir -p "$CACHE/dl"
-  (cd "$CACHE/dl" && apt-get download -q debootstrap >/dev/null)
+  # apt-get download needs the package lists: update once if they are missing.
+  (cd "$CACHE/dl" && { apt-get download -q debootstrap >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get download -q debootstrap >/dev/null; }; })
   dpkg -x "$CACHE"/dl/debootstrap_*.deb "$DBS"
   rm -rf "$CACHE/dl"
 fi
