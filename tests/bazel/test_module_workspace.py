@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Set
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,20 +20,20 @@ WORKSPACE_ONLY = {"rules_cc", "rules_java", "remote_coverage_tools"}
 BUILT_INTO_BAZEL4 = {"platforms"}
 
 
-def _names(pattern: str, text: str) -> Set[str]:
-    return set(re.findall(pattern, text, flags=re.S))
+def _names(pattern: str, text: str) -> set[str]:
+    return set(re.findall(pattern, text, flags=re.DOTALL))
 
 
-def module_repos() -> Set[str]:
+def module_repos() -> set[str]:
     text = (REPO / "MODULE.bazel").read_text()
     deps = _names(r'bazel_dep\(\s*name\s*=\s*"([^"]+)"', text)
-    used: Set[str] = set()
+    used: set[str] = set()
     for args in re.findall(r"use_repo\(([^)]*)\)", text):
         used |= set(re.findall(r'"([^"]+)"', args))
     return deps | used
 
 
-def workspace_repos() -> Set[str]:
+def workspace_repos() -> set[str]:
     text = (REPO / "WORKSPACE").read_text()
     repos = _names(r'local_repository\(\s*name\s*=\s*"([^"]+)"', text)
     # tfjs_repositories(name = X) creates X and X_python (rules/repositories.bzl).
@@ -43,7 +42,7 @@ def workspace_repos() -> Set[str]:
     return repos
 
 
-def toolchains(path: str) -> Set[str]:
+def toolchains(path: str) -> set[str]:
     return _names(r'register_toolchains\(\s*"([^"]+)"', (REPO / path).read_text())
 
 

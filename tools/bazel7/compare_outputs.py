@@ -14,23 +14,22 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List
 
 
-def tree(root: Path) -> Dict[str, bytes]:
+def tree(root: Path) -> dict[str, bytes]:
     """Relative path -> content of every file under root."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def example_outputs(bin_dir: Path) -> List[str]:
+def example_outputs(bin_dir: Path) -> list[str]:
     """Names of the conversion output directories under <bin>/examples."""
     return sorted(p.name for p in (bin_dir / "examples").iterdir()
                   if p.is_dir() and not p.name.endswith(".runfiles"))
 
 
-def compare(bazel4_bin: Path, bazel7_bin: Path, consumer_bin: Path) -> List[str]:
+def compare(bazel4_bin: Path, bazel7_bin: Path, consumer_bin: Path) -> list[str]:
     """Differences found, as one-line messages (empty: identical)."""
-    problems: List[str] = []
+    problems: list[str] = []
     names4, names7 = example_outputs(bazel4_bin), example_outputs(bazel7_bin)
     if names4 != names7 or not names4:
         problems.append(f"example outputs differ: Bazel 4 {names4}, Bazel 7 {names7}")
@@ -58,7 +57,7 @@ def compare(bazel4_bin: Path, bazel7_bin: Path, consumer_bin: Path) -> List[str]
     return problems
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print("usage: compare_outputs.py BAZEL4_BIN BAZEL7_BIN CONSUMER_BIN", file=sys.stderr)
         return 2
