@@ -54,11 +54,11 @@ def _info_test_impl(ctx):
 info_test = analysistest.make(
     _info_test_impl,
     attrs = {
-        "main_output": attr.string(mandatory = True),
-        "format": attr.string(mandatory = True),
-        "input_format": attr.string(mandatory = True),
-        "quantization": attr.string_list_dict(),
-        "weight_shard_size_bytes": attr.int(default = 4194304),
+        "main_output": attr.string(mandatory = True, doc = "Expected main output inside model_dir."),
+        "format": attr.string(mandatory = True, doc = "Expected TfjsModelInfo.format."),
+        "input_format": attr.string(mandatory = True, doc = "Expected TfjsModelInfo.input_format."),
+        "quantization": attr.string_list_dict(doc = "Expected TfjsModelInfo.quantization."),
+        "weight_shard_size_bytes": attr.int(default = 4194304, doc = "Expected shard size."),
     },
 )
 
@@ -91,6 +91,11 @@ def _action_test_impl(ctx):
     for key, value in ctx.attr.env.items():
         asserts.equals(env, value, action.env.get(key), "env %s" % key)
     asserts.equals(env, [info.model_dir], action.outputs.to_list())
+
+    # The model and metadata files are inputs (the sandbox holds nothing else of them).
+    inputs = [f.short_path for f in action.inputs.to_list()]
+    for path in ctx.attr.inputs:
+        asserts.true(env, path in inputs, "%s is not an input of %s" % (path, action.mnemonic))
     return analysistest.end(env)
 
 action_test = analysistest.make(
@@ -99,6 +104,7 @@ action_test = analysistest.make(
         "mnemonic": attr.string(default = "TfjsConvert"),
         "argv": attr.string_list(doc = "The action's arguments after the tool, in order."),
         "env": attr.string_dict(doc = "Environment entries that must be present."),
+        "inputs": attr.string_list(doc = "Short paths that must be among the action's inputs."),
     },
 )
 

@@ -64,6 +64,6 @@ mkdir -p "$CACHE/empty-registry" && echo '{}' >"$CACHE/empty-registry/bazel_regi
 (cd "$CACHE/consumer" && bazel build --registry="file://$CACHE/empty-registry" //:summary)
 t5=$(now)
 
-printf 'bazel7: build //examples/... cold %ss, no-op %ss; test //... %ss; consumer registry %ss, override %ss\n' \
+printf 'bazel7: build //examples/... first (new server; cold if the output base is new) %ss, no-op %ss; test //... %ss; consumer registry %ss, override %ss\n' \
   "$(secs "$t0" "$t1")" "$(secs "$t1" "$t2")" "$(secs "$t2" "$t3")" "$(secs "$t3" "$t4")" "$(secs "$t4" "$t5")" \
   | tee "$CACHE/times.txt" >&2
