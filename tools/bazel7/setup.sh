@@ -60,7 +60,7 @@ bootstrap() {  # suite; every step checked (set -e does not apply inside `if ! f
   mount -t proc proc "$ROOTFS/proc" || return 1
   local status=0
   chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-    sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${PACKAGES[*]} && apt-get clean" \
+    sh -c "apt-get update -qq && apt-get install -y -q --no-install-recommends ${PACKAGES[*]} && apt-get clean" \
     >"$CACHE/apt.log" 2>&1 || status=$?
   umount "$ROOTFS/proc"
   return "$status"
