@@ -8,8 +8,8 @@ skylib 1.9.1) and need no conversion: analysis only, so they are cheap.
 
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
 load("//rules:defs.bzl", "TfjsModelInfo", "tfjs_model", "tfjs_quantized_model")
-load("//rules/private:tfjs_model.bzl", "tfjs_model_rule")
-load("//rules/private:action_env.bzl", "ACTION_ENV")
+load("//rules/private:action_env.bzl", "ACTION_ENV")  # buildifier: disable=bzl-visibility
+load("//rules/private:tfjs_model.bzl", "tfjs_model_rule")  # buildifier: disable=bzl-visibility
 
 # --- fail() messages -------------------------------------------------------------------
 
@@ -225,4 +225,3 @@ def tfjs_model_failure_tests(src):
             message = message,
             target_under_test = name + "_subject",
         )
-
