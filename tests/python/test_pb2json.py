@@ -18,12 +18,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-for p in (ROOT / "converter", ROOT / "tools" / "pb2json", ROOT / "tests" / "fixtures"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
 
-import legacy_generator as lg  # noqa: E402
-from tfjsconv_pb2json import main  # noqa: E402
+import legacy_generator as lg
+from tfjsconv_pb2json import main
 
 
 @pytest.fixture(scope="module")
