@@ -83,29 +83,44 @@ def formats_bzl(fmt: ModuleType) -> str:
         ("OUTPUT_FORMATS", "Every --output_format.", list(fmt.OUTPUT_FORMATS)),
         ("TFJS_OUTPUTS", "Outputs made of model.json + weight shards.", list(fmt.TFJS_OUTPUTS)),
         ("SAVED_MODEL_INPUTS", "Inputs that take saved_model_tags.", list(fmt.SAVED_MODEL_INPUTS)),
-        ("DEFAULT_OUTPUT_FORMAT", "The converter's output format when none is given.",
-         dict(fmt.DEFAULT_OUTPUT_FORMAT)),
-        ("SUPPORTED_PAIRS", "Every (input_format, output_format) pair that converts.",
-         list(fmt.SUPPORTED_PAIRS)),
+        (
+            "DEFAULT_OUTPUT_FORMAT",
+            "The converter's output format when none is given.",
+            dict(fmt.DEFAULT_OUTPUT_FORMAT),
+        ),
+        (
+            "SUPPORTED_PAIRS",
+            "Every (input_format, output_format) pair that converts.",
+            list(fmt.SUPPORTED_PAIRS),
+        ),
         ("MAIN_OUTPUT", "Name of the main output inside the target's directory.", dict(fmt.MAIN_OUTPUT)),
         ("MODEL_JSON", "The file name of a tfjs model's topology + weights manifest.", fmt.MODEL_JSON),
         ("QUANTIZATION_DTYPES", "quantize_<dtype> options.", list(fmt.QUANTIZATION_DTYPES)),
         ("DEFAULT_SHARD_SIZE_BYTES", "weight_shard_size_bytes' default.", fmt.DEFAULT_SHARD_SIZE_BYTES),
-        ("OPTION_DEFAULTS", "Option -> default (None, \"\" and [] mean unset).",
-         {name: default for name, (_, default) in fmt.OPTIONS.items()}),
-        ("CHECKS", "(option, kind, formats), checked in order by validate.bzl.",
-         [(name, kind, list(formats)) for name, kind, formats in fmt.CHECKS]),
+        (
+            "OPTION_DEFAULTS",
+            'Option -> default (None, "" and [] mean unset).',
+            {name: default for name, (_, default) in fmt.OPTIONS.items()},
+        ),
+        (
+            "CHECKS",
+            "(option, kind, formats), checked in order by validate.bzl.",
+            [(name, kind, list(formats)) for name, kind, formats in fmt.CHECKS],
+        ),
         ("ACTION_ENV", "The pinned environment of every conversion action.", dict(fmt.ACTION_ENV)),
     ]
-    parts = [f'"""{GENERATED}\n\nThe converter\'s formats, defaults and option rules (tfjsconv.formats)."""\n']
+    parts = [
+        f'"""{GENERATED}\n\nThe converter\'s formats, defaults and option rules (tfjsconv.formats)."""\n'
+    ]
     for name, comment, value in tables:
         parts.append(f"# {comment}\n{name} = {starlark(value)}\n")
     return "\n".join(parts)
 
 
 def pants_formats_py() -> str:
-    return f"# {GENERATED}\n# Pants runs plugins on its own interpreter, where tfjsconv is not installed.\n" + _read(
-        FORMATS_PY
+    return (
+        f"# {GENERATED}\n# Pants runs plugins on its own interpreter, where tfjsconv is not installed.\n"
+        + _read(FORMATS_PY)
     )
 
 
@@ -229,7 +244,10 @@ def outputs() -> Dict[str, str]:
     """Every generated file: repository-relative path -> the content it should have."""
     fmt = load_formats()
     result = {FORMATS_BZL: formats_bzl(fmt), PANTS_FORMATS: pants_formats_py()}
-    blocks: List[Tuple[str, Callable[[], str]]] = [("attributes", attribute_table), ("provider", provider_table)]
+    blocks: List[Tuple[str, Callable[[], str]]] = [
+        ("attributes", attribute_table),
+        ("provider", provider_table),
+    ]
     for readme in READMES:
         text = _read(readme)
         for name, make in blocks:

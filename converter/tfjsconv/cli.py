@@ -21,7 +21,7 @@ import logging
 import signal
 import sys
 from importlib import metadata as importlib_metadata
-from typing import IO, List, Optional, Sequence, Tuple
+from typing import IO, Any, List, Optional, Sequence, Tuple
 
 import tfjsconv
 from tfjsconv import api, progress, tf_env
@@ -45,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
     stdout: Optional[IO[str]] = None
 
-    def _print_message(self, message: str, file: Optional[IO[str]] = None) -> None:
+    def _print_message(self, message: str, file: Any = None) -> None:
         if message:
             (self.stdout or sys.stdout).write(message)
 

@@ -29,8 +29,20 @@ BAZEL = shutil.which("bazel")
 pytestmark = pytest.mark.skipif(BAZEL is None, reason="bazel is not installed")
 
 _IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".cache", "node_modules", "bazel-*", "__pycache__", ".pytest_cache",
-    ".hypothesis", "build", "dist", "out", "test-artifacts", "user.bazelrc", "*.pyc",
+    ".git",
+    ".venv",
+    ".cache",
+    "node_modules",
+    "bazel-*",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    "build",
+    "dist",
+    "out",
+    "test-artifacts",
+    "user.bazelrc",
+    "*.pyc",
 )
 
 
@@ -80,20 +92,39 @@ def test_rule_analysis_agrees_with_the_converter(tmp_path):
     targets = _targets()
     (pkg / "BUILD.bazel").write_text(
         'load("//rules:defs.bzl", "tfjs_model", "tfjs_quantized_model")\n\n'
-        + "\n".join(rule for _, rule, _ in targets) + "\n")
+        + "\n".join(rule for _, rule, _ in targets)
+        + "\n"
+    )
     output_base = tmp_path / "ob"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     try:
         proc = subprocess.run(
-            [BAZEL, f"--output_base={output_base}", "--max_idle_secs=60", "build", "--nobuild",
-             "--keep_going", "//drift:all"],
-            cwd=workspace, env=env, capture_output=True, text=True, timeout=1800)
+            [
+                BAZEL,
+                f"--output_base={output_base}",
+                "--max_idle_secs=60",
+                "build",
+                "--nobuild",
+                "--keep_going",
+                "//drift:all",
+            ],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     finally:
-        subprocess.run([BAZEL, f"--output_base={output_base}", "shutdown"], cwd=workspace,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [BAZEL, f"--output_base={output_base}", "shutdown"],
+            cwd=workspace,
+            capture_output=True,
+            timeout=120,
+        )
     errors = _analysis_errors(proc.stderr)
     refused = sum(expected is not None for _, _, expected in targets)
     assert len(errors) == refused, proc.stderr[-3000:]
-    wrong = [(name, errors.get(name), expected) for name, _, expected in targets
-             if errors.get(name) != expected]
+    wrong = [
+        (name, errors.get(name), expected) for name, _, expected in targets if errors.get(name) != expected
+    ]
     assert wrong == [], wrong[:5]

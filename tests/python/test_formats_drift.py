@@ -66,18 +66,39 @@ HAND_CHECKED = [
     ("tfjs_layers_model", "tfjs_layers_model", {"quantize_uint8": ["*"]}, None),
     ("tf_saved_model", "tfjs_graph_model", {"control_flow_v2": True}, None),
     # The known drift: Bazel and Pants accepted this, the action then failed.
-    ("tfjs_layers_model", "keras", {"quantize_uint8": ["*"]},
-     "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras"),
-    ("tfjs_layers_model", "keras_keras", {"quantize_float16": ["*"]},
-     "quantize_float16 applies only to the tfjs_graph_model or tfjs_layers_model output format, "
-     "not keras_keras"),
+    (
+        "tfjs_layers_model",
+        "keras",
+        {"quantize_uint8": ["*"]},
+        "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras",
+    ),
+    (
+        "tfjs_layers_model",
+        "keras_keras",
+        {"quantize_float16": ["*"]},
+        "quantize_float16 applies only to the tfjs_graph_model or tfjs_layers_model output format, "
+        "not keras_keras",
+    ),
     ("tf_frozen_model", None, {}, 'output_node_names is required for input_format "tf_frozen_model"'),
-    ("keras", None, {"weight_shard_size_bytes": 0}, "weight_shard_size_bytes must be a positive integer, got 0"),
-    ("keras", None, {"signature_name": "x"},
-     "signature_name applies only to the tf_hub or tf_saved_model input format, not keras"),
-    ("tf_saved_model", "tfjs_layers_model", {},
-     "unsupported input_format/output_format pair: tf_saved_model -> tfjs_layers_model "
-     "(from tf_saved_model the converter writes: tfjs_graph_model)"),
+    (
+        "keras",
+        None,
+        {"weight_shard_size_bytes": 0},
+        "weight_shard_size_bytes must be a positive integer, got 0",
+    ),
+    (
+        "keras",
+        None,
+        {"signature_name": "x"},
+        "signature_name applies only to the tf_hub or tf_saved_model input format, not keras",
+    ),
+    (
+        "tf_saved_model",
+        "tfjs_layers_model",
+        {},
+        "unsupported input_format/output_format pair: tf_saved_model -> tfjs_layers_model "
+        "(from tf_saved_model the converter writes: tfjs_graph_model)",
+    ),
 ]
 
 
@@ -103,7 +124,7 @@ def _cli_verdict(case: Case, tmp: Path) -> Optional[str]:
     assert code != 0, case
     prefix = f"{cli.PROG}: error: "
     assert text.startswith(prefix), (case, text)
-    message = text[len(prefix):]
+    message = text[len(prefix) :]
     return None if message == f"input path does not exist: {missing}" else message
 
 
@@ -116,14 +137,15 @@ def _pants_verdict(case: Case) -> Optional[str]:
     from pants_tfjs.argv import InvalidTfjsModel, TfjsModelSpec, validate
 
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in case.values.items()}
-    spec = TfjsModelSpec(address="//drift:t", input_format=case.input_format,
-                         output_format=case.output_format, **values)
+    spec = TfjsModelSpec(
+        address="//drift:t", input_format=case.input_format, output_format=case.output_format, **values
+    )
     try:
         validate(spec)
     except InvalidTfjsModel as exc:
         message = str(exc)
         assert message.startswith("//drift:t: "), message
-        return message[len("//drift:t: "):]
+        return message[len("//drift:t: ") :]
     return None
 
 
@@ -149,7 +171,7 @@ def _setuptools_verdict(case: Case, project: Path) -> Optional[str]:
         model_jobs(str(project), ["pkg"], {"tool": {"tfjsconv": {"models": {"m": table}}}})
     except ConversionError as exc:
         assert str(exc).startswith(where), exc
-        return str(exc)[len(where):]
+        return str(exc)[len(where) :]
     return None
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 from pants_tfjs import argv
 from pants_tfjs.argv import InvalidTfjsModel, TfjsModelSpec
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def spec(**kw) -> TfjsModelSpec:
@@ -204,7 +204,7 @@ def test_real_pants_codegen_is_cached(keras_h5, tmp_path):
         proc = subprocess.run([pants, "export-codegen", "models:mlp"], cwd=repo, capture_output=True,
                               text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        conversions = [l for l in log.read_text().splitlines() if "--input_format" in l]
+        conversions = [line for line in log.read_text().splitlines() if "--input_format" in line]
         return conversions
 
     assert len(export()) == 1

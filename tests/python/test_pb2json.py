@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 import legacy_generator as lg
 from tfjsconv_pb2json import main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-HOOK_DIR = ROOT / "tools" / "setuptools_tfjs"
-
 from tfjsconv.errors import ConversionError
 from tfjsconv_setuptools.config import model_jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOK_DIR = ROOT / "tools" / "setuptools_tfjs"
 
 EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can carry
 

@@ -21,7 +21,7 @@ So this module stays dependency-free and runs on Python 3.9.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 INPUT_FORMATS: Tuple[str, ...] = (
     "keras",
@@ -197,4 +197,3 @@ def problem(input_format: str, output_format: Optional[str], values: Mapping[str
             if is_set(name, value) and out not in formats:
                 return f"{name} applies only to the {_either(formats)} output format, not {out}"
     return None
-
