@@ -14,7 +14,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.graph.rewrites._graph import node_name
+from tfjsconv.graph.graph_utils import node_name
 from tfjsconv.graph.topology import message_to_dict
 
 

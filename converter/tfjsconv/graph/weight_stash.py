@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from tfjsconv.graph.rewrites._graph import GraphIndex, keep_set, node_name, numpy_dtype, output_index
+from tfjsconv.graph.graph_utils import GraphIndex, keep_set, node_name, numpy_dtype, output_index
 
 # Below this many bytes a constant is not worth the bookkeeping.
 DEFAULT_MIN_BYTES = 4096

@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
 
-from tfjsconv.graph.rewrites._graph import (
+from tfjsconv.graph.graph_utils import (
     GraphIndex,
     Plan,
     apply_plan,

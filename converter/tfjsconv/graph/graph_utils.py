@@ -1,4 +1,4 @@
-"""Small GraphDef utilities shared by the tfjs rewrites.
+"""Small GraphDef utilities shared by the graph modules (rewrites, freeze, weight_stash).
 
 Every rewrite follows the same shape so it stays pure and deterministic:
 
