@@ -128,7 +128,7 @@ def _run_quietly(cmd: Sequence[str], what: str) -> None:
     if out.returncode != 0:
         sys.stderr.write(out.stdout[-2000:] + out.stderr[-3000:])
         raise SystemExit(f"bench_large_model: {what} failed")
-    lines = [l for l in out.stdout.splitlines() if l.startswith("|")]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("|")]
     if lines:
         print("\n".join(lines))
 

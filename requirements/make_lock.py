@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
         if constraint:
             pins = os.path.join(tmp, "constraints.txt")
             with open(constraint, encoding="utf-8") as f, open(pins, "w", encoding="utf-8") as out:
-                out.write("\n".join(l.split()[0] for l in f if re.match(r"^[A-Za-z0-9]", l)))
+                out.write("\n".join(line.split()[0] for line in f if re.match(r"^[A-Za-z0-9]", line)))
             extra = ["-c", pins]
         if normal:
             subprocess.run(pip + ["install", *extra, *normal], check=True)
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
         frozen = [p for p in frozen if _norm(p.split("==")[0]) not in {"pip", "setuptools", "wheel"}
                   or _norm(p.split("==")[0]) in wanted]
         if constraint:
-            locked = {_norm(l.split("==")[0]) for l in open(constraint) if "==" in l}
+            locked = {_norm(line.split("==")[0]) for line in open(constraint) if "==" in line}
             frozen = [p for p in frozen if _norm(p.split("==")[0]) not in locked]
         wheels = os.path.join(tmp, "wheels")
         subprocess.run(pip + ["download", "--no-deps", "--only-binary=:all:", "-d", wheels, *frozen], check=True)

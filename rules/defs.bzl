@@ -16,19 +16,18 @@ shards. Outputs are byte-identical across runs, machines and checkout paths.
 """
 
 load("//rules/private:providers.bzl", _TfjsModelInfo = "TfjsModelInfo")
+load("//rules/private:tfjs_migrated_model.bzl", _tfjs_migrated_model_rule = "tfjs_migrated_model_rule")
 load(
     "//rules/private:tfjs_model.bzl",
     _tfjs_model_rule = "tfjs_model_rule",
     _tfjs_quantized_model_rule = "tfjs_quantized_model_rule",
 )
 
-load("//tools/pb2json:defs.bzl", _tfjs_migrated_model = "tfjs_migrated_model")
-
 TfjsModelInfo = _TfjsModelInfo
 
 # Migrates a legacy tfjs 0.x model (tensorflowjs_model.pb + weights_manifest.json) to
 # model.json; see tools/pb2json/README.md.
-tfjs_migrated_model = _tfjs_migrated_model
+tfjs_migrated_model = _tfjs_migrated_model_rule
 
 def _invert_metadata(name, metadata):
     """{name: label} -> {label: name}, the shape attr.label_keyed_string_dict needs."""

@@ -15,31 +15,18 @@ import os
 import tempfile
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from tfjsconv import fsutil
+from tfjsconv import formats, fsutil
 from tfjsconv.errors import ConversionError, UsageError
-from tfjsconv.options import INPUT_FORMATS, OUTPUT_FORMATS, ConversionOptions, patterns
+from tfjsconv.options import ConversionOptions, patterns
 
 # Converters report their stages as INFO records on this logger (``tfjsconv.*``);
 # the CLI shows them on a terminal and keeps build logs quiet.
 log = logging.getLogger(__name__)
 
-# (input_format, output_format) -> "module:function". Modules are imported lazily so
-# that conversions which do not need TensorFlow never import it.
-_DISPATCH: Dict[Tuple[str, str], str] = {
-    ("keras", "tfjs_layers_model"): "tfjsconv.layers.convert:keras_to_layers",
-    ("keras_keras", "tfjs_layers_model"): "tfjsconv.layers.convert:keras_to_layers",
-    ("keras_saved_model", "tfjs_layers_model"): "tfjsconv.layers.convert:keras_saved_model_to_layers",
-    ("tfjs_layers_model", "tfjs_layers_model"): "tfjsconv.layers.convert:layers_to_layers",
-    ("tfjs_layers_model", "keras"): "tfjsconv.layers.convert:layers_to_keras_h5",
-    ("tfjs_layers_model", "keras_keras"): "tfjsconv.layers.convert:layers_to_keras_keras",
-    ("tfjs_layers_model", "keras_saved_model"): "tfjsconv.layers.convert:layers_to_keras_saved_model",
-    ("keras", "tfjs_graph_model"): "tfjsconv.graph.convert:keras_to_graph",
-    ("keras_keras", "tfjs_graph_model"): "tfjsconv.graph.convert:keras_to_graph",
-    ("tfjs_layers_model", "tfjs_graph_model"): "tfjsconv.graph.convert:layers_to_graph",
-    ("tf_saved_model", "tfjs_graph_model"): "tfjsconv.graph.convert:saved_model_to_graph",
-    ("tf_hub", "tfjs_graph_model"): "tfjsconv.graph.convert:hub_to_graph",
-    ("tf_frozen_model", "tfjs_graph_model"): "tfjsconv.graph.convert:frozen_to_graph",
-}
+# (input_format, output_format) -> "module:function" (tfjsconv.formats.CONVERTERS).
+# Modules are imported lazily so that conversions which do not need TensorFlow never
+# import it.
+_DISPATCH: Mapping[Tuple[str, str], str] = formats.CONVERTERS
 
 # Output formats whose output is a single file rather than a directory.
 _FILE_OUTPUTS = {"keras", "keras_keras"}
@@ -49,26 +36,14 @@ Converter = Callable[[str, str, ConversionOptions], None]
 
 def supported_pairs() -> Tuple[Tuple[str, str], ...]:
     """Every (input_format, output_format) pair ``convert`` accepts, sorted."""
-    return tuple(sorted(_DISPATCH))
+    return formats.SUPPORTED_PAIRS
 
 
 def _target_for(options: ConversionOptions) -> str:
-    if options.input_format not in INPUT_FORMATS:
-        raise UsageError(
-            f"unknown --input_format {options.input_format!r}; "
-            f"choose one of: {', '.join(INPUT_FORMATS)}"
-        )
-    out = options.resolved_output_format
-    if out is not None and out not in OUTPUT_FORMATS:
-        raise UsageError(
-            f"unknown --output_format {out!r}; choose one of: {', '.join(OUTPUT_FORMATS)}"
-        )
-    target = _DISPATCH.get((options.input_format, out or ""))
-    if target is None:
-        raise UsageError(
-            f"unsupported input_format - output_format pair: {options.input_format} - {out}"
-        )
-    return target
+    message, out = formats.output_format_problem(options.input_format, options.output_format)
+    if message:
+        raise UsageError(message)
+    return _DISPATCH[(options.input_format, out)]
 
 
 def _load(target: str) -> Converter:
@@ -76,39 +51,19 @@ def _load(target: str) -> Converter:
     return getattr(importlib.import_module(module_name), func_name)
 
 
+def option_values(options: ConversionOptions) -> Dict[str, Any]:
+    """The build tools' options (``formats.OPTIONS``) as ``options`` sets them."""
+    return {name: getattr(options, name) for name in formats.OPTIONS}
+
+
 def validate_options(options: ConversionOptions) -> None:
-    """Checks that do not need the input: flag combinations and ranges."""
-    out = options.resolved_output_format
-    if options.weight_shard_size_bytes <= 0:
-        raise UsageError(
-            "--weight_shard_size_bytes must be a positive integer, "
-            f"got {options.weight_shard_size_bytes}"
-        )
-    if (
-        options.weight_shard_size_bytes != ConversionOptions.weight_shard_size_bytes
-        and out not in ("tfjs_layers_model", "tfjs_graph_model")
-    ):
-        raise UsageError(
-            "--weight_shard_size_bytes applies only when the output format is "
-            "tfjs_layers_model or tfjs_graph_model"
-        )
-    if options.input_format == "tf_frozen_model" and not options.output_node_names:
-        raise UsageError('--output_node_names is required for input format "tf_frozen_model"')
-    if options.signature_name and options.input_format not in ("tf_saved_model", "tf_hub"):
-        raise UsageError(
-            '--signature_name applies only to the "tf_saved_model" and "tf_hub" input '
-            f'formats, not "{options.input_format}"'
-        )
-    if options.control_flow_v2 and out != "tfjs_graph_model":
-        raise UsageError(
-            '--control_flow_v2 applies only to the "tfjs_graph_model" output format, '
-            f'not "{out}"'
-        )
-    if options.quantization_specs and out not in ("tfjs_layers_model", "tfjs_graph_model"):
-        # The reference silently wrote unquantized Keras files here.
-        raise UsageError(f"quantization applies only to tfjs outputs, not to the {out} output format")
-    if options.split_weights_by_layer and out != "tfjs_layers_model":
-        raise UsageError("--split_weights_by_layer applies only to tfjs_layers_model output")
+    """Checks that do not need the input: formats, flag combinations and ranges.
+
+    The one validation every tool shares (``tfjsconv.formats.problem``).
+    """
+    message = formats.problem(options.input_format, options.output_format, option_values(options))
+    if message:
+        raise UsageError(message)
 
 
 def convert(input_path: str, output_path: str, options: ConversionOptions) -> str:

@@ -20,13 +20,12 @@ import json
 import logging
 import signal
 import sys
-import traceback
 from importlib import metadata as importlib_metadata
-from typing import IO, List, Optional, Sequence, Tuple
+from typing import IO, Any, List, Optional, Sequence, Tuple
 
 import tfjsconv
 from tfjsconv import api, progress, tf_env
-from tfjsconv.errors import ConversionError, UsageError
+from tfjsconv.errors import ConversionError, UsageError, report_internal_error
 from tfjsconv.options import (
     DEFAULT_SHARD_SIZE_BYTES,
     INPUT_FORMATS,
@@ -46,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
     stdout: Optional[IO[str]] = None
 
-    def _print_message(self, message: str, file: Optional[IO[str]] = None) -> None:
+    def _print_message(self, message: str, file: Any = None) -> None:
         if message:
             (self.stdout or sys.stdout).write(message)
 
@@ -321,10 +320,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         print(f"{PROG}: error: out of memory", file=stderr)
         return 1
     except Exception:  # a bug in tfjsconv: keep the traceback
-        traceback.print_exc(file=stderr)
-        print(f"{PROG}: internal error (a bug in tfjsconv; please report it with the traceback above)",
-              file=stderr)
-        return 70
+        return report_internal_error(PROG, stderr)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -6,7 +6,12 @@ reported with a traceback.
 
 from __future__ import annotations
 
-from typing import Iterable
+import traceback
+from typing import IO, Iterable
+
+# Exit code of every tfjsconv program (converter, wizard, tfjs_pb2json, the Bazel
+# action) when it fails on a bug rather than on the user's input (EX_SOFTWARE).
+INTERNAL_ERROR_EXIT_CODE = 70
 
 
 class ConversionError(Exception):
@@ -30,3 +35,15 @@ class UnsupportedOpsError(ConversionError):
         super().__init__(
             f"Unsupported Ops in the model {stage}: {', '.join(self.ops)}"
         )
+
+
+def report_internal_error(prog: str, stream: IO[str]) -> int:
+    """Print the current exception's traceback and a one-line verdict; return the exit code.
+
+    Call from an ``except Exception`` block: anything that is not a ConversionError is
+    a bug, and the traceback is what a bug report needs.
+    """
+    traceback.print_exc(file=stream)
+    print(f"{prog}: internal error (a bug in tfjsconv; please report it with the traceback above)",
+          file=stream)
+    return INTERNAL_ERROR_EXIT_CODE

@@ -18,9 +18,16 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+import tfjsconv
 from tfjsconv.errors import ConversionError
+from tfjsconv.formats import MODEL_JSON
 
-MODEL_JSON = "model.json"
+__all__ = ["MODEL_JSON", "converted_by", "dumps", "load_model_json", "load_tfjs_model", "write_model_json"]
+
+
+def converted_by() -> str:
+    """``convertedBy`` of every model.json tfjsconv writes (layers, graph, migrated)."""
+    return f"TensorFlow.js Converter v{tfjsconv.COMPATIBLE_TFJS_VERSION} (tfjsconv {tfjsconv.__version__})"
 
 
 def _numpy_default(value: Any) -> Any:

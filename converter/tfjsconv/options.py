@@ -9,35 +9,23 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
-DEFAULT_SHARD_SIZE_BYTES = 4 * 1024 * 1024
-
-INPUT_FORMATS: Tuple[str, ...] = (
-    "keras",
-    "keras_keras",
-    "keras_saved_model",
-    "tf_frozen_model",
-    "tf_hub",
-    "tf_saved_model",
-    "tfjs_layers_model",
-)
-OUTPUT_FORMATS: Tuple[str, ...] = (
-    "keras",
-    "keras_keras",
-    "keras_saved_model",
-    "tfjs_graph_model",
-    "tfjs_layers_model",
+# The formats and defaults live in tfjsconv.formats (shared with the build tools).
+from tfjsconv.formats import (
+    DEFAULT_OUTPUT_FORMAT,
+    DEFAULT_SHARD_SIZE_BYTES,
+    INPUT_FORMATS,
+    OUTPUT_FORMATS,
 )
 
-# What the reference infers when --output_format is omitted.
-DEFAULT_OUTPUT_FORMAT: Mapping[str, str] = {
-    "keras": "tfjs_layers_model",
-    "keras_keras": "tfjs_layers_model",
-    "keras_saved_model": "tfjs_layers_model",
-    "tf_saved_model": "tfjs_graph_model",
-    "tf_frozen_model": "tfjs_graph_model",
-    "tf_hub": "tfjs_graph_model",
-    "tfjs_layers_model": "keras",
-}
+__all__ = [
+    "DEFAULT_OUTPUT_FORMAT",
+    "DEFAULT_SHARD_SIZE_BYTES",
+    "INPUT_FORMATS",
+    "OUTPUT_FORMATS",
+    "ConversionOptions",
+    "QuantizeSpec",
+    "patterns",
+]
 
 # A quantization selector: True means "every weight no pattern claims" (the
 # fallthrough); a tuple of fnmatch patterns selects by weight name.

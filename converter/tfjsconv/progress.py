@@ -9,12 +9,11 @@ the truth, not what the converter meant to write).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import IO, Callable, List, Optional, Protocol, Sequence, Tuple
 
-MODEL_JSON = "model.json"
+from tfjsconv.formats import MODEL_JSON
 
 
 class Reporter(Protocol):
@@ -100,15 +99,6 @@ def _files_with_sizes(output_path: str) -> List[Tuple[str, int]]:
     return sorted(found)
 
 
-def _load_model_json(path: str) -> dict:
-    try:
-        from tfjsconv.model_json import load_model_json
-    except ImportError:  # pragma: no cover - only while model_json.py is missing
-        with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
-    return load_model_json(path)
-
-
 def quantization_dtypes(model_json: dict) -> List[str]:
     """Sorted quantized storage dtypes ('float16', 'uint8', ...) named in the manifest."""
     dtypes = set()
@@ -167,7 +157,9 @@ def summarize(output_path: str) -> str:
                  f"{'' if len(files) == 1 else 's'}")
     model_json_path = os.path.join(output_path, MODEL_JSON)
     if os.path.isdir(output_path) and os.path.isfile(model_json_path):
-        model_json = _load_model_json(model_json_path)
+        from tfjsconv.model_json import load_model_json
+
+        model_json = load_model_json(model_json_path)
         lines.append(describe_model(model_json))
         dtypes = quantization_dtypes(model_json)
         lines.append("Quantization: " + (", ".join(dtypes) if dtypes else "none"))

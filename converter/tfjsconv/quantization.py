@@ -96,8 +96,8 @@ def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> Dict
         )
     result: Dict[str, str] = {}
     for name in names:
-        dtypes = claimed.get(name)
-        if dtypes and len(dtypes) > 1:
+        dtypes = claimed.get(name, [])
+        if len(dtypes) > 1:
             raise ConversionError(
                 f"Two quantization dtypes {', '.join(sorted(dtypes))} match the same weight {name}"
             )
@@ -153,7 +153,7 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
     wide -= lo
     wide /= scale
     np.round(wide, out=wide)
-    stored = wide.astype(qtype)
+    stored: np.ndarray = wide.astype(qtype)
     return stored, {"dtype": dtype, "min": float(lo), "scale": float(scale), "original_dtype": "float32"}
 
 

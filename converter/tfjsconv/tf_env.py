@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 TF_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -36,7 +36,7 @@ _HIDDEN_DURING_IMPORT = ("jax",)
 
 
 @contextlib.contextmanager
-def _hidden(names: Iterator[str]) -> Iterator[None]:
+def _hidden(names: Iterable[str]) -> Iterator[None]:
     """Make ``names`` unimportable (``sys.modules[name] = None``) unless already loaded."""
     hidden = [name for name in names if name not in sys.modules]
     for name in hidden:

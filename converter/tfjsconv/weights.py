@@ -24,10 +24,9 @@ import numpy as np
 
 from tfjsconv import quantization as quant
 from tfjsconv.errors import ConversionError
+from tfjsconv.formats import DEFAULT_SHARD_SIZE_BYTES as DEFAULT_SHARD_SIZE_BYTES
 
 _log = logging.getLogger(__name__)
-
-DEFAULT_SHARD_SIZE_BYTES = 4 * 1024 * 1024
 
 # Manifest dtype -> little-endian storage dtype (strings are handled separately).
 _STORAGE: Mapping[str, str] = {

@@ -23,6 +23,8 @@ import sys
 import zipfile
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from tfjsconv import formats
+from tfjsconv.errors import report_internal_error
 from tfjsconv.options import DEFAULT_OUTPUT_FORMAT, DEFAULT_SHARD_SIZE_BYTES, INPUT_FORMATS
 
 PROG = "tensorflowjs_wizard"
@@ -378,6 +380,38 @@ def package_path(path: str, package_dir: Optional[str]) -> Tuple[str, bool]:
     return rel, True
 
 
+def rule_attributes(flags: Sequence[str]) -> List[Tuple[str, Any]]:
+    """Converter flags -> the ``tfjs_model`` attributes that mean the same, in order.
+
+    The rule's attributes are named like the flags (``tfjsconv.formats.OPTIONS`` says
+    each one's kind), so the command is the one place the wizard spells them out.
+    """
+    from tfjsconv.cli import parse_bool
+
+    attrs: List[Tuple[str, Any]] = []
+    for flag in flags:
+        name, eq, value = flag[2:].partition("=")
+        if name in ("input_format", "output_format"):
+            attrs.append((name, value))
+            continue
+        if name not in formats.OPTIONS:
+            continue  # --overwrite and friends: not a property of the target
+        kind = formats.OPTIONS[name][0]
+        if not eq:
+            attrs.append((name, True))
+        elif kind == "int":
+            attrs.append((name, int(value)))
+        elif kind == "bool":
+            attrs.append((name, parse_bool(value)))
+        elif kind in ("string_list", "patterns"):
+            attrs.append((name, value.split(",")))
+        elif kind == "metadata":
+            attrs.append((name, dict(item.split(":", 1) for item in value.split(","))))
+        else:
+            attrs.append((name, value))
+    return attrs
+
+
 def bazel_target(a: Answers, package_dir: Optional[str] = None) -> str:
     """The ``tfjs_model`` target equivalent to the command (attributes named like the flags).
 
@@ -394,34 +428,11 @@ def bazel_target(a: Answers, package_dir: Optional[str] = None) -> str:
         prelude += (f"filegroup(\n    name = {_starlark(files)},\n"
                     f"    srcs = glob([{_starlark(src.rstrip('/') + '/**')}]),\n)\n\n")
         src = ":" + files
-    attrs: List[Tuple[str, Any]] = [
-        ("name", name),
-        ("src", src),
-        ("input_format", a.input_format),
-    ]
-    if a.output_format and a.output_format != DEFAULT_OUTPUT_FORMAT.get(a.input_format):
-        attrs.append(("output_format", a.output_format))
-    if a.saved_model_tags and a.saved_model_tags != ("serve",):
-        attrs.append(("saved_model_tags", list(a.saved_model_tags)))
-    if a.signature_name:
-        attrs.append(("signature_name", a.signature_name))
-    if a.output_node_names:
-        attrs.append(("output_node_names", list(a.output_node_names)))
-    if a.quantize_dtype:
-        attrs.append((f"quantize_{a.quantize_dtype}", list(a.quantize_patterns or ("*",))))
-    if a.weight_shard_size_bytes != DEFAULT_SHARD_SIZE_BYTES:
-        attrs.append(("weight_shard_size_bytes", a.weight_shard_size_bytes))
-    if a.split_weights_by_layer:
-        attrs.append(("split_weights_by_layer", True))
-    if a.resolved_output_format == "tfjs_graph_model":
-        if a.skip_op_check:
-            attrs.append(("skip_op_check", True))
-        if not a.strip_debug_ops:
-            attrs.append(("strip_debug_ops", False))
-        if a.control_flow_v2:
-            attrs.append(("control_flow_v2", True))
-    if a.metadata:
-        attrs.append(("metadata", {k: package_path(p, package_dir)[0] for k, p in a.metadata}))
+    attrs: List[Tuple[str, Any]] = [("name", name), ("src", src)]
+    for key, value in rule_attributes(build_argv(a)[:-2]):
+        if key == "metadata":  # labels: package-relative paths
+            value = {k: package_path(p, package_dir)[0] for k, p in value.items()}
+        attrs.append((key, value))
     body = "".join(f"    {key} = {_starlark(value)},\n" for key, value in attrs)
     return (f'load("@rules_tfjs//rules:defs.bzl", "tfjs_model")\n\n{prelude}'
             f"tfjs_model(\n{body})")
@@ -659,6 +670,8 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     except WizardError as exc:
         print(f"{PROG}: error: {exc}", file=stderr)
         return 1
+    except Exception:  # a bug in the wizard: keep the traceback
+        return report_internal_error(PROG, stderr)
 
     conv_argv = build_argv(answers)
     say("\nConverter command:\n  " + format_command(conv_argv))

@@ -44,12 +44,10 @@ def run_cli(argv: Sequence[str]) -> Tuple[int, str]:
         code = exc.code if isinstance(exc.code, int) else 1
         if exc.code is not None and not isinstance(exc.code, int):
             buf.write("%s\n" % (exc.code,))
-    except Exception as exc:  # a converter bug: report it instead of killing the worker
-        import traceback
+    except Exception:  # a converter bug: report it instead of killing the worker
+        from tfjsconv.errors import report_internal_error
 
-        buf.write("tfjs_convert_tool: internal error: %r\n" % (exc,))
-        buf.write(traceback.format_exc())
-        code = 3
+        code = report_internal_error("tfjs_convert_tool", buf)
     _reset_framework_state()
     return code, buf.getvalue()
 

@@ -2,39 +2,25 @@
 
 load(
     ":formats.bzl",
+    "ACTION_ENV",
     "DEFAULT_OUTPUT_FORMAT",
     "DEFAULT_SHARD_SIZE_BYTES",
     "INPUT_FORMATS",
     "MAIN_OUTPUT",
+    "MODEL_JSON",
+    "OPTION_DEFAULTS",
     "OUTPUT_FORMATS",
     "QUANTIZATION_DTYPES",
-    "SUPPORTED_PAIRS",
+    "SAVED_MODEL_INPUTS",
+    "TFJS_OUTPUTS",
 )
-load(":action_env.bzl", "ACTION_ENV")
 load(":providers.bzl", "TfjsModelInfo")
-
+load(":validate.bzl", "problem")
 
 def _fail(ctx, msg):
     fail("%s: %s" % (ctx.label, msg))
 
-def _output_format(ctx):
-    in_fmt = ctx.attr.input_format
-    if in_fmt not in INPUT_FORMATS:
-        _fail(ctx, "unknown input_format %r; choose one of: %s" % (in_fmt, ", ".join(INPUT_FORMATS)))
-    out_fmt = ctx.attr.output_format or DEFAULT_OUTPUT_FORMAT[in_fmt]
-    if out_fmt not in OUTPUT_FORMATS:
-        _fail(ctx, "unknown output_format %r; choose one of: %s" % (out_fmt, ", ".join(OUTPUT_FORMATS)))
-    if (in_fmt, out_fmt) not in SUPPORTED_PAIRS:
-        supported = [o for (i, o) in SUPPORTED_PAIRS if i == in_fmt]
-        _fail(ctx, "unsupported input_format/output_format pair: %s -> %s (from %s the converter writes: %s)" % (
-            in_fmt,
-            out_fmt,
-            in_fmt,
-            ", ".join(supported),
-        ))
-    return out_fmt
-
-def _quantization(ctx, out_fmt):
+def _quantization(ctx):
     """dtype -> patterns for the dtypes asked for ([] = all remaining weights)."""
     quant = {}
     for dtype in QUANTIZATION_DTYPES:
@@ -52,30 +38,31 @@ def _quantization(ctx, out_fmt):
             if not p or "," in p:
                 _fail(ctx, "patterns must be non-empty and contain no ',': %r" % p)
         quant[dtype] = quant.get(dtype, []) + list(ctx.attr.patterns)
-    if quant and out_fmt == "keras_saved_model":
-        _fail(ctx, "quantization does not apply to the keras_saved_model output format")
     return quant
 
-def _validate(ctx, in_fmt, out_fmt):
-    shard = ctx.attr.weight_shard_size_bytes
-    if shard <= 0:
-        _fail(ctx, "weight_shard_size_bytes must be a positive integer, got %d" % shard)
-    if shard != DEFAULT_SHARD_SIZE_BYTES and out_fmt not in ("tfjs_layers_model", "tfjs_graph_model"):
-        _fail(ctx, "weight_shard_size_bytes applies only to tfjs_layers_model and tfjs_graph_model outputs")
-    if in_fmt == "tf_frozen_model" and not ctx.attr.output_node_names:
-        _fail(ctx, "output_node_names is required for input_format \"tf_frozen_model\"")
-    if ctx.attr.signature_name and in_fmt not in ("tf_saved_model", "tf_hub"):
-        _fail(ctx, "signature_name applies only to the tf_saved_model and tf_hub input formats, not %s" % in_fmt)
-    if ctx.attr.control_flow_v2 and out_fmt != "tfjs_graph_model":
-        _fail(ctx, "control_flow_v2 applies only to the tfjs_graph_model output format, not %s" % out_fmt)
-    if ctx.attr.split_weights_by_layer and out_fmt != "tfjs_layers_model":
-        _fail(ctx, "split_weights_by_layer applies only to the tfjs_layers_model output format")
+def _validate(ctx, quant):
+    """The converter's own check (validate.bzl), then what only a rule must check.
+
+    Returns:
+      The resolved output format.
+    """
+    in_fmt = ctx.attr.input_format
+    values = {name: getattr(ctx.attr, name) for name in OPTION_DEFAULTS if name != "metadata"}
+    for dtype in QUANTIZATION_DTYPES:
+        # A dtype asked for with no pattern means "every remaining weight".
+        values["quantize_" + dtype] = (quant[dtype] or True) if dtype in quant else None
+    message = problem(in_fmt, ctx.attr.output_format, values)
+    if message:
+        _fail(ctx, message)
+
+    # List attributes become one comma-separated flag value.
     for tag in ctx.attr.saved_model_tags:
         if not tag or "," in tag:
             _fail(ctx, "saved_model_tags entries must be non-empty and contain no ',': %r" % tag)
     for node in ctx.attr.output_node_names:
         if not node or "," in node:
             _fail(ctx, "output_node_names entries must be non-empty and contain no ',': %r" % node)
+    return ctx.attr.output_format or DEFAULT_OUTPUT_FORMAT[in_fmt]
 
 def _input_path(ctx, in_fmt):
     """The path the converter reads: a file, a directory, or the root of a file set."""
@@ -88,16 +75,17 @@ def _input_path(ctx, in_fmt):
     if len(files) == 1:
         f = files[0]
         if f.is_directory and in_fmt == "tfjs_layers_model":
-            return f.path + "/model.json"
+            return f.path + "/" + MODEL_JSON
         return f.path
 
     # Several files: find the model's root (a SavedModel directory or a model.json).
-    if in_fmt in ("tf_saved_model", "keras_saved_model", "tf_hub"):
+    markers, what = [], ""
+    if in_fmt in SAVED_MODEL_INPUTS:
         markers = [f for f in files if f.basename in ("saved_model.pb", "saved_model.pbtxt")]
         what = "saved_model.pb"
     elif in_fmt == "tfjs_layers_model":
-        markers = [f for f in files if f.basename == "model.json"]
-        what = "model.json"
+        markers = [f for f in files if f.basename == MODEL_JSON]
+        what = MODEL_JSON
     else:
         _fail(ctx, "src must be a single file for input_format %s, got %d files" % (in_fmt, len(files)))
     if len(markers) != 1:
@@ -135,15 +123,14 @@ def _metadata_flag(ctx):
 
 def _tfjs_model_impl(ctx):
     in_fmt = ctx.attr.input_format
-    out_fmt = _output_format(ctx)
-    _validate(ctx, in_fmt, out_fmt)
-    quant = _quantization(ctx, out_fmt)
+    quant = _quantization(ctx)
+    out_fmt = _validate(ctx, quant)
     input_path = _input_path(ctx, in_fmt)
     metadata, metadata_files = _metadata_flag(ctx)
 
     out_dir = ctx.actions.declare_directory(ctx.label.name)
     main_output = out_dir.path + "/" + MAIN_OUTPUT[out_fmt]
-    if out_fmt in ("tfjs_layers_model", "tfjs_graph_model"):
+    if out_fmt in TFJS_OUTPUTS:
         # The converter writes model.json + shards straight into the declared directory.
         output_path = out_dir.path
     else:
@@ -166,7 +153,7 @@ def _tfjs_model_impl(ctx):
         args.add("--metadata=" + metadata)
     if ctx.attr.signature_name:
         args.add("--signature_name=" + ctx.attr.signature_name)
-    if in_fmt in ("tf_saved_model", "tf_hub", "keras_saved_model"):
+    if in_fmt in SAVED_MODEL_INPUTS:
         args.add("--saved_model_tags=" + ",".join(ctx.attr.saved_model_tags))
     if ctx.attr.output_node_names:
         args.add("--output_node_names=" + ",".join(ctx.attr.output_node_names))
@@ -213,22 +200,25 @@ def _tfjs_model_impl(ctx):
         ),
         TfjsModelInfo(
             model_dir = out_dir,
-            model_json = main_output if MAIN_OUTPUT[out_fmt] == "model.json" else None,
+            model_json = main_output if MAIN_OUTPUT[out_fmt] == MODEL_JSON else None,
             model_file = main_output,
             format = out_fmt,
             input_format = in_fmt,
             quantization = quant,
-            weight_shard_size_bytes = ctx.attr.weight_shard_size_bytes,
+            weight_shard_size_bytes = ctx.attr.weight_shard_size_bytes if out_fmt in TFJS_OUTPUTS else None,
         ),
     ]
 
+# The doc= strings are the one home of the attribute documentation: the tables in
+# README.md and rules/README.md are generated from them (tools/generate.py).
 _COMMON_ATTRS = {
     "src": attr.label(
         mandatory = True,
         allow_files = True,
-        doc = "The model to convert: a file (`.h5`, `.keras`, `.pb`, `model.json`), a " +
-              "directory, a filegroup whose files share one root (a SavedModel: the " +
-              "directory holding `saved_model.pb`), or another `tfjs_model`.",
+        doc = "The model: one file (`.h5`, `.keras`, `.pb`, `model.json`), a directory, a " +
+              "filegroup whose files share one root (SavedModel: the directory of " +
+              "`saved_model.pb`; layers model: the directory of `model.json`), or another " +
+              "`tfjs_model`.",
     ),
     "input_format": attr.string(
         mandatory = True,
@@ -236,30 +226,36 @@ _COMMON_ATTRS = {
     ),
     "output_format": attr.string(
         default = "",
-        doc = "One of " + ", ".join(OUTPUT_FORMATS) + "; empty = the converter's default " +
-              "for `input_format` (keras* -> tfjs_layers_model, tf_* -> tfjs_graph_model).",
+        doc = "One of " + ", ".join(OUTPUT_FORMATS) + " (`keras`: `model.h5`, `keras_keras`: " +
+              "`model.keras`, `keras_saved_model`: `saved_model/`); empty = the converter's " +
+              "default for `input_format` (keras* -> tfjs_layers_model, tf_* -> " +
+              "tfjs_graph_model, tfjs_layers_model -> keras). Unsupported pairs fail at analysis.",
     ),
     "weight_shard_size_bytes": attr.int(
         default = DEFAULT_SHARD_SIZE_BYTES,
-        doc = "Maximum bytes per weight shard file (tfjs_* outputs only). Must be > 0.",
+        doc = "Maximum bytes per weight shard file (tfjs_* outputs only); must be > 0.",
     ),
     "quantize_float16": attr.string_list(
-        doc = "fnmatch patterns of weight names to store as float16 (e.g. `[\"*\"]`).",
+        doc = "fnmatch patterns of weight names to store as float16 (`[\"*\"]`: every " +
+              "weight no other pattern claims); tfjs_* outputs only.",
     ),
     "quantize_uint8": attr.string_list(
-        doc = "fnmatch patterns of weight names to quantize to uint8 (affine min/scale).",
+        doc = "fnmatch patterns of weight names to quantize to uint8 (affine min/scale); " +
+              "tfjs_* outputs only.",
     ),
     "quantize_uint16": attr.string_list(
-        doc = "fnmatch patterns of weight names to quantize to uint16 (affine min/scale).",
+        doc = "fnmatch patterns of weight names to quantize to uint16 (affine min/scale); " +
+              "tfjs_* outputs only.",
     ),
     "metadata": attr.label_keyed_string_dict(
         allow_files = [".json"],
-        doc = "JSON file -> name, added to model.json's `userDefinedMetadata[name]`. " +
-              "The public macros take the friendlier `{name: label}` form.",
+        doc = "JSON files written to model.json's `userDefinedMetadata[name]` (sorted by " +
+              "name). The public macros take `{name: label}`.",
     ),
     "signature_name": attr.string(
         default = "",
-        doc = "SavedModel signature to convert (tf_saved_model / tf_hub); empty = serving_default.",
+        doc = "SavedModel signature to convert (tf_saved_model, tf_hub only); empty = " +
+              "serving_default.",
     ),
     "saved_model_tags": attr.string_list(
         default = ["serve"],
@@ -270,11 +266,11 @@ _COMMON_ATTRS = {
     ),
     "strip_debug_ops": attr.bool(
         default = True,
-        doc = "Remove Assert/Print/CheckNumerics ops from graph models.",
+        doc = "Remove Assert/Print/CheckNumerics ops (graph models).",
     ),
     "control_flow_v2": attr.bool(
         default = False,
-        doc = "Keep TF2 control flow (While/If) ops in graph models.",
+        doc = "Keep TF2 control flow (While/If) ops (tfjs_graph_model output only).",
     ),
     "use_structured_outputs_names": attr.bool(
         default = False,
@@ -306,11 +302,11 @@ _QUANT_ATTRS = dict(_COMMON_ATTRS)
 _QUANT_ATTRS.update({
     "dtype": attr.string(
         mandatory = True,
-        doc = "Quantization dtype: float16, uint8 or uint16.",
+        doc = "Quantization dtype: " + ", ".join(QUANTIZATION_DTYPES) + "; checked at analysis.",
     ),
     "patterns": attr.string_list(
-        doc = "fnmatch patterns of weight names to quantize with `dtype`; empty = every " +
-              "weight that no `quantize_*` pattern claims.",
+        doc = "Weight-name patterns for `dtype`; empty = every weight that no " +
+              "`quantize_*` pattern claims.",
     ),
 })
 

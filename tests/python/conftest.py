@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
+# pyproject.toml's pytest `pythonpath` puts converter/, tools/* and this directory on
+# sys.path, so the packages come from the source tree even without an install.
+from tfjsconv import tf_env
+
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent.parent
-
-# Tests import the package from the source tree even without the editable install,
-# and import the helper modules that live next to this file.
-for p in (REPO_ROOT / "converter", TESTS_DIR):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from tfjsconv import tf_env  # noqa: E402
 
 # Whichever test module imports TensorFlow first, the process gets the converter's TF
 # environment (oneDNN off, quiet logs): in-process conversions then match the CLI's

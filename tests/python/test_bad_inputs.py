@@ -329,7 +329,7 @@ ROWS: List[Row] = [
     Row("sm_wrong_tags", _saved_model(extra=("--saved_model_tags=nope",)), r"nope", slow=True),
     Row("sm_wrong_signature", _saved_model(extra=("--signature_name=nope",)), r"nope", slow=True),
     Row("frozen_corrupt", _frozen(b"\xff\xfe garbage"), r"frozen\.pb", slow=True),
-    Row("frozen_missing_output_nodes", _frozen(b"", extra=()), r"--output_node_names", exit_code=2),
+    Row("frozen_missing_output_nodes", _frozen(b"", extra=()), r"output_node_names is required", exit_code=2),
     Row("frozen_unknown_output_node", _frozen(b""), r"\bout\b", slow=True),
     # --- wrong input formats
     Row("wrong_format_sm_as_keras", _saved_model(fmt="keras"), r"(sm|HDF5|h5)"),
@@ -342,7 +342,7 @@ ROWS: List[Row] = [
         r"tiny\.h5"),
     # --- flags
     Row("unknown_input_format", _h5(fmt="bogus"), r"input_format", exit_code=2),
-    Row("unsupported_pair", _h5(extra=("--output_format=keras",)), r"keras - keras", exit_code=2),
+    Row("unsupported_pair", _h5(extra=("--output_format=keras",)), r"keras -> keras", exit_code=2),
     Row("shard_size_zero", _h5(extra=("--weight_shard_size_bytes=0",)), r"weight_shard_size_bytes", exit_code=2),
     Row("shard_size_negative", _h5(extra=("--weight_shard_size_bytes=-4",)), r"weight_shard_size_bytes",
         exit_code=2),
@@ -366,7 +366,7 @@ ROWS: List[Row] = [
     Row("missing_output_path", _plain(lambda s, o: ["--input_format=keras", str(s)]), r"output_path",
         exit_code=2),
     Row("missing_input_path", _plain(lambda s, o: ["--input_format=keras"]), r"input_path", exit_code=2),
-    Row("signature_name_for_keras", _h5(extra=("--signature_name=x",)), r"--signature_name", exit_code=2),
+    Row("signature_name_for_keras", _h5(extra=("--signature_name=x",)), r"signature_name applies only to the tf_hub or tf_saved_model input format", exit_code=2),
     # --- outputs
     Row("output_is_a_file", _existing_output("file")(_h5()), r"not a directory"),
     Row("output_dir_not_empty", _existing_output("dir")(_h5()), r"(--overwrite|not empty|exists)"),

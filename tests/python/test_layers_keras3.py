@@ -59,7 +59,7 @@ def test_config_is_keras2_style(models, tmp_path, name, fmt):
     if "cnn" in name:
         assert config["config"]["input_layers"] == [["pixels", 0, 0]]
         assert config["config"]["output_layers"] == [["d1", 0, 0]]
-        cat = [l for l in config["config"]["layers"] if l["name"] == "cat"][0]
+        cat = [layer for layer in config["config"]["layers"] if layer["name"] == "cat"][0]
         assert cat["inbound_nodes"] == [[["act", 0, 0, {}], ["dw1", 0, 0, {}]]]
 
 
@@ -196,8 +196,10 @@ def test_weight_layouts_honour_center_scale_and_use_bias():
 
 
 def test_keras3_inbound_node_kwargs_and_nested_args():
-    t = lambda n: {"class_name": "__keras_tensor__",  # noqa: E731
-                   "config": {"shape": [None, 2], "dtype": "float32", "keras_history": [n, 1, 0]}}
+    def t(n):
+        return {"class_name": "__keras_tensor__",
+                "config": {"shape": [None, 2], "dtype": "float32", "keras_history": [n, 1, 0]}}
+
     nodes = [{"args": [[t("a"), t("b")]], "kwargs": {"mask": None, "training": False}}]
     assert keras3.translate_inbound_nodes(nodes, "x", False) == [
         [["a", 1, 0, {"training": False}], ["b", 1, 0, {"training": False}]]]

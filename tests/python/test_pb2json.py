@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-for p in (ROOT / "converter", ROOT / "tools" / "pb2json", ROOT / "tests" / "fixtures"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+import legacy_generator as lg
+from tfjsconv_pb2json import main
 
-import legacy_generator as lg  # noqa: E402
-from tfjsconv_pb2json import main  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2, node_def_pb2
 from tensorflow.python.framework import tensor_util
 
-from tfjsconv.graph.rewrites._graph import data_inputs
+from tfjsconv.graph.graph_utils import data_inputs
 
 
 def graph_of(fn: Callable, *shapes: Sequence[int]) -> tuple:

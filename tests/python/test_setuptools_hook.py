@@ -20,14 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tfjsconv.errors import ConversionError
+from tfjsconv_setuptools.config import model_jobs
+
 ROOT = Path(__file__).resolve().parents[2]
 HOOK_DIR = ROOT / "tools" / "setuptools_tfjs"
-for p in (ROOT / "converter", HOOK_DIR):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from tfjsconv.errors import ConversionError  # noqa: E402
-from tfjsconv_setuptools.config import model_jobs  # noqa: E402
 
 EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can carry
 
@@ -221,7 +218,7 @@ def test_config_maps_to_conversion_options(tmp_path):
         ('input_format = "keras"\n', "'src'"),
         ('src = "../m.h5"\ninput_format = "keras"\n', "relative path inside the project"),
         ('src = "nope.h5"\ninput_format = "keras"\n', "src does not exist: nope.h5"),
-        ('src = "m.h5"\ninput_format = "pickle"\n', "'input_format' must be one of"),
+        ('src = "m.h5"\ninput_format = "pickle"\n', 'unknown input_format "pickle"'),
         ('src = "m.h5"\ninput_format = "keras"\nquantise_uint8 = true\n', "unknown key(s) quantise_uint8"),
         ('src = "m.h5"\ninput_format = "keras"\nweight_shard_size_bytes = 0\n', "positive integer"),
         ('src = "m.h5"\ninput_format = "keras"\npackage = "other"\n', "'other' is not one of"),

@@ -206,7 +206,7 @@ def test_repeated_predictions_do_not_leak_tensors(tfjs: TfjsRuntime, tmp_path: P
 def test_inputs_travel_bit_exact(tfjs: TfjsRuntime, tmp_path: Path) -> None:
     # With W = identity and b = 0 the output must be the input, bit for bit, including
     # values that a decimal JSON round-trip would perturb.
-    model = write_affine_graph_model(tmp_path / "g", with_signature=False)
+    write_affine_graph_model(tmp_path / "g", with_signature=False)
     (tmp_path / "g" / "group1-shard1of1.bin").write_bytes(
         np.eye(3, 2, dtype="<f4").tobytes() + np.zeros(2, "<f4").tobytes()
     )

@@ -12,7 +12,7 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
-from tfjsconv import COMPATIBLE_TFJS_VERSION, __version__, tf_env
+from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError
 from tfjsconv.options import ConversionOptions
 from tfjsconv.graph import extract, optimize
@@ -20,8 +20,6 @@ from tfjsconv.graph.freeze import FrozenModel, freeze_concrete_function
 from tfjsconv.graph.topology import message_to_dict
 
 log = logging.getLogger(__name__)
-
-CONVERTED_BY = f"TensorFlow.js Converter v{COMPATIBLE_TFJS_VERSION} (tfjsconv {__version__})"
 
 
 def _tf():
@@ -59,7 +57,7 @@ def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOpti
     model: Dict[str, Any] = {
         "format": "graph-model",
         "generatedBy": frozen.generated_by,
-        "convertedBy": CONVERTED_BY,
+        "convertedBy": model_json.converted_by(),
         "signature": frozen.signature,
         "modelTopology": message_to_dict(graph_def),
     }
@@ -253,7 +251,7 @@ def hub_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) 
 
 def _load_keras(path: str, options: ConversionOptions):
     """Keras 2 (tf_keras) h5, or Keras 3 ``.keras`` / Keras-3 h5, loaded in-process."""
-    tf = _tf()
+    _tf()  # TensorFlow first, quiet and configured: Keras imports it
     safe = not options.allow_unsafe_deserialization
     errors = []
     if path.endswith(".keras"):

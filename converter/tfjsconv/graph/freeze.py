@@ -14,7 +14,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.graph.rewrites._graph import node_name
+from tfjsconv.graph.graph_utils import node_name
 from tfjsconv.graph.topology import message_to_dict
 
 
@@ -189,7 +189,8 @@ def build_signature(func, frozen, resource_ids: Dict[int, int]) -> Tuple[Dict[st
         info = _tensor_info(tensor.name, tensor.dtype, tensor.shape)
         if index is not None and index - n_user < len(captured):
             handle = captured[index - n_user]
-            rid = resource_ids.get(getattr(handle, "_id", None))
+            handle_id = getattr(handle, "_id", None)
+            rid = resource_ids.get(handle_id) if handle_id is not None else None
             if rid is not None:
                 info["resourceId"] = rid
         inputs[tensor.name] = info
@@ -197,8 +198,9 @@ def build_signature(func, frozen, resource_ids: Dict[int, int]) -> Tuple[Dict[st
     outputs: Dict[str, Any] = {}
     for i, tensor in enumerate(frozen.outputs):
         source = func.outputs[i] if i < len(func.outputs) else tensor
-        key = keys[i] if i < len(keys) and keys[i] is not None else tensor.name
-        outputs[key] = _tensor_info(tensor.name, source.dtype, source.shape)
+        user_key = keys[i] if i < len(keys) else None
+        out_key = user_key if user_key is not None else tensor.name
+        outputs[out_key] = _tensor_info(tensor.name, source.dtype, source.shape)
     signature: Dict[str, Any] = {}
     if inputs:
         signature["inputs"] = {k: inputs[k] for k in sorted(inputs)}
@@ -217,7 +219,7 @@ def rename_ref(ref: str, renames: Dict[str, str]) -> str:
 def rename_numeric_nodes(graph_def, prefix: str) -> Dict[str, str]:
     """Give all-digit node names (TF's process-global uids for captured tensors) stable
     names ``<prefix><k>`` in graph order, so outputs do not depend on process history."""
-    renames = {}
+    renames: Dict[str, str] = {}
     for node in graph_def.node:
         if node.name.isdigit():
             renames[node.name] = f"{prefix}{len(renames)}"

@@ -28,11 +28,11 @@ A test runs the whole optimization with and without the stash on the test models
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Sequence, Set, Tuple
+from typing import Any, Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from tfjsconv.graph.rewrites._graph import GraphIndex, keep_set, node_name, numpy_dtype, output_index
+from tfjsconv.graph.graph_utils import GraphIndex, keep_set, node_name, numpy_dtype, output_index
 
 # Below this many bytes a constant is not worth the bookkeeping.
 DEFAULT_MIN_BYTES = 4096
@@ -136,7 +136,7 @@ def _variable_nodes(graph_def) -> Set[str]:
 def _candidates(graph_def, keep: Set[str], min_bytes: int) -> List[str]:
     by_name = {node.name: node for node in graph_def.node}
     variable = _variable_nodes(graph_def)
-    consumers: Dict[str, List[Tuple[object, int]]] = {}
+    consumers: Dict[str, List[Tuple[Any, int]]] = {}
     for node in graph_def.node:
         for index, ref in enumerate(node.input):
             consumers.setdefault(node_name(ref), []).append((node, -1 if ref.startswith("^") else index))
@@ -163,7 +163,9 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int) -> List[str]:
     def opaque_use(user, index: int) -> bool:
         if index == -1:
             return True  # a control edge orders, it does not read the value
-        weight_index, data_index = _WEIGHT_CONSUMERS.get(user.op, (None, None))
+        if user.op not in _WEIGHT_CONSUMERS:
+            return False
+        weight_index, data_index = _WEIGHT_CONSUMERS[user.op]
         if index != weight_index or len(user.input) <= max(weight_index, data_index):
             return False
         data_ref = user.input[data_index]

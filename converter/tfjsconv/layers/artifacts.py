@@ -7,7 +7,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-import tfjsconv
 from tfjsconv import model_json, weights
 from tfjsconv.layers import compat
 from tfjsconv.layers.keras_files import KerasModel
@@ -24,13 +23,6 @@ def warn_if_unloadable(model_topology: Optional[Dict[str, Any]]) -> None:
         problems = compat.unloadable_layers(model_topology.get("model_config"))
         if problems:
             log.warning(compat.warning_text(problems))
-
-
-def converted_by() -> str:
-    return (
-        f"TensorFlow.js Converter v{tfjsconv.COMPATIBLE_TFJS_VERSION} "
-        f"(tfjsconv {tfjsconv.__version__})"
-    )
 
 
 def weight_groups(layers: Sequence[Tuple[str, WeightGroup]], split_by_layer: bool) -> List[WeightGroup]:
@@ -63,7 +55,7 @@ def build_model_json(
     obj: Dict[str, Any] = {
         "format": "layers-model",
         "generatedBy": generated_by,
-        "convertedBy": converted_by(),
+        "convertedBy": model_json.converted_by(),
     }
     if metadata:
         obj["userDefinedMetadata"] = metadata

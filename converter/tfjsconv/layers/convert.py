@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -101,7 +101,7 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
     if obj.get("format", "layers-model") != "layers-model":
         raise ConversionError(f"{input_path} is a {obj.get('format')!r}, not a layers-model")
     topo = obj.get("modelTopology")
-    if _looks_keras3(topo):
+    if isinstance(topo, dict) and _looks_keras3(topo):
         model = _keras3_topology_to_keras2(topo, named, options)
     else:
         model = KerasModel(
@@ -118,6 +118,7 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
         shard_size_bytes=options.weight_shard_size_bytes,
         quantization=options.quantization_specs,
     )
+    new_topo: Optional[Dict[str, Any]]
     if isinstance(topo, dict) and not _looks_keras3(topo):
         new_topo = topo  # passed through unchanged
     else:

@@ -294,10 +294,10 @@ def translate_model(model: Mapping[str, Any], allow_unsafe: bool) -> Dict[str, A
     if cls not in MODEL_CLASSES:
         raise ConversionError(f"model class {cls!r} is not a Sequential or Functional model")
     if cls == "Sequential":
-        layers = [translate_layer(l, allow_unsafe, functional=False) for l in cfg["layers"]]
+        layers = [translate_layer(layer, allow_unsafe, functional=False) for layer in cfg["layers"]]
         return {"class_name": "Sequential", "config": {"name": cfg.get("name"), "layers": layers}}
-    layers = [translate_layer(l, allow_unsafe, functional=True) for l in cfg["layers"]]
-    shifted = {l["name"] for l in layers if _has_own_node(l)}
+    layers = [translate_layer(layer, allow_unsafe, functional=True) for layer in cfg["layers"]]
+    shifted = {layer["name"] for layer in layers if _has_own_node(layer)}
     for layer in layers:
         layer["inbound_nodes"] = [
             [_shift(ref, shifted) for ref in node] for node in layer["inbound_nodes"]
@@ -336,7 +336,7 @@ def layer_configs(model: Mapping[str, Any]) -> List[Tuple[str, str, Mapping[str,
     cfg = model["config"]
     layers = cfg if isinstance(cfg, list) else cfg.get("layers", [])
     return [
-        (l.get("name") or l["config"]["name"], l["class_name"], l["config"]) for l in layers
+        (layer.get("name") or layer["config"]["name"], layer["class_name"], layer["config"]) for layer in layers
     ]
 
 

@@ -149,7 +149,7 @@ def read_h5(path: str, allow_unsafe: bool = False) -> KerasModel:
                 (name, _h5_layer_weights(f[name], name, path))
                 for name in _names(f.attrs, "layer_names")
             ]
-            return KerasModel(None, None, None, None, [l for l in layers if l[1]])
+            return KerasModel(None, None, None, None, [layer for layer in layers if layer[1]])
         model_config = _json_attr(f.attrs, "model_config", path)
         if model_config is None or "model_weights" not in f:
             raise ConversionError(

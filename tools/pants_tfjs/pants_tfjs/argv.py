@@ -12,40 +12,34 @@ import posixpath
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-INPUT_FORMATS = (
-    "keras", "keras_keras", "keras_saved_model", "tf_frozen_model", "tf_hub",
-    "tf_saved_model", "tfjs_layers_model",
+# The converter's tables and check, generated from tfjsconv/formats.py.
+from pants_tfjs.formats import (
+    ACTION_ENV,
+    DEFAULT_SHARD_SIZE_BYTES,
+    INPUT_FORMATS,
+    MAIN_OUTPUT,
+    MODEL_JSON,
+    OPTIONS,
+    OUTPUT_FORMATS,
+    QUANTIZATION_DTYPES,
+    SAVED_MODEL_INPUTS,
+    TFJS_OUTPUTS,
+    output_format_problem,
+    problem,
 )
-OUTPUT_FORMATS = ("keras", "keras_keras", "keras_saved_model", "tfjs_graph_model", "tfjs_layers_model")
-DEFAULT_OUTPUT_FORMAT = {
-    "keras": "tfjs_layers_model",
-    "keras_keras": "tfjs_layers_model",
-    "keras_saved_model": "tfjs_layers_model",
-    "tf_frozen_model": "tfjs_graph_model",
-    "tf_hub": "tfjs_graph_model",
-    "tf_saved_model": "tfjs_graph_model",
-    "tfjs_layers_model": "keras",
-}
-SUPPORTED_PAIRS = frozenset(
-    [
-        ("keras", "tfjs_layers_model"), ("keras", "tfjs_graph_model"),
-        ("keras_keras", "tfjs_layers_model"), ("keras_keras", "tfjs_graph_model"),
-        ("keras_saved_model", "tfjs_layers_model"), ("tf_frozen_model", "tfjs_graph_model"),
-        ("tf_hub", "tfjs_graph_model"), ("tf_saved_model", "tfjs_graph_model"),
-        ("tfjs_layers_model", "keras"), ("tfjs_layers_model", "keras_keras"),
-        ("tfjs_layers_model", "keras_saved_model"), ("tfjs_layers_model", "tfjs_graph_model"),
-        ("tfjs_layers_model", "tfjs_layers_model"),
-    ]
-)
-MAIN_OUTPUT = {
-    "keras": "model.h5",
-    "keras_keras": "model.keras",
-    "keras_saved_model": "saved_model",
-    "tfjs_graph_model": "model.json",
-    "tfjs_layers_model": "model.json",
-}
-QUANTIZATION_DTYPES = ("float16", "uint8", "uint16")
-DEFAULT_SHARD_SIZE_BYTES = 4194304
+
+__all__ = [
+    "ACTION_ENV",
+    "INPUT_FORMATS",
+    "OUTPUT_FORMATS",
+    "DEFAULT_SHARD_SIZE_BYTES",
+    "InvalidTfjsModel",
+    "TfjsModelSpec",
+    "converter_args",
+    "input_path",
+    "output_paths",
+    "validate",
+]
 
 
 class InvalidTfjsModel(ValueError):
@@ -79,48 +73,26 @@ class TfjsModelSpec:
 
 
 def resolved_output_format(spec: TfjsModelSpec) -> str:
-    if spec.input_format not in INPUT_FORMATS:
-        raise spec.fail(
-            f"unknown input_format {spec.input_format!r}; choose one of: {', '.join(INPUT_FORMATS)}"
-        )
-    out = spec.output_format or DEFAULT_OUTPUT_FORMAT[spec.input_format]
-    if out not in OUTPUT_FORMATS:
-        raise spec.fail(f"unknown output_format {out!r}; choose one of: {', '.join(OUTPUT_FORMATS)}")
-    if (spec.input_format, out) not in SUPPORTED_PAIRS:
-        raise spec.fail(f"unsupported input_format/output_format pair: {spec.input_format} -> {out}")
+    message, out = output_format_problem(spec.input_format, spec.output_format)
+    if message:
+        raise spec.fail(message)
     return out
 
 
 def validate(spec: TfjsModelSpec) -> str:
-    """Check flag combinations the way the Bazel rule does; return the output format."""
+    """The converter's own check (``formats.problem``), then what only a target must
+    check (list values become one comma-separated flag); return the output format."""
+    values = {name: getattr(spec, name) for name in OPTIONS if name != "metadata"}
+    message = problem(spec.input_format, spec.output_format, values)
+    if message:
+        raise spec.fail(message)
     out = resolved_output_format(spec)
-    if spec.weight_shard_size_bytes <= 0:
-        raise spec.fail(
-            f"weight_shard_size_bytes must be a positive integer, got {spec.weight_shard_size_bytes}"
-        )
-    if spec.weight_shard_size_bytes != DEFAULT_SHARD_SIZE_BYTES and out not in (
-        "tfjs_layers_model", "tfjs_graph_model"
-    ):
-        raise spec.fail("weight_shard_size_bytes applies only to tfjs_layers_model and tfjs_graph_model outputs")
-    if spec.input_format == "tf_frozen_model" and not spec.output_node_names:
-        raise spec.fail('output_node_names is required for input_format "tf_frozen_model"')
-    if spec.signature_name and spec.input_format not in ("tf_saved_model", "tf_hub"):
-        raise spec.fail(
-            f"signature_name applies only to the tf_saved_model and tf_hub input formats, not {spec.input_format}"
-        )
-    if spec.control_flow_v2 and out != "tfjs_graph_model":
-        raise spec.fail(f"control_flow_v2 applies only to the tfjs_graph_model output format, not {out}")
-    if spec.split_weights_by_layer and out != "tfjs_layers_model":
-        raise spec.fail("split_weights_by_layer applies only to the tfjs_layers_model output format")
-    quantized = any(getattr(spec, f"quantize_{d}") for d in QUANTIZATION_DTYPES)
-    if quantized and out == "keras_saved_model":
-        raise spec.fail("quantization does not apply to the keras_saved_model output format")
-    for what, values in (
+    for what, values_ in (
         ("saved_model_tags", spec.saved_model_tags),
         ("output_node_names", spec.output_node_names),
         *((f"quantize_{d}", getattr(spec, f"quantize_{d}")) for d in QUANTIZATION_DTYPES),
     ):
-        for value in values:
+        for value in values_:
             if not value or "," in value:
                 raise spec.fail(f"{what} entries must be non-empty and contain no ',': {value!r}")
     for name, _path in spec.metadata:
@@ -146,10 +118,10 @@ def input_path(spec: TfjsModelSpec, spec_path: str, files: Sequence[str]) -> str
         raise spec.fail("sources match no model files")
     if len(model_files) == 1:
         return model_files[0]
-    if spec.input_format in ("tf_saved_model", "keras_saved_model", "tf_hub"):
+    if spec.input_format in SAVED_MODEL_INPUTS:
         what = "saved_model.pb"
     elif spec.input_format == "tfjs_layers_model":
-        what = "model.json"
+        what = MODEL_JSON
     else:
         raise spec.fail(
             f"sources must be a single file for input_format {spec.input_format} "
@@ -160,14 +132,14 @@ def input_path(spec: TfjsModelSpec, spec_path: str, files: Sequence[str]) -> str
     if len(markers) != 1:
         raise spec.fail(f"sources must contain exactly one {what} (found {len(markers)}); or set src")
     root = posixpath.dirname(markers[0])
-    return markers[0] if what == "model.json" else root
+    return markers[0] if what == MODEL_JSON else root
 
 
 def output_paths(spec: TfjsModelSpec, spec_path: str, target_name: str) -> Tuple[str, str]:
     """(output directory, path given to the converter), like the Bazel rule's layout."""
     out = validate(spec)
     out_dir = posixpath.join(spec_path, target_name) if spec_path else target_name
-    if out in ("tfjs_layers_model", "tfjs_graph_model"):
+    if out in TFJS_OUTPUTS:
         return out_dir, out_dir
     return out_dir, posixpath.join(out_dir, MAIN_OUTPUT[out])
 
@@ -192,7 +164,7 @@ def converter_args(spec: TfjsModelSpec, spec_path: str, input_path_: str, output
         args += ["--metadata", ",".join(f"{n}:{p}" for n, p in entries)]
     if spec.signature_name:
         args += ["--signature_name", spec.signature_name]
-    if spec.input_format in ("tf_saved_model", "tf_hub", "keras_saved_model"):
+    if spec.input_format in SAVED_MODEL_INPUTS:
         args += ["--saved_model_tags", ",".join(spec.saved_model_tags)]
     if spec.output_node_names:
         args += ["--output_node_names", ",".join(spec.output_node_names)]
@@ -211,16 +183,4 @@ def converter_args(spec: TfjsModelSpec, spec_path: str, input_path_: str, output
 
 
 # Pinned process environment: the same variables the Bazel action sets.
-PROCESS_ENV = {
-    "CUDA_VISIBLE_DEVICES": "-1",
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "PYTHONHASHSEED": "0",
-    "PYTHONNOUSERSITE": "1",
-    "SOURCE_DATE_EPOCH": "315532800",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "TF_DETERMINISTIC_OPS": "1",
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    "TZ": "UTC",
-}
+PROCESS_ENV = ACTION_ENV

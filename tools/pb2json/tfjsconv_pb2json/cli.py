@@ -11,7 +11,7 @@ import os
 import sys
 from typing import List, Optional, Sequence, TextIO, Tuple
 
-from tfjsconv.errors import ConversionError, UsageError
+from tfjsconv.errors import ConversionError, UsageError, report_internal_error
 from tfjsconv_pb2json import legacy
 from tfjsconv_pb2json.migrate import MigrationPlan, check_dest, plan_migration, write_migration
 
@@ -114,6 +114,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         sys.stderr.write(f"{PROG}: error: {message}\n")
         return exc.exit_code
+    except Exception:  # a bug, not the user's input: keep the traceback
+        return report_internal_error(PROG, sys.stderr)
     return 0
 
 

@@ -9,34 +9,16 @@ bytes are copied unchanged: 0.x quantization metadata only lacks
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shutil
 from dataclasses import dataclass
 from typing import List, Tuple
 
-import tfjsconv
 from tfjsconv import fsutil
+from tfjsconv.model_json import MODEL_JSON, converted_by, dumps
 from tfjsconv.errors import ConversionError
 from tfjsconv_pb2json import legacy, topology
 
-MODEL_JSON = "model.json"
-
-
-def converted_by() -> str:
-    return (
-        f"TensorFlow.js Converter v{tfjsconv.COMPATIBLE_TFJS_VERSION} "
-        f"(tfjsconv {tfjsconv.__version__})"
-    )
-
-
-def _dumps(obj: dict) -> bytes:
-    """The project's deterministic model.json serializer, if available."""
-    try:
-        from tfjsconv.model_json import dumps
-    except ImportError:  # the shared serializer is not there yet: same settings
-        return json.dumps(obj, ensure_ascii=True, allow_nan=False).encode("ascii")
-    return dumps(obj)
 
 
 @dataclass(frozen=True)
@@ -151,4 +133,4 @@ def write_migration(
         for name in extras:
             shutil.copyfile(os.path.join(plan.src, name), os.path.join(staging, name))
         with open(os.path.join(staging, MODEL_JSON), "wb") as f:
-            f.write(_dumps(plan.model_json))
+            f.write(dumps(plan.model_json))

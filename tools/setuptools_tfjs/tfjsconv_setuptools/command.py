@@ -11,17 +11,14 @@ builds of the same sources give byte-identical wheels.
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import List, Optional
 
 from setuptools import Command
 from setuptools.command.build_py import build_py as _build_py
 
 from tfjsconv_setuptools.config import ModelJob, model_jobs
 
-try:
-    from setuptools.errors import SetupError
-except ImportError:  # setuptools < 59
-    from distutils.errors import DistutilsSetupError as SetupError  # type: ignore
+from setuptools.errors import SetupError  # setuptools >= 59; the hook needs >= 61
 
 
 def _project_dir(dist) -> str:
@@ -39,7 +36,7 @@ def _jobs(dist) -> List[ModelJob]:
 
 
 def _walk(root: str) -> List[str]:
-    files = []
+    files: List[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         files.extend(os.path.join(dirpath, f) for f in sorted(filenames))
@@ -52,8 +49,14 @@ class build_tfjs(Command):
     description = "convert models declared in [tool.tfjsconv.models] to TensorFlow.js"
     user_options = [("build-lib=", "d", "directory to build into")]
 
+    build_lib: Optional[str]
+
     def initialize_options(self) -> None:
         self.build_lib = None
+
+    def _build_lib(self) -> str:
+        assert self.build_lib is not None, "finalize_options sets build_lib"
+        return self.build_lib
 
     def finalize_options(self) -> None:
         self.set_undefined_options("build_py", ("build_lib", "build_lib"))
@@ -63,7 +66,7 @@ class build_tfjs(Command):
         from tfjsconv.errors import ConversionError
 
         for job in _jobs(self.distribution):
-            out = job.output_dir(self.build_lib)
+            out = job.output_dir(self._build_lib())
             self.announce(f"converting tfjs model {job.name!r} -> {out}", level=2)
             os.makedirs(os.path.dirname(out), exist_ok=True)
             try:
@@ -74,7 +77,7 @@ class build_tfjs(Command):
     def get_outputs(self) -> List[str]:
         outputs: List[str] = []
         for job in _jobs(self.distribution):
-            outputs.extend(_walk(job.output_dir(self.build_lib)))
+            outputs.extend(_walk(job.output_dir(self._build_lib())))
         return outputs
 
     def get_source_files(self) -> List[str]:

@@ -13,27 +13,18 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from tfjsconv import api, formats
 from tfjsconv.errors import ConversionError
-from tfjsconv.options import INPUT_FORMATS, OUTPUT_FORMATS, ConversionOptions, patterns
+from tfjsconv.options import ConversionOptions, patterns
 
 MODELS_DIR = "tfjs_models"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
-# Keys copied to ConversionOptions as-is, with the type each must have.
-_BOOL_KEYS = (
-    "split_weights_by_layer",
-    "strip_debug_ops",
-    "control_flow_v2",
-    "use_structured_outputs_names",
-    "skip_op_check",
-)
-_LIST_KEYS = ("saved_model_tags", "output_node_names")
-_KNOWN_KEYS = frozenset(
-    ("src", "input_format", "output_format", "package", "weight_shard_size_bytes",
-     "quantize_float16", "quantize_uint8", "quantize_uint16", "metadata", "signature_name")
-    + _BOOL_KEYS
-    + _LIST_KEYS
-)
+# Keys copied to ConversionOptions as-is, with the type each must have: the build
+# tools' options (tfjsconv.formats.OPTIONS) by kind.
+_BOOL_KEYS = tuple(name for name, (kind, _) in formats.OPTIONS.items() if kind == "bool")
+_LIST_KEYS = tuple(name for name, (kind, _) in formats.OPTIONS.items() if kind == "string_list")
+_KNOWN_KEYS = frozenset(("src", "input_format", "output_format", "package", *formats.OPTIONS))
 
 
 @dataclass(frozen=True)
@@ -104,11 +95,11 @@ def _job(name: str, table: Any, project_dir: str, packages: Sequence[str]) -> Mo
     if not os.path.exists(src_path):
         raise ConversionError(f"{where}: src does not exist: {src}")
     input_format = table.get("input_format")
-    if input_format not in INPUT_FORMATS:
-        raise ConversionError(f"{where}: 'input_format' must be one of {', '.join(INPUT_FORMATS)}")
+    if not isinstance(input_format, str):
+        raise ConversionError(f"{where}: 'input_format' (a string) is required")
     output_format = table.get("output_format")
-    if output_format is not None and output_format not in OUTPUT_FORMATS:
-        raise ConversionError(f"{where}: 'output_format' must be one of {', '.join(OUTPUT_FORMATS)}")
+    if output_format is not None and not isinstance(output_format, str):
+        raise ConversionError(f"{where}: 'output_format' must be a string")
 
     top = sorted(p for p in packages if "." not in p)
     package = table.get("package")
@@ -124,10 +115,10 @@ def _job(name: str, table: Any, project_dir: str, packages: Sequence[str]) -> Mo
     kwargs: Dict[str, Any] = {"input_format": input_format, "output_format": output_format}
     if "weight_shard_size_bytes" in table:
         size = table["weight_shard_size_bytes"]
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise ConversionError(f"{where}: 'weight_shard_size_bytes' must be a positive integer")
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ConversionError(f"{where}: 'weight_shard_size_bytes' must be an integer")
         kwargs["weight_shard_size_bytes"] = size
-    for dtype in ("float16", "uint8", "uint16"):
+    for dtype in formats.QUANTIZATION_DTYPES:
         key = f"quantize_{dtype}"
         if key in table:
             kwargs[key] = _quant(table[key], f"{where}: '{key}'")
@@ -165,11 +156,17 @@ def _job(name: str, table: Any, project_dir: str, packages: Sequence[str]) -> Mo
         sources.append(rel.replace(os.sep, "/"))
     kwargs["metadata"] = tuple(metadata)
     kwargs["overwrite"] = True  # build_lib is scratch space; rebuilds replace old models
+    options = ConversionOptions(**kwargs)
+    try:
+        # The converter's own check, now rather than halfway through the build.
+        api.validate_options(options)
+    except ConversionError as exc:
+        raise ConversionError(f"{where}: {exc}") from None
     return ModelJob(
         name=name,
         src=os.path.abspath(src_path),
         package=package,
-        options=ConversionOptions(**kwargs),
+        options=options,
         source_files=tuple(sources),
     )
 

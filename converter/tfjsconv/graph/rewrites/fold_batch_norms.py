@@ -16,14 +16,14 @@ consumers stay wired) go where the BN node was.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
 
-from tfjsconv.graph.rewrites._graph import (
+from tfjsconv.graph.graph_utils import (
     GraphIndex,
     Plan,
     apply_plan,
@@ -52,7 +52,10 @@ _BN_LAYOUT = {
 }
 
 
-def _bn_params(bn: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[Tuple[np.ndarray, ...]]:
+_BnParams = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.float32]
+
+
+def _bn_params(bn: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[_BnParams]:
     """(mean, var, beta, gamma, eps) as float32 when ``bn`` is an NHWC inference BN on Consts."""
     layout = _BN_LAYOUT.get(bn.op)
     inputs = data_inputs(bn)
@@ -65,9 +68,12 @@ def _bn_params(bn: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[Tuple[np
         is_training = bn.attr["is_training"].b if "is_training" in bn.attr else True
         if is_training or data_format(bn) != b"NHWC":
             return None
-    values = [const_array(index.get(inputs[p])) for p in positions]
-    if any(v is None or v.ndim != 1 or v.shape != values[0].shape for v in values):
-        return None
+    values: List[np.ndarray] = []
+    for p in positions:
+        v = const_array(index.get(inputs[p]))
+        if v is None or v.ndim != 1 or (values and v.shape != values[0].shape):
+            return None
+        values.append(v)
     mean, var, beta, gamma = (v.astype(np.float32) for v in values)
     if bn.op == "BatchNormWithGlobalNormalization" and not bn.attr["scale_after_normalization"].b:
         gamma = np.ones_like(gamma)
@@ -77,6 +83,7 @@ def _bn_params(bn: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[Tuple[np
 
 def _channels(bn: node_def_pb2.NodeDef, index: GraphIndex) -> int:
     mean = const_array(index.get(data_inputs(bn)[_BN_LAYOUT[bn.op][0][0]]))
+    assert mean is not None, "only called after _bn_params accepted bn"
     return int(mean.shape[0])
 
 
@@ -136,7 +143,9 @@ def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = ()) ->
         if bn.op not in _BN_LAYOUT:
             continue
         params = _bn_params(bn, index)
-        matched = _match(bn, index, keep_names) if params is not None else None
+        if params is None:
+            continue
+        matched = _match(bn, index, keep_names)
         if matched is None:
             continue
         conv, bias_node, bias = matched
@@ -149,6 +158,7 @@ def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = ()) ->
             continue
         scaled, offset = folded
         weights_node = index.get(conv_inputs[1])
+        assert weights_node is not None  # const_array read its value above
         dtype = weights_node.attr["dtype"].type
         new_weights = const_node(unique_name(conv.name + "_weights", taken), scaled, dtype)
         new_offset = const_node(

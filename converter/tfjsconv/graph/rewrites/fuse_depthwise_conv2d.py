@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterable, Optional, Set
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
 
-from tfjsconv.graph.rewrites._graph import (
+from tfjsconv.graph.graph_utils import (
     GraphIndex,
     Plan,
     apply_plan,
@@ -40,6 +40,7 @@ ACTIVATIONS = ("Relu", "Relu6", "Elu")
 def _fused(dw: node_def_pb2.NodeDef, bias_add: Optional[node_def_pb2.NodeDef],
            act: Optional[node_def_pb2.NodeDef]) -> node_def_pb2.NodeDef:
     last = act if act is not None else bias_add
+    assert last is not None, "a fusion has a BiasAdd or an activation"
     chain = [n for n in (dw, bias_add, act) if n is not None]
     node = copy_node(dw)
     node.name = last.name
@@ -86,8 +87,9 @@ def _pass(graph_def: graph_pb2.GraphDef, kind: str, keep: Set[str]) -> graph_pb2
     plan = Plan.empty()
     for node in index.nodes:
         dw = bias_add = act = None
-        if kind == "bias_act" and _act_input(node) is not None:
-            producer = index.get(_act_input(node))
+        act_input = _act_input(node)
+        if kind == "bias_act" and act_input is not None:
+            producer = index.get(act_input)
             if producer is not None and index.single_consumer(producer.name, keep):
                 found = _bias_add(producer, index, keep)
                 if found is not None:
@@ -96,11 +98,12 @@ def _pass(graph_def: graph_pb2.GraphDef, kind: str, keep: Set[str]) -> graph_pb2
             found = _bias_add(node, index, keep)
             if found is not None:
                 bias_add, dw = found
-        elif kind == "act" and _act_input(node) is not None:
-            dw, act = _depthwise(_act_input(node), index, keep), node
+        elif kind == "act" and act_input is not None:
+            dw, act = _depthwise(act_input, index, keep), node
         if dw is None:
             continue
         last = act if act is not None else bias_add
+        assert last is not None
         plan.put(dw.name, [])
         if bias_add is not None and bias_add is not last:
             plan.put(bias_add.name, [])

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Dict, Iterable, List, Optional
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
 
-from tfjsconv.graph.rewrites._graph import (
+from tfjsconv.graph.graph_utils import (
     GraphIndex,
     Plan,
     apply_plan,
@@ -79,11 +79,13 @@ def _find(add: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[_Match]:
     for relu_ref, mul_ref in ((inputs[0], inputs[1]), (inputs[1], inputs[0])):
         pos_relu = index.get(relu_ref)
         x = _one_input(pos_relu, "Relu")
-        found = _match_mul(index.get(mul_ref), index) if x is not None else None
+        if x is None:
+            continue
+        found = _match_mul(index.get(mul_ref), index)
         if found is None:
             continue
         alpha, neg_relu, neg, neg_x = found
-        if _canonical(neg_x) == _canonical(x) and const_array(alpha) is not None:
+        if neg_x is not None and _canonical(neg_x) == _canonical(x) and const_array(alpha) is not None:
             return _Match(add, x, pos_relu, index.get(mul_ref), neg_relu, neg, alpha)
     return None
 
@@ -110,7 +112,9 @@ def fuse_prelu(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = ()) -> graph
     alpha_name: Dict[str, str] = {}
     for m in matches:
         if m.alpha.name not in alpha_name:
-            negated = -const_array(m.alpha)
+            alpha_value = const_array(m.alpha)
+            assert alpha_value is not None  # _find checked it
+            negated = -alpha_value
             exclusive = (
                 readers.get(m.alpha.name, []) == [m.mul.name]
                 and all(r in fused_adds for r in readers.get(m.mul.name, []))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterable
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2
 
-from tfjsconv.graph.rewrites._graph import (
+from tfjsconv.graph.graph_utils import (
     GraphIndex,
     Plan,
     apply_plan,

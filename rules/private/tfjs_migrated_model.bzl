@@ -1,6 +1,6 @@
-"""`tfjs_migrated_model`: a legacy tfjs 0.x graph model, migrated to model.json.
+"""Implementation of `tfjs_migrated_model`: a legacy tfjs 0.x graph model, migrated to model.json.
 
-    load("//tools/pb2json:defs.bzl", "tfjs_migrated_model")
+    load("//rules:defs.bzl", "tfjs_migrated_model")
 
     tfjs_migrated_model(
         name = "mobilenet",
@@ -12,12 +12,11 @@ The output is one directory named after the target holding `model.json` and the
 model's own files (the .pb, the manifest and its shards) are written.
 """
 
-load("//rules/private:action_env.bzl", "ACTION_ENV")
-load("//rules/private:providers.bzl", "TfjsModelInfo")
+load(":formats.bzl", "ACTION_ENV", "MODEL_JSON")
+load(":providers.bzl", "TfjsModelInfo")
 
 _PB = "tensorflowjs_model.pb"
 _MANIFEST = "weights_manifest.json"
-
 
 def _legacy_root(ctx):
     """The directory holding tensorflowjs_model.pb; every src must live under it."""
@@ -63,16 +62,17 @@ def _tfjs_migrated_model_impl(ctx):
         DefaultInfo(files = depset([out_dir]), runfiles = ctx.runfiles(files = [out_dir])),
         TfjsModelInfo(
             model_dir = out_dir,
-            model_json = out_dir.path + "/model.json",
-            model_file = out_dir.path + "/model.json",
+            model_json = out_dir.path + "/" + MODEL_JSON,
+            model_file = out_dir.path + "/" + MODEL_JSON,
             format = "tfjs_graph_model",
             input_format = "tfjs_legacy_graph_model",
             quantization = {},
-            weight_shard_size_bytes = 0,
+            # The legacy shards are kept as they are: no shard size was chosen here.
+            weight_shard_size_bytes = None,
         ),
     ]
 
-tfjs_migrated_model = rule(
+tfjs_migrated_model_rule = rule(
     implementation = _tfjs_migrated_model_impl,
     attrs = {
         "srcs": attr.label_list(

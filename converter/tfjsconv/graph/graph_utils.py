@@ -1,4 +1,4 @@
-"""Small GraphDef utilities shared by the tfjs rewrites.
+"""Small GraphDef utilities shared by the graph modules (rewrites, freeze, weight_stash).
 
 Every rewrite follows the same shape so it stays pure and deterministic:
 
@@ -83,7 +83,7 @@ def copy_node(node: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
 class GraphIndex:
     """Read-only lookups over a node list: by name, and who consumes what."""
 
-    def __init__(self, nodes: Sequence[node_def_pb2.NodeDef]):
+    def __init__(self, nodes: Iterable[node_def_pb2.NodeDef]):
         self.nodes = list(nodes)
         self.by_name: Dict[str, node_def_pb2.NodeDef] = {n.name: n for n in self.nodes}
         # Every reference (data or control) counts: a node read by a control edge
