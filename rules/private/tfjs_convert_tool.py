@@ -59,7 +59,7 @@ def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, List[str]]
 
 def foreign_files(root: str) -> List[str]:
     """Loaded shared objects and imported modules that are not under ``root``."""
-    root = os.path.realpath(root) + os.sep
+    root = os.path.join(os.path.realpath(root), "")
     seen = set()
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
