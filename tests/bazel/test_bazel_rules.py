@@ -355,6 +355,7 @@ def worker(tmp_path_factory, env) -> Iterator[remote_worker.RemoteWorker]:
         yield w
     finally:
         w.stop()
+        shutil.rmtree(d / "work" / "cas", ignore_errors=True)  # 1.2 GB of uploaded inputs
         (env["base"] / "logs" / "remote-numbers.json").write_text(json.dumps(REMOTE_NUMBERS, indent=1))
         print("\nremote execution numbers:", json.dumps(REMOTE_NUMBERS, indent=1))
 
@@ -385,6 +386,10 @@ def test_remote_execution_matches_local_outputs(env, worker):
     assert sorted(target_of(s) for s in spawns) == sorted(REMOTE_TARGETS)
     assert {s["runner"] for s in spawns} == {"remote"}, [(target_of(s), s["runner"]) for s in spawns]
     assert not any(s["remoteCacheHit"] for s in spawns)
+    # Started by the snapshot's loader, with the hermetic check on.
+    for s in spawns:
+        assert s["commandArgs"][0].endswith("/lib/ld-linux-x86-64.so.2"), s["commandArgs"][:3]
+        assert "--check_hermetic" in s["commandArgs"], s["commandArgs"]
     remote = {t: v for t, v in outputs(first).items() if t in REMOTE_TARGETS}
     assert remote == local
     # The inputs went up: the 788 MB libtensorflow_cc among them (nothing came from the host).
