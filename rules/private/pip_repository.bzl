@@ -20,8 +20,8 @@ py_library(
 exports_files(["lock.sha256"])
 
 # The conversion action's inputs: one file per input, which every Bazel version places
-# at the same path locally, in a sandbox and on a remote executor (a source directory
-# input is placed at the wrong path by Bazel < 8.3 remotely). Files no conversion reads
+# at the same path locally, in a sandbox and on a remote executor (Bazel before 8.3
+# places a source directory in runfiles at the wrong path remotely). Files no conversion reads
 # (C headers, static libraries, test suites) are left out: fewer bytes to upload once
 # and to stage on the executor for every action.
 filegroup(
