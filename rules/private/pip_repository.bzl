@@ -82,7 +82,7 @@ def _tfjs_pip_repository_impl(rctx):
     if shared:
         args += ["--shared_dir", shared]
     rctx.report_progress("pip install --require-hashes -r %s" % rctx.attr.lock)
-    result = rctx.execute(args, timeout = rctx.attr.timeout, quiet = False)
+    result = rctx.execute(args, timeout = rctx.attr.timeout, quiet = False, environment = {"PYTHONHASHSEED": "0"})
     if result.return_code != 0:
         fail("tfjs_pip_repository: installing %s failed (exit %d):\n%s\n%s" % (
             rctx.attr.lock,

@@ -28,6 +28,8 @@ def _tfjs_python_repository_impl(rctx):
     result = rctx.execute(
         [python, "-I", "-S", str(tool), "--python", python, "--dest", str(rctx.path("."))],
         timeout = 600,
+        # Deterministic .pyc bytes (set constants are marshalled in hash order).
+        environment = {"PYTHONHASHSEED": "0"},
     )
     if result.return_code != 0:
         fail("tfjs_python_repository: snapshotting %s failed (exit %d):\n%s\n%s" % (
