@@ -37,9 +37,10 @@ from typing import IO, Iterator, List, Sequence, Tuple
 
 
 # Host files any Linux process may read that cannot change a conversion's bytes:
-# kernel pseudo-files and glibc's C.UTF-8 locale data (glibc >= 2.35 has a built-in
-# C.UTF-8 it uses when these are absent).
-_HOST_ALLOWED = ("/dev/", "/proc/", "/sys/", "/usr/lib/locale/", "/usr/lib/x86_64-linux-gnu/gconv/")
+# kernel pseudo-files, anonymous shared memory (memfd, SysV) and glibc's C.UTF-8 locale
+# data (glibc >= 2.35 has a built-in C.UTF-8 it uses when these are absent).
+_HOST_ALLOWED = ("/dev/", "/proc/", "/sys/", "/memfd:", "/SYSV",
+                 "/usr/lib/locale/", "/usr/lib/x86_64-linux-gnu/gconv/")
 
 
 def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, List[str]]:
