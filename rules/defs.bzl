@@ -62,7 +62,8 @@ def tfjs_model(name, src, input_format, metadata = None, **kwargs):
         quantize_uint8, quantize_uint16 (lists of weight-name patterns),
         signature_name, saved_model_tags, output_node_names, strip_debug_ops,
         control_flow_v2, use_structured_outputs_names, split_weights_by_layer,
-        skip_op_check, and the common attributes (visibility, tags, testonly...).
+        skip_op_check, and the common attributes (visibility, tags, testonly,
+        exec_properties to route the conversion to a big remote executor...).
     """
     _tfjs_model_rule(
         name = name,

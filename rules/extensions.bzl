@@ -1,4 +1,5 @@
-"""Bzlmod module extension (Bazel 6+): the hash-locked pip repository and the toolchain.
+"""Bzlmod module extension (Bazel 6+): the hash-locked pip repository, the toolchain and
+the interpreter snapshot conversion actions run on (`@tfjs_python`).
 
 Bazel 4 never loads this file (it has no module extensions); WORKSPACE users call
 `tfjs_repositories` from repositories.bzl instead. rules_tfjs's own MODULE.bazel
@@ -13,8 +14,8 @@ name to change the lock or the interpreter (the root module's tag wins):
 load("//rules:repositories.bzl", "tfjs_repositories")
 
 _install = tag_class(
-    doc = "One hash-locked site-packages repository (`@<name>`) and its Python " +
-          "toolchain repository (`@<name>_python`).",
+    doc = "One hash-locked site-packages repository (`@<name>`), its Python " +
+          "toolchain repository (`@<name>_python`) and the interpreter snapshot `@tfjs_python`.",
     attrs = {
         "name": attr.string(default = "tfjs_pip", doc = "Repository name."),
         "lock": attr.label(mandatory = True, doc = "`--require-hashes` requirements file."),
@@ -45,5 +46,5 @@ def _tfjs_pip_impl(module_ctx):
 tfjs_pip = module_extension(
     implementation = _tfjs_pip_impl,
     tag_classes = {"install": _install},
-    doc = "Creates the tfjs_pip_repository and tfjs_python_repository repositories.",
+    doc = "Creates the pip, toolchain and interpreter-snapshot repositories (see tfjs_repositories).",
 )

@@ -7,14 +7,17 @@
 
 load("//rules/private:pip_repository.bzl", _tfjs_pip_repository = "tfjs_pip_repository")
 load("//rules/private:python_repository.bzl", _tfjs_python_repository = "tfjs_python_repository")
+load("//rules/private:python_snapshot.bzl", _tfjs_python_snapshot = "tfjs_python_snapshot")
 
 tfjs_pip_repository = _tfjs_pip_repository
 tfjs_python_repository = _tfjs_python_repository
+tfjs_python_snapshot = _tfjs_python_snapshot
 
 def tfjs_repositories(name = "tfjs_pip", lock = None, python_interpreter = "/usr/bin/python3", **kwargs):
-    """The repositories the rules need: `@<name>` (pip) and `@<name>_python` (toolchain).
+    """The repositories the rules need: `@<name>` (pip), `@<name>_python` (toolchain)
+    and `@tfjs_python` (the interpreter snapshot conversion actions run on).
 
-    Both get the same interpreter (`RULES_TFJS_PYTHON` overrides it in both), so the
+    All get the same interpreter (`RULES_TFJS_PYTHON` overrides it in all), so the
     wheels pip installs match the Python that runs them. MODULE.bazel's `tfjs_pip`
     extension calls this too, so WORKSPACE and bzlmod create the same repositories.
 
@@ -26,3 +29,4 @@ def tfjs_repositories(name = "tfjs_pip", lock = None, python_interpreter = "/usr
     """
     _tfjs_pip_repository(name = name, lock = lock, python_interpreter = python_interpreter, **kwargs)
     _tfjs_python_repository(name = name + "_python", python_interpreter = python_interpreter)
+    _tfjs_python_snapshot(name = "tfjs_python", python_interpreter = python_interpreter)

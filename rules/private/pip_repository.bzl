@@ -1,8 +1,10 @@
 """`tfjs_pip_repository`: third-party Python packages from a hash-locked requirements file.
 
-The repository contains `site-packages/` (pip `--target` layout) and one target,
-`//:site_packages`, a `py_library` with `imports = ["site-packages"]`. It is fetched
-again only when the lock file, the interpreter path or the shared-dir setting changes.
+The repository contains `site-packages/` (pip `--target` layout) and two targets:
+`//:site_packages`, a `py_library` with `imports = ["site-packages"]` (for py_binary and
+py_test), and `//:files`, every installed file a conversion can read, one by one (the
+conversion action's input). It is fetched again only when the lock file, the
+interpreter path or the shared-dir setting changes.
 """
 
 load(":python_repository.bzl", "ENV_PYTHON", "interpreter")
@@ -15,14 +17,21 @@ package(default_visibility = ["//visibility:public"])
 
 py_library(
     name = "site_packages",
-    data = [
-        "lock.sha256",
-        {site_packages},
-    ],
+    data = {data},
     imports = ["site-packages"],
 )
 
 exports_files(["lock.sha256"])
+
+# The conversion action's inputs: one file per input, which every Bazel version places
+# at the same path locally, in a sandbox and on a remote executor (Bazel before 8.3
+# places a source directory in runfiles at the wrong path remotely). Files no conversion reads
+# (C headers, static libraries, test suites) are left out: fewer bytes to upload once
+# and to stage on the executor for every action.
+filegroup(
+    name = "files",
+    srcs = glob(["site-packages/**"], exclude = {exclude} + {trim}),
+)
 """
 
 # TensorFlow alone is ~15,000 files. Listed one by one (granular = True) every
@@ -31,6 +40,21 @@ exports_files(["lock.sha256"])
 # of directories is unsound": acceptable here because the directory's content is fixed
 # by the lock's hashes and lock.sha256 (an ordinary input) changes with every lock change.
 _GRANULAR = 'glob(["site-packages/**"], exclude = {exclude})'
+
+# Never imported or opened by a conversion (checked by the remote-execution test, whose
+# executor sees only the declared inputs).
+_TRIM = [
+    "site-packages/tensorflow/include/**",
+    "site-packages/**/*.a",
+    "site-packages/**/*.h",
+    "site-packages/**/*.pyi",
+    "site-packages/**/*.c",
+    "site-packages/**/*.cc",
+    "site-packages/**/*.pxd",
+    "site-packages/numpy/**/tests/**",
+    "site-packages/h5py/tests/**",
+    "site-packages/clang/**",
+]
 
 # Files Bazel labels cannot name or that only matter to pip itself.
 _EXCLUDE = [
@@ -62,7 +86,7 @@ def _tfjs_pip_repository_impl(rctx):
     if shared:
         args += ["--shared_dir", shared]
     rctx.report_progress("pip install --require-hashes -r %s" % rctx.attr.lock)
-    result = rctx.execute(args, timeout = rctx.attr.timeout, quiet = False)
+    result = rctx.execute(args, timeout = rctx.attr.timeout, quiet = False, environment = {"PYTHONHASHSEED": "0"})
     if result.return_code != 0:
         fail("tfjs_pip_repository: installing %s failed (exit %d):\n%s\n%s" % (
             rctx.attr.lock,
@@ -75,10 +99,10 @@ def _tfjs_pip_repository_impl(rctx):
     rctx.file("lock.sha256", digest.stdout)
     rctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % rctx.name)
     if rctx.attr.granular:
-        site_packages = "] + " + _GRANULAR.format(exclude = repr(_EXCLUDE)) + " + ["
+        data = '["lock.sha256"] + ' + _GRANULAR.format(exclude = repr(_EXCLUDE))
     else:
-        site_packages = '"site-packages"'
-    rctx.file("BUILD.bazel", _BUILD.format(site_packages = site_packages))
+        data = '["lock.sha256", "site-packages"]'
+    rctx.file("BUILD.bazel", _BUILD.format(data = data, exclude = repr(_EXCLUDE), trim = repr(_TRIM)))
 
 tfjs_pip_repository = repository_rule(
     implementation = _tfjs_pip_repository_impl,
@@ -106,7 +130,7 @@ the output base instead; pip's own wheel cache still avoids re-downloads.
         "python_interpreter": attr.string(
             default = "/usr/bin/python3",
             doc = "Absolute path of the interpreter that runs pip; `RULES_TFJS_PYTHON` " +
-                  "overrides it (as it does for the toolchain, tfjs_python_repository).",
+                  "overrides it (as it does for the toolchain and the snapshot).",
         ),
         "shared_install_dir": attr.string(
             default = "default",

@@ -10,6 +10,17 @@ process's real stdout; everything else (Python prints and C++ logging from
 TensorFlow) is kept off it: fd 1 is pointed at stderr, and each request's CLI
 output is captured into the response's ``output``. TensorFlow is imported once and
 reused, which is the point of the worker.
+
+Hermetic mode (what ``tfjs_model`` runs): the action's executable is the snapshot
+interpreter of ``tfjs_python_snapshot`` started through its own dynamic loader, with
+``-S`` (no site, so no host site-packages). Startup flags that come before the flag file
+(the same for every request, so they are part of the worker key):
+
+* ``--sys_path=DIR`` (repeatable): execroot-relative import roots (the converter
+  sources, the locked site-packages), put first on ``sys.path``.
+* ``--check_hermetic``: after each request, fail if a loaded shared object or an
+  imported module lives outside the action's input tree (the working directory),
+  proving on an executor that nothing came from the host by accident.
 """
 
 from __future__ import annotations
@@ -22,7 +33,55 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import IO, Iterator, Sequence, Tuple
+from typing import IO, Iterator, List, Sequence, Tuple
+
+
+# Host files any Linux process may read that cannot change a conversion's bytes:
+# kernel pseudo-files, anonymous shared memory (memfd, SysV) and glibc's C.UTF-8 locale
+# data (glibc >= 2.35 has a built-in C.UTF-8 it uses when these are absent).
+_HOST_ALLOWED = ("/dev/", "/proc/", "/sys/", "/memfd:", "/SYSV",
+                 "/usr/lib/locale/", "/usr/lib/x86_64-linux-gnu/gconv/")
+
+
+def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, List[str]]:
+    """(sys_path entries, check_hermetic, remaining args) from the leading startup flags."""
+    paths: List[str] = []
+    check = False
+    rest: List[str] = []
+    for arg in argv:
+        if arg.startswith("--sys_path="):
+            paths.append(arg[len("--sys_path="):])
+        elif arg == "--check_hermetic":
+            check = True
+        else:
+            rest.append(arg)
+    return paths, check, rest
+
+
+def foreign_files(root: str) -> List[str]:
+    """Loaded shared objects and imported modules that are not under ``root``."""
+    root = os.path.join(os.path.realpath(root), "")
+    seen = set()
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and parts[5].startswith("/"):
+                    seen.add(parts[5].strip().replace(" (deleted)", ""))
+    except OSError:
+        pass
+    for mod in list(sys.modules.values()):
+        path = getattr(mod, "__file__", None)
+        if isinstance(path, str):
+            seen.add(os.path.abspath(path))
+    bad = []
+    for path in sorted(seen):
+        if path.startswith(_HOST_ALLOWED):
+            continue
+        # Archive members (python311.zip/os.py) count as the archive.
+        if not os.path.realpath(path).startswith(root) and not path.startswith(root):
+            bad.append(path)
+    return bad
 
 
 def _private_home() -> None:
@@ -33,7 +92,7 @@ def _private_home() -> None:
     os.environ["HOME"] = home
 
 
-def run_cli(argv: Sequence[str]) -> Tuple[int, str]:
+def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str]:
     """Run the converter CLI in-process; return (exit code, combined output)."""
     from tfjsconv import cli
 
@@ -49,6 +108,12 @@ def run_cli(argv: Sequence[str]) -> Tuple[int, str]:
 
         code = report_internal_error("tfjs_convert_tool", buf)
     _reset_framework_state()
+    if check_hermetic:
+        bad = foreign_files(os.getcwd())
+        if bad:
+            buf.write("tfjs_convert_tool: files outside the action's inputs were used: %s\n"
+                      % ", ".join(bad))
+            code = code or 4
     return code, buf.getvalue()
 
 
@@ -88,12 +153,12 @@ def iter_requests(stream: IO[bytes]) -> Iterator[dict]:
             yield obj
 
 
-def worker_main(stdin: IO[bytes], protocol_out: IO[str]) -> int:
+def worker_main(stdin: IO[bytes], protocol_out: IO[str], check_hermetic: bool = False) -> int:
     """Serve work requests until Bazel closes stdin."""
     handled = 0
     for request in iter_requests(stdin):
         # ``cli.main`` expands ``@flagfile`` arguments itself (one argument per line).
-        code, output = run_cli(request.get("arguments", []))
+        code, output = run_cli(request.get("arguments", []), check_hermetic)
         handled += 1
         # One line per request in the worker log: lets tests see the worker was reused.
         print("tfjs_convert_tool: worker pid %d handled request %d (exit %d)"
@@ -105,6 +170,9 @@ def worker_main(stdin: IO[bytes], protocol_out: IO[str]) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
+    paths, check_hermetic, argv = split_startup_args(argv)
+    # Before the converter is imported: the declared inputs come first on sys.path.
+    sys.path[:0] = paths
     _private_home()
     if "--persistent_worker" in argv:
         # Keep the protocol channel private and send fd 1 (C++ logs, stray prints) to stderr.
@@ -112,8 +180,8 @@ def main(argv: Sequence[str]) -> int:
         os.dup2(2, 1)
         sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
         protocol_out = os.fdopen(protocol_fd, "w", encoding="utf-8")
-        return worker_main(sys.stdin.buffer, protocol_out)
-    code, output = run_cli(argv)
+        return worker_main(sys.stdin.buffer, protocol_out, check_hermetic)
+    code, output = run_cli(argv, check_hermetic)
     if output:
         sys.stderr.write(output)
     return code

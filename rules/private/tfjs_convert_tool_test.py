@@ -50,5 +50,28 @@ class IterRequestsTest(unittest.TestCase):
         self.assertNotEqual(responses[1]["exitCode"], 0)
 
 
+class HermeticTest(unittest.TestCase):
+    def test_startup_flags_are_split_from_the_request(self):
+        paths, check, rest = tool.split_startup_args(
+            ["--sys_path=converter", "--sys_path=external/tfjs_pip/site-packages",
+             "--check_hermetic", "@bazel-out/x.params"])
+        self.assertEqual(paths, ["converter", "external/tfjs_pip/site-packages"])
+        self.assertTrue(check)
+        self.assertEqual(rest, ["@bazel-out/x.params"])
+
+    def test_modules_and_libraries_outside_the_root_are_reported(self):
+        # This process imported json and loaded libc from the host: not under an empty dir.
+        import json as host_module
+        with tempfile.TemporaryDirectory() as root:
+            bad = tool.foreign_files(root)
+        self.assertIn(os.path.abspath(host_module.__file__), bad)
+        self.assertTrue(any("libc.so" in p or "ld-linux" in p for p in bad), bad)
+        self.assertFalse(any(p.startswith(("/proc/", "/dev/")) for p in bad))
+
+    def test_files_under_the_root_are_accepted(self):
+        # From "/" every loaded file counts as inside.
+        self.assertEqual(tool.foreign_files("/"), [])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -14,6 +14,7 @@ load(
     "SAVED_MODEL_INPUTS",
     "TFJS_OUTPUTS",
 )
+load(":converter_runtime.bzl", "CONVERTER_RUNTIME_ATTRS", "converter_command")
 load(":providers.bzl", "TfjsModelInfo")
 load(":validate.bzl", "problem")
 
@@ -178,14 +179,18 @@ def _tfjs_model_impl(ctx):
     args.use_param_file("@%s", use_always = True)
     args.set_param_file_format("multiline")
 
+    executable, startup, tools, runtime_env = converter_command(ctx)
+    env = dict(ACTION_ENV)
+    env.update(runtime_env)
     ctx.actions.run(
-        executable = ctx.attr._tool[DefaultInfo].files_to_run,
-        arguments = [args],
+        executable = executable,
+        arguments = startup + [args],
         inputs = depset(ctx.files.src + metadata_files),
+        tools = tools,
         outputs = [out_dir],
         mnemonic = "TfjsConvert",
         progress_message = "Converting %s to %s (%s)" % (ctx.attr.src.label, out_fmt, ctx.label),
-        env = ACTION_ENV,
+        env = env,
         execution_requirements = {
             "block-network": "1",
             "requires-worker-protocol": "json",
@@ -284,12 +289,8 @@ _COMMON_ATTRS = {
         default = False,
         doc = "Do not fail on ops the tfjs runtime does not support.",
     ),
-    "_tool": attr.label(
-        default = Label("//rules/private:tfjs_convert_tool"),
-        executable = True,
-        cfg = "exec",
-    ),
 }
+_COMMON_ATTRS.update(CONVERTER_RUNTIME_ATTRS)
 
 tfjs_model_rule = rule(
     implementation = _tfjs_model_impl,

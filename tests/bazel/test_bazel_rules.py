@@ -20,6 +20,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List
@@ -27,6 +28,10 @@ from typing import Dict, Iterator, List
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools" / "remote_worker"))
+import grpc_log  # noqa: E402
+import remote_worker  # noqa: E402
+
 BAZEL = shutil.which("bazel")
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
@@ -181,13 +186,13 @@ http {{
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, cache_server):
-    base = tmp_path_factory.mktemp("bazel")
+    base = tmp_path_factory.mktemp("bazel")  # checkouts + output bases: hidden from executors
     logs = base / "logs"
     logs.mkdir()
     first = Bazel(copy_workspace(base / "a" / "rules_tfjs"), base / "ob1", logs)
     second = Bazel(copy_workspace(base / "elsewhere" / "deeper" / "rules_tfjs"), base / "ob2", logs)
     state = {"first": first, "second": second, "remote": cache_server,
-             "disk": base / "disk_cache"}
+             "disk": base / "disk_cache", "base": base}
     try:
         yield state
     finally:
@@ -296,3 +301,112 @@ def test_bazel_test_targets_pass(env):
     proc = first.run("test", f"--disk_cache={env['disk']}", "//tests/bazel/...",
                      "//tests/analysis/...", "//rules/private:tfjs_convert_tool_test", check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+# --- remote execution (REAPI): Bazel's own remote worker on 127.0.0.1 -----------------
+#
+# The worker runs in a mount namespace where the host's caches (the shared pip install),
+# both checkouts, their output bases and the host's Python are covered by empty mounts:
+# a conversion can only succeed with the inputs Bazel uploaded. The conversion tool's
+# hermetic check (--define=tfjs_check_hermetic=1) also fails the action if any shared
+# object or module it loaded lies outside the action's input tree.
+
+REMOTE_TARGETS = ["//examples:mlp_layers", "//examples:mlp_graph"]
+# Measured numbers, printed at the end (pytest -s) and written next to the logs.
+REMOTE_NUMBERS: Dict[str, object] = {}
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory, env) -> Iterator[remote_worker.RemoteWorker]:
+    why = remote_worker.missing_prerequisites()
+    if why:
+        pytest.skip(why)
+    d = tmp_path_factory.mktemp("remote_worker")
+    classes = remote_worker.compile_worker(REPO / ".cache" / "remote-worker")
+    # The classes live in the hidden checkout: give the worker its own copy.
+    shutil.copytree(classes, d / "classes")
+    hide = [str(REPO), str(env["base"]), str(Path.home() / ".cache")]
+    if os.environ.get("XDG_CACHE_HOME"):
+        hide.append(os.environ["XDG_CACHE_HOME"])
+    w = remote_worker.RemoteWorker(d / "work", d / "classes", hide)
+    w.url = w.start()  # type: ignore[attr-defined]
+    try:
+        yield w
+    finally:
+        w.stop()
+        shutil.rmtree(d / "work" / "cas", ignore_errors=True)  # 1.2 GB of uploaded inputs
+        (env["base"] / "logs" / "remote-numbers.json").write_text(json.dumps(REMOTE_NUMBERS, indent=1))
+        print("\nremote execution numbers:", json.dumps(REMOTE_NUMBERS, indent=1))
+
+
+def remote_build(bazel: Bazel, w, name: str, *targets: str):
+    """Build on the executor; return (spawns, uploads, seconds, new CAS blobs/bytes)."""
+    grpc = bazel.logs / f"{name}.grpc"
+    before = remote_worker.cas_blobs(w.cas)
+    start = time.monotonic()
+    spawns = bazel.build("--config=remote", f"--remote_executor={w.url}",
+                         "--define=tfjs_check_hermetic=1", f"--experimental_remote_grpc_log={grpc}",
+                         *targets)
+    seconds = round(time.monotonic() - start, 1)
+    new_blobs, new_bytes = remote_worker.cas_delta(before, remote_worker.cas_blobs(w.cas))
+    up = grpc_log.uploads(grpc)
+    REMOTE_NUMBERS[name] = {
+        "seconds": seconds, "write_calls": up.write_calls, "bytes_sent": up.bytes_sent,
+        "distinct_blobs_sent": len(up.blobs), "distinct_bytes_sent": up.blob_bytes,
+        "new_cas_blobs": new_blobs, "new_cas_bytes": new_bytes,
+    }
+    return converts(spawns), up, (new_blobs, new_bytes)
+
+
+def test_remote_execution_matches_local_outputs(env, worker):
+    first: Bazel = env["first"]
+    local = {t: v for t, v in outputs(first).items() if t in REMOTE_TARGETS}
+    spawns, up, _ = remote_build(first, worker, "remote_cold", *REMOTE_TARGETS)
+    assert sorted(target_of(s) for s in spawns) == sorted(REMOTE_TARGETS)
+    assert {s["runner"] for s in spawns} == {"remote"}, [(target_of(s), s["runner"]) for s in spawns]
+    assert not any(s["remoteCacheHit"] for s in spawns)
+    # Started by the snapshot's loader, with the hermetic check on.
+    for s in spawns:
+        assert s["commandArgs"][0].endswith("/lib/ld-linux-x86-64.so.2"), s["commandArgs"][:3]
+        assert "--check_hermetic" in s["commandArgs"], s["commandArgs"]
+    remote = {t: v for t, v in outputs(first).items() if t in REMOTE_TARGETS}
+    assert remote == local
+    # The inputs went up: the 788 MB libtensorflow_cc among them (nothing came from the host).
+    assert up.blob_bytes > 500_000_000, up.blob_bytes
+
+
+def test_remote_new_action_uploads_no_inputs_again(env, worker):
+    """A new conversion on a warm executor sends only its own small blobs; the
+    target's exec_properties reach the executor's platform (routing to big machines)."""
+    first: Bazel = env["first"]
+    pkg = first.workspace / "remote_props"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "BUILD.bazel").write_text(
+        'load("//rules:defs.bzl", "tfjs_model")\n\n'
+        'tfjs_model(\n    name = "big_executor",\n    src = "//examples:models/mlp_keras2.h5",\n'
+        '    input_format = "keras",\n    exec_properties = {"rules_tfjs_memory": "4g"},\n)\n')
+    try:
+        spawns, up, (new_blobs, _) = remote_build(first, worker, "remote_warm_new_action",
+                                                  "//remote_props:big_executor")
+        assert [s["runner"] for s in spawns] == ["remote"]
+        props = {p["name"]: p["value"] for p in spawns[0]["platform"]["properties"]}
+        assert props.get("rules_tfjs_memory") == "4g", spawns[0]["platform"]
+        # Action, Command and the input tree's new Directory nodes only: a few kB.
+        assert up.blob_bytes < 1_000_000, (up.blob_bytes, sorted(up.blobs)[:20])
+        assert (first.bin_dir() / "remote_props" / "big_executor" / "model.json").is_file()
+    finally:
+        shutil.rmtree(pkg)
+
+
+def test_remote_cache_hits_in_a_second_output_base_without_uploads(env, worker):
+    first: Bazel = env["first"]
+    second: Bazel = env["second"]
+    expected = {t: v for t, v in outputs(first).items() if t in REMOTE_TARGETS}
+    second.run("clean")
+    spawns, up, (new_blobs, new_bytes) = remote_build(second, worker, "remote_second_output_base",
+                                                      *REMOTE_TARGETS)
+    assert len(spawns) == len(REMOTE_TARGETS)
+    assert all(s["remoteCacheHit"] for s in spawns), [(target_of(s), s["runner"]) for s in spawns]
+    assert up.write_calls == 0 and up.bytes_sent == 0, up.calls
+    assert (new_blobs, new_bytes) == (0, 0)
+    assert {t: v for t, v in outputs(second).items() if t in REMOTE_TARGETS} == expected

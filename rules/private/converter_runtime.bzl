@@ -1,0 +1,87 @@
+"""How a conversion action starts the converter with nothing but declared inputs.
+
+The action's executable is the snapshot's dynamic loader (`@tfjs_python`), which starts
+the snapshot interpreter with `-S` (no site: no host site-packages) on
+`tfjs_convert_tool.py`; the converter sources and the locked site-packages come in as
+per-file tool inputs and are put on `sys.path` by the tool's `--sys_path` flags. So
+locally, in a sandbox, in a persistent worker and on a remote executor the same files
+are read at the same execroot-relative paths, and an executor needs only Linux x86_64.
+
+`--define=tfjs_check_hermetic=1` makes the tool fail if any loaded shared object or
+imported module came from outside the action's input tree (the remote-execution test
+turns it on; it changes the action key, so it is off by default).
+"""
+
+CONVERTER_RUNTIME_ATTRS = {
+    "_converter_files": attr.label(
+        default = Label("//converter:tfjsconv_files"),
+        doc = "The tfjsconv sources and data files.",
+    ),
+    "_python_files": attr.label(
+        default = Label("@tfjs_python//:files"),
+        doc = "The CPython 3.11 snapshot: binary, stdlib, shared libraries.",
+    ),
+    "_python_interpreter": attr.label(
+        default = Label("@tfjs_python//:bin/python3.11"),
+        allow_single_file = True,
+    ),
+    "_python_loader": attr.label(
+        default = Label("@tfjs_python//:lib/ld-linux-x86-64.so.2"),
+        allow_single_file = True,
+    ),
+    "_site_packages": attr.label(
+        default = Label("@tfjs_pip//:files"),
+        doc = "The locked site-packages, one input per file.",
+    ),
+    "_site_packages_lock": attr.label(
+        default = Label("@tfjs_pip//:lock.sha256"),
+        allow_single_file = True,
+    ),
+    "_tool_script": attr.label(
+        default = Label("//rules/private:tfjs_convert_tool.py"),
+        allow_single_file = True,
+    ),
+}
+
+def _dirname(path):
+    return path.rpartition("/")[0]
+
+def _import_root(files, marker):
+    """The directory that holds `marker` (e.g. "tfjsconv/__init__.py") among `files`."""
+    for f in files:
+        if f.path.endswith("/" + marker) or f.path == marker:
+            root = f.path[:len(f.path) - len(marker)].rstrip("/")
+            return root or "."
+    fail("rules_tfjs: %s not found among the converter's files" % marker)
+
+def converter_command(ctx):
+    """(executable, startup arguments, tool inputs, extra env) of a conversion action."""
+    loader = ctx.file._python_loader
+    interpreter = ctx.file._python_interpreter
+    script = ctx.file._tool_script
+    converter = ctx.files._converter_files
+    site_dir = _dirname(ctx.file._site_packages_lock.path) + "/site-packages"
+    startup = [
+        "--library-path",
+        _dirname(loader.path),
+        interpreter.path,
+        "-s",
+        "-S",
+        script.path,
+        "--sys_path=" + _import_root(converter, "tfjsconv/__init__.py"),
+        "--sys_path=" + site_dir,
+    ]
+    if ctx.var.get("tfjs_check_hermetic", "0") == "1":
+        startup.append("--check_hermetic")
+    tools = depset(
+        [script, ctx.file._site_packages_lock, loader, interpreter],
+        transitive = [
+            depset(converter),
+            depset(ctx.files._python_files),
+            depset(ctx.files._site_packages),
+        ],
+    )
+
+    # PYTHONHOME: the snapshot's prefix (bin/python3.11 -> the repository root).
+    env = {"PYTHONHOME": _dirname(_dirname(interpreter.path))}
+    return loader, startup, tools, env
