@@ -8,7 +8,7 @@ skylib 1.9.1) and need no conversion: analysis only, so they are cheap.
 
 load("@bazel_skylib//lib:unittest.bzl", "analysistest", "asserts")
 load("//rules:defs.bzl", "TfjsModelInfo", "tfjs_model", "tfjs_quantized_model")
-load("//rules/private:action_env.bzl", "ACTION_ENV")  # buildifier: disable=bzl-visibility
+load("//rules/private:formats.bzl", "ACTION_ENV")  # buildifier: disable=bzl-visibility
 load("//rules/private:tfjs_model.bzl", "tfjs_model_rule")  # buildifier: disable=bzl-visibility
 
 # --- fail() messages -------------------------------------------------------------------
@@ -48,7 +48,8 @@ def _info_test_impl(ctx):
     asserts.equals(env, want.format, info.format)
     asserts.equals(env, want.input_format, info.input_format)
     asserts.equals(env, want.quantization, info.quantization)
-    asserts.equals(env, want.weight_shard_size_bytes, info.weight_shard_size_bytes)
+    want_shards = want.weight_shard_size_bytes if want.weight_shard_size_bytes > 0 else None
+    asserts.equals(env, want_shards, info.weight_shard_size_bytes)
     return analysistest.end(env)
 
 info_test = analysistest.make(
@@ -58,7 +59,10 @@ info_test = analysistest.make(
         "format": attr.string(mandatory = True, doc = "Expected TfjsModelInfo.format."),
         "input_format": attr.string(mandatory = True, doc = "Expected TfjsModelInfo.input_format."),
         "quantization": attr.string_list_dict(doc = "Expected TfjsModelInfo.quantization."),
-        "weight_shard_size_bytes": attr.int(default = 4194304, doc = "Expected shard size."),
+        "weight_shard_size_bytes": attr.int(
+            default = 4194304,
+            doc = "Expected shard size; 0 means None (the rule wrote no shards of its own).",
+        ),
     },
 )
 
@@ -74,20 +78,41 @@ def _action_test_impl(ctx):
     action = actions[0]
     info = target[TfjsModelInfo]
 
-    # argv[0] is the tool; the rest is what the param file (the worker request) holds,
-    # which analysis sees expanded. Output paths differ per configuration: "$OUT" is the
-    # target's tree artifact, "$DIR" the directory holding it (for chained targets).
+    # A conversion starts the @tfjs_python snapshot through its own dynamic loader:
+    # argv = loader, --library-path DIR, interpreter, -s, -S, tool, --sys_path=...;
+    # the rest is what the param file (the worker request) holds, which analysis sees
+    # expanded. Other actions (migration) start their tool directly: argv[0].
+    argv = action.argv
+    snapshot = argv[0].endswith("/ld-linux-x86-64.so.2")
+    if snapshot:
+        asserts.equals(env, "--library-path", argv[1])
+        asserts.true(env, argv[3].endswith("/bin/python3.11"), "interpreter: " + argv[3])
+        asserts.equals(env, ["-s", "-S", "rules/private/tfjs_convert_tool.py"], argv[4:7])
+        rest = argv[7:]
+        for _ in range(len(rest)):
+            if not rest or not rest[0].startswith("--sys_path="):
+                break
+            rest = rest[1:]
+    else:
+        rest = argv[1:]
+
+    # Output paths differ per configuration: "$OUT" is the target's tree artifact, "$DIR"
+    # the directory holding it (for chained targets).
     subst = {"$OUT": info.model_dir.path, "$DIR": info.model_dir.dirname}
     expected = []
     for a in ctx.attr.argv:
         for key, value in subst.items():
             a = a.replace(key, value)
         expected.append(a)
-    asserts.equals(env, expected, action.argv[1:])
+    asserts.equals(env, expected, rest)
 
-    # The complete environment is the one pinned list; the values outputs depend on are
-    # spelled out here as well.
-    asserts.equals(env, ACTION_ENV, action.env)
+    # The complete environment is the one pinned list (plus, for the snapshot, its
+    # PYTHONHOME); the values outputs depend on are spelled out here as well.
+    action_env = dict(action.env)
+    if snapshot:
+        home = action_env.pop("PYTHONHOME", "")
+        asserts.true(env, home.endswith("tfjs_python"), "PYTHONHOME: " + home)
+    asserts.equals(env, ACTION_ENV, action_env)
     for key, value in ctx.attr.env.items():
         asserts.equals(env, value, action.env.get(key), "env %s" % key)
     asserts.equals(env, [info.model_dir], action.outputs.to_list())
@@ -125,13 +150,13 @@ _FAILURES = {
     "shard_for_keras_output": (
         tfjs_model,
         {"input_format": "tfjs_layers_model", "output_format": "keras", "weight_shard_size_bytes": 1024},
-        "weight_shard_size_bytes applies only to tfjs_layers_model and tfjs_graph_model outputs",
+        "weight_shard_size_bytes applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras",
     ),
     "frozen_without_nodes": (tfjs_model, {"input_format": "tf_frozen_model"}, "output_node_names is required for input_format \"tf_frozen_model\""),
     "signature_for_keras": (
         tfjs_model,
         {"input_format": "keras", "signature_name": "serving_alt"},
-        "signature_name applies only to the tf_saved_model and tf_hub input formats, not keras",
+        "signature_name applies only to the tf_hub or tf_saved_model input format, not keras",
     ),
     "control_flow_for_layers": (
         tfjs_model,
@@ -167,7 +192,7 @@ _FAILURES = {
     "quantized_keras_saved_model": (
         tfjs_model,
         {"input_format": "tfjs_layers_model", "output_format": "keras_saved_model", "quantize_uint8": ["*"]},
-        "quantization does not apply to the keras_saved_model output format",
+        "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras_saved_model",
     ),
     "empty_src": (tfjs_model, {"input_format": "keras", "src": ":empty"}, "src $PKG:empty provides no files"),
     "two_files_for_keras": (
