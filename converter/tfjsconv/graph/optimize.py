@@ -4,7 +4,7 @@ Order (as the reference): op check; grappler [debug_stripper] + 2x(pruning, cons
 arithmetic, dependency); batch-norm folding; BiasAdd normalization; CPU device on
 Conv2D/MatMul so the remapper fuses them; grappler remap pass (``_FusedConv2D``,
 ``_FusedMatMul``); drop ``unused_control_flow_input`` placeholders; PReLU and depthwise
-fusions; op check again.  Each grappler run keeps large opaque weights out of grappler
+fusions; control inputs from Switches re-expressed for tfjs; op check again.  Each grappler run keeps large opaque weights out of grappler
 (``weight_stash``), after folding ``Const -> Identity`` reads once up front.
 """
 
@@ -112,6 +112,7 @@ def optimize_graph(
     graph_def = rewrites.fuse_prelu(graph_def, keep=fetch_nodes)
     graph_def = rewrites.fuse_depthwise_conv2d(graph_def, keep=fetch_nodes)
     graph_def = rewrites.fuse_prelu_into_fused_ops(graph_def, keep=fetch_nodes)
+    graph_def = rewrites.switch_control_inputs(graph_def, keep=fetch_nodes)
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "after optimization")
     # The reference always ends with a (possibly empty) library: keep that shape.

@@ -2,7 +2,7 @@
 
 grappler pass 1 -> ``fold_batch_norms`` -> ``normalize_bias_add`` -> (CPU device,
 grappler remap) -> ``fuse_prelu`` -> ``fuse_depthwise_conv2d`` ->
-``fuse_prelu_into_fused_ops``.
+``fuse_prelu_into_fused_ops`` -> ``switch_control_inputs`` (lowered control flow).
 
 Each is a pure ``GraphDef -> GraphDef`` function: the input is never modified, the
 result is a new GraphDef (or the input itself when nothing applies) whose node order follows the input's (replacement nodes take
@@ -15,6 +15,7 @@ from tfjsconv.graph.rewrites.fuse_depthwise_conv2d import fuse_depthwise_conv2d
 from tfjsconv.graph.rewrites.fuse_prelu import fuse_prelu
 from tfjsconv.graph.rewrites.fuse_prelu_into_fused_ops import fuse_prelu_into_fused_ops
 from tfjsconv.graph.rewrites.normalize_bias_add import normalize_bias_add
+from tfjsconv.graph.rewrites.switch_control_inputs import switch_control_inputs
 
 __all__ = [
     "fold_batch_norms",
@@ -22,4 +23,5 @@ __all__ = [
     "fuse_prelu",
     "fuse_prelu_into_fused_ops",
     "normalize_bias_add",
+    "switch_control_inputs",
 ]
