@@ -55,7 +55,8 @@ class Problem:
 
     def message(self) -> str:
         where = f" in {self.graph}" if self.graph else ""
-        return f"TensorFlow.js 4.22 cannot run this graph: node '{self.node}' ({self.op}){where} {self.reason}; {self.alternative}"
+        return (f"TensorFlow.js 4.22 cannot run this graph: node '{self.node}' ({self.op}){where} "
+                f"{self.reason}; {self.alternative}")
 
 
 def _function_ref(ref: str) -> str:
@@ -112,7 +113,8 @@ def graph_problems(
             for attr in FUNCTION_ATTRS.get(node.op, ()):
                 fn = node.attr[attr].func.name if attr in node.attr else ""
                 if fn not in library:
-                    problems.append(Problem(node.name, node.op, f"runs function '{fn}', which the model does not contain",
+                    problems.append(Problem(node.name, node.op,
+                                            f"runs function '{fn}', which the model does not contain",
                                             "this model file is inconsistent", graph))
     if problems:
         return problems
@@ -164,7 +166,8 @@ def _blocker(target, by_name, inputs_of, ready, fed_names, alternative, graph, o
         node = by_name[name]
         missing = [r for r in inputs_of[name] if r not in ready and r in by_name]
         if node.op.startswith("Placeholder") and not inputs_of[name]:
-            return Problem(name, node.op, f"is a placeholder that is not a model input, and output '{out}' needs it",
+            return Problem(name, node.op,
+                           f"is a placeholder that is not a model input, and output '{out}' needs it",
                            "give it as a model input (signature) or freeze its value", graph)
         nxt = [m for m in missing if m not in seen]
         if not nxt:
