@@ -1,6 +1,6 @@
 """The reference's graph optimization: grappler, then the tfjs-specific rewrites.
 
-Order (as the reference): op check; grappler [debug_stripper] + 2x(pruning, constfold,
+Order (as the reference, plus exact rewrites of ops tfjs lacks first): op check; grappler [debug_stripper] + 2x(pruning, constfold,
 arithmetic, dependency); batch-norm folding; BiasAdd normalization; CPU device on
 Conv2D/MatMul so the remapper fuses them; grappler remap pass (``_FusedConv2D``,
 ``_FusedMatMul``); drop ``unused_control_flow_input`` placeholders; PReLU and depthwise
@@ -98,6 +98,7 @@ def optimize_graph(
     ``stash_min_bytes=None`` gives grappler every weight (tests compare both ways).
     """
     fetch_nodes = [n.split(":")[0] for n in fetch_nodes]
+    rewrites.exact_op_rewrites(graph_def)  # in place: the frozen graph holds every weight
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "before optimization")
     weight_stash.fold_const_identities(graph_def, fetch_nodes)
