@@ -9,7 +9,6 @@ is compared with what tfjs actually does with that graph.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

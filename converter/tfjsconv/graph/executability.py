@@ -171,7 +171,8 @@ def _blocker(target, by_name, inputs_of, ready, fed_names, alternative, graph, o
                            "give it as a model input (signature) or freeze its value", graph)
         nxt = [m for m in missing if m not in seen]
         if not nxt:
-            return Problem(name, node.op, f"never gets all its inputs (a cycle not broken by a Merge), so output '{out}' "
+            return Problem(name, node.op,
+                           f"never gets all its inputs (a cycle not broken by a Merge), so output '{out}' "
                            "is never computed", alternative, graph)
         name = nxt[0]
 
