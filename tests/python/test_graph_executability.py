@@ -170,6 +170,22 @@ def _while_cond_module(root: Path):
 
 
 def _keras_rnn(root: Path, kind: str):
+    """(source, input format, x, Keras prediction) for a recurrent model."""
+    x = np.random.default_rng(0).standard_normal((2, 6, 3)).astype(np.float32)
+    if kind.startswith("keras3"):  # the reference and tfjsconv before this fix: "Cannot compute the outputs"
+        import keras
+
+        keras.utils.set_random_seed(3)
+        inp = keras.Input((6, 3), name="seq")
+        layer = keras.layers.LSTM(4) if "lstm" in kind else keras.layers.GRU(4)
+        model = keras.Model(inp, keras.layers.Dense(2)(layer(inp)))
+        if kind.endswith("export"):
+            path = str(root / f"{kind}_sm")
+            model.export(path, verbose=False)
+            return path, "tf_saved_model", x, np.asarray(model(x))
+        path = str(root / f"{kind}.keras")
+        model.save(path)
+        return path, "keras_keras", x, np.asarray(model(x))
     import tf_keras as k
 
     k.utils.set_random_seed(1)
@@ -180,10 +196,9 @@ def _keras_rnn(root: Path, kind: str):
     else:
         inp = k.Input((6, 3), name="seq")
         model = k.Model(inp, k.layers.Dense(2)(k.layers.GRU(4)(inp)))  # reset_after=True (Keras default)
-        x = np.random.default_rng(0).standard_normal((2, 6, 3)).astype(np.float32)
     path = str(root / f"{kind}.h5")
     model.save(path)
-    return path, x, model(x).numpy()
+    return path, "keras", x, model(x).numpy()
 
 
 def _convert(src, out: Path, fmt: str, **opts) -> dict:
@@ -225,12 +240,12 @@ def test_check_predicts_what_tfjs_does_without_the_rewrite(tfjs, tmp_path, monke
 
 
 @pytest.mark.tfjs
-@pytest.mark.parametrize("kind", ["embedding_lstm", "gru"])
-def test_keras_recurrent_h5_runs_with_default_flags(tfjs, tmp_path, kind):
-    path, x, want = _keras_rnn(tmp_path, kind)
+@pytest.mark.parametrize("kind", ["embedding_lstm", "gru", "keras3_lstm", "keras3_gru", "keras3_lstm_export"])
+def test_keras_recurrent_models_run_with_default_flags(tfjs, tmp_path, kind):
+    path, fmt, x, want = _keras_rnn(tmp_path, kind)
     for flags in ({}, {"control_flow_v2": True}):
         out = tmp_path / f"out{len(flags)}"
-        _convert(path, out, "keras", **flags)
+        _convert(path, out, fmt, **flags)
         (got,) = tfjs.predict(out, [x], kind="graph")
         np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL, err_msg=str(flags))
 
