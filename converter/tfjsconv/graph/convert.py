@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError
 from tfjsconv.options import ConversionOptions
-from tfjsconv.graph import extract, optimize
+from tfjsconv.graph import executability, extract, optimize
 from tfjsconv.graph.freeze import FrozenModel, freeze_concrete_function
 from tfjsconv.graph.topology import message_to_dict
 
@@ -45,6 +45,8 @@ def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOpti
     )
     frozen.graph_def = None
     init_graph = frozen.initializer_graph_def
+    # Refuse here what tfjs would load and then fail to execute.
+    executability.check_model(graph_def, frozen.signature, init_graph, frozen.initializer_signature)
     values = extract.extract_weights(graph_def, init_graph)
     log.info("writing %d weights and model.json (%d nodes)", len(values), len(graph_def.node))
     manifest = weights.write_weights(

@@ -1,11 +1,14 @@
 """The reference's graph optimization: grappler, then the tfjs-specific rewrites.
 
-Order (as the reference): op check; grappler [debug_stripper] + 2x(pruning, constfold,
-arithmetic, dependency); batch-norm folding; BiasAdd normalization; CPU device on
-Conv2D/MatMul so the remapper fuses them; grappler remap pass (``_FusedConv2D``,
-``_FusedMatMul``); drop ``unused_control_flow_input`` placeholders; PReLU and depthwise
-fusions; op check again.  Each grappler run keeps large opaque weights out of grappler
-(``weight_stash``), after folding ``Const -> Identity`` reads once up front.
+Order (as the reference, plus an exact rewrite of ops tfjs lacks first): op check;
+grappler [debug_stripper] + 2x(pruning, constfold, arithmetic, dependency); batch-norm
+folding; BiasAdd normalization; CPU device on Conv2D/MatMul so the remapper fuses them;
+grappler remap pass (``_FusedConv2D``, ``_FusedMatMul``); drop
+``unused_control_flow_input`` placeholders; PReLU and depthwise fusions; inert control
+inputs (and the dead weights only they kept) dropped; control inputs from Switches
+re-expressed for tfjs; op check again.  Each grappler run keeps large opaque weights
+out of grappler (``weight_stash``), after folding ``Const -> Identity`` reads once up
+front.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 from tfjsconv.graph import ops as op_list
-from tfjsconv.graph import rewrites, weight_stash
+from tfjsconv.graph import inert_control, rewrites, weight_stash
 
 _CPU = "/device:CPU:0"
 _PASS1 = ["pruning", "constfold", "arithmetic", "dependency"] * 2
@@ -98,6 +101,7 @@ def optimize_graph(
     ``stash_min_bytes=None`` gives grappler every weight (tests compare both ways).
     """
     fetch_nodes = [n.split(":")[0] for n in fetch_nodes]
+    rewrites.exact_op_rewrites(graph_def)  # in place: the frozen graph holds every weight
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "before optimization")
     weight_stash.fold_const_identities(graph_def, fetch_nodes)
@@ -112,6 +116,8 @@ def optimize_graph(
     graph_def = rewrites.fuse_prelu(graph_def, keep=fetch_nodes)
     graph_def = rewrites.fuse_depthwise_conv2d(graph_def, keep=fetch_nodes)
     graph_def = rewrites.fuse_prelu_into_fused_ops(graph_def, keep=fetch_nodes)
+    inert_control.drop_inert_control_inputs(graph_def, fetch_nodes)  # and the weights only they kept
+    graph_def = rewrites.switch_control_inputs(graph_def, keep=fetch_nodes)
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "after optimization")
     # The reference always ends with a (possibly empty) library: keep that shape.

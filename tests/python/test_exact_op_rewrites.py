@@ -1,0 +1,139 @@
+"""Ops tfjs 4.22 lacks, rewritten exactly (``graph/rewrites/exact_op_rewrites.py``).
+
+Each rewrite is checked three ways: the rewritten graph computes what the original op
+computes in TensorFlow (float64, extreme values included); Keras 3 models that emit the
+op convert with default flags and run in the real tfjs runtime (cpu and wasm) with
+Keras's predictions; and the README's table is the one the module describes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfjsconv import api
+from tfjsconv.graph import ops as op_list
+from tfjsconv.graph.rewrites import EXACT_REWRITES, exact_op_rewrites
+from tfjsconv.graph.rewrites.exact_op_rewrites import rewrite_table_markdown
+from tfjsconv.options import ConversionOptions
+
+REPO = Path(__file__).resolve().parents[2]
+# tfjs computes Erf with Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, tfjs-backend-cpu
+# erf kernel), TF with a correctly rounded float32 erf.
+ERF_APPROXIMATION = 1.5e-7
+
+
+def _graph_of(op: str, dtype):
+    import tensorflow as tf
+
+    fn = {"Erfc": tf.math.erfc, "Softsign": tf.nn.softsign}[op]
+    concrete = tf.function(fn).get_concrete_function(tf.TensorSpec([None], dtype))
+    return concrete.graph.as_graph_def(), concrete.inputs[0].name, concrete.outputs[0].name
+
+
+def _run(graph_def, feed_name, fetch, x):
+    import tensorflow as tf
+
+    with tf.Graph().as_default():
+        tf.graph_util.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session() as session:
+            return session.run(fetch, {feed_name: x})
+
+
+@pytest.mark.parametrize("op", [r.op for r in EXACT_REWRITES])
+def test_rewrite_computes_the_op(op):
+    import tensorflow as tf
+
+    for dtype, np_dtype in ((tf.float64, np.float64), (tf.float32, np.float32)):
+        # 1 - erf(x) and x / (1 + |x|) round once or twice more than the fused kernel:
+        # within 2 ulps of the largest result (|erfc| <= 2, |softsign| < 1).
+        tol = 2 * float(np.spacing(np_dtype(2)))
+        graph_def, feed, fetch = _graph_of(op, dtype)
+        x = np.concatenate([np.linspace(-6, 6, 241), [0.0, -0.0, 1e-30, -1e-30, 30.0, -30.0, 1e30, -1e30]])
+        x = x.astype(np_dtype)
+        want = _run(graph_def, feed, fetch, x)
+        assert op in op_list.graph_ops(graph_def)
+        rewritten = exact_op_rewrites(graph_def)
+        assert rewritten and op not in op_list.graph_ops(graph_def)
+        assert not op_list.unsupported_ops([graph_def], strip_debug_ops=True)
+        got = _run(graph_def, feed, fetch, x)
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=str(dtype))
+
+
+def test_readme_lists_exactly_these_rewrites():
+    readme = (REPO / "README.md").read_text()
+    assert rewrite_table_markdown() in readme
+    assert len({r.op for r in EXACT_REWRITES}) == len(EXACT_REWRITES)
+
+
+def _keras3(seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras
+
+
+def _gelu_softsign_model():
+    keras = _keras3(7)
+    inp = keras.Input((6,), name="x")
+    h = keras.layers.Dense(8, activation="gelu", bias_initializer="random_normal")(inp)
+    out = keras.layers.Dense(4, activation="softsign", bias_initializer="random_normal")(h * 3.0)
+    return keras.Model(inp, out), {"x": np.random.default_rng(1).standard_normal((5, 6)).astype(np.float32) * 3}
+
+
+def _attention_model():
+    """A transformer block: MultiHeadAttention, LayerNormalization, gelu feed-forward."""
+    keras = _keras3(11)
+    inp = keras.Input((5, 8), name="tokens")
+    attended = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)(inp, inp)
+    h = keras.layers.LayerNormalization()(inp + attended)
+    ff = keras.layers.Dense(8)(keras.layers.Dense(16, activation="gelu")(h))
+    out = keras.layers.LayerNormalization()(h + ff)
+    return keras.Model(inp, out), {"tokens": np.random.default_rng(2).standard_normal((3, 5, 8)).astype(np.float32)}
+
+
+def _float64_spread(build, model, inputs) -> float:
+    """|float32 Keras - float64 Keras| with the same weights: float32 rounding's size here."""
+    import keras
+
+    old = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        twin, _ = build()
+    finally:
+        keras.config.set_floatx(old[0])
+        keras.config.set_dtype_policy(old[1])
+    twin.set_weights([w.astype(np.float64) for w in model.get_weights()])
+    (x,) = inputs.values()
+    want32 = np.asarray(model(x))
+    want64 = np.asarray(twin(x.astype(np.float64)))
+    assert want64.dtype == np.float64
+    return float(np.abs(want32.astype(np.float64) - want64).max())
+
+
+@pytest.mark.tfjs
+@pytest.mark.parametrize("build, backends", [
+    (_gelu_softsign_model, ("cpu", "wasm")),
+    (_attention_model, ("cpu",)),  # tfjs-backend-wasm 4.22 registers no Einsum kernel
+], ids=["gelu_softsign", "attention"])
+def test_keras3_models_with_rewritten_ops_run_in_tfjs(tfjs, tmp_path, build, backends):
+    model, inputs = build()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    out = tmp_path / "graph"
+    api.convert(str(path), str(out), ConversionOptions(input_format="keras_keras", output_format="tfjs_graph_model"))
+    want = np.asarray(model(list(inputs.values())[0]))
+    # Tolerance: float32 rounding (twice the measured float32-vs-float64 spread: TF and
+    # tfjs each round), plus tfjs's Erf approximation carried through at most two
+    # layers of O(1) weights (outputs are LayerNorm'd / softsign'd, so O(1)).
+    spread = _float64_spread(build, model, inputs)
+    tol = 2 * spread + 8 * ERF_APPROXIMATION * float(np.abs(list(inputs.values())[0]).max())
+    print(f"\n{build.__name__}: float32-vs-float64 spread {spread:.3g}, tolerance {tol:.3g}")
+    for backend in backends:
+        (got,) = tfjs.predict(out, inputs, kind="graph", backend=backend)
+        print(f"{backend}: max |tfjs - Keras| {float(np.abs(got - want).max()):.3g}")
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=backend)
+
