@@ -313,6 +313,9 @@ def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> Non
 
 def keras_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
     """keras (h5) / keras_keras (.keras) -> tfjs_graph_model, traced in-process."""
+    from tfjsconv.layers.keras_files import check_keras_file
+
+    check_keras_file(input_path)  # size/zip-bomb checks before Keras reads anything
     model = _load_keras(input_path, options)
     _convert_keras_model(model, staging_dir, options)
 
