@@ -9,7 +9,6 @@ out of the pytest process): ``python hostile_models.py ROOT``.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -128,7 +127,7 @@ def _h5_bomb(path: str, real_h5: str) -> str:
     shutil.copyfile(real_h5, path)
     with h5py.File(path, "r+") as f:
         group = f["model_weights/d/d"]
-        name = "kernel:0" if "kernel:0" in group else sorted(group)[0]
+        name = "kernel:0" if "kernel:0" in group else min(group)
         del group[name]
         group.create_dataset(name, shape=(1 << 20, 1 << 20), dtype="float32", chunks=(1024, 1024),
                              compression="gzip", fillvalue=1.0)

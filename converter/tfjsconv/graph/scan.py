@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from typing import Any, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
 
 from tfjsconv import datafiles
@@ -59,6 +60,13 @@ _SHAPE_INPUTS: Mapping[str, Tuple[int, str]] = {
     "SparseToDense": (1, "shape"),
     "TensorListReserve": (1, "count"),
     "TensorArrayV3": (0, "count"),
+    "ParallelConcat": (-1, "attr"),
+    **{op: (0, "shape") for op in (
+        "StatelessRandomNormal", "StatelessRandomUniform", "StatelessRandomUniformInt",
+        "StatelessRandomUniformFullInt", "StatelessTruncatedNormal", "StatelessRandomNormalV2",
+        "StatelessRandomUniformV2", "StatelessRandomUniformIntV2", "StatelessRandomUniformFullIntV2",
+        "StatelessTruncatedNormalV2", "StatelessRandomBinomial", "StatelessRandomPoisson",
+        "StatelessRandomGammaV2")},
 }
 # Bytes per element by DataType enum; unknown types count 8 (the widest scalar).
 _DTYPE_BYTES: Mapping[int, int] = {
@@ -80,13 +88,65 @@ class Allowlist:
 
 
 def allowlist() -> Allowlist:
-    """tfjs runtime ops + load/restore/freeze ops, minus the never-allowed ones."""
+    """tfjs runtime ops + load/restore/freeze ops + pure compute ops, minus the
+    never-allowed ones.  (What the *converted* model may hold is checked after
+    freezing against tfjs_ops.json alone.)"""
     tfjs = datafiles.load_json("tfjs_ops.json")
     extra = datafiles.load_json("load_time_ops.json")
     names = {op for ops in tfjs["categories"].values() for op in ops} | set(tfjs["debug_ops"])
     names |= {op for ops in extra["load_time"].values() for op in ops}
+    names |= set(datafiles.load_json("compute_ops.json")["ops"])
     names -= set(extra["never"])
     return Allowlist(frozenset(names), frozenset(extra["save_only"]))
+
+
+# Op names that touch files, the network, processes, Python, queues, datasets or
+# summaries, or that debug/serialize through side channels: never "pure compute" even
+# when TensorFlow does not mark them stateful (ReadFile, MatchingFiles are not).
+_IO_NAME = re.compile(
+    r"File|Read|Write|Save|Restore|Print|Dataset|Iterator|PyFunc|Queue|Reader|Summary|Proto|Immutable|"
+    r"Load|Socket|Rpc|Send|Recv|Tpu|TPU|Remote|Checkpoint|Matching|Glob|Fingerprint|Directory|Env|Debug|"
+    r"Barrier|Accumulator|Stage|Unstage|MapPeek|MapUnstage|Collective|Nccl|Xla|Batch(Function)?$|"
+    r"Decode|Encode|Parse|Serialize|Deserialize|Jpeg|Png|Gif|Bmp|Wav|CSV")
+_PATH_ATTR = re.compile(r"file|path|url|stream|source|region|dir|container|shared_name|device", re.IGNORECASE)
+
+
+def derive_compute_ops(op_defs: Iterable[Any]) -> List[str]:
+    """Pure compute ops of a TensorFlow op registry (``compute_ops.json``'s derivation).
+
+    Kept: not stateful, no resource/variant-typed inputs or outputs, no string attr
+    that could name a file, URL or device, not an internal ``_`` op, and a name that
+    does not match ``_IO_NAME`` (which also drops the parsers of image, audio, CSV and
+    proto bytes: attack surface that grappler would run on constant inputs).  What is
+    left computes on tensors in memory and nothing else.
+    """
+    resource, variant = 20, 21  # DataType enums DT_RESOURCE, DT_VARIANT
+    out = []
+    for op in op_defs:
+        if op.is_stateful or op.name.startswith("_") or _IO_NAME.search(op.name):
+            continue
+        args = list(op.input_arg) + list(op.output_arg)
+        if any(a.type in (resource, variant) for a in args):
+            continue
+        if any(a.type in ("string", "list(string)", "func", "list(func)") and _PATH_ATTR.search(a.name)
+               for a in op.attr):
+            continue
+        out.append(op.name)
+    return sorted(out)
+
+
+def registered_op_defs() -> List[Any]:
+    """Every OpDef the installed TensorFlow registers (imports TensorFlow)."""
+    from tensorflow.core.framework import op_def_pb2
+    from tensorflow.python.client import pywrap_tf_session as c_api
+
+    buf = c_api.TF_GetAllOpList()
+    try:
+        op_list = op_def_pb2.OpList()
+        op_list.ParseFromString(c_api.TF_GetBuffer(buf))
+    finally:
+        c_api.TF_DeleteBuffer(buf)
+    return list(op_list.op)
 
 
 # ------------------------------------------------------------------ graph helpers
@@ -339,7 +399,7 @@ def _const_problem(node: Any) -> Optional[str]:
 def _const_ints(graph: _Graph, ref: str) -> Optional[List[int]]:
     """Integer values of the Const behind ``ref`` (through Identity), else None."""
     for _ in range(_MAX_TRACE):
-        name, node = _producer(graph, ref)
+        _, node = _producer(graph, ref)
         if node is None:
             return None
         if node.op in _IDENTITY_OPS and node.input:
@@ -366,9 +426,13 @@ def _const_ints(graph: _Graph, ref: str) -> Optional[List[int]]:
 def _allocation_problem(graph: _Graph, node: Any) -> Optional[str]:
     index, kind = _SHAPE_INPUTS[node.op]
     data = [i for i in node.input if not i.startswith("^")]
-    if index >= len(data):
+    if kind == "attr":
+        values: Optional[List[int]] = [d.size for d in node.attr["shape"].shape.dim] if "shape" in node.attr else None
+        kind = "shape"
+    elif index >= len(data):
         return None
-    values = _const_ints(graph, data[index])
+    else:
+        values = _const_ints(graph, data[index])
     if values is None:
         return None
     elements = _shape_elements(values) if kind == "shape" else (values[0] if values else 0)
@@ -515,7 +579,8 @@ def _check_assets(model_dir: str, meta: Any) -> None:
         name = asset.filename
         parts = name.replace("\\", "/").split("/")
         if not name or os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts or ":" in name:
-            raise UnsafeModelError(f"SavedModel {model_dir}: asset path {name!r} is not a file inside its assets directory")
+            raise UnsafeModelError(
+                f"SavedModel {model_dir}: asset path {name!r} is not a file inside its assets directory")
         full = os.path.realpath(os.path.join(model_dir, "assets", name))
         if os.path.commonpath([root, full]) != root:
             raise UnsafeModelError(f"SavedModel {model_dir}: asset {name!r} resolves outside the model directory")
