@@ -183,3 +183,9 @@ def test_assets_stay_inside_the_model(tmp_path):
     os.symlink("/etc/passwd", model / "assets" / "vocab.txt")
     with pytest.raises(scan.UnsafeModelError, match="resolves outside the model directory"):
         scan.scan_saved_model(str(model), meta, allow_unsafe=False)
+
+
+def test_a_repeated_node_name_cannot_hide_an_op():
+    g = _graph(functions=[("f", [], [("x", "WriteFile", []), ("x", "Identity", [])])])
+    with pytest.raises(scan.UnsafeModelError, match="function f has two nodes with the same name"):
+        scan.scan_graph_def(g, "m.pb", allow_unsafe=False)

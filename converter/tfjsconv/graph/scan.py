@@ -181,14 +181,22 @@ class _Graph:
         return self.name if self.name is not None else "the graph"
 
 
+def _by_name(nodes: Any, where: str) -> Dict[str, Any]:
+    """Nodes by name; a repeated name is refused (a dict would hide all but the last)."""
+    out = {n.name: n for n in nodes}
+    if len(out) != len(nodes):
+        raise UnsafeModelError(f"{where} has two nodes with the same name")
+    return out
+
+
 def _graphs(graph_def: Any) -> Tuple[_Graph, Dict[str, _Graph]]:
-    top = _Graph(None, {n.name: n for n in graph_def.node}, [])
+    top = _Graph(None, _by_name(graph_def.node, "the graph"), [])
     funcs: Dict[str, _Graph] = {}
     for fdef in graph_def.library.function:
         name = fdef.signature.name
         if name in funcs:
             raise UnsafeModelError(f"function {name} is defined twice in the function library")
-        funcs[name] = _Graph(name, {n.name: n for n in fdef.node_def},
+        funcs[name] = _Graph(name, _by_name(fdef.node_def, f"function {name}"),
                              [a.name for a in fdef.signature.input_arg])
     return top, funcs
 
