@@ -482,8 +482,8 @@ def read_graph_def(path: str) -> Any:
     """Parse a binary GraphDef one top-level field at a time.
 
     ``ParseFromString(f.read())`` holds the whole file and the parsed message at once:
-    two copies of a model near the 2 GiB protobuf limit.  Merging field by field holds
-    the parsed message plus one node's bytes.
+    two copies of a model near the 2 GiB protobuf limit.  Parsing field by field holds
+    the parsed message plus the bytes of one node (GraphDef field 1).
     """
     from tensorflow.core.framework import graph_pb2
 
@@ -505,7 +505,10 @@ def read_graph_def(path: str) -> Any:
                     payload = f.read(length)
                     if len(payload) != length:
                         raise ValueError("truncated field")
-                    graph_def.MergeFromString(tag_raw + length_raw + payload)
+                    if tag >> 3 == 1:  # a NodeDef: parsed in place, no concatenated copy
+                        graph_def.node.add().ParseFromString(payload)
+                    else:
+                        graph_def.MergeFromString(tag_raw + length_raw + payload)
                     del payload
                 elif wire == 0:
                     value, value_raw = _read_varint(f)
