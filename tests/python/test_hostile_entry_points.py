@@ -151,3 +151,26 @@ def test_bazel_rule_refuses_hostile_models_with_and_without_workers(hostile, tmp
     finally:
         subprocess.run([BAZEL, f"--output_base={output_base}", "shutdown"], cwd=ws, capture_output=True,
                        timeout=120)
+
+
+@pytest.mark.slow
+def test_the_corpus_is_real_allow_unsafe_lets_the_model_write(hostile, tmp_path):
+    """The control: with --allow_unsafe_deserialization TensorFlow loads the model and its
+    initializer writes the sentinel (so the checks above can fail). Runs last: it removes
+    the sentinel it provokes."""
+    sentinel = hostile["_root"] / "sentinels" / "sm_init_write_file"
+    model = tmp_path / "sm"
+    shutil.copytree(hostile["sm_init_write_file"], model)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "converter"), TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        proc = subprocess.run([PYTHON, "-m", "tfjsconv.cli", "--input_format=tf_saved_model",
+                               "--allow_unsafe_deserialization", str(model), str(tmp_path / "out")],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert ("tensorflowjs_converter: warning: --allow_unsafe_deserialization: not checking the ops of "
+                f"SavedModel {model}") in proc.stderr
+        assert sentinel.exists(), proc.stderr
+        # The converted model could not hold WriteFile anyway: the tfjs op check still refuses it.
+        assert proc.returncode == 1 and "Unsupported Ops in the model before optimization: WriteFile" in proc.stderr
+    finally:
+        if sentinel.exists():
+            sentinel.unlink()
