@@ -94,7 +94,7 @@ def _env() -> dict:
 
 
 def _helper(code: str, *args: str) -> None:
-    out = subprocess.run([PYTHON, "-c", code, *args], capture_output=True, text=True, env=_env())
+    out = subprocess.run([PYTHON, "-c", code, *args], capture_output=True, text=True, env=_env(), check=False)
     if out.returncode != 0:
         raise SystemExit(f"bench_scan: helper failed:\n{out.stderr[-3000:]}")
 

@@ -70,11 +70,12 @@ def test_setuptools_hook_refuses_a_hostile_saved_model(hostile, tmp_path):
         src = "models/evil"
         input_format = "tf_saved_model"
         """))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "converter"), str(ROOT / "tools" / "setuptools_tfjs")]),
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join([str(ROOT / "converter"), str(ROOT / "tools" / "setuptools_tfjs")]),
                PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
                            "-w", str(tmp_path / "dist"), str(project)],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "tfjsconv: model 'evil':" in output and REFUSAL in output and "WriteFile" in output, output[-3000:]
@@ -97,7 +98,7 @@ def test_pants_plugin_command_refuses_a_hostile_frozen_model(hostile, tmp_path):
     out_dir, out_path = argv.output_paths(s, "models", "evil")
     cmd = [str(exe), *argv.converter_args(s, "models", argv.input_path(s, "models", ["models/write.pb"]), out_path)]
     env = dict(argv.PROCESS_ENV, PATH=os.environ.get("PATH", ""))
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("tensorflowjs_converter: error:")]
     assert len(errors) == 1 and REFUSAL in errors[0] and "WriteFile (in the graph)" in errors[0], proc.stderr
@@ -143,14 +144,14 @@ def test_bazel_rule_refuses_hostile_models_with_and_without_workers(hostile, tmp
             for name, needle in sorted(_EXPECTED.items()):
                 proc = subprocess.run([BAZEL, f"--output_base={output_base}", "--max_idle_secs=300", "build",
                                        f"--strategy=TfjsConvert={strategy}", f"//hostile:{name}"],
-                                      cwd=ws, env=env, capture_output=True, text=True, timeout=1800)
+                                      cwd=ws, env=env, capture_output=True, text=True, timeout=1800, check=False)
                 assert proc.returncode != 0, (strategy, name)
                 assert needle in proc.stderr, (strategy, name, proc.stderr[-3000:])
                 assert not (ws / "bazel-bin" / "hostile" / name / "model.json").exists()
                 assert _sentinels(hostile) == [], (strategy, name)
     finally:
         subprocess.run([BAZEL, f"--output_base={output_base}", "shutdown"], cwd=ws, capture_output=True,
-                       timeout=120)
+                       timeout=120, check=False)
 
 
 @pytest.mark.slow
@@ -165,7 +166,7 @@ def test_the_corpus_is_real_allow_unsafe_lets_the_model_write(hostile, tmp_path)
     try:
         proc = subprocess.run([PYTHON, "-m", "tfjsconv.cli", "--input_format=tf_saved_model",
                                "--allow_unsafe_deserialization", str(model), str(tmp_path / "out")],
-                              env=env, capture_output=True, text=True, timeout=600)
+                              env=env, capture_output=True, text=True, timeout=600, check=False)
         assert ("tensorflowjs_converter: warning: --allow_unsafe_deserialization: not checking the ops of "
                 f"SavedModel {model}") in proc.stderr
         assert sentinel.exists(), proc.stderr
