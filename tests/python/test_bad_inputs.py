@@ -5,7 +5,9 @@ problem, no traceback, nothing left at (or changed in) the output path, and the 
 untouched. A few rows with odd-but-valid inputs (Unicode, spaces) must succeed.
 
 Fixtures are built once per session (a tiny tf_keras h5, a Keras 3 ``.keras``, a
-SavedModel, and a tfjs layers model); every row works on its own copy.
+SavedModel, and a tfjs layers model); every row works on its own copy. HOSTILE_ROWS use
+the hostile corpus of ``hostile_models.py`` (built on first use): they also require that
+the model's sentinel file never appears and that the CLI's peak RSS stays under 1 GiB.
 """
 
 from __future__ import annotations
