@@ -9,6 +9,8 @@ clock on this machine:
 
 * Bazel cold, persistent workers (`--strategy=TfjsConvert=worker`): server and
   workers stopped, outputs cleaned, so the time includes analysis and TF imports;
+* Bazel cold, persistent workers without worker sandboxing (`--noworker_sandboxing`),
+  to show what the `.bazelrc` default `--worker_sandboxing` costs;
 * Bazel cold, no workers (`--strategy=TfjsConvert=linux-sandbox`): one process per model;
 * N sequential `tensorflowjs_converter` CLI runs (this package, fresh process each);
 * the reference converter, if `REFERENCE_CONVERTER` names its executable
@@ -88,11 +90,11 @@ def make_workspace(root: str, small: int, mobilenet: bool) -> List[str]:
     return [ws] + names
 
 
-def bazel_cold(ws: str, ob: str, strategy: str, target: str = "//bench_models:all") -> float:
+def bazel_cold(ws: str, ob: str, strategy: str, target: str = "//bench_models:all", *flags: str) -> float:
     base = [BAZEL, f"--output_base={ob}"]
     subprocess.run(base + ["clean"], cwd=ws, capture_output=True)
     subprocess.run(base + ["shutdown"], cwd=ws, capture_output=True)
-    return _run(base + ["build", f"--strategy=TfjsConvert={strategy}", target], ws)
+    return _run(base + ["build", f"--strategy=TfjsConvert={strategy}", *flags, target], ws)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -100,6 +102,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--small", type=int, default=10, help="number of small MLP models")
     p.add_argument("--no-mobilenet", action="store_true", help="skip the MobileNetV2 model")
     p.add_argument("--keep", action="store_true", help="keep the temporary workspace")
+    p.add_argument("--bazel-only", action="store_true", help="only the cold Bazel rows (strategies)")
     args = p.parse_args(argv)
 
     tmp = tempfile.mkdtemp(prefix="bench_bazel_")
@@ -118,8 +121,17 @@ def main(argv: Sequence[str]) -> int:
         rows.append(["bazel cold, no workers (linux-sandbox)", n, f"{t:.1f}", f"{t / n:.2f}"])
         sandboxed = digests()
         t_all_workers = t = bazel_cold(ws, ob, "worker")
-        rows.append(["bazel cold, persistent workers", n, f"{t:.1f}", f"{t / n:.2f}"])
+        rows.append(["bazel cold, persistent workers (.bazelrc: --worker_sandboxing)", n, f"{t:.1f}",
+                     f"{t / n:.2f}"])
         identical = digests() == sandboxed
+        t = bazel_cold(ws, ob, "worker", "//bench_models:all", "--noworker_sandboxing")
+        rows.append(["bazel cold, persistent workers, --noworker_sandboxing", n, f"{t:.1f}", f"{t / n:.2f}"])
+        identical = identical and digests() == sandboxed
+        if args.bazel_only:
+            subprocess.run([BAZEL, f"--output_base={ob}", "shutdown"], cwd=ws, capture_output=True)
+            print(f"worker and sandboxed outputs byte-identical: {'yes' if identical else 'NO'}")
+            print(common.markdown_table(["scenario", "models", "wall s", "s/model"], rows))
+            return 0
         t = _run([BAZEL, f"--output_base={ob}", "build", "//bench_models:all"], ws)
         rows.append(["bazel no-op rebuild", n, f"{t:.2f}", "-"])
 

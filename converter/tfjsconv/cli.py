@@ -102,7 +102,8 @@ def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
     p.add_argument("--metadata", help="name:path.json[,name2:path2.json] added as userDefinedMetadata")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output")
     p.add_argument("--allow_unsafe_deserialization", action="store_true",
-                   help="allow Keras Lambda layers and custom objects (runs code from the model)")
+                   help="trusted models only: allow Keras Lambda layers and custom objects, and load "
+                        "SavedModels/frozen graphs without the op allowlist scan (runs code from the model)")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
 

@@ -5,7 +5,9 @@ problem, no traceback, nothing left at (or changed in) the output path, and the 
 untouched. A few rows with odd-but-valid inputs (Unicode, spaces) must succeed.
 
 Fixtures are built once per session (a tiny tf_keras h5, a Keras 3 ``.keras``, a
-SavedModel, and a tfjs layers model); every row works on its own copy.
+SavedModel, and a tfjs layers model); every row works on its own copy. HOSTILE_ROWS use
+the hostile corpus of ``hostile_models.py`` (built on first use): they also require that
+the model's sentinel file never appears and that the CLI's peak RSS stays under 1 GiB.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -35,7 +38,14 @@ _TF_NOISE = re.compile(
 )
 
 
+# Peak RSS any bad-input conversion may reach: importing TensorFlow costs about 0.55 GB
+# here; the memory bombs below ask for 1 GiB (zip) to 256 GiB (constants) if obeyed.
+MAX_RSS_BYTES = 1024 ** 3
+
+
 def _run_cli(args: List[str], cwd: Path, env_extra: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Run the CLI; the result also carries ``max_rss`` (bytes), the child's peak RSS
+    from ``wait4`` (not the largest of every child pytest ever ran)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO / "converter")
     env.pop("CI_TFJSCONV_DEBUG", None)
@@ -44,8 +54,23 @@ def _run_cli(args: List[str], cwd: Path, env_extra: Optional[dict] = None) -> su
             env.pop(key, None)
         else:
             env[key] = value
-    return subprocess.run([PYTHON, "-m", "tfjsconv.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.Popen([PYTHON, "-m", "tfjsconv.cli", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    streams: dict = {}
+    reader = threading.Thread(target=lambda: streams.update(out=proc.stdout.read()))
+    reader.start()
+    timer = threading.Timer(300, proc.kill)
+    timer.start()
+    try:
+        err = proc.stderr.read()
+        reader.join()
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, streams.get("out", ""), err)
+    done.max_rss = usage.ru_maxrss * 1024  # type: ignore[attr-defined]
+    return done
 
 
 def _tree_hash(path: Path) -> Optional[str]:
@@ -287,6 +312,30 @@ def _retarget(case: Case, input: Optional[Path] = None, output: Optional[Path] =
     return Case(args, output or case.output, case.inputs + ([input] if input else []))
 
 
+def _hostile_root(fx: Path) -> Path:
+    """The hostile corpus (tests/python/hostile_models.py), built on first use."""
+    root = fx / "hostile"
+    if not (root / "models.json").exists():
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO / "converter"))
+        subprocess.run([PYTHON, str(REPO / "tests" / "python" / "hostile_models.py"), str(root)],
+                       check=True, env=env, capture_output=True)
+    return root
+
+
+def _hostile(name: str, fmt: str, *extra: str):
+    """A copy of hostile model ``name`` (symlinks kept) converted as ``fmt``."""
+    def build(fx: Path, work: Path) -> Case:
+        root = _hostile_root(fx)
+        src = Path(json.loads((root / "models.json").read_text())[name])
+        dst = work / src.name
+        if src.is_dir():
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copyfile(src, dst)
+        return Case([f"--input_format={fmt}", *extra, str(dst), str(work / "out")], work / "out", [dst])
+    return build
+
+
 @dataclasses.dataclass
 class Row:
     id: str
@@ -295,6 +344,63 @@ class Row:
     exit_code: Optional[int] = None
     xfail: Optional[str] = None
     slow: bool = False  # imports TensorFlow in the CLI (several seconds per row)
+    sentinel: Optional[str] = None  # a hostile model's file that must never appear
+
+
+def _refused(ops: str) -> str:
+    return rf"refusing to load .*: ops not allowed in a model to convert: {ops}.*nothing was run"
+
+
+_GRAPH = "--output_format=tfjs_graph_model"
+# Hostile models (tests/python/hostile_models.py): each would write a sentinel file,
+# read a file outside the model, or exhaust memory if TensorFlow loaded it unchecked.
+HOSTILE_ROWS: List[Row] = [
+    Row("hostile_sm_init_write_file", _hostile("sm_init_write_file", "tf_saved_model"),
+        _refused(r"WriteFile \(in __inference__initializer_\d+\)"), slow=True, sentinel="sm_init_write_file"),
+    Row("hostile_hub_init_write_file", _hostile("sm_init_write_file", "tf_hub"),
+        _refused("WriteFile"), slow=True, sentinel="sm_init_write_file"),
+    Row("hostile_keras_sm_init_write_file", _hostile("sm_init_write_file", "keras_saved_model"),
+        _refused("WriteFile"), slow=True, sentinel="sm_init_write_file"),
+    Row("hostile_sm_init_print_to_file", _hostile("sm_init_print_to_file", "tf_saved_model"),
+        _refused(r"PrintV2 \(in __inference__initializer"), slow=True, sentinel="sm_init_print_to_file"),
+    Row("hostile_sm_init_read_file", _hostile("sm_init_read_file", "tf_saved_model"),
+        _refused("ReadFile"), slow=True),
+    Row("hostile_sm_init_list_files", _hostile("sm_init_list_files", "tf_saved_model"),
+        _refused("MatchingFiles"), slow=True),
+    Row("hostile_sm_py_function", _hostile("sm_py_function", "tf_saved_model"),
+        _refused(r"EagerPyFunc \(in __inference___call__"), slow=True),
+    Row("hostile_sm_init_table_reads_outside", _hostile("sm_init_read_outside", "tf_saved_model"),
+        r"InitializeTableFromTextFileV2 in __inference__initializer_\d+ reads the constant path '/.*secret\.txt', "
+        r"not a file of the SavedModel", slow=True),
+    Row("hostile_sm_asset_dotdot", _hostile("sm_asset_dotdot", "tf_saved_model"),
+        r"asset path '\.\./\.\./\.\./secret\.txt' is not a file inside its assets directory", slow=True),
+    Row("hostile_sm_asset_absolute", _hostile("sm_asset_absolute", "tf_saved_model"),
+        r"asset path '/.*secret\.txt' is not a file inside its assets directory", slow=True),
+    Row("hostile_sm_asset_symlink", _hostile("sm_asset_symlink", "tf_saved_model"),
+        r"asset 'vocab\.txt' resolves outside the model directory", slow=True),
+    Row("hostile_sm_fill_bomb", _hostile("sm_fill_bomb", "tf_saved_model"),
+        r"Fill allocating 68719476736 bytes", slow=True),
+    Row("hostile_sm_const_bomb", _hostile("sm_const_bomb", "tf_saved_model"),
+        r"a constant that expands to 274877906944 bytes", slow=True),
+    Row("hostile_sm_cyclic_functions", _hostile("sm_cyclic_functions", "tf_saved_model"),
+        r"the function library is cyclic \(cycle_[ab] calls cycle_[ab]\)", slow=True),
+    Row("hostile_sm_deep_functions", _hostile("sm_deep_functions", "tf_saved_model"),
+        r"function calls nest deeper than 64 levels", slow=True),
+    Row("hostile_sm_variables_truncated", _hostile("sm_variables_truncated", "tf_saved_model"),
+        r"its variables declare 12 bytes but the data files hold 4", slow=True),
+    Row("hostile_frozen_write_file", _hostile("frozen_write_file", "tf_frozen_model", "--output_node_names=out"),
+        _refused(r"WriteFile \(in the graph\)"), slow=True, sentinel="frozen_write_file"),
+    Row("hostile_frozen_fill_bomb", _hostile("frozen_fill_bomb", "tf_frozen_model", "--output_node_names=out"),
+        r"Fill allocating 68719476736 bytes \(Fill in the graph\)", slow=True),
+    Row("hostile_h5_dataset_bomb", _hostile("h5_dataset_bomb", "keras"),
+        r"datasets declare more bytes than the file holds .*kernel", slow=True),
+    Row("hostile_h5_dataset_bomb_graph", _hostile("h5_dataset_bomb", "keras", _GRAPH),
+        r"datasets declare more bytes than the file holds .*kernel", slow=True),
+    Row("hostile_keras_zip_bomb", _hostile("keras_zip_bomb", "keras_keras"),
+        r"zip entry 'model\.weights\.h5' expands \d+ bytes to 1073741824 \(a zip bomb\?\)", slow=True),
+    Row("hostile_keras_zip_bomb_graph", _hostile("keras_zip_bomb", "keras_keras", _GRAPH),
+        r"zip entry 'model\.weights\.h5' expands \d+ bytes to 1073741824", slow=True),
+]
 
 
 ROWS: List[Row] = [
@@ -406,6 +512,7 @@ ROWS: List[Row] = [
         r"contains NaN or Infinity"),
 ]
 
+ROWS += HOSTILE_ROWS
 ROW_IDS = [r.id for r in ROWS]
 assert len(set(ROW_IDS)) == len(ROW_IDS)
 
@@ -438,6 +545,9 @@ def test_bad_input(row: Row, fixtures: Path, tmp_path: Path):
     assert re.search(row.stderr, lines[0]), f"{row.stderr!r} not in {lines[0]!r}"
     after = {str(p): _tree_hash(p) for p in watched}
     assert after == before, "an input or the output path changed"
+    assert done.max_rss < MAX_RSS_BYTES, f"peak RSS {done.max_rss} bytes"
+    if row.sentinel is not None:
+        assert not (_hostile_root(fixtures) / "sentinels" / row.sentinel).exists(), "the model ran code"
     if listing is not None:
         assert sorted(os.listdir(case.output.parent)) == listing, "files left behind next to the output"
 

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError
 from tfjsconv.options import ConversionOptions
-from tfjsconv.graph import executability, extract, optimize
+from tfjsconv.graph import executability, extract, optimize, scan
 from tfjsconv.graph.freeze import FrozenModel, freeze_concrete_function
 from tfjsconv.graph.topology import message_to_dict
 
@@ -132,6 +132,8 @@ def _convert_saved_model(
     if tags is None:
         tags = tuple(options.saved_model_tags) or ("serve",)
     meta = _select_meta_graph(proto, tags, path)
+    # Untrusted input: read as protobuf and checked before TensorFlow loads (runs) it.
+    scan.scan_saved_model(path, meta, allow_unsafe=options.allow_unsafe_deserialization)
     signature_name = options.signature_name or default_signature
     if signature_name not in meta.signature_def:
         available = ", ".join(sorted(k for k in meta.signature_def if not k.startswith("__"))) or "none"
@@ -180,14 +182,9 @@ def saved_model_to_graph(input_path: str, staging_dir: str, options: ConversionO
 def frozen_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
     """tf_frozen_model (a binary GraphDef) -> tfjs_graph_model; outputs by node name."""
     tf = _tf()
-    from tensorflow.core.framework import graph_pb2
-
-    graph_def = graph_pb2.GraphDef()
-    try:
-        with open(input_path, "rb") as f:
-            graph_def.ParseFromString(f.read())
-    except (OSError, Exception) as e:
-        raise ConversionError(f"cannot read frozen GraphDef {input_path}: {type(e).__name__}") from e
+    graph_def = scan.read_graph_def(input_path)
+    # Grappler executes constant subgraphs: check the ops before it sees them.
+    scan.scan_graph_def(graph_def, input_path, allow_unsafe=options.allow_unsafe_deserialization)
     names = [n.strip() for item in options.output_node_names for n in item.split(",") if n.strip()]
     node_names = {n.name for n in graph_def.node}
     missing = sorted(n.split(":")[0] for n in names if n.split(":")[0] not in node_names)
@@ -316,6 +313,9 @@ def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> Non
 
 def keras_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
     """keras (h5) / keras_keras (.keras) -> tfjs_graph_model, traced in-process."""
+    from tfjsconv.layers.keras_files import check_keras_file
+
+    check_keras_file(input_path)  # size/zip-bomb checks before Keras reads anything
     model = _load_keras(input_path, options)
     _convert_keras_model(model, staging_dir, options)
 

@@ -39,7 +39,13 @@ def keras_to_layers(input_path: str, staging_path: str, options: ConversionOptio
 
 def keras_saved_model_to_layers(input_path: str, staging_path: str, options: ConversionOptions) -> None:
     """Keras SavedModel -> (tf_keras) private temp h5 -> the h5 path."""
-    from tfjsconv.layers import tf_keras_io
+    from tfjsconv.layers import tf_keras_io  # imports TensorFlow quietly; loads nothing yet
+    from tfjsconv.graph import scan
+    from tfjsconv.graph.convert import _read_saved_model_proto
+
+    # Untrusted input: every MetaGraph is checked as protobuf before tf_keras loads it.
+    for meta in _read_saved_model_proto(input_path).meta_graphs:
+        scan.scan_saved_model(input_path, meta, allow_unsafe=options.allow_unsafe_deserialization)
 
     with tempfile.TemporaryDirectory(prefix="tfjsconv-") as tmp:
         h5_path = os.path.join(tmp, "model.h5")

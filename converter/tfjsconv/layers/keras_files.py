@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import zipfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -24,6 +25,10 @@ from tfjsconv.layers import keras3
 LayerWeights = Tuple[str, List[Tuple[str, np.ndarray]]]
 
 _ZIP_MAX_MEMBER_BYTES = 4 * 1024 ** 3
+# Deflate cannot beat ~1032:1; weights (random floats) compress far less. An entry
+# claiming more than this ratio over a few MB is a zip bomb, not a model.
+_ZIP_MAX_RATIO = 200
+_ZIP_RATIO_FLOOR_BYTES = 64 * 1024 ** 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,13 +137,54 @@ def _order_layers(config_names: Sequence[str], stored: Sequence[str]) -> List[st
     return ordered + [n for n in stored if n not in seen]
 
 
+def check_h5_sizes(f: Any, file_bytes: int, path: str) -> None:
+    """Refuse datasets whose declared shapes need more bytes than the file holds.
+
+    Keras writes weights uncompressed, so a real model's arrays fit in its file; a
+    chunked or compressed dataset can declare terabytes (read as fill values), and
+    reading it would allocate them all.
+    """
+    declared = 0
+    over: List[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        nonlocal declared
+        shape = getattr(obj, "shape", None)
+        if shape is None or not hasattr(obj, "dtype"):
+            return
+        count = 1
+        for dim in shape:
+            count *= int(dim)
+        declared += count * max(int(obj.dtype.itemsize), 1)
+        if declared > file_bytes and not over:
+            over.append(name)
+
+    try:
+        f.visititems(visit)
+    except ConversionError:
+        raise
+    except Exception as e:  # noqa: BLE001 - h5py raises many types for corrupt files
+        raise ConversionError(f"not a readable HDF5 file: {path} ({type(e).__name__}: {e})") from None
+    if over:
+        raise ConversionError(
+            f"{path}: datasets declare more bytes than the file holds ({file_bytes} bytes; "
+            f"first over the limit: {over[0]!r}); refusing to read them")
+
+
 def _open_h5(source: Any, path: str) -> Any:
     import h5py
 
     try:
-        return h5py.File(source, "r")
+        f = h5py.File(source, "r")
     except OSError as e:
         raise ConversionError(f"not a readable HDF5 file: {path} ({e})") from None
+    size = source.getbuffer().nbytes if isinstance(source, io.BytesIO) else os.path.getsize(source)
+    try:
+        check_h5_sizes(f, size, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def read_h5(path: str, allow_unsafe: bool = False) -> KerasModel:
@@ -197,6 +243,38 @@ def _safe_member(name: str, path: str) -> None:
         raise ConversionError(f"{path}: refusing unsafe zip entry name {name!r}")
 
 
+def _check_zip_entry(info: zipfile.ZipInfo, path: str) -> None:
+    """Refuse entries whose declared size is too large or compressed like a bomb.
+
+    ``zipfile`` never returns more than the declared size, so checking it bounds memory.
+    """
+    if info.file_size > _ZIP_MAX_MEMBER_BYTES:
+        raise ConversionError(f"{path}: zip entry {info.filename!r} is too large ({info.file_size} bytes)")
+    if info.file_size > _ZIP_RATIO_FLOOR_BYTES and info.file_size > _ZIP_MAX_RATIO * max(info.compress_size, 1):
+        raise ConversionError(
+            f"{path}: zip entry {info.filename!r} expands {info.compress_size} bytes to {info.file_size} "
+            "(a zip bomb?); refusing to read it")
+
+
+def check_keras_file(path: str) -> None:
+    """The size checks of ``read_keras_file`` without reading the weights, for callers
+    that hand the file to Keras itself (the graph-model path)."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    _safe_member(info.filename, path)
+                    _check_zip_entry(info, path)
+                weights = zf.getinfo("model.weights.h5") if "model.weights.h5" in zf.namelist() else None
+                data = zf.read(weights) if weights is not None else None
+        except (zipfile.BadZipFile, OSError) as e:
+            raise ConversionError(f"not a readable .keras zip file: {path} ({e})") from None
+        if data is not None:
+            _open_h5(io.BytesIO(data), path + "!model.weights.h5").close()
+        return
+    _open_h5(path, path).close()
+
+
 def _read_zip(path: str) -> Dict[str, bytes]:
     """The members of a ``.keras`` zip, read in memory (never extracted to disk)."""
     try:
@@ -208,8 +286,7 @@ def _read_zip(path: str) -> Dict[str, bytes]:
         for info in zf.infolist():
             _safe_member(info.filename, path)
             if info.filename in ("config.json", "metadata.json", "model.weights.h5"):
-                if info.file_size > _ZIP_MAX_MEMBER_BYTES:
-                    raise ConversionError(f"{path}: zip entry {info.filename!r} is too large")
+                _check_zip_entry(info, path)
                 members[info.filename] = zf.read(info)
     for required in ("config.json", "model.weights.h5"):
         if required not in members:
