@@ -111,6 +111,11 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
             topo.get("training_config") if isinstance(topo, dict) else None,
             _split_by_layer_prefix(named),
         )
+    if isinstance(topo, dict) and not _looks_keras3(topo):
+        new_topo = topo  # passed through unchanged
+    else:
+        new_topo = artifacts.topology(model)
+    artifacts.ensure_loadable(new_topo, [w for _, ws in model.layers for w in ws], options)
     groups = artifacts.weight_groups(model.layers, options.split_weights_by_layer)
     manifest = weights.write_weights(
         groups,
@@ -118,11 +123,6 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
         shard_size_bytes=options.weight_shard_size_bytes,
         quantization=options.quantization_specs,
     )
-    if isinstance(topo, dict) and not _looks_keras3(topo):
-        new_topo = topo  # passed through unchanged
-    else:
-        new_topo = artifacts.topology(model)
-    artifacts.warn_if_unloadable(new_topo)
     metadata = options.metadata_dict or obj.get("userDefinedMetadata") or None
     out = artifacts.build_model_json(obj.get("generatedBy"), new_topo, manifest, metadata)
     model_json.write_model_json(staging_path, out)
