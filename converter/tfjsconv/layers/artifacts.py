@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -10,7 +11,7 @@ import numpy as np
 import tfjsconv
 from tfjsconv import model_json, weights
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import check
+from tfjsconv.layers import check, fields
 from tfjsconv.layers.keras_files import KerasModel
 from tfjsconv.options import ConversionOptions
 
@@ -86,6 +87,7 @@ def build_model_json(
 
 def write_layers_model(model: KerasModel, out_dir: str, options: ConversionOptions) -> str:
     """Write ``out_dir/model.json`` and the shards; return the model.json path."""
+    model = dataclasses.replace(model, model_config=fields.drop_ignored_fields(model.model_config))
     topo = topology(model)
     ensure_loadable(topo, [w for _, ws in model.layers for w in ws], options)
     groups = weight_groups(model.layers, options.split_weights_by_layer)

@@ -21,7 +21,7 @@ import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import compat, keras3
+from tfjsconv.layers import compat, fields, keras3
 
 GRAPH_HINT = "convert with --output_format=tfjs_graph_model instead"
 
@@ -71,15 +71,20 @@ def walk_layers(model_config: Any) -> Iterator[Tuple[str, str, Dict[str, Any]]]:
 
 
 def class_problems(model_config: Any) -> List[Problem]:
-    """Classes tfjs does not register, and config values its constructors reject."""
+    """Classes tfjs does not register, config values its constructors reject, and
+    config fields it would ignore although they change inference (``fields``)."""
     known = compat.registered_classes()
     found: List[Problem] = []
     for name, cls, config in walk_layers(model_config):
         if cls not in known:
             found.append(Problem(name, cls, "class is not registered in TensorFlow.js 4.22"))
-        elif cls in ("GRU", "GRUCell") and config.get("reset_after"):
+            continue
+        if cls in ("GRU", "GRUCell") and config.get("reset_after"):
             # tfjs-layers' GRUCell constructor throws on resetAfter (recurrent.ts).
             found.append(Problem(name, cls, "reset_after=True is not supported by TensorFlow.js 4.22"))
+        ignored = [f for f in fields.unsupported_fields(cls, config) if not f.startswith("reset_after=")]
+        if ignored:
+            found.append(Problem(name, cls, f"TensorFlow.js 4.22 does not accept {', '.join(ignored)}"))
     return found
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from tfjsconv import model_json, weights
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import artifacts, keras3
+from tfjsconv.layers import artifacts, fields, keras3
 from tfjsconv.layers.keras_files import KerasModel, read_keras_file
 from tfjsconv.options import ConversionOptions
 
@@ -112,9 +112,11 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
             _split_by_layer_prefix(named),
         )
     if isinstance(topo, dict) and not _looks_keras3(topo):
-        new_topo = topo  # passed through unchanged
+        new_topo = topo  # passed through, less what tfjs ignores and inference does not need
     else:
         new_topo = artifacts.topology(model)
+    if isinstance(new_topo, dict) and "model_config" in new_topo:
+        new_topo = {**new_topo, "model_config": fields.drop_ignored_fields(new_topo["model_config"])}
     artifacts.ensure_loadable(new_topo, [w for _, ws in model.layers for w in ws], options)
     groups = artifacts.weight_groups(model.layers, options.split_weights_by_layer)
     manifest = weights.write_weights(
