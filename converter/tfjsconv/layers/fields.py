@@ -101,6 +101,14 @@ def _fix_layer(layer: Dict[str, Any]) -> Dict[str, Any]:
         if known is not None and to_camel(key) not in known and droppable(key, value):
             continue
         out[key] = value
+    if cls == "Bidirectional" and isinstance(out.get("layer"), dict):
+        # Keras 3 writes the wrapper's own zero_output_for_mask=return_sequences into the
+        # wrapped layer; Keras 2 sets it without saving it. Either way the wrapper implies
+        # it, and check.mask_problems judges its effect.
+        inner = out["layer"]
+        if isinstance(inner.get("config"), dict) and "zero_output_for_mask" in inner["config"]:
+            inner_cfg = {k: v for k, v in inner["config"].items() if k != "zero_output_for_mask"}
+            out["layer"] = {**inner, "config": inner_cfg}
     return {**layer, "config": out}
 
 
