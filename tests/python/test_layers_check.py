@@ -155,6 +155,7 @@ def test_uniquified_names_are_what_tfjs_expects(uniquified, tmp_path):
         stored = [n.decode() if isinstance(n, bytes) else n for n in f["model_weights/conv2d_1"].attrs["weight_names"]]
     assert stored == ["conv2d_1_1/kernel:0", "conv2d_1_1/bias:0"]
     obj = json.loads((convert(old, tmp_path / "l") / "model.json").read_text())
+    assert check.check_model_json(obj) == []
     names = [w["name"] for w in obj["weightsManifest"][0]["weights"]]
     assert names[:2] == ["conv2d_1/kernel", "conv2d_1/bias"]
     assert "bidi/forward_lstm/lstm_cell/kernel" in names and "gru/gru_cell/kernel" in names
@@ -338,3 +339,25 @@ def test_masked_bidirectional_sequences_refused(tfjs, tmp_path, keras3):
     assert np.all(want[TOKENS == 0] == 0)  # Keras: zeros at masked steps
     print(f"masked bidi sequences keras3={keras3}: tfjs differs by {np.abs(got - want).max():.3g}")
     assert np.abs(got - want).max() > 1e-4
+
+
+# --- Keras 3 layers tfjs-layers 4.22 does not have ---------------------------------------
+
+def test_multi_head_attention_refused_clearly(tmp_path):
+    """tfjs-layers 4.22 registers no MultiHeadAttention (data/tfjs_layers_classes.json), so
+    the .keras reader cannot name its weights for it: one line naming the layer and the
+    graph format, for .keras and Keras 3 h5 alike."""
+    import keras
+    from keras import layers
+
+    from tfjsconv.layers import compat
+
+    assert "MultiHeadAttention" not in compat.registered_classes()
+    inp = layers.Input((4, 8))
+    model = keras.Model(inp, layers.MultiHeadAttention(2, 4, name="mha")(inp, inp))
+    for name, fmt in (("m.keras", "keras_keras"), ("m.h5", "keras")):
+        model.save(tmp_path / name)
+        with pytest.raises(ConversionError, match=r"layer 'mha' \(MultiHeadAttention\): class is not registered") as info:
+            convert(tmp_path / name, tmp_path / f"out_{fmt}", input_format=fmt)
+        assert "\n" not in str(info.value) and "--output_format=tfjs_graph_model" in str(info.value)
+        assert not (tmp_path / f"out_{fmt}").exists()

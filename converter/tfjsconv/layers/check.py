@@ -334,6 +334,16 @@ def check_model(model_topology: Any, weights: Sequence[Tuple[str, Sequence[int]]
     return found
 
 
+def check_model_json(model_json: Mapping[str, Any]) -> List[Problem]:
+    """``check_model`` on a parsed layers ``model.json`` (its topology and manifest)."""
+    weights = [
+        (str(w.get("name")), tuple(w.get("shape") or ()))
+        for group in model_json.get("weightsManifest") or []
+        for w in group.get("weights") or []
+    ]
+    return check_model(model_json.get("modelTopology"), weights)
+
+
 def refusal_text(problems: Sequence[Problem]) -> str:
     """The one-line conversion error for ``problems``."""
     return (
