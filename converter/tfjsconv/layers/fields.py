@@ -61,6 +61,7 @@ def accepted() -> Mapping[str, FrozenSet[str]]:
     return {cls: frozenset(keys) for cls, keys in data.items()}
 
 
+@functools.lru_cache(maxsize=4096)
 def to_camel(key: str) -> str:
     """tfjs's ``toCamelCase`` (applied to every config key it loads)."""
     if len(key) <= 1 or "_" not in key:
