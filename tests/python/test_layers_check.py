@@ -361,3 +361,20 @@ def test_multi_head_attention_refused_clearly(tmp_path):
             convert(tmp_path / name, tmp_path / f"out_{fmt}", input_format=fmt)
         assert "\n" not in str(info.value) and "--output_format=tfjs_graph_model" in str(info.value)
         assert not (tmp_path / f"out_{fmt}").exists()
+
+
+def test_reference_style_layers_model_with_uniquified_names_runs(tfjs, uniquified, tmp_path):
+    """The reference converter copies an old h5's names into the layers model
+    (``conv2d_1_1/kernel``); layers -> layers renames them for tfjs."""
+    model, old = uniquified
+    ours = convert(old, tmp_path / "l")
+    obj = json.loads((ours / "model.json").read_text())
+    for w in obj["weightsManifest"][0]["weights"]:
+        head, rest = w["name"].split("/", 1)
+        w["name"] = f"{head}_1/{rest}"  # what the stored h5 names look like
+    (ours / "model.json").write_text(json.dumps(obj))
+    assert check.check_model_json(obj)  # as written, tfjs would refuse it
+    out = convert(ours / "model.json", tmp_path / "l2", input_format="tfjs_layers_model")
+    x = np.random.default_rng(5).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    got = tfjs.predict(out, [x], kind="layers")[0]
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=parity_tol(model, x), rtol=0)

@@ -175,14 +175,14 @@ def _may_have_weights(cls: str) -> bool:
     return not cls.startswith(_WEIGHTLESS_PREFIXES)
 
 
-def _leaf_names(name: str, cls: str, config: Mapping[str, Any]) -> List[str]:
+def leaf_layer_names(name: str, cls: str, config: Mapping[str, Any]) -> List[str]:
     """First weight-name components a layer's variables use: nested models' weights
     are named after their inner layers, not after the model."""
     if cls not in keras3.MODEL_CLASSES:
         return [name]
     out: List[str] = []
     for lname, lcls, lcfg in keras3.layer_configs({"config": config}):
-        out += _leaf_names(lname, lcls, lcfg)
+        out += leaf_layer_names(lname, lcls, lcfg)
     return out
 
 
@@ -196,7 +196,7 @@ def weight_problems(model_config: Any, weights: Sequence[Tuple[str, Sequence[int
     for name, cls, cfg in layers:
         created = created_variables(name, cls, cfg)
         if created is None:
-            for leaf in _leaf_names(name, cls, cfg):
+            for leaf in leaf_layer_names(name, cls, cfg):
                 unchecked[leaf] = (name, cls)
             continue
         for scoped, dims in created.items():

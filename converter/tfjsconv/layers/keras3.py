@@ -205,7 +205,8 @@ def _flatten_tensors(args: Any, where: str) -> List[List[Any]]:
         elif x is not None:
             raise ConversionError(
                 f"{where}: non-tensor positional call argument {x!r} cannot be expressed "
-                "in a Keras 2 / TensorFlow.js config"
+                "in a Keras 2 / TensorFlow.js layers config; convert with "
+                "--output_format=tfjs_graph_model instead"
             )
 
     walk(args)

@@ -10,7 +10,7 @@ weight data has no target variable"). Names that already pair are kept unchanged
 from __future__ import annotations
 
 import re
-from typing import Any, List, Mapping
+from typing import Any, List, Mapping, Optional, Sequence
 
 from tfjsconv.errors import ConversionError
 from tfjsconv.layers import check, keras3
@@ -33,6 +33,15 @@ def _fix_prefix(layer: str, name: str) -> str:
     if sep and head != layer and re.fullmatch(re.escape(layer) + r"(_\d+)+", head):
         return f"{layer}/{rest}"
     return name
+
+
+def owner_layer(prefix: str, layer_names: Sequence[str]) -> Optional[str]:
+    """The layer a weight-name prefix belongs to: itself, or the longest layer name it
+    uniquifies (``conv2d_1_1`` -> ``conv2d_1`` even when ``conv2d`` exists too)."""
+    if prefix in layer_names:
+        return prefix
+    owners = [n for n in layer_names if re.fullmatch(re.escape(n) + r"(_\d+)+", prefix)]
+    return max(owners, key=len) if owners else None
 
 
 def tfjs_weight_names(layer: str, cls: str, config: Mapping[str, Any], stored: List[str]) -> List[str]:
