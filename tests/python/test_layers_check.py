@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tfjs_runtime import TfjsError, require_js_runtime
+from tfjs_runtime import require_js_runtime
 from tfjsconv import api, datafiles
 from tfjsconv.errors import ConversionError
 from tfjsconv.layers import check, fields
@@ -357,7 +357,8 @@ def test_multi_head_attention_refused_clearly(tmp_path):
     model = keras.Model(inp, layers.MultiHeadAttention(2, 4, name="mha")(inp, inp))
     for name, fmt in (("m.keras", "keras_keras"), ("m.h5", "keras")):
         model.save(tmp_path / name)
-        with pytest.raises(ConversionError, match=r"layer 'mha' \(MultiHeadAttention\): class is not registered") as info:
+        refusal = r"layer 'mha' \(MultiHeadAttention\): class is not registered"
+        with pytest.raises(ConversionError, match=refusal) as info:
             convert(tmp_path / name, tmp_path / f"out_{fmt}", input_format=fmt)
         assert "\n" not in str(info.value) and "--output_format=tfjs_graph_model" in str(info.value)
         assert not (tmp_path / f"out_{fmt}").exists()

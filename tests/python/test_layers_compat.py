@@ -55,7 +55,8 @@ def test_nested_layers_are_all_checked():
         "layer 'sub' (Subtract): class is not registered in TensorFlow.js 4.22",
     ]
     # Keras 1/2.0-era Sequential configs are a bare list of layers.
-    assert [str(p) for p in check.class_problems({"class_name": "Sequential", "config": [_layer("Subtract", "s")]})] == [
+    old_style = {"class_name": "Sequential", "config": [_layer("Subtract", "s")]}
+    assert [str(p) for p in check.class_problems(old_style)] == [
         "layer 's' (Subtract): class is not registered in TensorFlow.js 4.22"]
     assert check.check_model(None, []) == []
 

@@ -245,7 +245,7 @@ def _mask_step(name: str, cls: str, config: Mapping[str, Any], masked: bool, tai
     if cls == "Embedding":
         return bool(config.get("mask_zero")), None
     if cls == "Bidirectional":
-        inner = config.get("layer") if isinstance(config.get("layer"), dict) else {}
+        inner: Mapping[str, Any] = config["layer"] if isinstance(config.get("layer"), dict) else {}
         seqs = bool((inner.get("config") or {}).get("return_sequences"))
         if masked and seqs:
             origins[name] = cls
@@ -312,7 +312,7 @@ def mask_problems(model_config: Any) -> List[Problem]:
         state[name] = (masked, taint)
     if functional:
         outs = [r[0] for r in (config or {}).get("output_layers") or [] if isinstance(r, list) and r]
-        tainted = sorted({state[n][1] for n in outs if n in state and state[n][1]})
+        tainted = sorted({t for t in (state[n][1] for n in outs if n in state) if t})
     else:
         tainted = [taint] if taint else []
     found += [_mask_problem(t, origins[t], "the model outputs them") for t in tainted]

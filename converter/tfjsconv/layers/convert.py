@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -64,7 +64,9 @@ def _split_by_layer_prefix(named: List[Tuple[str, np.ndarray]]) -> List[Tuple[st
     return out
 
 
-def _names_for_tfjs(config: Any, layers: List[Tuple[str, List[Tuple[str, np.ndarray]]]]):
+def _names_for_tfjs(
+    config: Any, layers: List[Tuple[str, List[Tuple[str, np.ndarray]]]]
+) -> List[Tuple[str, List[Tuple[str, np.ndarray]]]]:
     """Rename uniquified weight names (``conv2d_1_1/kernel``, as the reference converter
     copies them from old h5 files) to the ones tfjs pairs; other names are kept."""
     if not isinstance(config, dict) or config.get("class_name") not in keras3.MODEL_CLASSES:
@@ -132,6 +134,7 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
             topo.get("training_config") if isinstance(topo, dict) else None,
             _names_for_tfjs(config, _split_by_layer_prefix(named)),
         )
+    new_topo: Optional[Dict[str, Any]]
     if isinstance(topo, dict) and not _looks_keras3(topo):
         new_topo = topo  # passed through, less what tfjs ignores and inference does not need
     else:

@@ -89,7 +89,7 @@ def _fix_layer(layer: Dict[str, Any]) -> Dict[str, Any]:
     cls = layer.get("class_name")
     config = layer.get("config")
     if isinstance(config, list):  # Keras 1/2.0-era Sequential
-        return {**layer, "config": [_fix_any(l) for l in config]}
+        return {**layer, "config": [_fix_any(item) for item in config]}
     if not isinstance(config, dict):
         return layer
     known = accepted().get(cls) if isinstance(cls, str) else None
