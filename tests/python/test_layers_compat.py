@@ -1,8 +1,9 @@
-"""Warnings for layers models that tfjs-layers 4.22 cannot load (``tfjsconv.layers.compat``).
+"""Refusals of layers models that tfjs-layers 4.22 cannot load (``tfjsconv.layers.check``).
 
 The oracle is the real runtime: the shipped class list must equal what the installed
-@tensorflow/tfjs registers, and each model the converter warns about must really fail
-in ``tf.loadLayersModel`` (while the control model loads and predicts).
+@tensorflow/tfjs registers, each model the converter refuses must really fail in
+``tf.loadLayersModel`` when written anyway (``--skip_op_check``), and the control model
+converts without a word, loads and predicts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 
 from tfjs_runtime import TfjsError, require_js_runtime
 from tfjsconv import cli
-from tfjsconv.layers import compat
+from tfjsconv.layers import check, compat
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
@@ -48,23 +49,24 @@ def test_nested_layers_are_all_checked():
         _layer("TimeDistributed", "td", layer=_layer("Dense", "dense")),
         _layer("Sequential", "inner", layers=[_layer("GRU", "gru2", reset_after=False)]),
     ])
-    assert compat.unloadable_layers(config) == [
-        "GRU with reset_after=True (layer 'gru')",
-        "GRUCell with reset_after=True (layer 'c1')",
-        "Subtract (layer 'sub')",
+    assert sorted(map(str, check.class_problems(config))) == [
+        "layer 'c1' (GRUCell): reset_after=True is not supported by TensorFlow.js 4.22",
+        "layer 'gru' (GRU): reset_after=True is not supported by TensorFlow.js 4.22",
+        "layer 'sub' (Subtract): class is not registered in TensorFlow.js 4.22",
     ]
     # Keras 1/2.0-era Sequential configs are a bare list of layers.
-    assert compat.unloadable_layers({"class_name": "Sequential", "config": [_layer("Subtract", "s")]}) == [
-        "Subtract (layer 's')"]
-    assert compat.unloadable_layers(None) == []
+    old_style = {"class_name": "Sequential", "config": [_layer("Subtract", "s")]}
+    assert [str(p) for p in check.class_problems(old_style)] == [
+        "layer 's' (Subtract): class is not registered in TensorFlow.js 4.22"]
+    assert check.check_model(None, []) == []
 
 
-def _convert(h5: Path, out: Path):
+def _convert(h5: Path, out: Path, *flags: str):
+    """(exit code, stderr lines) of a CLI conversion."""
     stdout, stderr = io.StringIO(), io.StringIO()
-    code = cli.main(["--input_format=keras", "--output_format=tfjs_layers_model", str(h5), str(out)],
+    code = cli.main(["--input_format=keras", "--output_format=tfjs_layers_model", *flags, str(h5), str(out)],
                     stdout=stdout, stderr=stderr)
-    assert code == 0, stderr.getvalue()
-    return [line for line in stderr.getvalue().splitlines() if "warning" in line]
+    return code, stderr.getvalue().splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +91,18 @@ def keras_files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, expected, tfjs_says, inputs", [
-    ("gru_default", "GRU with reset_after=True (layer 'gru')", "reset_after", [np.ones((1, 4, 3), np.float32)]),
-    ("subtract", "Subtract (layer 'sub')", "Subtract", [np.ones((1, 2), np.float32), np.ones((1, 2), np.float32)]),
+    ("gru_default", "layer 'gru' (GRU): reset_after=True", "reset_after", [np.ones((1, 4, 3), np.float32)]),
+    ("subtract", "layer 'sub' (Subtract): class is not registered", "Subtract",
+     [np.ones((1, 2), np.float32), np.ones((1, 2), np.float32)]),
 ])
-def test_warned_models_really_fail_in_tfjs(tfjs, keras_files, tmp_path, name, expected, tfjs_says, inputs):
-    warnings = _convert(keras_files[name], tmp_path / name)
-    assert len(warnings) == 1 and expected in warnings[0] and "tfjs_graph_model" in warnings[0], warnings
+def test_refused_models_really_fail_in_tfjs(tfjs, keras_files, tmp_path, name, expected, tfjs_says, inputs):
+    code, lines = _convert(keras_files[name], tmp_path / name)
+    assert code == 1 and len(lines) == 1, lines
+    assert expected in lines[0] and "--output_format=tfjs_graph_model" in lines[0], lines
+    assert not (tmp_path / name).exists()
+    # Written anyway, the model really fails in tfjs.
+    code, lines = _convert(keras_files[name], tmp_path / name, "--skip_op_check")
+    assert code == 0 and any(expected in line for line in lines), lines
     with pytest.raises(TfjsError, match=tfjs_says):
         tfjs.predict(tmp_path / name, inputs, kind="layers")
 
@@ -102,7 +110,7 @@ def test_warned_models_really_fail_in_tfjs(tfjs, keras_files, tmp_path, name, ex
 def test_loadable_model_gets_no_warning(tfjs, keras_files, tmp_path):
     import tf_keras
 
-    assert _convert(keras_files["gru_v1"], tmp_path / "ok") == []
+    assert _convert(keras_files["gru_v1"], tmp_path / "ok") == (0, [])
     x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(1, 4, 3)
     want = tf_keras.models.load_model(keras_files["gru_v1"], compile=False).predict(x, verbose=0)
     np.testing.assert_allclose(tfjs.predict(tmp_path / "ok", [x], kind="layers")[0], want, atol=1e-5)

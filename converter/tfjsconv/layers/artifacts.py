@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from tfjsconv import model_json, weights
-from tfjsconv.layers import compat
+from tfjsconv.errors import ConversionError
+from tfjsconv.layers import check, fields
 from tfjsconv.layers.keras_files import KerasModel
 from tfjsconv.options import ConversionOptions
 
@@ -17,12 +19,23 @@ log = logging.getLogger(__name__)
 WeightGroup = List[Tuple[str, np.ndarray]]
 
 
-def warn_if_unloadable(model_topology: Optional[Dict[str, Any]]) -> None:
-    """Log a warning naming the layers tfjs-layers 4.22 would refuse (``compat``)."""
-    if isinstance(model_topology, dict):
-        problems = compat.unloadable_layers(model_topology.get("model_config"))
-        if problems:
-            log.warning(compat.warning_text(problems))
+def ensure_loadable(
+    model_topology: Optional[Dict[str, Any]],
+    named: Sequence[Tuple[str, np.ndarray]],
+    options: ConversionOptions,
+) -> None:
+    """Refuse (one line) a model tfjs-layers 4.22 would refuse at load (``check``).
+
+    ``--skip_op_check`` turns the refusal into a warning, for users who register
+    their own classes in JavaScript.
+    """
+    problems = check.check_model(model_topology, [(n, a.shape) for n, a in named])
+    if not problems:
+        return
+    if options.skip_op_check:
+        log.warning(check.refusal_text(problems) + " (written anyway: --skip_op_check)")
+        return
+    raise ConversionError(check.refusal_text(problems))
 
 
 def weight_groups(layers: Sequence[Tuple[str, WeightGroup]], split_by_layer: bool) -> List[WeightGroup]:
@@ -66,6 +79,9 @@ def build_model_json(
 
 def write_layers_model(model: KerasModel, out_dir: str, options: ConversionOptions) -> str:
     """Write ``out_dir/model.json`` and the shards; return the model.json path."""
+    model = dataclasses.replace(model, model_config=fields.drop_ignored_fields(model.model_config))
+    topo = topology(model)
+    ensure_loadable(topo, [w for _, ws in model.layers for w in ws], options)
     groups = weight_groups(model.layers, options.split_weights_by_layer)
     manifest = weights.write_weights(
         groups,
@@ -73,8 +89,6 @@ def write_layers_model(model: KerasModel, out_dir: str, options: ConversionOptio
         shard_size_bytes=options.weight_shard_size_bytes,
         quantization=options.quantization_specs,
     )
-    topo = topology(model)
-    warn_if_unloadable(topo)
     generated_by = f"keras v{model.keras_version}" if topo is not None else None
     obj = build_model_json(generated_by, topo, manifest, options.metadata_dict or None)
     return model_json.write_model_json(out_dir, obj)

@@ -15,7 +15,7 @@ import numpy as np
 
 from tfjsconv import model_json, weights
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import artifacts, keras3
+from tfjsconv.layers import artifacts, check, fields, keras3, weight_names
 from tfjsconv.layers.keras_files import KerasModel, read_keras_file
 from tfjsconv.options import ConversionOptions
 
@@ -70,6 +70,28 @@ def _split_by_layer_prefix(named: List[Tuple[str, np.ndarray]]) -> List[Tuple[st
     return out
 
 
+def _names_for_tfjs(
+    config: Any, layers: List[Tuple[str, List[Tuple[str, np.ndarray]]]]
+) -> List[Tuple[str, List[Tuple[str, np.ndarray]]]]:
+    """Rename uniquified weight names (``conv2d_1_1/kernel``, as the reference converter
+    copies them from old h5 files) to the ones tfjs pairs; other names are kept."""
+    if not isinstance(config, dict) or config.get("class_name") not in keras3.MODEL_CLASSES:
+        return layers
+    classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(config)}
+    # Nested models' weights carry their inner layers' names: those are real names too.
+    leaves = {leaf for n, (c, cfg) in classes.items() for leaf in check.leaf_layer_names(n, c, cfg)}
+    out = []
+    for prefix, ws in layers:
+        owner = None if prefix in leaves else weight_names.owner_layer(prefix, list(classes))
+        if owner is None or owner == prefix:
+            out.append((prefix, ws))
+            continue
+        cls, cfg = classes[owner]
+        names = weight_names.tfjs_weight_names(owner, cls, cfg, [n for n, _ in ws])
+        out.append((owner, [(n, a) for n, (_, a) in zip(names, ws)]))
+    return out
+
+
 def _keras3_topology_to_keras2(topo: Dict[str, Any], named, options: ConversionOptions):
     """A Keras-3-style topology (as the reference writes for Keras 3 h5) -> Keras 2."""
     translated = keras3.translate_model(topo["model_config"], options.allow_unsafe_deserialization)
@@ -110,13 +132,22 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
     if isinstance(topo, dict) and _looks_keras3(topo):
         model = _keras3_topology_to_keras2(topo, named, options)
     else:
+        config = topo.get("model_config") if isinstance(topo, dict) else None
         model = KerasModel(
             topo.get("keras_version") if isinstance(topo, dict) else None,
             topo.get("backend") if isinstance(topo, dict) else None,
-            topo.get("model_config") if isinstance(topo, dict) else None,
+            config,
             topo.get("training_config") if isinstance(topo, dict) else None,
-            _split_by_layer_prefix(named),
+            _names_for_tfjs(config, _split_by_layer_prefix(named)),
         )
+    new_topo: Optional[Dict[str, Any]]
+    if isinstance(topo, dict) and not _looks_keras3(topo):
+        new_topo = topo  # passed through, less what tfjs ignores and inference does not need
+    else:
+        new_topo = artifacts.topology(model)
+    if isinstance(new_topo, dict) and "model_config" in new_topo:
+        new_topo = {**new_topo, "model_config": fields.drop_ignored_fields(new_topo["model_config"])}
+    artifacts.ensure_loadable(new_topo, [w for _, ws in model.layers for w in ws], options)
     groups = artifacts.weight_groups(model.layers, options.split_weights_by_layer)
     manifest = weights.write_weights(
         groups,
@@ -124,12 +155,6 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
         shard_size_bytes=options.weight_shard_size_bytes,
         quantization=options.quantization_specs,
     )
-    new_topo: Optional[Dict[str, Any]]
-    if isinstance(topo, dict) and not _looks_keras3(topo):
-        new_topo = topo  # passed through unchanged
-    else:
-        new_topo = artifacts.topology(model)
-    artifacts.warn_if_unloadable(new_topo)
     metadata = options.metadata_dict or obj.get("userDefinedMetadata") or None
     out = artifacts.build_model_json(obj.get("generatedBy"), new_topo, manifest, metadata)
     model_json.write_model_json(staging_path, out)

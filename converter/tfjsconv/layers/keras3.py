@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tfjsconv.errors import ConversionError
+from tfjsconv.layers import compat
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
@@ -204,7 +205,8 @@ def _flatten_tensors(args: Any, where: str) -> List[List[Any]]:
         elif x is not None:
             raise ConversionError(
                 f"{where}: non-tensor positional call argument {x!r} cannot be expressed "
-                "in a Keras 2 / TensorFlow.js config"
+                "in a Keras 2 / TensorFlow.js layers config; convert with "
+                "--output_format=tfjs_graph_model instead"
             )
 
     walk(args)
@@ -366,6 +368,11 @@ def keras2_weight_names(layer_name: str, cls: str, config: Mapping[str, Any], co
             )
         return names
     layout = WEIGHT_LAYOUTS.get(cls)
+    if layout is None and cls not in compat.registered_classes():
+        from tfjsconv.layers import check  # check builds on this module
+
+        raise ConversionError(check.refusal_text(check.class_problems(
+            {"class_name": cls, "config": {**config, "name": layer_name}})))
     if layout is None:
         raise ConversionError(
             f"cannot name the {count} Keras 3 weights of layer {layer_name!r}: layer class "

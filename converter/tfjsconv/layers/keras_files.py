@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import keras3
+from tfjsconv.layers import keras3, weight_names
 
 # (weight name, array) pairs of one layer.
 LayerWeights = Tuple[str, List[Tuple[str, np.ndarray]]]
@@ -228,13 +228,16 @@ def read_h5(path: str, allow_unsafe: bool = False) -> KerasModel:
         return KerasModel(keras_version, backend, config, None, layers)
 
     check_safe_keras2(model_config, allow_unsafe)
-    return KerasModel(
-        keras_version,
-        backend,
-        translate_class_names(model_config),
-        training_config,
-        [(n, ws) for n, ws in raw if ws],
-    )
+    config = translate_class_names(model_config)
+    classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(config)}
+    layers = []
+    for name, ws in raw:
+        if not ws:
+            continue
+        cls, cfg = classes.get(name, ("<not in config>", {}))
+        names = weight_names.tfjs_weight_names(name, cls, cfg, [n for n, _ in ws])
+        layers.append((name, [(n, a) for n, (_, a) in zip(names, ws)]))
+    return KerasModel(keras_version, backend, config, training_config, layers)
 
 
 def _safe_member(name: str, path: str) -> None:
