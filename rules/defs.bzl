@@ -1,6 +1,6 @@
 """Public API of rules_tfjs: convert TensorFlow / Keras models to TensorFlow.js at build time.
 
-    load("//rules:defs.bzl", "tfjs_model", "tfjs_quantized_model", "TfjsModelInfo")
+    load("//rules:defs.bzl", "tfjs_model", "tfjs_model_test", "tfjs_quantized_model", "TfjsModelInfo")
 
     tfjs_model(
         name = "mlp_graph",                      # output: bazel-bin/<pkg>/mlp_graph/model.json
@@ -22,8 +22,14 @@ load(
     _tfjs_model_rule = "tfjs_model_rule",
     _tfjs_quantized_model_rule = "tfjs_quantized_model_rule",
 )
+load("//rules/private:tfjs_model_test.bzl", _tfjs_model_test = "tfjs_model_test")
 
 TfjsModelInfo = _TfjsModelInfo
+
+# Runs a tfjs_model's output in @tensorflow/tfjs 4.22 (Node) and compares its outputs with
+# expected ones or with TensorFlow's predictions of the source model. Needs the
+# `tfjs_npm` repository (repositories.bzl: tfjs_npm_repository).
+tfjs_model_test = _tfjs_model_test
 
 # Migrates a legacy tfjs 0.x model (tensorflowjs_model.pb + weights_manifest.json) to
 # model.json; see tools/pb2json/README.md.

@@ -5,6 +5,7 @@
     register_toolchains("@rules_tfjs//rules/private/python:python3_toolchain")
 """
 
+load("//rules/private:npm_repository.bzl", _tfjs_npm_repository = "tfjs_npm_repository")
 load("//rules/private:pip_repository.bzl", _tfjs_pip_repository = "tfjs_pip_repository")
 load("//rules/private:python_repository.bzl", _tfjs_python_repository = "tfjs_python_repository")
 load("//rules/private:python_snapshot.bzl", _tfjs_python_snapshot = "tfjs_python_snapshot")
@@ -12,10 +13,12 @@ load("//rules/private:python_snapshot.bzl", _tfjs_python_snapshot = "tfjs_python
 tfjs_pip_repository = _tfjs_pip_repository
 tfjs_python_repository = _tfjs_python_repository
 tfjs_python_snapshot = _tfjs_python_snapshot
+tfjs_npm_repository = _tfjs_npm_repository
 
 def tfjs_repositories(name = "tfjs_pip", lock = None, python_interpreter = "/usr/bin/python3", **kwargs):
-    """The repositories the rules need: `@<name>` (pip), `@<name>_python` (toolchain)
-    and `@tfjs_python` (the interpreter snapshot conversion actions run on).
+    """The repositories the rules need: `@<name>` (pip), `@<name>_python` (toolchain),
+    `@tfjs_python` (the interpreter snapshot conversion actions run on) and `@tfjs_npm`
+    (@tensorflow/tfjs for `tfjs_model_test`).
 
     All get the same interpreter (`RULES_TFJS_PYTHON` overrides it in all), so the
     wheels pip installs match the Python that runs them. MODULE.bazel's `tfjs_pip`
@@ -30,3 +33,4 @@ def tfjs_repositories(name = "tfjs_pip", lock = None, python_interpreter = "/usr
     _tfjs_pip_repository(name = name, lock = lock, python_interpreter = python_interpreter, **kwargs)
     _tfjs_python_repository(name = name + "_python", python_interpreter = python_interpreter)
     _tfjs_python_snapshot(name = "tfjs_python", python_interpreter = python_interpreter)
+    _tfjs_npm_repository(name = "tfjs_npm")

@@ -13,7 +13,6 @@ reuse that output base.
 
 from __future__ import annotations
 
-import filecmp
 import json
 import os
 import re
@@ -294,6 +293,95 @@ def test_relative_interpreter_fails_with_a_clear_message(env):
     assert proc.returncode != 0
     assert ('tfjs_python_repository: the interpreter must be an absolute path, got "python3"'
             in proc.stderr), proc.stderr[-3000:]
+
+
+# tfjs_model_test: one target per fail() in rules/private/tfjs_model_test.bzl.
+_MODEL_TEST_SUPPORT = """
+tfjs_model(name = "graph", src = "m.h5", input_format = "keras", output_format = "tfjs_graph_model")
+tfjs_model(name = "chained", src = ":graph_layers", input_format = "tfjs_layers_model",
+           output_format = "tfjs_graph_model")
+tfjs_model(name = "graph_layers", src = "m.h5", input_format = "keras")
+tfjs_model(name = "to_h5", src = ":graph_layers", input_format = "tfjs_layers_model", output_format = "keras")
+"""
+BAD_MODEL_TESTS = {
+    "not_tfjs": ('tfjs_model_test(name = "not_tfjs", model = ":to_h5", inputs = "i.json", expected = "o.json")',
+                 "model //badtests:to_h5 is a keras; tfjs_model_test runs tfjs_graph_model and "
+                 "tfjs_layers_model outputs"),
+    "bad_atol": ('tfjs_model_test(name = "bad_atol", model = ":graph", inputs = "i.json", expected = "o.json", '
+                 'atol = "tiny")',
+                 'atol must be a non-negative number such as "1e-5", got "tiny"'),
+    "bad_rtol": ('tfjs_model_test(name = "bad_rtol", model = ":graph", inputs = "i.json", expected = "o.json", '
+                 'rtol = "-1")',
+                 'rtol must be a non-negative number such as "1e-5", got "-1"'),
+    "no_expected": ('tfjs_model_test(name = "no_expected", model = ":graph", inputs = "i.json")',
+                    "give expected (a JSON file of outputs) or reference_model (TF computes them)"),
+    "both_expected": ('tfjs_model_test(name = "both_expected", model = ":graph", inputs = "i.json", '
+                      'expected = "o.json", reference_model = "m.h5")',
+                      "give either expected or reference_model, not both"),
+    "bad_reference_format": ('tfjs_model_test(name = "bad_reference_format", model = ":chained", '
+                             'inputs = "i.json", reference_model = "m.h5")',
+                             'reference_format "tfjs_layers_model" cannot compute predictions; choose one of: '
+                             "keras, keras_keras, tf_saved_model"),
+    "reference_not_saved_model": ('tfjs_model_test(name = "reference_not_saved_model", model = ":graph", '
+                                  'inputs = "i.json", reference_model = ":two_files")',
+                                  "reference_model must be one file or a SavedModel file set with exactly one "
+                                  "saved_model.pb, found 0"),
+    "relative_node": ('tfjs_model_test(name = "relative_node", model = ":graph", inputs = "i.json", '
+                      'expected = "o.json", node = "node")',
+                      'node must be an absolute path, got "node"'),
+}
+
+
+def test_tfjs_model_test_bad_attributes_fail_at_analysis(env):
+    first: Bazel = env["first"]
+    pkg = first.workspace / "badtests"
+    pkg.mkdir(exist_ok=True)
+    for name in ("m.h5", "i.json", "o.json", "a.txt", "b.txt"):
+        (pkg / name).write_bytes(b"not used: analysis fails first")
+    (pkg / "BUILD.bazel").write_text(
+        'load("//rules:defs.bzl", "tfjs_model", "tfjs_model_test")\n'
+        + _MODEL_TEST_SUPPORT
+        + 'filegroup(name = "two_files", srcs = ["a.txt", "b.txt"])\n'
+        + "\n".join(rule for rule, _ in BAD_MODEL_TESTS.values()) + "\n")
+    try:
+        for name, (_, message) in sorted(BAD_MODEL_TESTS.items()):
+            proc = first.run("build", "--nobuild", f"//badtests:{name}", check=False)
+            assert proc.returncode != 0, name
+            assert f"//badtests:{name}: {message}" in proc.stderr, (name, proc.stderr[-3000:])
+    finally:
+        shutil.rmtree(pkg)
+
+
+def test_tfjs_model_test_fails_when_tfjs_disagrees(env):
+    """The rule can fail: expected outputs off by 1e-3 fail at atol=1e-4 and pass at 1e-2."""
+    first: Bazel = env["first"]
+    pkg = first.workspace / "mismatch"
+    pkg.mkdir(exist_ok=True)
+    inputs = {"inputs": [{"shape": [1, 4], "dtype": "float32", "data": [0.5, -1.0, 2.0, 0.25]}]}
+    (pkg / "i.json").write_text(json.dumps(inputs))
+    shutil.copy(first.workspace / "examples" / "models" / "mlp_keras2.h5", pkg / "m.h5")
+    (pkg / "BUILD.bazel").write_text(
+        'load("//rules:defs.bzl", "tfjs_model", "tfjs_model_test")\n'
+        'tfjs_model(name = "m", src = "m.h5", input_format = "keras")\n'
+        'tfjs_model_test(name = "exp", model = ":m", inputs = "i.json", reference_model = "m.h5")\n')
+    try:
+        first.run("build", "//mismatch:exp")
+        expected = json.loads((first.workspace / "bazel-bin" / "mismatch" / "exp.expected.json").read_text())
+        for out in expected["outputs"]:
+            out["data"] = [v + 1e-3 for v in out["data"]]
+        (pkg / "off.json").write_text(json.dumps(expected))
+        with open(pkg / "BUILD.bazel", "a") as f:
+            f.write('tfjs_model_test(name = "strict", model = ":m", inputs = "i.json", expected = "off.json", '
+                    'atol = "1e-4")\n'
+                    'tfjs_model_test(name = "loose", model = ":m", inputs = "i.json", expected = "off.json", '
+                    'atol = "1e-2")\n')
+        strict = first.run("test", "//mismatch:strict", check=False)
+        assert strict.returncode == 3, strict.stderr[-3000:]  # 3: tests failed
+        log = (first.workspace / "bazel-testlogs" / "mismatch" / "strict" / "test.log").read_text()
+        assert "FAIL" in log and "values outside atol=0.0001" in log, log
+        first.run("test", "//mismatch:loose", "//mismatch:exp")
+    finally:
+        shutil.rmtree(pkg)
 
 
 def test_bazel_test_targets_pass(env):
