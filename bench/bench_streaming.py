@@ -114,7 +114,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 built = build(src, LAYERS[size], variant == "scaled")
                 print(f"built {src.name} in {built:.1f} s", flush=True)
             io_s = copy_time(src, work / "copy")
-            for output in args.outputs.split(","):
+            for output in [o for o in args.outputs.split(",") if o]:
                 out = work / f"out_{size}_{variant}_{output}"
                 shutil.rmtree(out, ignore_errors=True)
                 cmd = [PYTHON, "-m", "tfjsconv.cli", "--input_format=tf_saved_model",

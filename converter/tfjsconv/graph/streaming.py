@@ -236,16 +236,21 @@ class LazyWeights:
     # -- what the stash rules need to know about a value
 
     def stats(self, name: str) -> Tuple[bool, bytes]:
-        """(uniform or NaN, digest of the bytes): as ``weight_stash`` computes for a Const."""
+        """(uniform or NaN, fingerprint of the bytes), as ``weight_stash`` computes them
+        for a Const: one read of the tensor, cached."""
         if name not in self._stats:
-            from tfjsconv.graph.weight_stash import content_digest, uniform_or_nan_array
+            from tfjsconv.graph.weight_stash import content_fingerprint, uniform_or_nan_array
 
             value = np.ascontiguousarray(self.tensors[name].read())
-            uniform = uniform_or_nan_array(value)
-            digest = content_digest(value)
-            self._stats[name] = (uniform, digest)
+            self._stats[name] = (uniform_or_nan_array(value), content_fingerprint(value))
             del value
         return self._stats[name]
+
+    def digest(self, name: str) -> bytes:
+        """Full digest of the bytes (only when fingerprints collide: a likely duplicate)."""
+        from tfjsconv.graph.weight_stash import content_digest
+
+        return content_digest(np.ascontiguousarray(self.tensors[name].read()))
 
 
 def stand_in_converter_data(base: type, keys: Dict[int, str], lazy: LazyWeights) -> type:

@@ -123,10 +123,27 @@ def _uniform_or_nan(content: bytes, dtype_enum: int) -> bool:
     return uniform_or_nan_array(values)
 
 
+def _byte_view(data) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    return np.frombuffer(data, dtype=np.uint8)
+
+
 def content_digest(data) -> bytes:
     """Digest of a constant's bytes (a bytes object or a C-contiguous array, not copied)."""
-    return hashlib.blake2b(memoryview(data).cast("B") if isinstance(data, np.ndarray) else data,
-                           digest_size=16).digest()
+    return hashlib.blake2b(memoryview(_byte_view(data)), digest_size=16).digest()
+
+
+def content_fingerprint(data) -> bytes:
+    """A cheap digest of ~64 KiB of a constant's bytes (both ends and a strided sample):
+    different fingerprints prove different bytes; equal ones need ``content_digest``."""
+    raw = _byte_view(data)
+    stride = max(1, raw.size // 65536)
+    h = hashlib.blake2b(digest_size=16)
+    for part in (raw[:4096], raw[-4096:], raw[::stride]):
+        h.update(np.ascontiguousarray(part).tobytes())
+    h.update(raw.size.to_bytes(8, "little"))
+    return h.digest()
 
 
 def uniform_or_nan_array(values: np.ndarray) -> bool:
@@ -134,8 +151,13 @@ def uniform_or_nan_array(values: np.ndarray) -> bool:
     values = values.reshape(-1)
     if values.size == 0:
         return True
-    if values.dtype.kind in "fc" and np.isnan(values).any():
+    if values.dtype.kind == "f":
+        if np.isnan(values.max()):  # max propagates NaN: one pass, no temporary
+            return True
+    elif values.dtype.kind == "c" and np.isnan(values).any():
         return True
+    if (values[:1024] != values[0]).any():
+        return False  # the common case, decided without a full comparison
     return bool((values == values[0]).all())
 
 
@@ -229,15 +251,25 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
         uniform = lazy.stats(node.name)[0] if content is None else _uniform_or_nan(content, dtype)
         if not uniform:
             eligible.append(node.name)
+    # Only duplicates of an eligible constant matter.  Fingerprints first, then full
+    # digests among constants whose fingerprints collide.
     duplicated: Set[str] = set()
+    wanted = set(eligible)
     for members in groups.values():
-        if len(members) < 2:
+        if len(members) < 2 or not any(name in wanted for name, _ in members):
             continue
-        by_hash: Dict[bytes, List[str]] = {}
+        by_print: Dict[bytes, List[Tuple[str, object]]] = {}
         for name, content in members:
-            digest = lazy.stats(name)[1] if content is None else content_digest(content)
-            by_hash.setdefault(digest, []).append(name)
-        duplicated.update(name for names in by_hash.values() if len(names) > 1 for name in names)
+            fingerprint = lazy.stats(name)[1] if content is None else content_fingerprint(content)
+            by_print.setdefault(fingerprint, []).append((name, content))
+        for same in by_print.values():
+            if len(same) < 2:
+                continue
+            by_hash: Dict[bytes, List[str]] = {}
+            for name, content in same:
+                digest = lazy.digest(name) if content is None else content_digest(content)
+                by_hash.setdefault(digest, []).append(name)
+            duplicated.update(name for names in by_hash.values() if len(names) > 1 for name in names)
     return [name for name in eligible if name not in duplicated]
 
 
