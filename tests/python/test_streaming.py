@@ -193,3 +193,55 @@ def test_beyond_ram_uint8(tmp_path):
 
         shutil.rmtree(src, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
+
+
+# ------------------------------------------------------------- layers paths
+
+
+def test_lazy_shard_reader_equals_eager_reader(tmp_path):
+    """layers -> layers reads each weight from the shards when it writes it: same values
+    and dtypes as ``read_weights``, and the same errors for bad shard sizes."""
+    rng = np.random.default_rng(5)
+    group = [("a", rng.standard_normal((30, 7)).astype(np.float32)),
+             ("b", rng.integers(-5, 5, (11,)).astype(np.int32)),
+             ("c", rng.standard_normal((4, 4)) > 0),
+             ("d", rng.standard_normal((9, 3)).astype(np.float32)),
+             ("e", rng.standard_normal((5,)).astype(np.float32))]
+    manifest = weights.write_weights([group[:3], group[3:]], str(tmp_path), shard_size_bytes=100,
+                                     quantization={"uint8": ["d"], "float16": ["e"]})
+    eager = weights.read_weights(manifest, str(tmp_path))
+    lazy = weights.read_weights_lazily(manifest, str(tmp_path))
+    assert [n for n, _ in lazy] == [n for n, _ in eager]
+    for (_, want), (_, got) in zip(eager, lazy):
+        value = got.read()
+        assert value.dtype == want.dtype == got.dtype and value.shape == want.shape == got.shape
+        np.testing.assert_array_equal(value, want)
+    last = tmp_path / manifest[1]["paths"][-1]
+    last.write_bytes(last.read_bytes() + b"\0")
+    with pytest.raises(ConversionError, match="shard too long"):
+        weights.read_weights_lazily(manifest, str(tmp_path))
+    last.write_bytes(last.read_bytes()[:-2])
+    with pytest.raises(ConversionError, match="truncated"):
+        weights.read_weights_lazily(manifest, str(tmp_path))
+
+
+def test_h5_weights_are_read_when_written(tmp_path):
+    """h5 -> layers: large datasets are ``H5Weight``s whose values equal the eager read."""
+    import tf_keras
+
+    from tfjsconv.layers import keras_files
+
+    gm._seed()
+    inp = tf_keras.Input((200,), name="x")
+    out = tf_keras.layers.Dense(100, name="d")(inp)
+    path = str(tmp_path / "m.h5")
+    tf_keras.Model(inp, out).save(path)
+    eager = keras_files.read_h5(path)
+    lazy = keras_files.read_h5(path, lazy=True)
+    (_, eager_ws), = eager.layers
+    (_, lazy_ws), = lazy.layers
+    assert isinstance(lazy_ws[0][1], keras_files.H5Weight)  # 80 KB kernel
+    assert isinstance(lazy_ws[1][1], np.ndarray)  # 400 B bias: read now
+    for (n1, a), (n2, b) in zip(eager_ws, lazy_ws):
+        assert n1 == n2
+        np.testing.assert_array_equal(a, b.read() if isinstance(b, keras_files.H5Weight) else b)
