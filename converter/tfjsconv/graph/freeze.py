@@ -70,8 +70,9 @@ def _lean_freeze_helpers(c2c):
     return (converter_data, replace_variables) if converter_data and replace_variables else None
 
 
-def freeze_function(func, control_flow_v2: bool, stand_ins: Optional[Tuple[Dict[int, str], "streaming.LazyWeights"]] = None
-                    ) -> FrozenFunction:
+def freeze_function(
+    func, control_flow_v2: bool, stand_ins: Optional[Tuple[Dict[int, str], "streaming.LazyWeights"]] = None
+) -> FrozenFunction:
     """Variables -> Consts, functions inlined (control flow lowered unless v2).
 
     This is ``convert_variables_to_constants_v2`` without its last step, which imports
