@@ -8,7 +8,10 @@ runs, speaking Bazel's JSON worker protocol) first converts a tiny model (its ba
 TensorFlow imported), then the given SavedModel ``--runs`` times; after each response
 its VmRSS and peak (VmHWM) are read from /proc.
 
-    .venv/bin/python bench/bench_worker_memory.py SAVED_MODEL [--runs 3]
+    .venv/bin/python bench/bench_worker_memory.py [SAVED_MODEL] [--runs 3]
+
+Without SAVED_MODEL (``./dev bench``) a 0.6 GB model is built (``streaming_models``) and
+deleted afterwards.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def _status(pid: int) -> Dict[str, int]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("saved_model")
+    ap.add_argument("saved_model", nargs="?", default=None)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_worker-", dir=str(REPO / ".cache")))
@@ -48,6 +51,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         subprocess.run([common.PYTHON, str(HERE / "streaming_models.py"), "build", str(tiny), "2", "64", "0"],
                        check=True, env=env, capture_output=True)
+        if args.saved_model is None:
+            args.saved_model = str(work / "sm_0.6")
+            subprocess.run([common.PYTHON, str(HERE / "streaming_models.py"), "build", args.saved_model, "2", "8660",
+                            "0"], check=True, env=env, capture_output=True)
         worker = subprocess.Popen([common.PYTHON, str(REPO / "rules/private/tfjs_convert_tool.py"),
                                    "--persistent_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL, env=env)

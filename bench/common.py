@@ -72,7 +72,7 @@ class Result:
         return self.returncode == 0
 
     def last_error_line(self) -> str:
-        """The last line that names an error (TensorFlow's log lines come after it), else the last line."""
+        """The last line naming an error (TensorFlow logs come after it), else the last line."""
         lines = [line for line in self.stderr.splitlines() if line.strip()]
         errors = [line for line in lines if any(k in line for k in ("Error", "error:", "bad_alloc", "what()", "Killed"))]
         if isinstance(self.returncode, int) and self.returncode < 0:
