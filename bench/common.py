@@ -72,8 +72,15 @@ class Result:
         return self.returncode == 0
 
     def last_error_line(self) -> str:
+        """The last line naming an error (TensorFlow logs come after it), else the last line."""
         lines = [line for line in self.stderr.splitlines() if line.strip()]
-        return lines[-1][:200] if lines else f"exit {self.returncode}"
+        errors = [line for line in lines if any(k in line for k in ("Error", "error:", "bad_alloc", "what()", "Killed"))]
+        if isinstance(self.returncode, int) and self.returncode < 0:
+            import signal
+
+            return f"killed by {signal.Signals(-self.returncode).name}" + (f": {errors[-1][:200]}" if errors else "")
+        chosen = errors[-1] if errors else (lines[-1] if lines else "")
+        return f"exit {self.returncode}: {chosen.strip()[:200]}"
 
 
 def measure(cmd: Sequence[str], *, cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,

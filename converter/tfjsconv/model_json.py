@@ -104,9 +104,12 @@ def load_model_json(path: str, *, require_weights_manifest: bool = False) -> Dic
     return obj
 
 
-def load_tfjs_model(model_dir_or_json: str) -> Tuple[Dict[str, Any], List[Tuple[str, np.ndarray]]]:
-    """Load a converted model: (model.json object, dequantized weights in manifest order)."""
-    from tfjsconv.weights import read_weights
+def load_tfjs_model(model_dir_or_json: str, lazy: bool = False) -> Tuple[Dict[str, Any], List[Tuple[str, Any]]]:
+    """Load a converted model: (model.json object, dequantized weights in manifest order).
+
+    ``lazy``: weights are ``weights.ShardWeight``s, read when written (re-sharding).
+    """
+    from tfjsconv.weights import read_weights, read_weights_lazily
 
     path = model_dir_or_json
     if os.path.isdir(path):
@@ -114,5 +117,6 @@ def load_tfjs_model(model_dir_or_json: str) -> Tuple[Dict[str, Any], List[Tuple[
         if not os.path.isfile(path):
             raise ConversionError(f"directory {model_dir_or_json} has no {MODEL_JSON}")
     model = load_model_json(path, require_weights_manifest=True)
-    weights = read_weights(model["weightsManifest"], os.path.dirname(os.path.abspath(path)))
+    reader = read_weights_lazily if lazy else read_weights
+    weights = reader(model["weightsManifest"], os.path.dirname(os.path.abspath(path)))
     return model, weights

@@ -39,6 +39,16 @@ _AFFINE: Mapping[str, Tuple[type, int]] = {
 
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
+# Elements per step of the float64 arithmetic: a large weight is quantized in slices
+# (every operation is elementwise, so the bytes do not depend on the slicing), so its
+# float64 temporaries cost 32 MiB instead of twice the weight.
+_CHUNK = 1 << 22
+
+
+def _chunks(flat: np.ndarray):
+    for start in range(0, flat.size, _CHUNK):
+        yield start, flat[start:start + _CHUNK]
+
 
 def _spec_patterns(dtype: str, spec: Any) -> Tuple[bool, Tuple[str, ...]]:
     """Normalize one spec to (is_fallthrough, patterns)."""
@@ -122,7 +132,8 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
         )
     if dtype not in QUANTIZATION_DTYPES:
         raise ConversionError(f"unknown quantization dtype {dtype!r}; choose from float16, uint8, uint16")
-    if data.size and not np.isfinite(data).all():
+    flat = data.reshape(-1)
+    if data.size and not all(np.isfinite(part).all() for _, part in _chunks(flat)):
         raise ConversionError(
             f"weight {name} contains NaN or Infinity and cannot be quantized to {dtype}"
         )
@@ -138,9 +149,9 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
     if data.size == 0:
         return np.zeros(data.shape, qtype), {
             "dtype": dtype, "min": 0.0, "scale": 1.0, "original_dtype": "float32"}
-    wide = data.astype(np.float64)
-    lo = float(wide.min())
-    hi = float(wide.max())
+    # float32 -> float64 is exact and monotonic: the float64 extremes are these.
+    lo = float(flat.min())
+    hi = float(flat.max())
     if lo == hi:
         return np.zeros(data.shape, qtype), {
             "dtype": dtype, "min": lo, "scale": 1.0, "original_dtype": "float32"}
@@ -149,11 +160,15 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
         zero_point = float(np.round((0.0 - lo) / scale))
         lo = -zero_point * scale
         hi = quant_max * scale + lo
-    np.clip(wide, lo, hi, out=wide)
-    wide -= lo
-    wide /= scale
-    np.round(wide, out=wide)
-    stored: np.ndarray = wide.astype(qtype)
+    stored: np.ndarray = np.empty(flat.size, qtype)
+    for start, part in _chunks(flat):
+        wide = part.astype(np.float64)
+        np.clip(wide, lo, hi, out=wide)
+        wide -= lo
+        wide /= scale
+        np.round(wide, out=wide)
+        stored[start:start + wide.size] = wide.astype(qtype)
+    stored = stored.reshape(data.shape)
     return stored, {"dtype": dtype, "min": float(lo), "scale": float(scale), "original_dtype": "float32"}
 
 

@@ -10,7 +10,9 @@ Format (what tfjs-core ``io.decodeWeights`` expects, and what the reference writ
 * a string element is a uint32 little-endian byte length followed by its UTF-8 bytes.
 
 The writer streams one weight at a time into the shard files, so converting a model never
-needs a second in-memory copy of all its weights.
+needs a second in-memory copy of all its weights.  A weight may also be a ``LazyArray``
+(``shape``, ``dtype``, ``size`` and ``read()``): it is read when it is written and
+dropped after, so only one such weight is in memory at a time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -41,7 +43,26 @@ _QUANT_ITEMSIZE: Mapping[str, int] = {"uint8": 1, "uint16": 2, "float16": 2}
 
 _INT32 = np.iinfo(np.int32)
 
-WeightList = Sequence[Tuple[str, np.ndarray]]
+
+
+class LazyArray(Protocol):
+    """A weight whose values are read only when it is written."""
+
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self) -> np.ndarray: ...
+
+
+def _is_lazy(array: Any) -> bool:
+    return not isinstance(array, np.ndarray) and callable(getattr(array, "read", None)) \
+        and isinstance(getattr(array, "dtype", None), np.dtype)
+
+
+WeightList = Sequence[Tuple[str, Union[np.ndarray, LazyArray]]]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -145,7 +166,7 @@ class _ShardWriter:
             self._file = None
 
 
-def _check_groups(groups: Any) -> List[List[Tuple[str, np.ndarray]]]:
+def _check_groups(groups: Any) -> List[List[Tuple[str, Any]]]:
     checked = []
     seen: Dict[str, int] = {}
     for g, group in enumerate(groups):
@@ -160,7 +181,7 @@ def _check_groups(groups: Any) -> List[List[Tuple[str, np.ndarray]]]:
             if name in seen:
                 raise ConversionError(f"duplicate weight name {name} (in groups {seen[name]} and {g + 1})")
             seen[name] = g + 1
-            entries.append((name, np.asarray(array)))
+            entries.append((name, array if _is_lazy(array) else np.asarray(array)))
         checked.append(entries)
     return checked
 
@@ -217,7 +238,7 @@ def write_weights(
                     for chunk in _string_bytes(strings.pop(name)):
                         writer.write(chunk)
                 else:
-                    data = _converted(name, array, dtype)
+                    data = _converted(name, array.read() if _is_lazy(array) else array, dtype)
                     if dtype == "float32" and name in quant_of:
                         stored, meta = quant.quantize(data, quant_of[name], name=name)
                         data = np.ascontiguousarray(stored, dtype=_QUANT_STORAGE[meta["dtype"]])
@@ -352,6 +373,107 @@ def _decode_strings(data: bytearray, offset: int, count: int, name: str, group: 
     out = np.empty(count, dtype=object)
     out[:] = items
     return out, offset
+
+
+class ShardWeight:
+    """One weight of a converted model, read from its shards (and decoded like
+    ``read_weights``) only when ``read()`` is called: a ``LazyArray`` for the writer."""
+
+    def __init__(self, paths: List[str], offset: int, count: int, shape: Tuple[int, ...], dtype: str,
+                 meta: Optional[Dict[str, Any]], name: str):
+        self._paths, self._offset, self._count, self._meta, self.name = paths, offset, count, meta, name
+        self.shape = shape
+        self._storage = _QUANT_STORAGE[meta["dtype"]] if meta else _STORAGE[dtype]
+        self._dtype_name = dtype
+        if meta is not None:
+            self.dtype = np.dtype(np.int32 if meta["original_dtype"] == "int32" else np.float32)
+        else:
+            self.dtype = np.dtype(bool) if dtype == "bool" else np.dtype(_STORAGE[dtype]).newbyteorder("=")
+
+    @property
+    def size(self) -> int:
+        return self._count
+
+    def read(self) -> np.ndarray:
+        nbytes = self._count * np.dtype(self._storage).itemsize
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        skip, filled = self._offset, 0
+        try:
+            for path in self._paths:
+                size = os.path.getsize(path)
+                if skip >= size:
+                    skip -= size
+                    continue
+                with open(path, "rb") as f:
+                    f.seek(skip)
+                    skip = 0
+                    while filled < nbytes:
+                        n = f.readinto(view[filled:])
+                        if not n:
+                            break
+                        filled += n
+                if filled == nbytes:
+                    break
+        except OSError as e:
+            raise ConversionError(f"cannot read the shards of weight {self.name}: {e.strerror or e}") from None
+        if filled != nbytes:
+            raise ConversionError(f"weight {self.name}: a shard changed while reading")
+        stored = np.frombuffer(buf, dtype=self._storage).reshape(self.shape)
+        if self._meta is not None:
+            return quant.dequantize(stored, self._meta)
+        if self._dtype_name == "bool":
+            return stored != 0
+        if stored.dtype.isnative:
+            return stored
+        return stored.astype(stored.dtype.newbyteorder("="), copy=True)
+
+
+def read_weights_lazily(manifest: Any, model_dir: str) -> List[Tuple[str, Any]]:
+    """``read_weights`` with the same checks, but each numeric weight is a ``ShardWeight``
+    read when it is written: re-sharding a model holds one weight at a time.
+
+    Groups holding string weights (their sizes are only known by decoding) are read
+    eagerly.
+    """
+    if not isinstance(manifest, list):
+        raise ConversionError("weightsManifest must be a list of weight groups")
+    result: List[Tuple[str, Any]] = []
+    seen = set()
+    for g, group in enumerate(manifest, start=1):
+        if not isinstance(group, dict) or not isinstance(group.get("paths"), list) \
+                or not isinstance(group.get("weights"), list):
+            raise ConversionError(f"weights manifest group {g} must be an object with 'paths' and 'weights' lists")
+        specs = [_validate_weight(w, g) for w in group["weights"]]
+        for name, *_ in specs:
+            if name in seen:
+                raise ConversionError(f"weights manifest: duplicate weight name {name}")
+            seen.add(name)
+        paths = [_safe_shard_path(model_dir, p, g) for p in group["paths"]]
+        if any(dtype == "string" for _, _, dtype, _ in specs):
+            result.extend(read_weights([group], model_dir) if g == 1 else
+                          read_weights([{"paths": [], "weights": []}] * (g - 1) + [group], model_dir))
+            continue
+        try:
+            total = sum(os.path.getsize(p) for p in paths)
+        except OSError as e:
+            raise ConversionError(f"weights manifest group {g}: cannot read shard: {e.strerror or e}") from None
+        offset = 0
+        entries = []
+        for name, shape, dtype, meta in specs:
+            count = math.prod(shape)
+            entries.append(ShardWeight(paths, offset, count, shape, dtype, meta, name))
+            offset += count * (_QUANT_ITEMSIZE[meta["dtype"]] if meta else _ITEMSIZE[dtype])
+        if total < offset:
+            raise ConversionError(
+                f"weights manifest group {g}: shards hold {total} bytes but the manifest "
+                f"declares at least {offset} (truncated or missing shard?)")
+        if total != offset:
+            raise ConversionError(
+                f"weights manifest group {g}: shards hold {total} bytes but the weights "
+                f"use {offset} (shard too long or manifest out of date)")
+        result.extend((entry.name, entry) for entry in entries)
+    return result
 
 
 def read_weights(manifest: Any, model_dir: str) -> List[Tuple[str, np.ndarray]]:

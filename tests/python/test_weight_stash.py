@@ -154,6 +154,26 @@ def test_plain_conv_and_matmul_weights_are_stashed_and_restored():
     np.testing.assert_allclose(run_graph(stashed, {"x:0": x}, outputs[0] + ":0"), want, rtol=1e-6, atol=1e-6)
 
 
+# Grappler folds a constant multiply into conv filters only: a MatMul's weights next to
+# a Mul stay opaque (stashed), and the optimized graph is the same.
+_SCALED_MATMULS = {
+    "scaled after matmul": lambda x: tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(random([3, 5], 17))) * tf.constant(2.0),
+    "scaled before matmul": lambda x: tf.matmul(tf.reshape(x, [-1, 3]) * tf.constant(3.0), tf.constant(random([3, 5], 18))),
+    "vector scale after matmul": lambda x: (tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(random([3, 5], 19)))
+                                            * tf.constant(random([5], 20))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_SCALED_MATMULS))
+def test_scaled_matmul_weights_are_stashed(case):
+    graph_def, outputs = _conv_graph(_SCALED_MATMULS[case])
+    kernels = [n.name for n in graph_def.node if n.op == "Const" and len(n.attr["value"].tensor.tensor_content) == 60]
+    assert len(kernels) == 1
+    assert kernels[0] in _stashed_names(graph_def, outputs)
+    plain, stashed = _optimized_both_ways(graph_def, outputs)
+    assert _canonical(plain) == _canonical(stashed)
+
+
 def test_stash_then_restore_is_the_identity():
     graph_def, outputs = _conv_graph(lambda x: tf.nn.conv2d(x, tf.constant(W), 1, "SAME"))
     original = graph_def.SerializeToString(deterministic=True)

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError
 from tfjsconv.options import ConversionOptions
-from tfjsconv.graph import executability, extract, optimize, scan
+from tfjsconv.graph import executability, extract, optimize, scan, streaming, weight_stash
 from tfjsconv.graph.freeze import FrozenModel, freeze_concrete_function
 from tfjsconv.graph.topology import message_to_dict
 
@@ -30,8 +30,14 @@ def _tf():
 # --------------------------------------------------------------------------- writing
 
 
-def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOptions) -> None:
-    """Optimize, extract weights, write shards and model.json (single weight group)."""
+def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOptions,
+                      lazy: Optional[streaming.LazyWeights] = None,
+                      min_bytes: int = weight_stash.DEFAULT_MIN_BYTES) -> None:
+    """Optimize, extract weights, write shards and model.json (single weight group).
+
+    ``lazy``: stand-ins of weights still in the checkpoint; the writer reads each one
+    when it writes it.  ``min_bytes``: the weight stash's threshold (tests lower it).
+    """
     from tfjsconv import model_json, weights
 
     log.info("optimizing the graph (%d nodes)", len(frozen.graph_def.node))
@@ -42,12 +48,17 @@ def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOpti
         strip_debug_ops=options.strip_debug_ops,
         experiments=options.experiments,
         extra_graphs=[frozen.initializer_graph_def] if frozen.initializer_graph_def is not None else [],
+        lazy=lazy,
+        stash_min_bytes=min_bytes,
     )
     frozen.graph_def = None
     init_graph = frozen.initializer_graph_def
     # Refuse here what tfjs would load and then fail to execute.
     executability.check_model(graph_def, frozen.signature, init_graph, frozen.initializer_signature)
-    values = extract.extract_weights(graph_def, init_graph)
+    values = streaming.extract_weights(graph_def, init_graph, lazy, extract.extract_weights)
+    if lazy is not None:
+        log.info("%d weights stay in the checkpoint until they are written",
+                 len(streaming.lazy_names(values)))
     log.info("writing %d weights and model.json (%d nodes)", len(values), len(graph_def.node))
     manifest = weights.write_weights(
         [values],
@@ -126,7 +137,12 @@ def _convert_saved_model(
     default_signature: str,
     tags: Optional[Sequence[str]] = None,
     use_own_tf_version: bool = False,
+    streaming_enabled: bool = True,
+    min_bytes: int = weight_stash.DEFAULT_MIN_BYTES,
 ) -> None:
+    """SavedModel -> graph model.  Large variables stream from the checkpoint unless
+    ``streaming_enabled`` is False or the model cannot (a TF1 SavedModel): then all
+    are loaded.  ``min_bytes``: what counts as large (and the weight stash's threshold)."""
     _tf()
     proto = _read_saved_model_proto(path)
     if tags is None:
@@ -142,28 +158,69 @@ def _convert_saved_model(
             f"available signatures: {available}"
         )
     generated_by = meta.meta_info_def.tensorflow_version
+    checkpoint = streaming.saved_model_checkpoint(path) if streaming_enabled and len(
+        meta.object_graph_def.nodes) else None
     del proto, meta
     tf = _tf()
     if use_own_tf_version:
         generated_by = tf.__version__
+    generated_by = generated_by or tf.__version__
+    if checkpoint is not None:
+        try:
+            frozen, lazy = _freeze_streaming(path, tags, signature_name, checkpoint, options, generated_by,
+                                             min_bytes)
+        except streaming.StreamingUnsupported as e:
+            log.info("streaming the weights is not possible (%s): loading them all", e)
+        else:
+            write_graph_model(frozen, out_dir, options, lazy, min_bytes)
+            return
     log.info("loading SavedModel %s (signature %s)", path, signature_name)
-    try:
-        model = tf.saved_model.load(path, tags=list(tags))
-    except Exception as e:
-        raise ConversionError(f"cannot load SavedModel {path}: {type(e).__name__}: {_first_line(e)}") from e
-    func = model.signatures.get(signature_name) if hasattr(model, "signatures") else None
-    if func is None:
-        raise ConversionError(f'signature "{signature_name}" cannot be loaded from the SavedModel {path}')
+    model = _load_saved_model(path, tags)
+    func = _signature(model, signature_name, path)
     log.info("freezing variables")
     frozen = freeze_concrete_function(
-        func, root=model, control_flow_v2=options.control_flow_v2,
-        generated_by=generated_by or tf.__version__,
+        func, root=model, control_flow_v2=options.control_flow_v2, generated_by=generated_by,
     )
     # Drop the eager variables and traced graphs (reference cycles) before optimizing:
     # from here on the frozen GraphDef is the only copy of the weights.
     del func, model
     gc.collect()
-    write_graph_model(frozen, out_dir, options)
+    write_graph_model(frozen, out_dir, options, min_bytes=min_bytes)
+
+
+def _load_saved_model(path: str, tags: Sequence[str], skip_checkpoint: bool = False):
+    tf = _tf()
+    load_options = tf.saved_model.LoadOptions(experimental_skip_checkpoint=skip_checkpoint)
+    try:
+        return tf.saved_model.load(path, tags=list(tags), options=load_options)
+    except Exception as e:
+        raise ConversionError(f"cannot load SavedModel {path}: {type(e).__name__}: {_first_line(e)}") from e
+
+
+def _signature(model, signature_name: str, path: str):
+    func = model.signatures.get(signature_name) if hasattr(model, "signatures") else None
+    if func is None:
+        raise ConversionError(f'signature "{signature_name}" cannot be loaded from the SavedModel {path}')
+    return func
+
+
+def _freeze_streaming(path: str, tags: Sequence[str], signature_name: str, checkpoint: str,
+                      options: ConversionOptions, generated_by: str, min_bytes: int):
+    """Load without the checkpoint, freeze with stand-ins for the large variables."""
+    log.info("loading SavedModel %s without its variables (signature %s)", path, signature_name)
+    source = streaming.CheckpointSource(checkpoint)
+    model = _load_saved_model(path, tags, skip_checkpoint=True)
+    func = _signature(model, signature_name, path)
+    lazy = streaming.LazyWeights(source, min_bytes)
+    keys = streaming.variable_keys(model, source)
+    log.info("freezing variables (large ones stay in the checkpoint)")
+    frozen = freeze_concrete_function(
+        func, root=model, control_flow_v2=options.control_flow_v2, generated_by=generated_by,
+        stand_ins=(keys, lazy),
+    )
+    del func, model
+    gc.collect()
+    return frozen, lazy
 
 
 def _first_line(e: BaseException) -> str:

@@ -14,6 +14,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tfjsconv.errors import ConversionError
+from tfjsconv.graph import streaming
 from tfjsconv.graph.graph_utils import node_name
 from tfjsconv.graph.topology import message_to_dict
 
@@ -69,7 +70,9 @@ def _lean_freeze_helpers(c2c):
     return (converter_data, replace_variables) if converter_data and replace_variables else None
 
 
-def freeze_function(func, control_flow_v2: bool) -> FrozenFunction:
+def freeze_function(
+    func, control_flow_v2: bool, stand_ins: Optional[Tuple[Dict[int, str], "streaming.LazyWeights"]] = None
+) -> FrozenFunction:
     """Variables -> Consts, functions inlined (control flow lowered unless v2).
 
     This is ``convert_variables_to_constants_v2`` without its last step, which imports
@@ -77,6 +80,10 @@ def freeze_function(func, control_flow_v2: bool) -> FrozenFunction:
     again: that round trip cost ~170 MB of peak RSS on MobileNetV2, and the trace-only
     attributes it dropped are dropped here too.  The helpers are private to TensorFlow,
     so if a TensorFlow version lacks them the public function is used.
+
+    ``stand_ins`` = (variable id -> checkpoint key, registry): variables are read from
+    the checkpoint instead (the model was loaded without it), large ones frozen as
+    value-less stand-ins (``graph.streaming``).
     """
     from tensorflow.python.framework import convert_to_constants as c2c
 
@@ -84,18 +91,24 @@ def freeze_function(func, control_flow_v2: bool) -> FrozenFunction:
     try:
         if helpers is not None:
             converter_data, replace_variables = helpers
+            if stand_ins is not None:
+                converter_data = streaming.stand_in_converter_data(converter_data, *stand_ins)
             data = converter_data(func=func, lower_control_flow=not control_flow_v2, aggressive_inlining=True)
             graph_def, converted = replace_variables(converter_data=data)
+            if stand_ins is not None:
+                streaming.finish_freeze(graph_def, data, stand_ins[1])
             del data
             captures = func.graph.internal_captures
             converted_ids = {id(captures[i]) for i in converted}
             inputs = [t for t in func.inputs if id(t) not in converted_ids]
+        elif stand_ins is not None:
+            raise streaming.StreamingUnsupported("this TensorFlow lacks the freezing helpers")
         else:  # a TensorFlow without them (tested)
             frozen = c2c.convert_variables_to_constants_v2(
                 func, lower_control_flow=not control_flow_v2, aggressive_inlining=True
             )
             graph_def, inputs = frozen.graph.as_graph_def(), list(frozen.inputs)
-    except ConversionError:
+    except (ConversionError, streaming.StreamingUnsupported):
         raise
     except Exception as e:  # TF raises many types here; the user gets one line.
         raise ConversionError(f"cannot freeze the model's function: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
@@ -277,7 +290,7 @@ def _initialize_into(resource, old_handle) -> None:
         fn()
 
 
-def _initializer(root, control_flow_v2: bool):
+def _initializer(root, control_flow_v2: bool, stand_ins=None):
     """Frozen graph that re-creates and initializes every resource of ``root``.
 
     Returns (graph_def, initializer_signature, {eager handle id: resourceId}) or Nones.
@@ -305,9 +318,11 @@ def _initializer(root, control_flow_v2: bool):
     finally:
         for resource, handle in zip(resources, original):
             resource._resource_handle = handle
-    frozen = freeze_function(concrete, control_flow_v2)
+    frozen = freeze_function(concrete, control_flow_v2, stand_ins)
     graph_def = frozen.graph_def
     renames = rename_numeric_nodes(graph_def, "resource_initializer/capture_")
+    if stand_ins is not None:
+        stand_ins[1].renamed(graph_def, renames)
     stabilize_shared_names(graph_def)
     outputs = {}
     for i, tensor in enumerate(frozen.outputs):
@@ -324,15 +339,19 @@ def freeze_concrete_function(
     root=None,
     control_flow_v2: bool,
     generated_by: str,
+    stand_ins: Optional[Tuple[Dict[int, str], "streaming.LazyWeights"]] = None,
 ) -> FrozenModel:
-    """Freeze ``func`` (and the resource initializer of ``root``, if any)."""
+    """Freeze ``func`` (and the resource initializer of ``root``, if any); see
+    ``freeze_function`` for ``stand_ins``."""
     init_graph, init_signature, resource_ids = (None, None, {})
     if root is not None:
-        init_graph, init_signature, resource_ids = _initializer(root, control_flow_v2)
-    frozen = freeze_function(func, control_flow_v2)
+        init_graph, init_signature, resource_ids = _initializer(root, control_flow_v2, stand_ins)
+    frozen = freeze_function(func, control_flow_v2, stand_ins)
     signature, keys, is_dict = build_signature(func, frozen, resource_ids)
     graph_def = frozen.graph_def
     renames = rename_numeric_nodes(graph_def, "capture_")
+    if stand_ins is not None:
+        stand_ins[1].renamed(graph_def, renames)
     stabilize_shared_names(graph_def)
     for section in signature.values():
         for info in section.values():

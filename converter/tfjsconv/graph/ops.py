@@ -6,6 +6,7 @@ from typing import FrozenSet, Iterable, List
 
 from tfjsconv import datafiles
 from tfjsconv.errors import UnsupportedOpsError
+from tfjsconv.graph.streaming import STAND_IN_CONTAINER, STAND_IN_OP
 
 _OPS_FILE = datafiles.path("tfjs_ops.json")
 
@@ -19,9 +20,16 @@ def supported_ops(strip_debug_ops: bool) -> FrozenSet[str]:
     return frozenset(names)
 
 
+def _op(node) -> str:
+    """The node's op; a streamed weight's stand-in is the Const it becomes."""
+    if node.op == STAND_IN_OP and "container" in node.attr and node.attr["container"].s == STAND_IN_CONTAINER:
+        return "Const"
+    return node.op
+
+
 def graph_ops(graph_def) -> List[str]:
     """Sorted op names used by the graph and by every function in its library."""
-    names = {node.op for node in graph_def.node}
+    names = {_op(node) for node in graph_def.node}
     for func in graph_def.library.function:
         names.update(node.op for node in func.node_def)
     return sorted(names)

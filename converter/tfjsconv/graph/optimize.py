@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 from tfjsconv.graph import ops as op_list
-from tfjsconv.graph import inert_control, rewrites, weight_stash
+from tfjsconv.graph import inert_control, rewrites, streaming, weight_stash
 
 _CPU = "/device:CPU:0"
 _PASS1 = ["pruning", "constfold", "arithmetic", "dependency"] * 2
@@ -41,17 +41,24 @@ def run_grappler(
     optimizers: List[str],
     experiments: bool = False,
     stash_min_bytes: Optional[int] = weight_stash.DEFAULT_MIN_BYTES,
+    lazy: Optional[streaming.LazyWeights] = None,
 ):
     """One grappler run that keeps ``fetch_nodes``; returns the new GraphDef.
 
     The input GraphDef is consumed (must not be used afterwards).  Large weights that
     grappler cannot use are kept out of it (``weight_stash``) unless
-    ``stash_min_bytes`` is None.
+    ``stash_min_bytes`` is None; streamed weights (``lazy``) it could use are read in.
     """
     from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
     from tensorflow.python.grappler import tf_optimizer
 
-    stashed = weight_stash.stash(graph_def, fetch_nodes, stash_min_bytes) if stash_min_bytes is not None else None
+    if stash_min_bytes is None:
+        if lazy is not None:
+            lazy.materialize_all(graph_def)
+        stashed = None
+    else:
+        stashed = weight_stash.stash(graph_def, fetch_nodes, stash_min_bytes, lazy)
+    streaming.check_graph_size(graph_def, "graph handed to grappler")
     meta = meta_graph_pb2.MetaGraphDef()
     meta.graph_def.MergeFrom(graph_def)
     graph_def.Clear()
@@ -95,23 +102,25 @@ def optimize_graph(
     experiments: bool = False,
     extra_graphs: Sequence = (),
     stash_min_bytes: Optional[int] = weight_stash.DEFAULT_MIN_BYTES,
+    lazy: Optional[streaming.LazyWeights] = None,
 ):
     """Optimize ``graph_def`` (consumed) for tfjs; ``extra_graphs`` are op-checked too.
 
     ``stash_min_bytes=None`` gives grappler every weight (tests compare both ways).
+    ``lazy``: the stand-ins of streamed weights in ``graph_def`` (``graph.streaming``).
     """
     fetch_nodes = [n.split(":")[0] for n in fetch_nodes]
     rewrites.exact_op_rewrites(graph_def)  # in place: the frozen graph holds every weight
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "before optimization")
-    weight_stash.fold_const_identities(graph_def, fetch_nodes)
+    weight_stash.fold_const_identities(graph_def, fetch_nodes, lazy)
     first = (["debug_stripper"] if strip_debug_ops else []) + _PASS1
-    graph_def = run_grappler(graph_def, fetch_nodes, first, experiments, stash_min_bytes)
+    graph_def = run_grappler(graph_def, fetch_nodes, first, experiments, stash_min_bytes, lazy)
     # The rewrites never fold or fuse away a node that is fetched as an output.
-    graph_def = rewrites.fold_batch_norms(graph_def, keep=fetch_nodes)
+    graph_def = rewrites.fold_batch_norms(graph_def, keep=fetch_nodes, lazy=lazy)
     graph_def = rewrites.normalize_bias_add(graph_def, keep=fetch_nodes)
     _set_cpu_device(graph_def)
-    graph_def = run_grappler(graph_def, fetch_nodes, _PASS2, experiments, stash_min_bytes)
+    graph_def = run_grappler(graph_def, fetch_nodes, _PASS2, experiments, stash_min_bytes, lazy)
     graph_def = _remove_unused_control_flow_inputs(graph_def)
     graph_def = rewrites.fuse_prelu(graph_def, keep=fetch_nodes)
     graph_def = rewrites.fuse_depthwise_conv2d(graph_def, keep=fetch_nodes)

@@ -14,8 +14,9 @@ A constant is stashed only when grappler provably treats it as opaque:
   ``DepthwiseConv2dNative`` or ``MatMul``, or as the table of a ``GatherV2``; those ops
   have a non-constant data input (else they would consume a constant-derived value,
   and fold);
-* no ``Mul``/``Div`` sits right before or after that op (grappler folds a scalar
-  multiply into conv filters: ``FoldMultiplyIntoConv``, ``MulConvPushDown``);
+* no ``Mul``/``Div`` sits right before or after a conv (grappler folds a scalar
+  multiply into conv filters: ``FoldMultiplyIntoConv``, ``MulConvPushDown``; neither
+  applies to ``MatMul``, so a scaled MatMul's weights are stashed);
 * its value is not uniform (all zeros / all ones simplify ``MatMul``; uniform tensors
   are re-encoded by constant compression) and contains no NaN;
 * no other constant has the same bytes (grappler would de-duplicate the pair);
@@ -28,11 +29,15 @@ A test runs the whole optimization with and without the stash on the test models
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Sequence, Set, Tuple
+import hashlib
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 from tfjsconv.graph.graph_utils import GraphIndex, keep_set, node_name, numpy_dtype, output_index
+
+if TYPE_CHECKING:
+    from tfjsconv.graph.streaming import LazyWeights
 
 # Below this many bytes a constant is not worth the bookkeeping.
 DEFAULT_MIN_BYTES = 4096
@@ -46,6 +51,8 @@ _WEIGHT_CONSUMERS = {
 }
 _PASS_THROUGH = frozenset({"Identity", "Snapshot", "Transpose", "Cast", "Reshape"})
 _SCALING = frozenset({"Mul", "MulNoNan", "RealDiv", "Div", "DivNoNan"})
+# Ops whose weights grappler folds a neighbouring constant multiply into.
+_SCALE_FOLDING = frozenset({"Conv2D", "DepthwiseConv2dNative"})
 # What a stashed weight becomes while grappler runs.  Not a Placeholder: grappler
 # treats every Placeholder as a feed and forgets its static shape, which changes
 # shape-dependent rewrites.  A TF1 variable keeps its exact shape (from its attr),
@@ -58,6 +65,8 @@ class Stash:
     """Constants taken out of a graph: name -> (Const NodeDef without its bytes, bytes)."""
 
     entries: Dict[str, Tuple[object, bytes]]
+    # Streamed weights' stand-ins (``streaming``) that were opaque to this run.
+    stand_ins: Tuple[str, ...] = ()
 
     @property
     def names(self) -> List[str]:
@@ -68,12 +77,13 @@ class Stash:
         return sum(len(content) for _, content in self.entries.values())
 
 
-def fold_const_identities(graph_def, keep: Sequence[str]) -> int:
+def fold_const_identities(graph_def, keep: Sequence[str], lazy: Optional[LazyWeights] = None) -> int:
     """``Const -> Identity`` (the Const read only there) becomes one Const named as the
     Identity, in place, as grappler's constant folding would do; returns the count.
 
     Frozen graphs read every weight through such an Identity (ex ``ReadVariableOp``);
-    folding it first lets ``stash`` see the weight's real consumer.
+    folding it first lets ``stash`` see the weight's real consumer.  Stand-ins of
+    streamed weights (``lazy``) fold like the Consts they stand for.
     """
     protected = keep_set(keep)
     folded = 0
@@ -85,11 +95,15 @@ def fold_const_identities(graph_def, keep: Sequence[str]) -> int:
                 continue
             ref = node.input[0]
             source = index.get(ref)
-            if (source is None or source.op != "Const" or ref.startswith("^") or output_index(ref) != 0
+            is_const = source is not None and (source.op == "Const" or (lazy is not None and lazy.is_stand_in(source)))
+            if (not is_const or ref.startswith("^") or output_index(ref) != 0
                     or index.consumers(source.name) != 1 or source.name in protected or source.name in doomed
                     or len(source.input)):
                 continue
             doomed.add(node.name)
+            if lazy is not None and lazy.is_stand_in(source):
+                lazy.rename(source.name, node.name)
+                source.attr["shared_name"].s = node.name.encode("utf-8")
             source.name = node.name
         if not doomed:
             return folded
@@ -106,14 +120,48 @@ def _uniform_or_nan(content: bytes, dtype_enum: int) -> bool:
         values = np.frombuffer(content, dtype=numpy_dtype(dtype_enum))
     except (TypeError, ValueError):
         return True  # not a plain numeric tensor: leave it to grappler
+    return uniform_or_nan_array(values)
+
+
+def _byte_view(data) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def content_digest(data) -> bytes:
+    """Digest of a constant's bytes (a bytes object or a C-contiguous array, not copied)."""
+    return hashlib.blake2b(memoryview(_byte_view(data)), digest_size=16).digest()
+
+
+def content_fingerprint(data) -> bytes:
+    """A cheap digest of ~64 KiB of a constant's bytes (both ends and a strided sample):
+    different fingerprints prove different bytes; equal ones need ``content_digest``."""
+    raw = _byte_view(data)
+    stride = max(1, raw.size // 65536)
+    h = hashlib.blake2b(digest_size=16)
+    for part in (raw[:4096], raw[-4096:], raw[::stride]):
+        h.update(np.ascontiguousarray(part).tobytes())
+    h.update(raw.size.to_bytes(8, "little"))
+    return h.digest()
+
+
+def uniform_or_nan_array(values: np.ndarray) -> bool:
+    """True when grappler could use the value: empty, any NaN, or all elements equal."""
+    values = values.reshape(-1)
     if values.size == 0:
         return True
-    if values.dtype.kind in "fc" and np.isnan(values).any():
+    if values.dtype.kind == "f":
+        if np.isnan(values.max()):  # max propagates NaN: one pass, no temporary
+            return True
+    elif values.dtype.kind == "c" and np.isnan(values).any():
         return True
+    if (values[:1024] != values[0]).any():
+        return False  # the common case, decided without a full comparison
     return bool((values == values[0]).all())
 
 
-def _variable_nodes(graph_def) -> Set[str]:
+def _variable_nodes(graph_def, constants: Set[str] = frozenset()) -> Set[str]:
     """Nodes whose value depends on something other than constants (a Placeholder or
     any other input-less op that is not Const), found by propagating forward."""
     consumers: Dict[str, List[str]] = {}
@@ -122,7 +170,7 @@ def _variable_nodes(graph_def) -> Set[str]:
         data = [ref for ref in node.input if not ref.startswith("^")]
         for ref in data:
             consumers.setdefault(node_name(ref), []).append(node.name)
-        if not data and node.op != "Const":
+        if not data and node.op != "Const" and node.name not in constants:
             pending.append(node.name)
     variable: Set[str] = set(pending)
     while pending:
@@ -133,9 +181,10 @@ def _variable_nodes(graph_def) -> Set[str]:
     return variable
 
 
-def _candidates(graph_def, keep: Set[str], min_bytes: int) -> List[str]:
+def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWeights] = None) -> List[str]:
     by_name = {node.name: node for node in graph_def.node}
-    variable = _variable_nodes(graph_def)
+    stand_ins = {node.name for node in graph_def.node if lazy is not None and lazy.is_stand_in(node)}
+    variable = _variable_nodes(graph_def, stand_ins)
     consumers: Dict[str, List[Tuple[Any, int]]] = {}
     for node in graph_def.node:
         for index, ref in enumerate(node.input):
@@ -172,40 +221,81 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int) -> List[str]:
         if data_ref.startswith("^") or node_name(data_ref) not in variable:
             return False  # the op's data input is constant-derived: grappler would fold it
         data = producer(data_ref)
-        if data is None or data.op in _SCALING:
+        if data is None:
             return False
-        return not scaled_after(user.name)
+        if user.op not in _SCALE_FOLDING:
+            return True
+        return data.op not in _SCALING and not scaled_after(user.name)
 
-    groups: Dict[Tuple[int, bytes, int, int], List[str]] = {}
+    # Constants are grouped by (dtype, shape, size) first and hashed only when a group
+    # has two members: a streamed weight's bytes are read only when needed.
+    groups: Dict[Tuple[int, bytes, int], List[Tuple[str, object]]] = {}
     eligible: List[str] = []
     for node in graph_def.node:
-        if node.op != "Const" or "value" not in node.attr:
+        if node.name in stand_ins:
+            assert lazy is not None
+            dtype, shape = node.attr["dtype"].type, node.attr["shape"].shape
+            size = lazy.tensors[node.name].nbytes
+            content = None
+        elif node.op == "Const" and "value" in node.attr:
+            tensor = node.attr["value"].tensor
+            dtype, shape, content = tensor.dtype, tensor.tensor_shape, tensor.tensor_content
+            size = len(content)
+        else:
             continue
-        tensor = node.attr["value"].tensor
-        size = len(tensor.tensor_content)
         if size < min_bytes:
             continue
-        content = tensor.tensor_content
-        key = (tensor.dtype, tensor.tensor_shape.SerializeToString(), size, hash(content))
-        groups.setdefault(key, []).append(node.name)
+        groups.setdefault((dtype, shape.SerializeToString(), size), []).append((node.name, content))
         uses = consumers.get(node.name, [])
         if (node.name in keep or node.input or not uses
-                or not all(opaque_use(user, index) for user, index in uses)
-                or _uniform_or_nan(content, tensor.dtype)):
+                or not all(opaque_use(user, index) for user, index in uses)):
             continue
-        eligible.append(node.name)
-    duplicated = {name for names in groups.values() if len(names) > 1 for name in names}
+        uniform = lazy.stats(node.name)[0] if content is None else _uniform_or_nan(content, dtype)
+        if not uniform:
+            eligible.append(node.name)
+    # Only duplicates of an eligible constant matter.  Fingerprints first, then full
+    # digests among constants whose fingerprints collide.
+    duplicated: Set[str] = set()
+    wanted = set(eligible)
+    for members in groups.values():
+        if len(members) < 2 or not any(name in wanted for name, _ in members):
+            continue
+        by_print: Dict[bytes, List[Tuple[str, object]]] = {}
+        for name, content in members:
+            fingerprint = lazy.stats(name)[1] if content is None else content_fingerprint(content)
+            by_print.setdefault(fingerprint, []).append((name, content))
+        for same in by_print.values():
+            if len(same) < 2:
+                continue
+            by_hash: Dict[bytes, List[str]] = {}
+            for name, content in same:
+                digest = lazy.digest(name) if content is None else content_digest(content)
+                by_hash.setdefault(digest, []).append(name)
+            duplicated.update(name for names in by_hash.values() if len(names) > 1 for name in names)
     return [name for name in eligible if name not in duplicated]
 
 
-def stash(graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES) -> Stash:
-    """Swap opaque large Consts of ``graph_def`` (in place) for stand-ins."""
+def stash(graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES,
+          lazy: Optional[LazyWeights] = None) -> Stash:
+    """Swap opaque large Consts of ``graph_def`` (in place) for stand-ins.
+
+    Streamed weights' stand-ins (``lazy``) that are not opaque get their value read
+    in (``LazyWeights.materialize``): grappler then sees what a fully-loaded model
+    gives it.
+    """
     from tensorflow.core.framework import node_def_pb2
 
     protected = keep_set(keep)
-    names = set(_candidates(graph_def, protected, min_bytes))
+    names = set(_candidates(graph_def, protected, min_bytes, lazy))
     entries: Dict[str, Tuple[object, bytes]] = {}
+    stand_ins: List[str] = []
     for node in graph_def.node:
+        if lazy is not None and lazy.is_stand_in(node):
+            if node.name in names:
+                stand_ins.append(node.name)
+            else:
+                lazy.materialize(node)
+            continue
         if node.name not in names:
             continue
         tensor = node.attr["value"].tensor
@@ -222,7 +312,7 @@ def stash(graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES) ->
         node.attr["shape"].shape.CopyFrom(original.attr["value"].tensor.tensor_shape)
         node.attr["shared_name"].s = node.name.encode("utf-8")
         entries[node.name] = (original, content)
-    return Stash(entries=entries)
+    return Stash(entries=entries, stand_ins=tuple(stand_ins))
 
 
 def restore(graph_def, stashed: Stash) -> None:
@@ -231,11 +321,15 @@ def restore(graph_def, stashed: Stash) -> None:
     Consumes ``stashed``: each entry's bytes are released as soon as they are copied
     back, so the restore never holds two extra copies of the weights.
     """
-    if not stashed.entries:
+    if not stashed.entries and not stashed.stand_ins:
         return
     read = GraphIndex(graph_def.node).refs
+    lazy_unread = set(stashed.stand_ins) - set(read)
     for index in reversed(range(len(graph_def.node))):
         node = graph_def.node[index]
+        if node.name in lazy_unread and node.op == _STAND_IN:
+            del graph_def.node[index]  # as grappler would have pruned the unread Const
+            continue
         if node.name not in stashed.entries or node.op != _STAND_IN:
             continue
         original, content = stashed.entries.pop(node.name)

@@ -28,7 +28,7 @@ def keras_to_layers(input_path: str, staging_path: str, options: ConversionOptio
             "(use --input_format keras_saved_model for a Keras SavedModel)"
         )
     try:
-        model = read_keras_file(input_path, options.allow_unsafe_deserialization)
+        model = read_keras_file(input_path, options.allow_unsafe_deserialization, lazy=True)
     except (KeyError, TypeError, IndexError, AttributeError) as e:
         # The config parsed as JSON but lacks the structure Keras writes.
         raise ConversionError(
@@ -125,7 +125,8 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
     Quantized inputs are dequantized first. Keras-3-style topologies (the reference
     converter copies them verbatim) are translated so that tfjs can load the result.
     """
-    obj, named = model_json.load_tfjs_model(input_path)
+    # Weights are read from the input shards one at a time, as they are written.
+    obj, named = model_json.load_tfjs_model(input_path, lazy=True)
     if obj.get("format", "layers-model") != "layers-model":
         raise ConversionError(f"{input_path} is a {obj.get('format')!r}, not a layers-model")
     topo = obj.get("modelTopology")

@@ -119,13 +119,47 @@ def _read_dataset(ds: Any, name: str, path: str) -> np.ndarray:
         raise ConversionError(f"{path}: cannot read weight {name!r}: {e}") from None
 
 
-def _h5_layer_weights(group: Any, layer: str, path: str) -> List[Tuple[str, np.ndarray]]:
-    """One layer group's weights in its ``weight_names`` order, names without ``:0``."""
+# Datasets at least this large are read when written (``H5Weight``), smaller ones now.
+LAZY_MIN_BYTES = 1 << 16
+
+
+class H5Weight:
+    """An h5 dataset read only when the weight writer asks (``weights.LazyArray``):
+    converting an h5 to a layers model holds one weight at a time."""
+
+    def __init__(self, path: str, dataset: str, name: str, shape: Tuple[int, ...], dtype: np.dtype):
+        self._path, self._dataset, self._name = path, dataset, name
+        self.shape, self.dtype = shape, dtype
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def read(self) -> np.ndarray:
+        with _open_h5(self._path, self._path) as f:
+            value = _read_dataset(f[self._dataset], self._name, self._path)
+        if value.shape != self.shape or value.dtype != self.dtype:
+            raise ConversionError(f"{self._path}: weight {self._name!r} changed while converting")
+        return value
+
+
+def _dataset(ds: Any, name: str, path: str, lazy: bool) -> Any:
+    dtype = getattr(ds, "dtype", None)
+    shape = getattr(ds, "shape", None)
+    if (lazy and isinstance(dtype, np.dtype) and dtype.kind in "fiucb" and shape is not None
+            and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize >= LAZY_MIN_BYTES):
+        return H5Weight(path, ds.name, name, tuple(int(d) for d in shape), dtype)
+    return _read_dataset(ds, name, path)
+
+
+def _h5_layer_weights(group: Any, layer: str, path: str, lazy: bool = False) -> List[Tuple[str, Any]]:
+    """One layer group's weights in its ``weight_names`` order, names without ``:0``;
+    ``lazy``: large numeric ones as ``H5Weight``s."""
     out = []
     for wname in _names(group.attrs, "weight_names"):
         if wname not in group:
             raise ConversionError(f"{path}: layer {layer!r} lists weight {wname!r} but it is missing")
-        out.append((_strip_suffix(wname), _read_dataset(group[wname], wname, path)))
+        out.append((_strip_suffix(wname), _dataset(group[wname], wname, path, lazy)))
     return out
 
 
@@ -187,12 +221,13 @@ def _open_h5(source: Any, path: str) -> Any:
     return f
 
 
-def read_h5(path: str, allow_unsafe: bool = False) -> KerasModel:
-    """A Keras 2 or Keras 3 ``model.save('x.h5')`` file, or a weights-only h5."""
+def read_h5(path: str, allow_unsafe: bool = False, lazy: bool = False) -> KerasModel:
+    """A Keras 2 or Keras 3 ``model.save('x.h5')`` file, or a weights-only h5; ``lazy``:
+    large weights are ``H5Weight``s, read when written."""
     with _open_h5(path, path) as f:
         if "layer_names" in f.attrs:  # weights-only file (model.save_weights)
             layers = [
-                (name, _h5_layer_weights(f[name], name, path))
+                (name, _h5_layer_weights(f[name], name, path, lazy))
                 for name in _names(f.attrs, "layer_names")
             ]
             return KerasModel(None, None, None, None, [layer for layer in layers if layer[1]])
@@ -210,7 +245,7 @@ def read_h5(path: str, allow_unsafe: bool = False) -> KerasModel:
             stored.append("top_level_model_weights")
         config_names = [n for n, _, _ in keras3.layer_configs(model_config)]
         order = _order_layers(config_names, stored)
-        raw = [(n, _h5_layer_weights(weights[n], n, path)) for n in order if n in weights]
+        raw = [(n, _h5_layer_weights(weights[n], n, path, lazy)) for n in order if n in weights]
 
     if keras3.is_keras3_version(keras_version):
         config = keras3.translate_model(model_config, allow_unsafe)
@@ -366,8 +401,8 @@ def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
     return KerasModel(keras_version, backend, translated, None, layers)
 
 
-def read_keras_file(path: str, allow_unsafe: bool = False) -> KerasModel:
-    """Dispatch on content: zip -> ``.keras``; otherwise HDF5."""
+def read_keras_file(path: str, allow_unsafe: bool = False, lazy: bool = False) -> KerasModel:
+    """Dispatch on content: zip -> ``.keras``; otherwise HDF5 (``lazy``: see ``read_h5``)."""
     if zipfile.is_zipfile(path):
         return read_keras_zip(path, allow_unsafe)
-    return read_h5(path, allow_unsafe)
+    return read_h5(path, allow_unsafe, lazy)

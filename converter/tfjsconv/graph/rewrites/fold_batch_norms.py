@@ -23,6 +23,8 @@ import numpy as np
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
 
+    from tfjsconv.graph.streaming import LazyWeights
+
 from tfjsconv.graph.graph_utils import (
     GraphIndex,
     Plan,
@@ -109,6 +111,29 @@ def _match(bn: node_def_pb2.NodeDef, index: GraphIndex, keep):
     return producer, bias_node, bias
 
 
+def fold_factors(conv_op: str, shape: Tuple[int, ...], dtype: np.dtype, mean: np.ndarray, var: np.ndarray,
+                 beta: np.ndarray, gamma: np.ndarray, eps: np.float32, bias: Optional[np.ndarray] = None
+                 ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(factor for ``scaled_weights``, offset) for weights of ``shape``/``dtype``; None
+    if shapes disagree.  Needs no weight values, so streamed weights fold too."""
+    if len(shape) != 4:
+        return None
+    channels = shape[3] if conv_op == "Conv2D" else shape[2] * shape[3]
+    if mean.shape != (channels,):
+        return None
+    scale = gamma / np.sqrt(var + eps)
+    if bias is not None:
+        mean = mean - bias.astype(np.float32)
+    offset = beta - mean * scale
+    factor = scale.reshape(shape[2:]) if conv_op == "DepthwiseConv2dNative" else scale
+    return factor, offset.astype(dtype)
+
+
+def scaled_weights(weights: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """The folded weights: float32 multiply broadcast on the channel axes."""
+    return (weights.astype(np.float32) * factor).astype(weights.dtype)
+
+
 def folded_values(conv_op: str, weights: np.ndarray, mean: np.ndarray, var: np.ndarray, beta: np.ndarray,
                   gamma: np.ndarray, eps: np.float32, bias: Optional[np.ndarray] = None
                   ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
@@ -116,24 +141,20 @@ def folded_values(conv_op: str, weights: np.ndarray, mean: np.ndarray, var: np.n
 
     Pure numpy in float32 (IEEE-exact elementwise ops, so equal on every machine).
     """
-    if weights.ndim != 4:
+    factors = fold_factors(conv_op, weights.shape, weights.dtype, mean, var, beta, gamma, eps, bias)
+    if factors is None:
         return None
-    channels = weights.shape[3] if conv_op == "Conv2D" else weights.shape[2] * weights.shape[3]
-    if mean.shape != (channels,):
-        return None
-    scale = gamma / np.sqrt(var + eps)
-    if bias is not None:
-        mean = mean - bias.astype(np.float32)
-    offset = beta - mean * scale
-    factor = scale.reshape(weights.shape[2:]) if conv_op == "DepthwiseConv2dNative" else scale
-    scaled = (weights.astype(np.float32) * factor).astype(weights.dtype)
-    return scaled, offset.astype(weights.dtype)
+    factor, offset = factors
+    return scaled_weights(weights, factor), offset
 
 
-def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = ()) -> graph_pb2.GraphDef:
+def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (),
+                     lazy: Optional[LazyWeights] = None) -> graph_pb2.GraphDef:
     """Return a copy of ``graph_def`` with foldable batch norms folded into their convs.
 
     ``keep``: fetch node names that must survive (a protected conv is not rewired).
+    ``lazy``: streamed weights (``graph.streaming``); a stand-in filter is folded
+    lazily, its new stand-in scales the streamed tensor when it is written.
     """
     keep_names = keep_set(keep)
     index = GraphIndex(graph_def.node)
@@ -150,17 +171,26 @@ def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = ()) ->
             continue
         conv, bias_node, bias = matched
         conv_inputs = data_inputs(conv)
-        weights = const_array(index.get(conv_inputs[1])) if len(conv_inputs) == 2 else None
-        if weights is None:
-            continue
-        folded = folded_values(conv.op, weights, *params, bias=bias)
-        if folded is None:
-            continue
-        scaled, offset = folded
-        weights_node = index.get(conv_inputs[1])
-        assert weights_node is not None  # const_array read its value above
-        dtype = weights_node.attr["dtype"].type
-        new_weights = const_node(unique_name(conv.name + "_weights", taken), scaled, dtype)
+        weights_node = index.get(conv_inputs[1]) if len(conv_inputs) == 2 else None
+        if weights_node is not None and lazy is not None and lazy.is_stand_in(weights_node):
+            source = lazy.tensors[weights_node.name]
+            factors = fold_factors(conv.op, source.shape, source.dtype, *params, bias=bias)
+            if factors is None:
+                continue
+            factor, offset = factors
+            dtype = weights_node.attr["dtype"].type
+            new_weights = new_node(unique_name(conv.name + "_weights", taken), "")
+            lazy.make_stand_in(new_weights, source.scaled(factor), dtype)
+        else:
+            weights = const_array(weights_node)
+            if weights is None:
+                continue
+            folded = folded_values(conv.op, weights, *params, bias=bias)
+            if folded is None:
+                continue
+            scaled, offset = folded
+            dtype = weights_node.attr["dtype"].type
+            new_weights = const_node(unique_name(conv.name + "_weights", taken), scaled, dtype)
         new_offset = const_node(
             unique_name(conv.name + "_bn_offset", taken), offset, dtype)
         new_conv = copy_node(conv)

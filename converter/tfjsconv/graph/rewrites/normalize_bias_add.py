@@ -13,7 +13,7 @@ Add but an invalid BiasAdd), or when that count cannot be read from a Const filt
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional, Tuple
 
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
@@ -29,25 +29,39 @@ from tfjsconv.graph.graph_utils import (
     data_inputs,
     keep_set,
 )
+from tfjsconv.graph.streaming import STAND_IN_CONTAINER, STAND_IN_OP
 
 PRODUCER_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
 
 
+def _weights_shape(node: Optional[node_def_pb2.NodeDef]) -> Optional[Tuple[int, ...]]:
+    """Shape of a Const, or of a streamed weight's stand-in (``graph.streaming``), read
+    from the node without decoding its value."""
+    if node is None:
+        return None
+    if node.op == "Const" and "value" in node.attr:
+        return tuple(int(d.size) for d in node.attr["value"].tensor.tensor_shape.dim)
+    if (node.op == STAND_IN_OP and "container" in node.attr
+            and node.attr["container"].s == STAND_IN_CONTAINER):
+        return tuple(int(d.size) for d in node.attr["shape"].shape.dim)
+    return None
+
+
 def _channels(producer: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[int]:
-    """Size of the producer output's last axis, read from its Const filter/weights."""
+    """Size of the producer output's last axis, from its Const filter/weights' shape."""
     inputs = data_inputs(producer)
-    weights = const_array(index.get(inputs[1])) if len(inputs) == 2 else None
-    if weights is None:
+    shape = _weights_shape(index.get(inputs[1])) if len(inputs) == 2 else None
+    if shape is None:
         return None
     if producer.op == "MatMul":
-        if weights.ndim != 2:
+        if len(shape) != 2:
             return None
-        return int(weights.shape[0] if producer.attr["transpose_b"].b else weights.shape[1])
-    if weights.ndim != 4 or data_format(producer) != b"NHWC":
+        return int(shape[0] if producer.attr["transpose_b"].b else shape[1])
+    if len(shape) != 4 or data_format(producer) != b"NHWC":
         return None
     if producer.op == "Conv2D":
-        return int(weights.shape[3])
-    return int(weights.shape[2] * weights.shape[3])
+        return int(shape[3])
+    return int(shape[2] * shape[3])
 
 
 def normalize_bias_add(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = ()) -> graph_pb2.GraphDef:

@@ -1,0 +1,247 @@
+"""Weights streamed from the checkpoint (``tfjsconv.graph.streaming``) change no byte.
+
+The oracle is the converter's full-load path (every variable restored by TensorFlow,
+frozen into Consts, optimized): the streamed conversion of the same SavedModel must
+write byte-identical ``model.json`` and shards, for float32, uint8 and float16 outputs.
+Each comparison also checks that weights were actually streamed (else it proves
+nothing).  The models are the graph test models (Keras and tf.Module SavedModels,
+batch norms folded into convs, PReLU, LSTM, hash tables, Hub modules) and the
+benchmark's builder (``bench/streaming_models.py``) at a small size, plain and with a
+constant scale after each MatMul.
+
+The beyond-RAM run (a 4.8 GB model converted to uint8 under a 3 GB address-space cap,
+every tensor checked against the checkpoint) is slow and uses ~10 GB of disk: it runs
+only with ``TFJSCONV_LARGE_TESTS=1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import pytest
+
+import graph_models as gm
+from tfjsconv import quantization, weights
+from tfjsconv.errors import ConversionError
+from tfjsconv.graph import convert, streaming
+from tfjsconv.options import ConversionOptions
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+import streaming_models  # noqa: E402
+
+
+def _digest(path: Path) -> Dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir())}
+
+
+def _convert(src: str, out: Path, stream: bool, min_bytes: int, caplog, **opts) -> int:
+    """Convert ``src``; return how many weights were written from the checkpoint."""
+    out.mkdir()
+    fmt = opts.pop("input_format", "tf_saved_model")
+    extra = {}
+    if os.path.isfile(os.path.join(src, "tfhub_module.pb")):  # TF1 Hub format (as hub_to_graph)
+        extra = {"tags": (), "use_own_tf_version": True}
+    options = ConversionOptions(input_format=fmt, output_format="tfjs_graph_model", **opts)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tfjsconv.graph.convert"):
+        convert._convert_saved_model(src, str(out), options, "default" if fmt == "tf_hub" else "serving_default",
+                                     streaming_enabled=stream, min_bytes=min_bytes, **extra)
+    found = [int(m.group(1)) for r in caplog.records
+             for m in [re.match(r"(\d+) weights stay in the checkpoint", r.getMessage())] if m]
+    return found[0] if found else 0
+
+
+QUANTIZATIONS = {"float32": {}, "uint8": {"quantize_uint8": True}, "float16": {"quantize_float16": True}}
+
+
+def _same_both_ways(src: str, tmp_path: Path, caplog, min_bytes: int, label: str, **opts) -> int:
+    streamed = _convert(src, tmp_path / f"{label}_streamed", True, min_bytes, caplog, **dict(opts))
+    _convert(src, tmp_path / f"{label}_loaded", False, min_bytes, caplog, **dict(opts))
+    assert _digest(tmp_path / f"{label}_streamed") == _digest(tmp_path / f"{label}_loaded")
+    return streamed
+
+
+# min_bytes=64 makes the test models' kernels "large"; None: nothing here is streamable
+# (every weight is read by a fold or is tiny), the run checks the fallback is exact.
+@pytest.mark.parametrize("name,streams", [
+    ("mlp", True), ("cnn_bn", True), ("depthwise", True), ("prelu", True), ("lstm", False),
+    ("two_outputs", False), ("hash_table", False),
+])
+def test_streamed_conversion_is_byte_identical(tmp_path, caplog, name, streams):
+    src, _ = getattr(gm, name)(str(tmp_path))
+    for label, opts in QUANTIZATIONS.items():
+        count = _same_both_ways(src, tmp_path, caplog, 64, label, **opts)
+        assert (count > 0) == streams, f"{count} weights streamed"
+
+
+def test_hub_modules_are_byte_identical(tmp_path, caplog):
+    for builder in (gm.hub_module, gm.tf1_hub_module):
+        src, _ = builder(str(tmp_path))
+        _same_both_ways(src, tmp_path, caplog, 64, builder.__name__, input_format="tf_hub")
+
+
+def test_mobilenet_default_threshold_is_byte_identical(tmp_path, caplog):
+    """Real conv weights above the default threshold, batch norms folded on the stream."""
+    src, _ = gm.mobilenet_v2(str(tmp_path))
+    from tfjsconv.graph import weight_stash
+
+    count = _same_both_ways(src, tmp_path, caplog, weight_stash.DEFAULT_MIN_BYTES, "mobilenet")
+    assert count >= 10
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_bench_model_streams_every_kernel(tmp_path, caplog, scaled):
+    """The benchmark's model, small: every kernel streams (also with a Mul after each
+    MatMul), the output equals the full-load one and matches the checkpoint."""
+    src = str(tmp_path / "sm")
+    streaming_models.build(src, 3, 96, scaled)
+    for label, opts in QUANTIZATIONS.items():
+        count = _same_both_ways(src, tmp_path, caplog, 4096, label, **opts)
+        assert count == 3
+        assert streaming_models.check(str(tmp_path / f"{label}_streamed"), src).startswith("ok: 6/6")
+
+
+def test_writer_holds_one_lazy_weight_at_a_time(tmp_path):
+    """``write_weights`` reads a lazy weight when it writes it and drops it after."""
+    alive = []
+
+    class Lazy:
+        def __init__(self, value: np.ndarray):
+            self._value, self.shape, self.dtype = value, value.shape, value.dtype
+
+        @property
+        def size(self) -> int:
+            return int(self._value.size)
+
+        def read(self) -> np.ndarray:
+            alive[:] = [r for r in alive if r() is not None]
+            assert not alive, "a previous lazy weight is still referenced"
+            import weakref
+
+            copy = self._value.copy()
+            alive.append(weakref.ref(copy))
+            return copy
+
+    values = [np.random.default_rng(i).standard_normal((50, 7)).astype(np.float32) for i in range(4)]
+    group = [(f"w{i}", Lazy(v)) for i, v in enumerate(values)]
+    manifest = weights.write_weights([group], str(tmp_path), shard_size_bytes=1000,
+                                     quantization={"uint8": ["w1"]})
+    (tmp_path / "eager").mkdir()
+    eager = weights.write_weights([[(f"w{i}", v) for i, v in enumerate(values)]], str(tmp_path / "eager"),
+                                  shard_size_bytes=1000, quantization={"uint8": ["w1"]})
+    assert manifest == eager
+    for name in manifest[0]["paths"]:
+        assert (tmp_path / name).read_bytes() == (tmp_path / "eager" / name).read_bytes()
+
+
+def test_sliced_quantization_equals_whole_array(monkeypatch):
+    rng = np.random.default_rng(3)
+    data = (rng.standard_normal((301, 17)) * 3).astype(np.float32)
+    whole = {d: quantization.quantize(data, d) for d in ("uint8", "uint16")}
+    monkeypatch.setattr(quantization, "_CHUNK", 64)
+    for dtype, (stored, meta) in whole.items():
+        sliced, sliced_meta = quantization.quantize(data, dtype)
+        assert sliced_meta == meta
+        np.testing.assert_array_equal(sliced, stored)
+    bad = data.copy()
+    bad[300, 16] = np.nan  # in the last slice
+    with pytest.raises(ConversionError, match="NaN or Infinity"):
+        quantization.quantize(bad, "uint8")
+
+
+def test_graph_over_two_gib_is_a_one_line_error(monkeypatch):
+    """Protobuf cannot copy a GraphDef over 2 GiB (it used to crash in grappler's
+    MergeFrom with a DecodeError traceback)."""
+
+    class Huge:
+        def ByteSize(self) -> int:
+            return 2**31 + 5
+
+    with pytest.raises(ConversionError) as err:
+        streaming.check_graph_size(Huge(), "graph handed to grappler")
+    assert "\n" not in str(err.value) and "2 GiB" in str(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("TFJSCONV_LARGE_TESTS") != "1",
+                    reason="builds a 4.8 GB model: set TFJSCONV_LARGE_TESTS=1")
+def test_beyond_ram_uint8(tmp_path):
+    """4.8 GB of weights -> uint8 under a 3 GB address-space cap; every tensor checked."""
+    root = Path(os.environ.get("TFJSCONV_LARGE_DIR", str(tmp_path)))
+    src = root / "sm_4.8_beyond_ram"
+    out = root / "out_4.8_beyond_ram"
+    streaming_models.build(str(src), 16, 8660, False)
+    env = dict(os.environ, PYTHONPATH=str(REPO / "converter"), TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        res = subprocess.run(["prlimit", f"--as={3 * 2**30}", "--", sys.executable, "-m", "tfjsconv.cli",
+                              "--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
+                              "--quantize_uint8", "--quiet", str(src), str(out)],
+                             capture_output=True, text=True, env=env)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert streaming_models.check(str(out), str(src)).startswith("ok: 32/32")
+    finally:
+        import shutil
+
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+
+
+# ------------------------------------------------------------- layers paths
+
+
+def test_lazy_shard_reader_equals_eager_reader(tmp_path):
+    """layers -> layers reads each weight from the shards when it writes it: same values
+    and dtypes as ``read_weights``, and the same errors for bad shard sizes."""
+    rng = np.random.default_rng(5)
+    group = [("a", rng.standard_normal((30, 7)).astype(np.float32)),
+             ("b", rng.integers(-5, 5, (11,)).astype(np.int32)),
+             ("c", rng.standard_normal((4, 4)) > 0),
+             ("d", rng.standard_normal((9, 3)).astype(np.float32)),
+             ("e", rng.standard_normal((5,)).astype(np.float32))]
+    manifest = weights.write_weights([group[:3], group[3:]], str(tmp_path), shard_size_bytes=100,
+                                     quantization={"uint8": ["d"], "float16": ["e"]})
+    eager = weights.read_weights(manifest, str(tmp_path))
+    lazy = weights.read_weights_lazily(manifest, str(tmp_path))
+    assert [n for n, _ in lazy] == [n for n, _ in eager]
+    for (_, want), (_, got) in zip(eager, lazy):
+        value = got.read()
+        assert value.dtype == want.dtype == got.dtype and value.shape == want.shape == got.shape
+        np.testing.assert_array_equal(value, want)
+    last = tmp_path / manifest[1]["paths"][-1]
+    last.write_bytes(last.read_bytes() + b"\0")
+    with pytest.raises(ConversionError, match="shard too long"):
+        weights.read_weights_lazily(manifest, str(tmp_path))
+    last.write_bytes(last.read_bytes()[:-2])
+    with pytest.raises(ConversionError, match="truncated"):
+        weights.read_weights_lazily(manifest, str(tmp_path))
+
+
+def test_h5_weights_are_read_when_written(tmp_path):
+    """h5 -> layers: large datasets are ``H5Weight``s whose values equal the eager read."""
+    import tf_keras
+
+    from tfjsconv.layers import keras_files
+
+    gm._seed()
+    inp = tf_keras.Input((200,), name="x")
+    out = tf_keras.layers.Dense(100, name="d")(inp)
+    path = str(tmp_path / "m.h5")
+    tf_keras.Model(inp, out).save(path)
+    eager = keras_files.read_h5(path)
+    lazy = keras_files.read_h5(path, lazy=True)
+    (_, eager_ws), = eager.layers
+    (_, lazy_ws), = lazy.layers
+    assert isinstance(lazy_ws[0][1], keras_files.H5Weight)  # 80 KB kernel
+    assert isinstance(lazy_ws[1][1], np.ndarray)  # 400 B bias: read now
+    for (n1, a), (n2, b) in zip(eager_ws, lazy_ws):
+        assert n1 == n2
+        np.testing.assert_array_equal(a, b.read() if isinstance(b, keras_files.H5Weight) else b)
