@@ -104,6 +104,9 @@ def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
     p.add_argument("--allow_unsafe_deserialization", action="store_true",
                    help="trusted models only: allow Keras Lambda layers and custom objects, and load "
                         "SavedModels/frozen graphs without the op allowlist scan (runs code from the model)")
+    p.add_argument("--follow_symlinks", action="store_true",
+                   help="accept model files that are symlinks out of the model directory (build "
+                        "sandboxes stage inputs that way); '..' and absolute paths are still refused")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
 
@@ -241,6 +244,7 @@ def options_from_args(args: argparse.Namespace) -> ConversionOptions:
         experiments=args.experiments,
         overwrite=args.overwrite,
         allow_unsafe_deserialization=args.allow_unsafe_deserialization,
+        follow_symlinks=args.follow_symlinks,
         **quant,
     )
 

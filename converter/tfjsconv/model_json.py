@@ -104,10 +104,13 @@ def load_model_json(path: str, *, require_weights_manifest: bool = False) -> Dic
     return obj
 
 
-def load_tfjs_model(model_dir_or_json: str, lazy: bool = False) -> Tuple[Dict[str, Any], List[Tuple[str, Any]]]:
+def load_tfjs_model(
+    model_dir_or_json: str, lazy: bool = False, follow_symlinks: bool = False
+) -> Tuple[Dict[str, Any], List[Tuple[str, Any]]]:
     """Load a converted model: (model.json object, dequantized weights in manifest order).
 
     ``lazy``: weights are ``weights.ShardWeight``s, read when written (re-sharding).
+    ``follow_symlinks``: see ``weights.read_weights``.
     """
     from tfjsconv.weights import read_weights, read_weights_lazily
 
@@ -118,5 +121,5 @@ def load_tfjs_model(model_dir_or_json: str, lazy: bool = False) -> Tuple[Dict[st
             raise ConversionError(f"directory {model_dir_or_json} has no {MODEL_JSON}")
     model = load_model_json(path, require_weights_manifest=True)
     reader = read_weights_lazily if lazy else read_weights
-    weights = reader(model["weightsManifest"], os.path.dirname(os.path.abspath(path)))
+    weights = reader(model["weightsManifest"], os.path.dirname(os.path.abspath(path)), follow_symlinks)
     return model, weights

@@ -57,6 +57,9 @@ class ConversionOptions:
     overwrite: bool = False
     # Allow Keras Lambda layers / custom objects to be deserialized (runs code).
     allow_unsafe_deserialization: bool = False
+    # Accept shard and asset files that are symlinks resolving outside the model
+    # directory: Bazel's sandboxes stage every declared input as such a symlink.
+    follow_symlinks: bool = False
 
     @property
     def resolved_output_format(self) -> Optional[str]:

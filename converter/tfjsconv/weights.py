@@ -256,8 +256,12 @@ def write_weights(
 # ----------------------------------------------------------------------------- reading
 
 
-def _safe_shard_path(model_dir: str, rel: Any, group: int) -> str:
-    """Resolve a manifest path, refusing anything that could escape the model directory."""
+def _safe_shard_path(model_dir: str, rel: Any, group: int, follow_symlinks: bool = False) -> str:
+    """Resolve a manifest path, refusing anything that could escape the model directory.
+
+    ``follow_symlinks``: containment is checked on the path as written, so a shard that
+    is a symlink out of the directory (a build sandbox's staged input) is accepted.
+    """
     if not isinstance(rel, str) or not rel:
         raise ConversionError(f"weights manifest group {group}: shard path {rel!r} is not a file name")
     parts = rel.replace("\\", "/").split("/")
@@ -271,8 +275,9 @@ def _safe_shard_path(model_dir: str, rel: Any, group: int) -> str:
         raise ConversionError(
             f"weights manifest group {group}: shard path {rel!r} points outside the model directory")
     try:
-        root = os.path.realpath(model_dir)
-        full = os.path.realpath(os.path.join(root, *[p for p in parts if p not in ("", ".")]))
+        resolve = os.path.abspath if follow_symlinks else os.path.realpath
+        root = resolve(model_dir)
+        full = resolve(os.path.join(root, *[p for p in parts if p not in ("", ".")]))
         inside = os.path.commonpath([root, full]) == root
         is_file = inside and os.path.isfile(full)
     except (OSError, ValueError):  # undecodable names, too-long paths, symlink loops
@@ -429,7 +434,7 @@ class ShardWeight:
         return stored.astype(stored.dtype.newbyteorder("="), copy=True)
 
 
-def read_weights_lazily(manifest: Any, model_dir: str) -> List[Tuple[str, Any]]:
+def read_weights_lazily(manifest: Any, model_dir: str, follow_symlinks: bool = False) -> List[Tuple[str, Any]]:
     """``read_weights`` with the same checks, but each numeric weight is a ``ShardWeight``
     read when it is written: re-sharding a model holds one weight at a time.
 
@@ -449,10 +454,11 @@ def read_weights_lazily(manifest: Any, model_dir: str) -> List[Tuple[str, Any]]:
             if name in seen:
                 raise ConversionError(f"weights manifest: duplicate weight name {name}")
             seen.add(name)
-        paths = [_safe_shard_path(model_dir, p, g) for p in group["paths"]]
+        paths = [_safe_shard_path(model_dir, p, g, follow_symlinks) for p in group["paths"]]
         if any(dtype == "string" for _, _, dtype, _ in specs):
-            result.extend(read_weights([group], model_dir) if g == 1 else
-                          read_weights([{"paths": [], "weights": []}] * (g - 1) + [group], model_dir))
+            result.extend(read_weights([group], model_dir, follow_symlinks) if g == 1 else
+                          read_weights([{"paths": [], "weights": []}] * (g - 1) + [group], model_dir,
+                                       follow_symlinks))
             continue
         try:
             total = sum(os.path.getsize(p) for p in paths)
@@ -476,7 +482,7 @@ def read_weights_lazily(manifest: Any, model_dir: str) -> List[Tuple[str, Any]]:
     return result
 
 
-def read_weights(manifest: Any, model_dir: str) -> List[Tuple[str, np.ndarray]]:
+def read_weights(manifest: Any, model_dir: str, follow_symlinks: bool = False) -> List[Tuple[str, np.ndarray]]:
     """Read (and dequantize) every weight of ``manifest``; shard paths are relative to ``model_dir``.
 
     Every inconsistency (bad manifest, paths escaping ``model_dir``, shard byte counts that
@@ -496,7 +502,7 @@ def read_weights(manifest: Any, model_dir: str) -> List[Tuple[str, np.ndarray]]:
             if name in seen:
                 raise ConversionError(f"weights manifest: duplicate weight name {name}")
             seen.add(name)
-        paths = [_safe_shard_path(model_dir, p, g) for p in group["paths"]]
+        paths = [_safe_shard_path(model_dir, p, g, follow_symlinks) for p in group["paths"]]
         fixed = 0
         for name, shape, dtype, meta in specs:
             count = math.prod(shape)

@@ -98,7 +98,9 @@ def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str
 
     buf = io.StringIO()
     try:
-        code = cli.main(list(argv), stdout=buf, stderr=buf)
+        # Sandboxes (linux-sandbox, sandboxed workers) stage every declared input as a
+        # symlink out of the sandbox; Bazel, not the model, decides what those are.
+        code = cli.main(["--follow_symlinks", *argv], stdout=buf, stderr=buf)
     except SystemExit as exc:  # a library calling sys.exit must not end the worker
         code = exc.code if isinstance(exc.code, int) else 1
         if exc.code is not None and not isinstance(exc.code, int):

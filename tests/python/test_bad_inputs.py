@@ -506,6 +506,11 @@ ROWS: List[Row] = [
     Row("layers_absolute_path", _layers(_set_manifest(["weightsManifest", 0, "paths"], ["/etc/passwd"])),
         r"outside the model directory"),
     Row("layers_symlink_escape", _layers(_escape_symlink), r"resolves outside the model directory"),
+    # --follow_symlinks (what the Bazel tool passes: sandboxes stage inputs as symlinks)
+    # trusts symlinks, never '..' or absolute manifest paths.
+    Row("layers_traversal_follow_symlinks",
+        _layers(_set_manifest(["weightsManifest", 0, "paths"], ["../secret.bin"]), extra=("--follow_symlinks",)),
+        r"outside the model directory"),
     Row("layers_bad_dtype", _layers(_set_manifest(["weightsManifest", 0, "weights", 0, "dtype"], "float64")),
         r"unsupported dtype 'float64'"),
     Row("layers_nan_quantize", _layers(_nan_shard, extra=("--quantize_uint16",)),
@@ -566,6 +571,19 @@ def test_unicode_and_spaces_succeed(dirname: str, fixtures: Path, tmp_path: Path
     again = _run_cli(["--input_format=tfjs_layers_model", "--output_format=tfjs_layers_model",
                       str(out / "model.json"), str(tmp_path / dirname / "again ✓")], tmp_path)
     assert again.returncode == 0, again.stderr
+
+
+def test_follow_symlinks_reads_a_symlinked_shard(fixtures: Path, tmp_path: Path):
+    """The symlink the escape row refuses is read with --follow_symlinks: same output as
+    the model whose shard is a plain file."""
+    linked = _layers(_escape_symlink, extra=("--follow_symlinks",))(fixtures, tmp_path / "a")
+    plain = _layers()(fixtures, tmp_path / "b")
+    for case in (linked, plain):
+        done = _run_cli(case.args, tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(linked.output)) == sorted(os.listdir(plain.output))
+    for name in os.listdir(plain.output):
+        assert (linked.output / name).read_bytes() == (plain.output / name).read_bytes(), name
 
 
 def test_overwrite_replaces_non_empty_output(fixtures: Path, tmp_path: Path):

@@ -149,7 +149,8 @@ def _convert_saved_model(
         tags = tuple(options.saved_model_tags) or ("serve",)
     meta = _select_meta_graph(proto, tags, path)
     # Untrusted input: read as protobuf and checked before TensorFlow loads (runs) it.
-    scan.scan_saved_model(path, meta, allow_unsafe=options.allow_unsafe_deserialization)
+    scan.scan_saved_model(path, meta, allow_unsafe=options.allow_unsafe_deserialization,
+                          follow_symlinks=options.follow_symlinks)
     signature_name = options.signature_name or default_signature
     if signature_name not in meta.signature_def:
         available = ", ".join(sorted(k for k in meta.signature_def if not k.startswith("__"))) or "none"

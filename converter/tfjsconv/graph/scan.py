@@ -582,17 +582,18 @@ def _scan_graph_def(graph_def: Any, where: str, findings: _Findings, sources: _S
                         f"{op} in {graph.label} reads {found}, not a file of the SavedModel")
 
 
-def _check_assets(model_dir: str, meta: Any) -> None:
+def _check_assets(model_dir: str, meta: Any, follow_symlinks: bool = False) -> None:
     """Asset file names must stay inside ``<model_dir>/assets`` (no ``..``, absolute
-    paths or symlinks out of the model)."""
-    root = os.path.realpath(model_dir)
+    paths or, unless ``follow_symlinks``, symlinks out of the model)."""
+    resolve = os.path.abspath if follow_symlinks else os.path.realpath
+    root = resolve(model_dir)
     for asset in meta.asset_file_def:
         name = asset.filename
         parts = name.replace("\\", "/").split("/")
         if not name or os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts or ":" in name:
             raise UnsafeModelError(
                 f"SavedModel {model_dir}: asset path {name!r} is not a file inside its assets directory")
-        full = os.path.realpath(os.path.join(model_dir, "assets", name))
+        full = resolve(os.path.join(model_dir, "assets", name))
         if os.path.commonpath([root, full]) != root:
             raise UnsafeModelError(f"SavedModel {model_dir}: asset {name!r} resolves outside the model directory")
 
@@ -650,13 +651,13 @@ def _refuse(findings: _Findings, what: str) -> None:
         "(--allow_unsafe_deserialization lifts this for a trusted model)")
 
 
-def scan_saved_model(model_dir: str, meta: Any, *, allow_unsafe: bool) -> None:
+def scan_saved_model(model_dir: str, meta: Any, *, allow_unsafe: bool, follow_symlinks: bool = False) -> None:
     """Check the MetaGraph TensorFlow is about to load from ``model_dir``.
 
     Asset paths and variable sizes are always checked: a model that reads outside
     itself or declares impossible sizes is broken, trusted or not.
     """
-    _check_assets(model_dir, meta)
+    _check_assets(model_dir, meta, follow_symlinks)
     _check_checkpoint(model_dir)
     if allow_unsafe:
         top, funcs = _graphs(meta.graph_def)

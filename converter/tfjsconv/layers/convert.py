@@ -45,7 +45,8 @@ def keras_saved_model_to_layers(input_path: str, staging_path: str, options: Con
 
     # Untrusted input: every MetaGraph is checked as protobuf before tf_keras loads it.
     for meta in _read_saved_model_proto(input_path).meta_graphs:
-        scan.scan_saved_model(input_path, meta, allow_unsafe=options.allow_unsafe_deserialization)
+        scan.scan_saved_model(input_path, meta, allow_unsafe=options.allow_unsafe_deserialization,
+                              follow_symlinks=options.follow_symlinks)
 
     with tempfile.TemporaryDirectory(prefix="tfjsconv-") as tmp:
         h5_path = os.path.join(tmp, "model.h5")
@@ -126,7 +127,7 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
     converter copies them verbatim) are translated so that tfjs can load the result.
     """
     # Weights are read from the input shards one at a time, as they are written.
-    obj, named = model_json.load_tfjs_model(input_path, lazy=True)
+    obj, named = model_json.load_tfjs_model(input_path, lazy=True, follow_symlinks=options.follow_symlinks)
     if obj.get("format", "layers-model") != "layers-model":
         raise ConversionError(f"{input_path} is a {obj.get('format')!r}, not a layers-model")
     topo = obj.get("modelTopology")
@@ -161,10 +162,10 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
     model_json.write_model_json(staging_path, out)
 
 
-def _load_for_keras(input_path: str):
+def _load_for_keras(input_path: str, follow_symlinks: bool = False):
     from tfjsconv.layers import tf_keras_io
 
-    obj, named = model_json.load_tfjs_model(input_path)
+    obj, named = model_json.load_tfjs_model(input_path, follow_symlinks=follow_symlinks)
     topo = obj.get("modelTopology")
     if not isinstance(topo, dict) or not isinstance(topo.get("model_config"), dict):
         raise ConversionError(
@@ -174,7 +175,7 @@ def _load_for_keras(input_path: str):
 
 
 def _to_keras(input_path: str, options: ConversionOptions):
-    tf_keras_io, topo, named = _load_for_keras(input_path)
+    tf_keras_io, topo, named = _load_for_keras(input_path, options.follow_symlinks)
     if _looks_keras3(topo):
         model = _keras3_topology_to_keras2(topo, named, options)
         topo = artifacts.topology(model)
