@@ -390,6 +390,7 @@ class ShardWeight:
         self.shape = shape
         self._storage = _QUANT_STORAGE[meta["dtype"]] if meta else _STORAGE[dtype]
         self._dtype_name = dtype
+        self.dtype: "np.dtype[Any]"
         if meta is not None:
             self.dtype = np.dtype(np.int32 if meta["original_dtype"] == "int32" else np.float32)
         else:

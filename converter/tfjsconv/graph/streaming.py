@@ -259,7 +259,7 @@ def stand_in_converter_data(base: type, keys: Dict[int, str], lazy: LazyWeights)
     ``finish_freeze``)."""
     from tensorflow.python.framework import dtypes
 
-    class _StandInData(base):  # type: ignore[misc,valid-type]
+    class _StandInData(base):
         def _eval(self, tensor):
             key = keys.get(id(tensor))
             if key is None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -96,7 +96,7 @@ def fold_const_identities(graph_def, keep: Sequence[str], lazy: Optional[LazyWei
             ref = node.input[0]
             source = index.get(ref)
             is_const = source is not None and (source.op == "Const" or (lazy is not None and lazy.is_stand_in(source)))
-            if (not is_const or ref.startswith("^") or output_index(ref) != 0
+            if (source is None or not is_const or ref.startswith("^") or output_index(ref) != 0
                     or index.consumers(source.name) != 1 or source.name in protected or source.name in doomed
                     or len(source.input)):
                 continue
@@ -129,9 +129,16 @@ def _byte_view(data) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
+def _lazy(lazy: "Optional[LazyWeights]") -> "LazyWeights":
+    """``lazy`` where a value-less stand-in proves it was given."""
+    assert lazy is not None, "a value-less stand-in without its LazyWeights"
+    return lazy
+
+
 def content_digest(data) -> bytes:
     """Digest of a constant's bytes (a bytes object or a C-contiguous array, not copied)."""
-    return hashlib.blake2b(memoryview(_byte_view(data)), digest_size=16).digest()
+    view: Any = _byte_view(data)
+    return hashlib.blake2b(memoryview(view), digest_size=16).digest()
 
 
 def content_fingerprint(data) -> bytes:
@@ -161,7 +168,7 @@ def uniform_or_nan_array(values: np.ndarray) -> bool:
     return bool((values == values[0]).all())
 
 
-def _variable_nodes(graph_def, constants: Set[str] = frozenset()) -> Set[str]:
+def _variable_nodes(graph_def, constants: AbstractSet[str] = frozenset()) -> Set[str]:
     """Nodes whose value depends on something other than constants (a Placeholder or
     any other input-less op that is not Const), found by propagating forward."""
     consumers: Dict[str, List[str]] = {}
@@ -250,7 +257,7 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
         if (node.name in keep or node.input or not uses
                 or not all(opaque_use(user, index) for user, index in uses)):
             continue
-        uniform = lazy.stats(node.name)[0] if content is None else _uniform_or_nan(content, dtype)
+        uniform = _lazy(lazy).stats(node.name)[0] if content is None else _uniform_or_nan(content, dtype)
         if not uniform:
             eligible.append(node.name)
     # Only duplicates of an eligible constant matter.  Fingerprints first, then full
@@ -262,14 +269,14 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
             continue
         by_print: Dict[bytes, List[Tuple[str, object]]] = {}
         for name, content in members:
-            fingerprint = lazy.stats(name)[1] if content is None else content_fingerprint(content)
+            fingerprint = _lazy(lazy).stats(name)[1] if content is None else content_fingerprint(content)
             by_print.setdefault(fingerprint, []).append((name, content))
         for same in by_print.values():
             if len(same) < 2:
                 continue
             by_hash: Dict[bytes, List[str]] = {}
             for name, content in same:
-                digest = lazy.digest(name) if content is None else content_digest(content)
+                digest = _lazy(lazy).digest(name) if content is None else content_digest(content)
                 by_hash.setdefault(digest, []).append(name)
             duplicated.update(name for names in by_hash.values() if len(names) > 1 for name in names)
     return [name for name in eligible if name not in duplicated]

@@ -183,7 +183,7 @@ def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (),
             lazy.make_stand_in(new_weights, source.scaled(factor), dtype)
         else:
             weights = const_array(weights_node)
-            if weights is None:
+            if weights is None or weights_node is None:
                 continue
             folded = folded_values(conv.op, weights, *params, bias=bias)
             if folded is None:
