@@ -12,7 +12,16 @@ ROOTFS="$CACHE/root"
 # Change this key to force a rebuild of the root (e.g. when the package list changes).
 KEY="forky bazel-bootstrap bazel-skylib bazel-rules-python bazel-platforms v1"
 STAMP="$ROOTFS/.rules_tfjs-root"
-MIRROR="${RULES_TFJS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The Debian mirror the host's apt already uses (first `URIs:`/`deb` entry ending in
+# /debian), unless RULES_TFJS_DEBIAN_MIRROR names another.
+host_mirror() {
+  cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+    sed -n -e 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)\/\{0,1\}$/\1/p' \
+      -e 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]*\/debian\)\/\{0,1\}[[:space:]].*/\2/p' |
+    head -n 1
+}
+MIRROR="${RULES_TFJS_DEBIAN_MIRROR:-$(host_mirror)}"
+[[ -n "$MIRROR" ]] || { echo "bazel7 setup: no Debian mirror in the host's apt sources; set RULES_TFJS_DEBIAN_MIRROR" >&2; exit 1; }
 # The Debian packages the Bazel 7 build needs inside the root.
 PACKAGES=(bazel-bootstrap bazel-skylib bazel-rules-python bazel-platforms ca-certificates)
 
