@@ -225,11 +225,6 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
         "conv/UpSampling2D_bilinear|k3:layers",
     ],
     # 2 pairs
-    "[no branch yet] tf_keras LayerNormalization lowers to FusedBatchNormV3(is_training=True), which tfjs runs as an inference batch norm on empty statistics: NaN outputs; needs a rewrite or a refusal": [
-        "layer/LayerNormalization|k2:graph",
-        "norm/LayerNormalization_no_scale|k2:graph",
-    ],
-    # 2 pairs
     "[no branch yet] tfjs registers 'Identity' as an initializer, not a layer: the Identity layer must be refused (or dropped) by the layers check": [
         "layer/Identity|k2:layers",
         "layer/Identity|k3:layers",
