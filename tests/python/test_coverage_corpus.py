@@ -175,10 +175,6 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
     "[layers branch] old h5 weight names with a uniquifying suffix (conv2d_1_1/kernel)": [
         "h5/old_weight_names|k2:layers",
     ],
-    # 1 pair
-    "[no branch yet] Keras 3 sparsemax graph fails in tfjs ('Operands could not be broadcast together with shapes 1,2 and 1,5')": [
-        "act/sparsemax|k3:graph",
-    ],
     # 2 pairs
     "[no branch yet] Keras L1/L2 regularizer classes tfjs-layers does not register (only L1L2): translate or drop (no effect on inference)": [
         "reg/L1L2_all|k2:layers",

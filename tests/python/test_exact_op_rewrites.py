@@ -149,6 +149,54 @@ def test_inference_batch_norm_is_left_alone():
     assert "FusedBatchNormV3" in op_list.graph_ops(graph_def)
 
 
+def _cumulative_module():
+    """Cumsum/Cumprod with negative axes, exclusive and reverse: tfjs's kernels need axis >= 0."""
+    import tensorflow as tf
+
+    class Cumulative(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4, 3], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"sum": tf.cumsum(x, axis=-1),
+                    "sum_rev": tf.cumsum(x, axis=-2, exclusive=True, reverse=True),
+                    "prod": tf.math.cumprod(x, axis=-3, reverse=True)}
+
+    return Cumulative()
+
+
+@pytest.mark.parametrize("op, axis", [("Cumsum", -1), ("Cumsum", -3), ("Cumprod", -2), ("Cumsum", 1)])
+def test_cumulative_rewrite_computes_the_op(op, axis):
+    import tensorflow as tf
+
+    fn = {"Cumsum": tf.cumsum, "Cumprod": tf.math.cumprod}[op]
+    concrete = tf.function(lambda x: fn(x, axis=axis, reverse=True)).get_concrete_function(
+        tf.TensorSpec([None, 4, 3], tf.float32))
+    graph_def = concrete.graph.as_graph_def()
+    x = np.random.default_rng(8).standard_normal((2, 4, 3)).astype(np.float32)
+    feed, fetch = concrete.inputs[0].name, concrete.outputs[0].name
+    want = _run(graph_def, feed, fetch, x)
+    assert exact_op_rewrites(graph_def)
+    np.testing.assert_array_equal(_run(graph_def, feed, fetch, x), want)  # same kernel, same axis
+
+
+@pytest.mark.tfjs
+def test_negative_axis_cumulative_ops_run_in_tfjs(tfjs, tmp_path):
+    import tensorflow as tf
+
+    module = _cumulative_module()
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.__call__})
+    out = tmp_path / "graph"
+    api.convert(str(tmp_path / "sm"), str(out),
+                ConversionOptions(input_format="tf_saved_model", output_format="tfjs_graph_model"))
+    x = np.random.default_rng(9).uniform(0.5, 1.5, (2, 4, 3)).astype(np.float32)
+    want = {k: v.numpy() for k, v in module(tf.constant(x)).items()}
+    for backend in ("cpu", "wasm"):
+        got = tfjs.predict(out, {"x": x}, kind="graph", backend=backend)
+        # Outputs come in signature-key order (prod, sum, sum_rev). Sums of <= 4 values of
+        # size <= 1.5 and products of <= 2: float32 rounding, a few ulps of 6.
+        for g, key in zip(got, sorted(want)):
+            np.testing.assert_allclose(g, want[key], rtol=0, atol=4 * 6 * 2.0**-23, err_msg=f"{backend} {key}")
+
+
 def test_readme_lists_exactly_these_rewrites():
     readme = (REPO / "README.md").read_text()
     assert rewrite_table_markdown() in readme

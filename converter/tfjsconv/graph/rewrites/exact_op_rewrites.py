@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 from tfjsconv.graph.graph_utils import (
     const_node,
     control_inputs,
+    copy_node,
     data_format,
     data_inputs,
     new_node,
@@ -61,12 +62,19 @@ EXACT_REWRITES = (
         variants=("FusedBatchNorm", "FusedBatchNormV2"),
         when="is_training=True, float32, only `y` read",
     ),
+    ExactRewrite(
+        "Cumsum",
+        "Cumsum(x, FloorMod(axis, Rank(x))) (grappler folds it to a constant axis >= 0)",
+        'Keras 3 `activation="sparsemax"`: tfjs\'s cumsum/cumprod kernels mis-handle a negative axis',
+        variants=("Cumprod",),
+        when="int32 axis",
+    ),
 )
 
 
 def rewrite_table_markdown() -> str:
     """The README's table of rewrites (one home: ``EXACT_REWRITES``)."""
-    rows = ["| op tfjs 4.22 lacks | rewritten as | seen in |", "|---|---|---|"]
+    rows = ["| op tfjs 4.22 lacks (or runs otherwise) | rewritten as | seen in |", "|---|---|---|"]
     for r in EXACT_REWRITES:
         op = ", ".join(f"`{name}`" for name in (r.op, *r.variants)) + (f" ({r.when})" if r.when else "")
         rows.append(f"| {op} | `{r.formula}` | {r.seen_in} |")
@@ -197,6 +205,29 @@ def _reshape(name: str, tensor: str, shape: str, like: node_def_pb2.NodeDef) -> 
     return node
 
 
+def _cumulative_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+    from tensorflow.core.framework import types_pb2
+
+    return (len(data_inputs(node)) == 2 and "T" in node.attr
+            and ("Tidx" not in node.attr or node.attr["Tidx"].type == types_pb2.DT_INT32))
+
+
+def _cumulative(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+    """tfjs 4.22's Cumsum/Cumprod kernels transpose by ``[..., axis]`` without wrapping
+    a negative axis (TF allows ``-rank <= axis < rank``): give them ``axis mod rank``."""
+    from tensorflow.core.framework import types_pb2
+
+    x, axis = data_inputs(node)
+    rank = _helper(unique_name(f"{node.name}/rank", taken), "Rank", [x], node)
+    wrapped = new_node(unique_name(f"{node.name}/axis", taken), "FloorMod", node.device)
+    wrapped.input.extend([axis, rank.name])
+    wrapped.attr["T"].type = types_pb2.DT_INT32
+    out = copy_node(node)
+    del out.input[:]
+    out.input.extend([x, wrapped.name, *control_inputs(node)])
+    return [rank, wrapped, out]
+
+
 def _unary_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
     return len(data_inputs(node)) == 1 and "T" in node.attr
 
@@ -207,6 +238,8 @@ _BUILDERS: Dict[str, Tuple[Applies, Builder]] = {
     "Erfc": (_unary_applies, _erfc),
     "Softsign": (_unary_applies, _softsign),
     **{op: (_batch_norm_applies, _batch_norm) for op in BATCH_NORM_OPS},
+    "Cumsum": (_cumulative_applies, _cumulative),
+    "Cumprod": (_cumulative_applies, _cumulative),
 }
 assert set(_BUILDERS) == {op for r in EXACT_REWRITES for op in (r.op, *r.variants)}
 
