@@ -64,7 +64,7 @@ ULP_FLOOR = 8.0
 # (tools/coverage_table.py). "[no branch yet]" entries are failures this corpus found that
 # neither branch's brief covers: each needs a fix or a conversion-time refusal.
 KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
-    # 60 pairs
+    # 58 pairs
     "[graph branch] loops (While) do not run in tfjs with the default flags; fixed by running loops by default": [
         "bidi/GRU_return_sequences|k2:graph",
         "bidi/GRU_return_sequences|k3:graph",
@@ -91,12 +91,10 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
         "layer/SimpleRNNCell|k3:graph",
         "layer/StackedRNNCells|k2:graph",
         "layer/StackedRNNCells|k3:graph",
-        "mask/Embedding_mask_zero_Bidirectional_LSTM|k3:graph",
         "mask/Embedding_mask_zero_GRU|k3:graph",
         "mask/Embedding_mask_zero_LSTM|k3:graph",
         "mask/Embedding_mask_zero_SimpleRNN|k2:graph",
         "mask/Embedding_mask_zero_SimpleRNN|k3:graph",
-        "mask/Masking_Bidirectional_LSTM|k3:graph",
         "mask/Masking_GRU_return_sequences|k3:graph",
         "mask/Masking_LSTM_return_sequences|k3:graph",
         "mask/Masking_SimpleRNN_return_sequences|k2:graph",
@@ -225,12 +223,10 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
         "layer/Identity|k2:layers",
         "layer/Identity|k3:layers",
     ],
-    # 4 pairs
+    # 2 pairs
     "[no branch yet] tfjs-backend-wasm bug: the cpu backend matches TF, wasm differs or crashes on the same model": [
         "layer/Conv3DTranspose|k2:layers",
         "layer/Conv3DTranspose|k3:layers",
-        "mask/Embedding_mask_zero_Bidirectional_LSTM|k2:graph",
-        "mask/Masking_Bidirectional_LSTM|k2:graph",
     ],
     # 9 pairs
     "[no branch yet] tfjs-layers preprocessing layer (CategoryEncoding, CenterCrop, Resizing, RandomWidth) loads but fails at predict: must be refused at conversion (graph format runs it)": [

@@ -150,7 +150,8 @@ def test_inference_batch_norm_is_left_alone():
 
 
 def _cumulative_module():
-    """Cumsum/Cumprod with negative axes, exclusive and reverse: tfjs's kernels need axis >= 0."""
+    """Cumsum/Cumprod with negative axes, exclusive and reverse (tfjs's kernels need axis >= 0),
+    and a reversed bool tensor (tfjs-backend-wasm reverses int32 right, bool wrongly)."""
     import tensorflow as tf
 
     class Cumulative(tf.Module):
@@ -158,7 +159,8 @@ def _cumulative_module():
         def __call__(self, x):
             return {"sum": tf.cumsum(x, axis=-1),
                     "sum_rev": tf.cumsum(x, axis=-2, exclusive=True, reverse=True),
-                    "prod": tf.math.cumprod(x, axis=-3, reverse=True)}
+                    "prod": tf.math.cumprod(x, axis=-3, reverse=True),
+                    "flags": tf.reverse(x > 1.0, axis=[0, 1])}
 
     return Cumulative()
 
@@ -178,8 +180,23 @@ def test_cumulative_rewrite_computes_the_op(op, axis):
     np.testing.assert_array_equal(_run(graph_def, feed, fetch, x), want)  # same kernel, same axis
 
 
+def test_bool_reverse_rewrite_computes_the_op():
+    import tensorflow as tf
+
+    concrete = tf.function(lambda x: tf.reverse(x > 0, axis=[0, 2])).get_concrete_function(
+        tf.TensorSpec([None, 4, 3], tf.float32))
+    graph_def = concrete.graph.as_graph_def()
+    x = np.random.default_rng(10).standard_normal((2, 4, 3)).astype(np.float32)
+    feed, fetch = concrete.inputs[0].name, concrete.outputs[0].name
+    want = _run(graph_def, feed, fetch, x)
+    assert exact_op_rewrites(graph_def)
+    got = _run(graph_def, feed, fetch, x)
+    assert got.dtype == want.dtype == np.bool_
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.tfjs
-def test_negative_axis_cumulative_ops_run_in_tfjs(tfjs, tmp_path):
+def test_cumulative_ops_and_bool_reverse_run_in_tfjs(tfjs, tmp_path):
     import tensorflow as tf
 
     module = _cumulative_module()
@@ -191,10 +208,14 @@ def test_negative_axis_cumulative_ops_run_in_tfjs(tfjs, tmp_path):
     want = {k: v.numpy() for k, v in module(tf.constant(x)).items()}
     for backend in ("cpu", "wasm"):
         got = tfjs.predict(out, {"x": x}, kind="graph", backend=backend)
-        # Outputs come in signature-key order (prod, sum, sum_rev). Sums of <= 4 values of
-        # size <= 1.5 and products of <= 2: float32 rounding, a few ulps of 6.
+        # Outputs come in signature-key order (flags, prod, sum, sum_rev). Sums of <= 4 values
+        # of size <= 1.5 and products of <= 2: float32 rounding, a few ulps of 6.
+        assert len(got) == len(want)
         for g, key in zip(got, sorted(want)):
-            np.testing.assert_allclose(g, want[key], rtol=0, atol=4 * 6 * 2.0**-23, err_msg=f"{backend} {key}")
+            if key == "flags":
+                np.testing.assert_array_equal(g.astype(bool), want[key], err_msg=backend)
+            else:
+                np.testing.assert_allclose(g, want[key], rtol=0, atol=4 * 6 * 2.0**-23, err_msg=f"{backend} {key}")
 
 
 def test_readme_lists_exactly_these_rewrites():

@@ -18,7 +18,10 @@ with the ``mean``/``variance`` inputs whatever ``is_training`` says.  With
 mean/variance) TensorFlow uses the batch's own statistics instead; when only output 0
 (``y``) is read, that is the formula below, TensorFlow's CPU kernel step by step
 (biased variance of the centered input; ``epsilon`` as stored, ``fused_batch_norm``
-already raised it to its minimum).
+already raised it to its minimum).  ``Cumsum``/``Cumprod`` with a negative axis and a
+bool ``ReverseV2`` (on tfjs-backend-wasm) are ops tfjs has but computes wrongly: the
+rewrite feeds them what their kernels handle.  These last two are not rewritten inside
+function bodies (``--control_flow_v2``) and not refused there either.
 """
 
 from __future__ import annotations
@@ -68,6 +71,13 @@ EXACT_REWRITES = (
         'Keras 3 `activation="sparsemax"`: tfjs\'s cumsum/cumprod kernels mis-handle a negative axis',
         variants=("Cumprod",),
         when="int32 axis",
+    ),
+    ExactRewrite(
+        "ReverseV2",
+        "Cast(ReverseV2(Cast(x, int32), axis), bool)",
+        "masked Keras 2 `Bidirectional` RNNs (the reversed mask): tfjs-backend-wasm 4.22 reverses bool "
+        "tensors wrongly (garbage or a crash)",
+        when="bool x",
     ),
 )
 
@@ -228,6 +238,36 @@ def _cumulative(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb
     return [rank, wrapped, out]
 
 
+def _bool_reverse_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+    from tensorflow.core.framework import types_pb2
+
+    return len(data_inputs(node)) == 2 and node.attr["T"].type == types_pb2.DT_BOOL
+
+
+def _cast(name: str, x: str, src: int, dst: int, device: str) -> node_def_pb2.NodeDef:
+    node = new_node(name, "Cast", device)
+    node.input.append(x)
+    node.attr["SrcT"].type = src
+    node.attr["DstT"].type = dst
+    node.attr["Truncate"].b = False
+    return node
+
+
+def _bool_reverse(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+    """tfjs-backend-wasm 4.22's ReverseV2 kernel mis-reads bool (1-byte) tensors; int32 works."""
+    from tensorflow.core.framework import types_pb2
+
+    x, axis = data_inputs(node)
+    as_int = _cast(unique_name(f"{node.name}/to_int32", taken), x, types_pb2.DT_BOOL, types_pb2.DT_INT32, node.device)
+    reverse = copy_node(node)
+    reverse.name = unique_name(f"{node.name}/reverse", taken)
+    del reverse.input[:]
+    reverse.input.extend([as_int.name, axis, *control_inputs(node)])
+    reverse.attr["T"].type = types_pb2.DT_INT32
+    out = _cast(node.name, reverse.name, types_pb2.DT_INT32, types_pb2.DT_BOOL, node.device)
+    return [as_int, reverse, out]
+
+
 def _unary_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
     return len(data_inputs(node)) == 1 and "T" in node.attr
 
@@ -240,6 +280,7 @@ _BUILDERS: Dict[str, Tuple[Applies, Builder]] = {
     **{op: (_batch_norm_applies, _batch_norm) for op in BATCH_NORM_OPS},
     "Cumsum": (_cumulative_applies, _cumulative),
     "Cumprod": (_cumulative_applies, _cumulative),
+    "ReverseV2": (_bool_reverse_applies, _bool_reverse),
 }
 assert set(_BUILDERS) == {op for r in EXACT_REWRITES for op in (r.op, *r.variants)}
 
