@@ -8,6 +8,7 @@ Keras's predictions; and the README's table is the one the module describes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,44 @@ def test_training_batch_norm_rewrite_computes_tf(op, data_format, shape):
     np.testing.assert_allclose(got, exact, rtol=0, atol=tol, err_msg="rewritten")
     print(f"\n{op} {data_format}: |TF - exact| {np.abs(want - exact).max():.3g}, "
           f"|rewritten - exact| {np.abs(got - exact).max():.3g}, |rewritten - TF| {np.abs(got - want).max():.3g}")
+
+
+def _layer_norm64(x: np.ndarray, axes, gamma: np.ndarray, beta: np.ndarray, epsilon: float) -> np.ndarray:
+    x = x.astype(np.float64)
+    centered = x - x.mean(axis=axes, keepdims=True)
+    return centered / np.sqrt((centered**2).mean(axis=axes, keepdims=True) + epsilon) * gamma + beta
+
+
+@pytest.mark.tfjs
+def test_tf_keras_layer_normalization_runs_in_tfjs(tfjs, tmp_path):
+    """tf_keras LayerNormalization (fused: a training-mode FusedBatchNormV3) over two axes and
+    one, from an .h5 file, in tfjs cpu and wasm against TF and a float64 hand computation."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(3)
+    inp = tf_keras.Input((3, 4, 5), name="x")
+    first = tf_keras.layers.LayerNormalization(axis=[2, 3], epsilon=1e-3)
+    second = tf_keras.layers.LayerNormalization(axis=-1)
+    model = tf_keras.Model(inp, second(first(inp)))
+    rng = np.random.default_rng(4)
+    model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    model.save(tmp_path / "ln.h5")
+    out = tmp_path / "graph"
+    api.convert(str(tmp_path / "ln.h5"), str(out), ConversionOptions(input_format="keras",
+                                                                     output_format="tfjs_graph_model"))
+    topology = json.loads((out / "model.json").read_text())["modelTopology"]
+    assert not [n for n in topology["node"] if n["op"].startswith("FusedBatchNorm")]
+    x = (5 + 2 * rng.standard_normal((2, 3, 4, 5))).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    g1, b1, g2, b2 = model.get_weights()
+    exact = _layer_norm64(_layer_norm64(x, (2, 3), g1, b1, np.float32(1e-3)), (3,), g2, b2, np.float32(1e-3))
+    # TF's own float32 error, allowed 4x for tfjs's other kernels (as the coverage corpus).
+    tol = 4 * float(np.abs(want - exact).max()) + 8 * 2.0**-23 * float(np.abs(exact).max())
+    for backend in ("cpu", "wasm"):
+        (got,) = tfjs.predict(out, {"x": x}, kind="graph", backend=backend)
+        print(f"\n{backend}: |tfjs - TF| {np.abs(got - want).max():.3g}, |tfjs - exact| "
+              f"{np.abs(got - exact).max():.3g}, tol {tol:.3g}")
+        np.testing.assert_allclose(got, exact, rtol=0, atol=tol, err_msg=backend)
 
 
 def test_batch_norm_whose_statistics_are_read_is_refused():
