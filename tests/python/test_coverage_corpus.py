@@ -64,7 +64,7 @@ ULP_FLOOR = 8.0
 # (tools/coverage_table.py). "[no branch yet]" entries are failures this corpus found that
 # neither branch's brief covers: each needs a fix or a conversion-time refusal.
 KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
-    # 60 pairs
+    # 58 pairs
     "[graph branch] loops (While) do not run in tfjs with the default flags; fixed by running loops by default": [
         "bidi/GRU_return_sequences|k2:graph",
         "bidi/GRU_return_sequences|k3:graph",
@@ -91,12 +91,10 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
         "layer/SimpleRNNCell|k3:graph",
         "layer/StackedRNNCells|k2:graph",
         "layer/StackedRNNCells|k3:graph",
-        "mask/Embedding_mask_zero_Bidirectional_LSTM|k3:graph",
         "mask/Embedding_mask_zero_GRU|k3:graph",
         "mask/Embedding_mask_zero_LSTM|k3:graph",
         "mask/Embedding_mask_zero_SimpleRNN|k2:graph",
         "mask/Embedding_mask_zero_SimpleRNN|k3:graph",
-        "mask/Masking_Bidirectional_LSTM|k3:graph",
         "mask/Masking_GRU_return_sequences|k3:graph",
         "mask/Masking_LSTM_return_sequences|k3:graph",
         "mask/Masking_SimpleRNN_return_sequences|k2:graph",
@@ -175,10 +173,6 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
     "[layers branch] old h5 weight names with a uniquifying suffix (conv2d_1_1/kernel)": [
         "h5/old_weight_names|k2:layers",
     ],
-    # 1 pair
-    "[no branch yet] Keras 3 sparsemax graph fails in tfjs ('Operands could not be broadcast together with shapes 1,2 and 1,5')": [
-        "act/sparsemax|k3:graph",
-    ],
     # 2 pairs
     "[no branch yet] Keras L1/L2 regularizer classes tfjs-layers does not register (only L1L2): translate or drop (no effect on inference)": [
         "reg/L1L2_all|k2:layers",
@@ -225,21 +219,14 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
         "conv/UpSampling2D_bilinear|k3:layers",
     ],
     # 2 pairs
-    "[no branch yet] tf_keras LayerNormalization lowers to FusedBatchNormV3(is_training=True), which tfjs runs as an inference batch norm on empty statistics: NaN outputs; needs a rewrite or a refusal": [
-        "layer/LayerNormalization|k2:graph",
-        "norm/LayerNormalization_no_scale|k2:graph",
-    ],
-    # 2 pairs
     "[no branch yet] tfjs registers 'Identity' as an initializer, not a layer: the Identity layer must be refused (or dropped) by the layers check": [
         "layer/Identity|k2:layers",
         "layer/Identity|k3:layers",
     ],
-    # 4 pairs
+    # 2 pairs
     "[no branch yet] tfjs-backend-wasm bug: the cpu backend matches TF, wasm differs or crashes on the same model": [
         "layer/Conv3DTranspose|k2:layers",
         "layer/Conv3DTranspose|k3:layers",
-        "mask/Embedding_mask_zero_Bidirectional_LSTM|k2:graph",
-        "mask/Masking_Bidirectional_LSTM|k2:graph",
     ],
     # 9 pairs
     "[no branch yet] tfjs-layers preprocessing layer (CategoryEncoding, CenterCrop, Resizing, RandomWidth) loads but fails at predict: must be refused at conversion (graph format runs it)": [

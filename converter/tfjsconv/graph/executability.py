@@ -18,6 +18,9 @@ instead of written.  The rules (``tfjs-converter/src/executor``,
 * ``If``/``While`` (and the stateless forms) run library functions by name, whose
   bodies follow the same rules with their input arguments as the fed inputs.
 
+Besides, an op tfjs runs with other semantics than TensorFlow is a problem too
+(``runs_otherwise``): a model containing it would run and compute something else.
+
 The forward pass treats both outputs of a Switch as possibly defined (either branch
 may run), so a problem it reports is certain for some input, and it costs one pass
 over the nodes.
@@ -30,6 +33,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 from tfjsconv.errors import ConversionError
 from tfjsconv.graph.graph_utils import is_control, node_name
+from tfjsconv.graph.rewrites.exact_op_rewrites import is_training_batch_norm
 
 SWITCH_OPS = frozenset({"Switch", "RefSwitch"})
 MERGE_OPS = frozenset({"Merge", "RefMerge"})
@@ -177,6 +181,18 @@ def _blocker(target, by_name, inputs_of, ready, fed_names, alternative, graph, o
         name = nxt[0]
 
 
+def runs_otherwise(nodes: Sequence, graph: str = "") -> List[Problem]:
+    """Nodes tfjs would run but compute something else with (what the exact rewrites left)."""
+    return [
+        Problem(node.name, node.op,
+                "normalizes with the batch's own statistics (is_training=True), but tfjs runs FusedBatchNorm "
+                "with its mean/variance inputs only",
+                "export the model in inference mode (training=False); a float32 one whose batch mean/variance "
+                "outputs are unused is rewritten automatically", graph)
+        for node in nodes if is_training_batch_norm(node)
+    ]
+
+
 def model_problems(graph_def, signature: Optional[dict], initializer_graph_def=None,
                    initializer_signature: Optional[dict] = None) -> List[Problem]:
     """Every problem tfjs would hit computing the model's signature outputs.
@@ -194,9 +210,10 @@ def model_problems(graph_def, signature: Optional[dict], initializer_graph_def=N
     if not outputs:
         read = {node_name(r) for n in nodes for r in n.input}
         outputs = [n.name for n in nodes if n.name not in read]
-    problems = graph_problems(nodes, fed, outputs, library=set(library))
+    problems = graph_problems(nodes, fed, outputs, library=set(library)) + runs_otherwise(nodes)
     for name in sorted(library):
         function = library[name]
+        problems.extend(runs_otherwise(function.node_def, graph=f"function {name}"))
         args = [a.name for a in function.signature.input_arg]
         rets = [function.ret[a.name] for a in function.signature.output_arg if a.name in function.ret]
         problems.extend(graph_problems(list(function.node_def), args, rets, function_refs=True,

@@ -1,4 +1,4 @@
-"""Rewrite ops tfjs 4.22 lacks into ops it runs, where the identity is exact math.
+"""Rewrite ops tfjs 4.22 lacks (or runs otherwise) into ops it runs, where the identity is exact math.
 
 Each entry of ``EXACT_REWRITES`` is one op, the formula, and what real models emit
 it (the README's table is generated from it); each is tested in the real tfjs runtime
@@ -9,12 +9,24 @@ rewrites this one edits the GraphDef in place: it runs on the frozen graph, whic
 holds every weight, and a copy would double the conversion's peak memory.
 
 Only the top-level graph is rewritten (not function bodies of functional control
-flow): an op left there is still reported by the op check.
+flow): an op left there is still reported by the op check (a training-mode batch
+norm by the executability check).
+
+``FusedBatchNorm*`` is an op tfjs has, but only in inference mode: tfjs normalizes
+with the ``mean``/``variance`` inputs whatever ``is_training`` says.  With
+``is_training=True`` (tf_keras ``LayerNormalization`` lowers to one, with empty
+mean/variance) TensorFlow uses the batch's own statistics instead; when only output 0
+(``y``) is read, that is the formula below, TensorFlow's CPU kernel step by step
+(biased variance of the centered input; ``epsilon`` as stored, ``fused_batch_norm``
+already raised it to its minimum).  ``Cumsum``/``Cumprod`` with a negative axis and a
+bool ``ReverseV2`` (on tfjs-backend-wasm) are ops tfjs has but computes wrongly: the
+rewrite feeds them what their kernels handle.  These last two are not rewritten inside
+function bodies (``--control_flow_v2``) and not refused there either.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Set
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -24,10 +36,13 @@ if TYPE_CHECKING:
 from tfjsconv.graph.graph_utils import (
     const_node,
     control_inputs,
+    copy_node,
+    data_format,
     data_inputs,
     new_node,
     node_name,
     numpy_dtype,
+    output_index,
     unique_name,
 )
 
@@ -36,18 +51,43 @@ class ExactRewrite(NamedTuple):
     op: str
     formula: str
     seen_in: str
+    variants: Tuple[str, ...] = ()  # other op names rewritten the same way
+    when: str = ""  # the attrs / uses the rewrite needs ("" = always)
 
 
 EXACT_REWRITES = (
     ExactRewrite("Erfc", "Erfc(x) = 1 - Erf(x)", 'Keras 3 `activation="gelu"` (`keras.activations.gelu`)'),
     ExactRewrite("Softsign", "Softsign(x) = x / (1 + Abs(x))", '`activation="softsign"` (Keras 2 and 3)'),
+    ExactRewrite(
+        "FusedBatchNormV3",
+        "c = x - Mean(x); y = c * (Rsqrt(Mean(Square(c)) + epsilon) * scale) + offset",
+        "tf_keras `LayerNormalization` (graph model); means over every axis but the channel axis",
+        variants=("FusedBatchNorm", "FusedBatchNormV2"),
+        when="is_training=True, float32, only `y` read",
+    ),
+    ExactRewrite(
+        "Cumsum",
+        "Cumsum(x, FloorMod(axis, Rank(x))) (grappler folds it to a constant axis >= 0)",
+        'Keras 3 `activation="sparsemax"`: tfjs\'s cumsum/cumprod kernels mis-handle a negative axis',
+        variants=("Cumprod",),
+        when="int32 axis",
+    ),
+    ExactRewrite(
+        "ReverseV2",
+        "Cast(ReverseV2(Cast(x, int32), axis), bool)",
+        "masked Keras 2 `Bidirectional` RNNs (the reversed mask): tfjs-backend-wasm 4.22 reverses bool "
+        "tensors wrongly (garbage or a crash)",
+        when="bool x",
+    ),
 )
 
 
 def rewrite_table_markdown() -> str:
     """The README's table of rewrites (one home: ``EXACT_REWRITES``)."""
-    rows = ["| op tfjs 4.22 lacks | rewritten as | seen in |", "|---|---|---|"]
-    rows += [f"| `{r.op}` | `{r.formula}` | {r.seen_in} |" for r in EXACT_REWRITES]
+    rows = ["| op tfjs 4.22 lacks (or runs otherwise) | rewritten as | seen in |", "|---|---|---|"]
+    for r in EXACT_REWRITES:
+        op = ", ".join(f"`{name}`" for name in (r.op, *r.variants)) + (f" ({r.when})" if r.when else "")
+        rows.append(f"| {op} | `{r.formula}` | {r.seen_in} |")
     return "\n".join(rows)
 
 
@@ -83,24 +123,191 @@ def _softsign(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.
     return [one, abs_x, denominator, out]
 
 
-_BUILDERS: Dict[str, Callable[[node_def_pb2.NodeDef, Set[str]], List[node_def_pb2.NodeDef]]] = {
-    "Erfc": _erfc,
-    "Softsign": _softsign,
+BATCH_NORM_OPS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
+# data_format -> (reduced axes, shape that puts a [C] vector on the channel axis or None).
+_BATCH_NORM_LAYOUTS: Dict[bytes, Tuple[Sequence[int], Sequence[int] | None]] = {
+    b"NHWC": ((0, 1, 2), None),
+    b"NDHWC": ((0, 1, 2, 3), None),
+    b"NCHW": ((0, 2, 3), (-1, 1, 1)),
+    b"NCDHW": ((0, 2, 3, 4), (-1, 1, 1, 1)),
 }
-assert set(_BUILDERS) == {r.op for r in EXACT_REWRITES}
+_DEFAULT_BATCH_NORM_EPSILON = 0.0001  # the op's default (absent when default attrs are stripped)
+
+
+def is_training_batch_norm(node: node_def_pb2.NodeDef) -> bool:
+    """A ``FusedBatchNorm*`` that normalizes with batch statistics (the op's default)."""
+    return node.op in BATCH_NORM_OPS and (node.attr["is_training"].b if "is_training" in node.attr else True)
+
+
+def _float32(node: node_def_pb2.NodeDef, attr: str) -> bool:
+    from tensorflow.core.framework import types_pb2
+
+    return attr not in node.attr or node.attr[attr].type == types_pb2.DT_FLOAT
+
+
+def _batch_norm_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+    from tensorflow.core.framework import types_pb2
+
+    return (is_training_batch_norm(node) and len(data_inputs(node)) == 5 and ports <= {0}
+            and node.attr["T"].type == types_pb2.DT_FLOAT and _float32(node, "U")
+            and data_format(node) in _BATCH_NORM_LAYOUTS)
+
+
+def _int32_const(name: str, values: Sequence[int], x: str) -> node_def_pb2.NodeDef:
+    from tensorflow.core.framework import types_pb2
+
+    node = const_node(name, np.array(values, dtype=np.int32), types_pb2.DT_INT32)
+    node.input.append("^" + node_name(x))
+    return node
+
+
+def _mean(name: str, inputs: List[str], like: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
+    from tensorflow.core.framework import types_pb2
+
+    node = _helper(name, "Mean", inputs, like)
+    node.attr["keep_dims"].b = True
+    node.attr["Tidx"].type = types_pb2.DT_INT32
+    return node
+
+
+def _batch_norm(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+    from tensorflow.core.framework import types_pb2
+
+    x, scale, offset, _mean_in, _variance_in = data_inputs(node)
+    axes, channel_shape = _BATCH_NORM_LAYOUTS[data_format(node)]
+    epsilon = node.attr["epsilon"].f if "epsilon" in node.attr else _DEFAULT_BATCH_NORM_EPSILON
+
+    def name(suffix: str) -> str:
+        return unique_name(f"{node.name}/{suffix}", taken)
+
+    out: List[node_def_pb2.NodeDef] = []
+
+    def add(new: node_def_pb2.NodeDef) -> str:
+        out.append(new)
+        return new.name
+
+    like = new_node(node.name, "", node.device)
+    like.attr["T"].type = types_pb2.DT_FLOAT
+    reduce = add(_int32_const(name("axes"), axes, x))
+    mean = add(_mean(name("mean"), [x, reduce, *control_inputs(node)], like))
+    centered = add(_helper(name("centered"), "Sub", [x, mean], like))
+    square = add(_helper(name("square"), "Square", [centered], like))
+    variance = add(_mean(name("variance"), [square, reduce], like))
+    eps = add(const_node(name("epsilon"), np.array(epsilon, dtype=np.float32), types_pb2.DT_FLOAT))
+    out[-1].input.append("^" + node_name(x))
+    rsqrt = add(_helper(name("rsqrt"), "Rsqrt", [add(_helper(name("add_epsilon"), "AddV2", [variance, eps], like))],
+                        like))
+    if channel_shape is not None:  # channels first: [C] -> [C, 1, 1(, 1)]
+        shape = add(_int32_const(name("channel_shape"), channel_shape, x))
+        scale = add(_reshape(name("scale"), scale, shape, like))
+        offset = add(_reshape(name("offset"), offset, shape, like))
+    factor = add(_helper(name("factor"), "Mul", [rsqrt, scale], like))
+    scaled = add(_helper(name("scaled"), "Mul", [centered, factor], like))
+    out.append(_helper(node.name, "AddV2", [scaled, offset], like))
+    return out
+
+
+def _reshape(name: str, tensor: str, shape: str, like: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
+    from tensorflow.core.framework import types_pb2
+
+    node = _helper(name, "Reshape", [tensor, shape], like)
+    node.attr["Tshape"].type = types_pb2.DT_INT32
+    return node
+
+
+def _cumulative_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+    from tensorflow.core.framework import types_pb2
+
+    return (len(data_inputs(node)) == 2 and "T" in node.attr
+            and ("Tidx" not in node.attr or node.attr["Tidx"].type == types_pb2.DT_INT32))
+
+
+def _cumulative(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+    """tfjs 4.22's Cumsum/Cumprod kernels transpose by ``[..., axis]`` without wrapping
+    a negative axis (TF allows ``-rank <= axis < rank``): give them ``axis mod rank``."""
+    from tensorflow.core.framework import types_pb2
+
+    x, axis = data_inputs(node)
+    rank = _helper(unique_name(f"{node.name}/rank", taken), "Rank", [x], node)
+    wrapped = new_node(unique_name(f"{node.name}/axis", taken), "FloorMod", node.device)
+    wrapped.input.extend([axis, rank.name])
+    wrapped.attr["T"].type = types_pb2.DT_INT32
+    out = copy_node(node)
+    del out.input[:]
+    out.input.extend([x, wrapped.name, *control_inputs(node)])
+    return [rank, wrapped, out]
+
+
+def _bool_reverse_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+    from tensorflow.core.framework import types_pb2
+
+    return len(data_inputs(node)) == 2 and node.attr["T"].type == types_pb2.DT_BOOL
+
+
+def _cast(name: str, x: str, src: int, dst: int, device: str) -> node_def_pb2.NodeDef:
+    node = new_node(name, "Cast", device)
+    node.input.append(x)
+    node.attr["SrcT"].type = src
+    node.attr["DstT"].type = dst
+    node.attr["Truncate"].b = False
+    return node
+
+
+def _bool_reverse(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+    """tfjs-backend-wasm 4.22's ReverseV2 kernel mis-reads bool (1-byte) tensors; int32 works."""
+    from tensorflow.core.framework import types_pb2
+
+    x, axis = data_inputs(node)
+    as_int = _cast(unique_name(f"{node.name}/to_int32", taken), x, types_pb2.DT_BOOL, types_pb2.DT_INT32, node.device)
+    reverse = copy_node(node)
+    reverse.name = unique_name(f"{node.name}/reverse", taken)
+    del reverse.input[:]
+    reverse.input.extend([as_int.name, axis, *control_inputs(node)])
+    reverse.attr["T"].type = types_pb2.DT_INT32
+    out = _cast(node.name, reverse.name, types_pb2.DT_INT32, types_pb2.DT_BOOL, node.device)
+    return [as_int, reverse, out]
+
+
+def _unary_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+    return len(data_inputs(node)) == 1 and "T" in node.attr
+
+
+Builder = Callable[["node_def_pb2.NodeDef", Set[str]], List["node_def_pb2.NodeDef"]]
+Applies = Callable[["node_def_pb2.NodeDef", Set[int]], bool]
+_BUILDERS: Dict[str, Tuple[Applies, Builder]] = {
+    "Erfc": (_unary_applies, _erfc),
+    "Softsign": (_unary_applies, _softsign),
+    **{op: (_batch_norm_applies, _batch_norm) for op in BATCH_NORM_OPS},
+    "Cumsum": (_cumulative_applies, _cumulative),
+    "Cumprod": (_cumulative_applies, _cumulative),
+    "ReverseV2": (_bool_reverse_applies, _bool_reverse),
+}
+assert set(_BUILDERS) == {op for r in EXACT_REWRITES for op in (r.op, *r.variants)}
+
+
+def _read_ports(graph_def: graph_pb2.GraphDef) -> Dict[str, Set[int]]:
+    """Node name -> output ports any data input reads."""
+    ports: Dict[str, Set[int]] = {}
+    for node in graph_def.node:
+        for ref in data_inputs(node):
+            ports.setdefault(node_name(ref), set()).add(output_index(ref))
+    return ports
 
 
 def exact_op_rewrites(graph_def: graph_pb2.GraphDef) -> List[str]:
     """Replace, in place, every op of ``EXACT_REWRITES`` by its formula; returns the
     names of the rewritten nodes (in graph order)."""
-    matches = [node for node in graph_def.node
-               if node.op in _BUILDERS and len(data_inputs(node)) == 1 and "T" in node.attr]
+    candidates = [node for node in graph_def.node if node.op in _BUILDERS]
+    if not candidates:
+        return []
+    ports = _read_ports(graph_def)
+    matches = [node for node in candidates if _BUILDERS[node.op][0](node, ports.get(node.name, set()))]
     if not matches:
         return []
     taken: Set[str] = {node.name for node in graph_def.node}
     helpers: List[node_def_pb2.NodeDef] = []
     for node in matches:
-        *extra, out = _BUILDERS[node.op](node, taken)
+        *extra, out = _BUILDERS[node.op][1](node, taken)
         node.CopyFrom(out)
         helpers.extend(extra)
     graph_def.node.extend(helpers)
