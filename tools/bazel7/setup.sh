@@ -15,10 +15,10 @@ STAMP="$ROOTFS/.rules_tfjs-root"
 # The Debian mirror the host's apt already uses (first `URIs:`/`deb` entry ending in
 # /debian), unless RULES_TFJS_DEBIAN_MIRROR names another.
 host_mirror() {
-  cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+  { cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } |
     sed -n -e 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)\/\{0,1\}$/\1/p' \
       -e 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]*\/debian\)\/\{0,1\}[[:space:]].*/\2/p' |
-    head -n 1
+    head -n 1 || true
 }
 MIRROR="${RULES_TFJS_DEBIAN_MIRROR:-$(host_mirror)}"
 [[ -n "$MIRROR" ]] || { echo "bazel7 setup: no Debian mirror in the host's apt sources; set RULES_TFJS_DEBIAN_MIRROR" >&2; exit 1; }
