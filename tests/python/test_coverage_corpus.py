@@ -6,7 +6,9 @@ invariant is:
 
 (a) the conversion succeeds (with or without a warning), tfjs 4.22 loads and runs the
     model on the Node cpu backend, and its outputs match TensorFlow's within the case's
-    tolerance; the wasm backend is run too and must match as well when it has the kernels;
+    tolerance; the wasm backend is run too and must match as well when it has the kernels
+    (unless the pair is a listed tfjs-backend-wasm bug, ``KNOWN_WASM_BUGS``: cpu matches,
+    wasm fails or differs -> outcome "wasm-bug");
 (b) or the conversion is refused with a one-line ``ConversionError``.
 
 Anything else -- success at conversion then a load/run error or a mismatch, a traceback
@@ -234,10 +236,8 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
         "layer/Identity|k2:layers",
         "layer/Identity|k3:layers",
     ],
-    # 4 pairs
+    # 2 pairs
     "[no branch yet] tfjs-backend-wasm bug: the cpu backend matches TF, wasm differs or crashes on the same model": [
-        "layer/Conv3DTranspose|k2:layers",
-        "layer/Conv3DTranspose|k3:layers",
         "mask/Embedding_mask_zero_Bidirectional_LSTM|k2:graph",
         "mask/Masking_Bidirectional_LSTM|k2:graph",
     ],
@@ -260,6 +260,23 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
         "layer/ELU|k2:layers",
         "layer/ELU|k3:layers",
     ],
+}
+# tfjs-backend-wasm bugs: reason -> "case id|path" pairs whose model.json runs on tfjs's cpu
+# backend and matches TF, while the wasm backend fails or differs on the same model and
+# inputs -- a runtime bug of one backend, not a conversion failure. Such a pair gets the
+# outcome "wasm-bug" (the table counts it as matched, with a note); every other pair must
+# pass on wasm too. A listed pair whose wasm run matches (or whose cpu run fails) fails the
+# test, so the list cannot go stale.
+KNOWN_WASM_BUGS_BY_REASON: Dict[str, List[str]] = {
+    "tfjs-backend-wasm 4.22 Conv3DTranspose: the cpu backend matches TF, wasm differs": [
+        "layer/Conv3DTranspose|k2:layers",
+        "layer/Conv3DTranspose|k3:layers",
+    ],
+}
+KNOWN_WASM_BUGS: Dict[Tuple[str, str], str] = {
+    (key.split("|")[0], key.split("|")[1]): reason
+    for reason, keys in KNOWN_WASM_BUGS_BY_REASON.items()
+    for key in keys
 }
 KNOWN_FAILURES: Dict[Tuple[str, str], str] = {
     (key.split("|")[0], key.split("|")[1]): reason
@@ -372,7 +389,10 @@ _WASM_UNSUPPORTED = ("not registered", "not yet implemented", "only supports", "
 
 
 def _check_path(tfjs: Any, src: str, input_format: str, output_format: str, work: str,
-                inputs: Any, ref32: Sequence[np.ndarray], tol: float) -> Dict[str, Any]:
+                inputs: Any, ref32: Sequence[np.ndarray], tol: float,
+                wasm_bug: Optional[str] = None) -> Dict[str, Any]:
+    """Convert, run on cpu then wasm, compare. ``wasm_bug``: the KNOWN_WASM_BUGS reason
+    for this pair, which turns a wasm-only failure into the "wasm-bug" outcome."""
     out = os.path.join(work, output_format)
     status, message, secs = _convert(src, out, input_format, output_format)
     entry: Dict[str, Any] = {"convert_s": round(secs, 3)}
@@ -399,14 +419,21 @@ def _check_path(tfjs: Any, src: str, input_format: str, output_format: str, work
         tfjs.close()
         wdiff, werror = _run_tfjs(tfjs, out, kind, "wasm", inputs, ref32)
         entry["wasm_retried_in_fresh_process"] = True
+    wasm_failure = ""
     if wdiff is None:
         if not any(s in werror for s in _WASM_UNSUPPORTED):
-            return dict(entry, outcome="fail", message=f"runs on cpu, wasm failed: {werror}")
-        entry["wasm"] = "no kernel: " + werror
+            wasm_failure = f"runs on cpu, wasm failed: {werror}"
+        else:
+            entry["wasm"] = "no kernel: " + werror
     elif wdiff > tol:
-        return dict(entry, outcome="fail", message=f"tfjs wasm differs from TF by {wdiff:.3g} > tol {tol:.3g}")
+        wasm_failure = f"tfjs wasm differs from TF by {wdiff:.3g} > tol {tol:.3g}"
     else:
         entry["wasm_max_diff"] = wdiff
+    if wasm_failure:
+        if wasm_bug is None:
+            return dict(entry, outcome="fail", message=wasm_failure)
+        shutil.rmtree(out, ignore_errors=True)
+        return dict(entry, outcome="wasm-bug", wasm_bug=wasm_bug, message=wasm_failure)
     shutil.rmtree(out, ignore_errors=True)
     return dict(entry, outcome="warned" if message else "ok")
 
@@ -433,7 +460,7 @@ def run_keras_case(case: cc.Case, tfjs: Any, work: str) -> Dict[str, Dict[str, A
         tol, why = tolerance(ref32, ref64)
         for target, output_format in (("layers", "tfjs_layers_model"), ("graph", "tfjs_graph_model")):
             entry = _check_path(tfjs, src, input_format, output_format, os.path.join(work, flavor),
-                                inputs, ref32, tol)
+                                inputs, ref32, tol, KNOWN_WASM_BUGS.get((case.id, f"{flavor}:{target}")))
             results[f"{flavor}:{target}"] = dict(entry, tol=tol, bound=why)
     return results
 
@@ -446,7 +473,8 @@ def run_graph_case(case: cc.Case, tfjs: Any, work: str) -> Dict[str, Dict[str, A
     ref64 = case.float64(inputs) if case.float64 else None
     tol, why = tolerance(ref32, ref64)
     feed = dict(zip(names, inputs))
-    entry = _check_path(tfjs, sm, "tf_saved_model", "tfjs_graph_model", work, feed, ref32, tol)
+    entry = _check_path(tfjs, sm, "tf_saved_model", "tfjs_graph_model", work, feed, ref32, tol,
+                        KNOWN_WASM_BUGS.get((case.id, cc.SM_PATH)))
     return {cc.SM_PATH: dict(entry, tol=tol, bound=why)}
 
 
@@ -492,6 +520,10 @@ def _failures(case_id: str, paths: Dict[str, Dict[str, Any]]) -> List[str]:
                             "delete the entry")
         if res["outcome"] == "fail" and known is not None:
             res["known"] = known
+        wasm_bug = KNOWN_WASM_BUGS.get((case_id, path))
+        if wasm_bug is not None and res["outcome"] != "wasm-bug":
+            problems.append(f"{path}: listed in KNOWN_WASM_BUGS ({wasm_bug}) but now {res['outcome']}: "
+                            "delete the entry")
     return problems
 
 
@@ -499,6 +531,9 @@ def test_known_failures_name_real_cases() -> None:
     ids = {c.id: c.paths for c in CASES}
     for case_id, path in KNOWN_FAILURES:
         assert path in ids.get(case_id, ()), f"KNOWN_FAILURES names no corpus case/path: {case_id} {path}"
+    for case_id, path in KNOWN_WASM_BUGS:
+        assert path in ids.get(case_id, ()), f"KNOWN_WASM_BUGS names no corpus case/path: {case_id} {path}"
+        assert (case_id, path) not in KNOWN_FAILURES, f"{case_id} {path} is in both lists"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
