@@ -182,83 +182,14 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
         "act/sparsemax|k3:graph",
     ],
     # 2 pairs
-    "[no branch yet] Keras L1/L2 regularizer classes tfjs-layers does not register (only L1L2): translate or drop (no effect on inference)": [
-        "reg/L1L2_all|k2:layers",
-        "reg/L1L2_all|k3:layers",
-    ],
-    # 18 pairs
-    "[no branch yet] activation tfjs-layers does not know (Keras 3 names, exponential, leaky_relu): must be refused by the layers check (or translated)": [
-        "act/celu|k3:layers",
-        "act/exponential|k2:layers",
-        "act/exponential|k3:layers",
-        "act/hard_shrink|k3:layers",
-        "act/hard_silu|k3:layers",
-        "act/hard_swish|k3:layers",
-        "act/hard_tanh|k3:layers",
-        "act/leaky_relu|k2:layers",
-        "act/leaky_relu|k3:layers",
-        "act/log_sigmoid|k3:layers",
-        "act/silu|k3:layers",
-        "act/soft_shrink|k3:layers",
-        "act/sparse_plus|k3:layers",
-        "act/sparse_sigmoid|k3:layers",
-        "act/sparsemax|k3:layers",
-        "act/squareplus|k3:layers",
-        "act/swish|k3:layers",
-        "act/tanh_shrink|k3:layers",
-    ],
-    # 1 pair
-    "[no branch yet] converts and runs but computes something else: Keras 3 hard_sigmoid is relu6(x+3)/6, tfjs hardSigmoid is Keras 2's 0.2x+0.5; must be refused at conversion": [
-        "act/hard_sigmoid|k3:layers",
-    ],
-    # 2 pairs
-    "[no branch yet] converts and runs but computes something else: tfjs BatchNormalization(axis=1, center=False) on rank-3 input differs; must be refused at conversion": [
-        "norm/BatchNormalization_axis1_no_center|k2:layers",
-        "norm/BatchNormalization_axis1_no_center|k3:layers",
-    ],
-    # 2 pairs
-    "[no branch yet] converts and runs but computes something else: tfjs ReLU ignores negative_slope and threshold; must be refused at conversion": [
-        "layer/ReLU|k2:layers",
-        "layer/ReLU|k3:layers",
-    ],
-    # 2 pairs
-    "[no branch yet] converts and runs but computes something else: tfjs UpSampling2D ignores interpolation='bilinear'; must be refused at conversion": [
-        "conv/UpSampling2D_bilinear|k2:layers",
-        "conv/UpSampling2D_bilinear|k3:layers",
-    ],
-    # 2 pairs
     "[no branch yet] tf_keras LayerNormalization lowers to FusedBatchNormV3(is_training=True), which tfjs runs as an inference batch norm on empty statistics: NaN outputs; needs a rewrite or a refusal": [
         "layer/LayerNormalization|k2:graph",
         "norm/LayerNormalization_no_scale|k2:graph",
     ],
     # 2 pairs
-    "[no branch yet] tfjs registers 'Identity' as an initializer, not a layer: the Identity layer must be refused (or dropped) by the layers check": [
-        "layer/Identity|k2:layers",
-        "layer/Identity|k3:layers",
-    ],
-    # 2 pairs
     "[no branch yet] tfjs-backend-wasm bug: the cpu backend matches TF, wasm differs or crashes on the same model": [
         "mask/Embedding_mask_zero_Bidirectional_LSTM|k2:graph",
         "mask/Masking_Bidirectional_LSTM|k2:graph",
-    ],
-    # 9 pairs
-    "[no branch yet] tfjs-layers preprocessing layer (CategoryEncoding, CenterCrop, Resizing, RandomWidth) loads but fails at predict: must be refused at conversion (graph format runs it)": [
-        "conv/Resizing_nearest|k2:layers",
-        "conv/Resizing_nearest|k3:layers",
-        "layer/CategoryEncoding|k2:layers",
-        "layer/CategoryEncoding|k3:layers",
-        "layer/CenterCrop|k2:layers",
-        "layer/CenterCrop|k3:layers",
-        "layer/RandomWidth|k2:layers",
-        "layer/Resizing|k2:layers",
-        "layer/Resizing|k3:layers",
-    ],
-    # 4 pairs
-    "[no branch yet] tfjs-layers refuses this config at predict time (ELU alpha != 1, Conv1D causal padding): must be refused at conversion": [
-        "conv/Conv1D_causal_dilation2|k2:layers",
-        "conv/Conv1D_causal_dilation2|k3:layers",
-        "layer/ELU|k2:layers",
-        "layer/ELU|k3:layers",
     ],
 }
 # tfjs-backend-wasm bugs: reason -> "case id|path" pairs whose model.json runs on tfjs's cpu
