@@ -383,12 +383,17 @@ def test_reference_style_layers_model_with_uniquified_names_runs(tfjs, uniquifie
 
 # --- what tfjs-layers 4.22 loads but then rejects or computes otherwise ------------------
 
-def _one_layer(shape, layer, dtype="float32"):
+def _one_layer(shape, layer):
+    """A one-layer model with weights away from their defaults (BatchNormalization's
+    defaults make it the identity, whatever axis tfjs normalizes)."""
     def build():
         import tf_keras
 
-        inp = tf_keras.layers.Input(shape, dtype=dtype, name="x")
-        return tf_keras.Model(inp, layer()(inp))
+        inp = tf_keras.layers.Input(shape, name="x")
+        model = tf_keras.Model(inp, layer()(inp))
+        rng = np.random.default_rng(6)
+        model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+        return model
     return build
 
 
@@ -491,8 +496,9 @@ def test_identity_silu_and_l1_l2_are_translated_and_run(tfjs, tmp_path):
     by_name = {layer["config"]["name"]: layer for layer in layers}
     assert by_name["d"]["config"]["activation"] == "swish"
     assert by_name["d"]["config"]["kernel_regularizer"]["class_name"] == "L1L2"
-    assert by_name["d"]["config"]["kernel_regularizer"]["config"] == {"l1": 0.0, "l2": 0.01}
-    assert by_name["d"]["config"]["bias_regularizer"]["config"] == {"l1": 0.02, "l2": 0.0}
+    # Keras 3 stores the factors as float32 values.
+    assert by_name["d"]["config"]["kernel_regularizer"]["config"] == {"l1": 0.0, "l2": pytest.approx(0.01)}
+    assert by_name["d"]["config"]["bias_regularizer"]["config"] == {"l1": pytest.approx(0.02), "l2": 0.0}
     assert "activity_regularizer" not in by_name["d"]["config"]
     assert by_name["same"]["class_name"] == "Activation" and by_name["same"]["config"]["activation"] == "linear"
     assert by_name["rnn"]["config"]["activation"] == "swish"
