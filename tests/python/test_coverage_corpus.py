@@ -129,54 +129,6 @@ KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
         "rnn/SimpleRNN_stacked|k2:graph",
         "rnn/SimpleRNN_stacked|k3:graph",
     ],
-    # 20 pairs
-    "[layers branch] GRU(reset_after=True) converts with a warning and tfjs-layers refuses it at load; the layers loader check refuses it at conversion": [
-        "layer/GRU|k2:layers",
-        "layer/GRU|k3:layers",
-        "layer/GRUCell|k2:layers",
-        "layer/StackedRNNCells|k2:layers",
-        "mask/Embedding_mask_zero_GRU|k2:layers",
-        "mask/Masking_GRU_return_sequences|k2:layers",
-        "rnn/GRU_go_backwards|k2:layers",
-        "rnn/GRU_go_backwards|k3:layers",
-        "rnn/GRU_no_bias|k2:layers",
-        "rnn/GRU_no_bias|k3:layers",
-        "rnn/GRU_reset_after_true|k2:layers",
-        "rnn/GRU_reset_after_true|k3:layers",
-        "rnn/GRU_return_sequences|k2:layers",
-        "rnn/GRU_return_sequences|k3:layers",
-        "rnn/GRU_return_state|k2:layers",
-        "rnn/GRU_return_state|k3:layers",
-        "rnn/GRU_stacked|k2:layers",
-        "rnn/GRU_stacked|k3:layers",
-        "rnn/GRU_unroll|k2:layers",
-        "rnn/GRU_unroll|k3:layers",
-    ],
-    # 9 pairs
-    "[layers branch] a class tfjs-layers does not register converts with a warning and fails at load; the layers loader check refuses it at conversion": [
-        "attn/AdditiveAttention|k2:layers",
-        "attn/Attention|k2:layers",
-        "attn/Attention|k3:layers",
-        "attn/MultiHeadAttention|k2:layers",
-        "merge/Subtract|k2:layers",
-        "merge/Subtract|k3:layers",
-        "norm/GroupNormalization|k2:layers",
-        "norm/UnitNormalization|k2:layers",
-        "norm/UnitNormalization|k3:layers",
-    ],
-    # 2 pairs
-    "[layers branch] config fields tfjs-layers rejects for the class (Keras 2 SeparableConv2D kernel_*); translated or dropped by the layers branch": [
-        "conv/SeparableConv2D_multiplier2_same|k2:layers",
-        "layer/SeparableConv2D|k2:layers",
-    ],
-    # 1 pair
-    "[layers branch] masked Bidirectional(LSTM) layers model differs from Keras": [
-        "mask/Embedding_mask_zero_Bidirectional_LSTM|k2:layers",
-    ],
-    # 1 pair
-    "[layers branch] old h5 weight names with a uniquifying suffix (conv2d_1_1/kernel)": [
-        "h5/old_weight_names|k2:layers",
-    ],
     # 1 pair
     "[no branch yet] Keras 3 sparsemax graph fails in tfjs ('Operands could not be broadcast together with shapes 1,2 and 1,5')": [
         "act/sparsemax|k3:graph",
