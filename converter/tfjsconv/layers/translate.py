@@ -42,8 +42,8 @@ def _regularizer(value: Any) -> Any:
     return {**value, "class_name": "L1L2", "config": l1l2}
 
 
-def layer_config(cls: Any, config: Mapping[str, Any]) -> Dict[str, Any]:
-    """``config`` of a layer of class ``cls`` with activations and regularizers rewritten."""
+def layer_config(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """A layer's ``config`` with its activations and regularizers rewritten."""
     out: Dict[str, Any] = {}
     for key, value in config.items():
         if key == "activity_regularizer":
@@ -62,7 +62,7 @@ def layer(serialized: Mapping[str, Any]) -> Dict[str, Any]:
     config = serialized.get("config")
     if not isinstance(config, dict):
         return dict(serialized)
-    config = layer_config(cls, config)
+    config = layer_config(config)
     if cls == "Identity":
         keep = {k: v for k, v in config.items() if k in ("name", "trainable", "dtype", "batch_input_shape")}
         return {**serialized, "class_name": "Activation", "config": {**keep, "activation": "linear"}}
