@@ -66,3 +66,15 @@ def test_cells_and_counts(table: Any) -> None:
     counts = table.counts(doc)
     assert counts["k2:layers"]["ok"] == 1 and counts["k3:layers"]["known"] == 1
     assert counts["sm:graph"]["n/a"] == 1 and sum(counts["k2:graph"].values()) == 1
+
+
+def test_a_wasm_backend_bug_counts_as_matched_with_a_note(table: Any) -> None:
+    res = {"outcome": "wasm-bug", "max_diff": 2e-7, "wasm_bug": "tfjs-backend-wasm bug",
+           "message": "tfjs wasm differs from TF by 1.9 > tol 3e-06"}
+    notes = table._Notes()
+    assert table.cell(res, notes) == "✓ 2e-7 cpu; wasm ✗ [1]"
+    assert notes.items == ["tfjs-backend-wasm bug — tfjs wasm differs from TF by 1.9 > tol 3e-06"]
+    counts = table.counts({"cases": {"a": {"paths": {"k2:layers": res}}}})
+    assert counts["k2:layers"]["ok"] == 1 and counts["k2:layers"]["fail"] == 0
+    assert table.normalize({"cases": {"a": {"paths": {"k2:layers": res}}}})["cases"]["a"]["paths"][
+        "k2:layers"]["wasm_bug"] == "tfjs-backend-wasm bug"

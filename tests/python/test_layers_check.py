@@ -379,3 +379,131 @@ def test_reference_style_layers_model_with_uniquified_names_runs(tfjs, uniquifie
     x = np.random.default_rng(5).standard_normal((2, 6, 6, 3)).astype(np.float32)
     got = tfjs.predict(out, [x], kind="layers")[0]
     np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=parity_tol(model, x), rtol=0)
+
+
+# --- what tfjs-layers 4.22 loads but then rejects or computes otherwise ------------------
+
+def _one_layer(shape, layer):
+    """A one-layer model with weights away from their defaults (BatchNormalization's
+    defaults make it the identity, whatever axis tfjs normalizes)."""
+    def build():
+        import tf_keras
+
+        inp = tf_keras.layers.Input(shape, name="x")
+        model = tf_keras.Model(inp, layer()(inp))
+        rng = np.random.default_rng(6)
+        model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+        return model
+    return build
+
+
+def _k2(cls: str, *args: Any, **kw: Any) -> Any:
+    def make():
+        import tf_keras
+
+        return getattr(tf_keras.layers, cls)(*args, **kw)
+    return make
+
+
+# (id, build, refusal naming the layer, input)
+_REFUSED = [
+    ("exponential", _one_layer((6,), _k2("Dense", 3, activation="exponential", name="d")),
+     r"layer 'd' \(Dense\): activation='exponential' does not exist in TensorFlow.js 4.22", (2, 6)),
+    ("leaky_relu_layer", _one_layer((6,), _k2("Activation", "leaky_relu", name="act")),
+     r"layer 'act' \(Activation\): activation='leaky_relu' does not exist", (2, 6)),
+    ("recurrent_activation", _one_layer((3, 4), _k2("LSTM", 2, recurrent_activation="exponential", name="rnn")),
+     r"layer 'rnn' \(LSTM\): recurrent_activation='exponential' does not exist", (2, 3, 4)),
+    ("relu_slope", _one_layer((6,), _k2("ReLU", 2.0, 0.1, 0.2, name="r")),
+     r"layer 'r' \(ReLU\): TensorFlow.js 4.22 ignores negative_slope=.*threshold=", (2, 6)),
+    ("elu_alpha", _one_layer((6,), _k2("ELU", 0.5, name="e")),
+     r"layer 'e' \(ELU\): alpha=0.5 is not supported by TensorFlow.js 4.22", (2, 6)),
+    ("causal", _one_layer((5, 4), _k2("Conv1D", 2, 3, padding="causal", name="c")),
+     r"layer 'c' \(Conv1D\): padding='causal' is not implemented", (2, 5, 4)),
+    ("bilinear", _one_layer((3, 3, 2), _k2("UpSampling2D", 2, interpolation="bilinear", name="up")),
+     r"layer 'up' \(UpSampling2D\): interpolation='bilinear' is computed differently", (2, 3, 3, 2)),
+    ("bn_axis1", _one_layer((4, 5), _k2("BatchNormalization", axis=1, name="bn")),
+     r"layer 'bn' \(BatchNormalization\): axis=1 on a rank-3 input is not the last axis", (2, 4, 5)),
+    ("center_crop", _one_layer((6, 6, 3), _k2("CenterCrop", 4, 4, name="crop")),
+     r"layer 'crop' \(CenterCrop\): TensorFlow.js 4.22 loads this preprocessing layer but fails", (2, 6, 6, 3)),
+    ("resizing", _one_layer((6, 6, 3), _k2("Resizing", 4, 5, name="rs")),
+     r"layer 'rs' \(Resizing\): TensorFlow.js 4.22 loads this preprocessing layer but fails", (2, 6, 6, 3)),
+]
+
+
+@pytest.mark.parametrize("name, build, refusal, shape", _REFUSED, ids=[r[0] for r in _REFUSED])
+def test_loads_but_runs_otherwise_is_refused(tfjs, tmp_path, name, build, refusal, shape):
+    """One line naming the layer and the graph format; written anyway (--skip_op_check),
+    tfjs fails or computes something else: the refusal is warranted."""
+    from tfjs_runtime import TfjsError
+
+    model, src = _h5(tmp_path, name, build)
+    with pytest.raises(ConversionError, match=refusal) as info:
+        convert(src, tmp_path / "refused")
+    assert "\n" not in str(info.value) and "--output_format=tfjs_graph_model" in str(info.value)
+    assert not (tmp_path / "refused").exists()
+    out = convert(src, tmp_path / "forced", skip_op_check=True)
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    try:
+        got = tfjs.predict(out, [x], kind="layers")[0]
+    except TfjsError:
+        return
+    assert got.shape != want.shape or np.abs(got - want).max() > 1e-3
+
+
+def test_batch_norm_on_the_last_axis_is_not_refused():
+    """tf_keras saves a built BatchNormalization's axis as a positive list ([2] for -1 on
+    rank 3): refused only where it is not the input's last axis."""
+    def model(axis, shape):
+        layers = [{"class_name": "InputLayer", "config": {"name": "x", "batch_input_shape": [None, *shape]}},
+                  {"class_name": "BatchNormalization", "config": {"name": "bn", "axis": axis}}]
+        return {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}
+
+    assert check.batch_norm_problems(model([2], (4, 5))) == []
+    assert check.batch_norm_problems(model(-1, (4, 5))) == []
+    assert check.batch_norm_problems(model([1], (5,))) == []
+    assert [p.layer for p in check.batch_norm_problems(model([1], (4, 5)))] == ["bn"]
+    assert [p.layer for p in check.batch_norm_problems(model(2, (3, 4, 5)))] == ["bn"]
+
+
+def test_keras3_hard_sigmoid_is_refused(tmp_path):
+    """Keras 3's hard_sigmoid is relu6(x + 3) / 6; tfjs's (and Keras 2's) is 0.2x + 0.5."""
+    import keras
+
+    inp = keras.layers.Input((6,))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="hard_sigmoid", name="d")(inp))
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(ConversionError, match=r"layer 'd' \(Dense\): Keras 3's activation='hard_sigmoid'") as info:
+        convert(tmp_path / "m.keras", tmp_path / "out", input_format="keras_keras")
+    assert "\n" not in str(info.value) and "--output_format=tfjs_graph_model" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_identity_silu_and_l1_l2_are_translated_and_run(tfjs, tmp_path):
+    """Keras 3 ``silu`` -> tfjs ``swish``; ``L1``/``L2`` -> ``L1L2``; ``activity_regularizer``
+    dropped; ``Identity`` -> ``Activation('linear')``: tfjs loads the result and matches Keras."""
+    import keras
+
+    inp = keras.layers.Input((6,))
+    y = keras.layers.Dense(4, activation="silu", kernel_regularizer=keras.regularizers.L2(0.01),
+                           bias_regularizer=keras.regularizers.L1(0.02),
+                           activity_regularizer=keras.regularizers.L1(0.01), name="d")(inp)
+    y = keras.layers.Identity(name="same")(y)
+    model = keras.Model(inp, keras.layers.LSTM(3, activation="silu", name="rnn")(keras.layers.Reshape((2, 2))(y)))
+    model.save(tmp_path / "m.keras")
+    out = convert(tmp_path / "m.keras", tmp_path / "l", input_format="keras_keras")
+    layers = json.loads((out / "model.json").read_text())["modelTopology"]["model_config"]["config"]["layers"]
+    by_name = {layer["config"]["name"]: layer for layer in layers}
+    assert by_name["d"]["config"]["activation"] == "swish"
+    assert by_name["d"]["config"]["kernel_regularizer"]["class_name"] == "L1L2"
+    # Keras 3 stores the factors as float32 values.
+    assert by_name["d"]["config"]["kernel_regularizer"]["config"] == {"l1": 0.0, "l2": pytest.approx(0.01)}
+    assert by_name["d"]["config"]["bias_regularizer"]["config"] == {"l1": pytest.approx(0.02), "l2": 0.0}
+    assert "activity_regularizer" not in by_name["d"]["config"]
+    assert by_name["same"]["class_name"] == "Activation" and by_name["same"]["config"]["activation"] == "linear"
+    assert by_name["rnn"]["config"]["activation"] == "swish"
+    x = np.random.default_rng(4).standard_normal((2, 6)).astype(np.float32)
+    want = np.asarray(model.predict(x, verbose=0))
+    got = tfjs.predict(out, [x], kind="layers")[0]
+    # float32 kernels on both sides, a few ulps of sigmoid/tanh each: 1e-5 on outputs of order 1.
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)

@@ -21,7 +21,7 @@ import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import compat, fields, keras3
+from tfjsconv.layers import compat, fields, keras3, translate
 
 GRAPH_HINT = "convert with --output_format=tfjs_graph_model instead"
 
@@ -70,6 +70,39 @@ def walk_layers(model_config: Any) -> Iterator[Tuple[str, str, Dict[str, Any]]]:
         yield from walk_layers(sub)
 
 
+# Classes tfjs-layers 4.22 registers and loads, whose call() then fails on a model's
+# input ("x must be rank 3 or 4, but got rank 1", "expected x to have shape [null,7]").
+_FAIL_WHEN_RUN = frozenset({"CategoryEncoding", "CenterCrop", "RandomWidth", "Resizing"})
+
+
+def activation_problems(config: Mapping[str, Any]) -> List[str]:
+    """Activation names in ``config`` tfjs 4.22 does not know (it camelCases the name, as
+    every config string, and looks it up among its registered activations)."""
+    known = compat.registered_activations()
+    return [f"{key}='{value}' does not exist in TensorFlow.js 4.22"
+            for key in translate.ACTIVATION_KEYS
+            for value in [config.get(key)]
+            if isinstance(value, str) and fields.to_camel(value) not in known]
+
+
+def behaviour_problems(cls: str, config: Mapping[str, Any]) -> List[str]:
+    """Config values tfjs-layers 4.22 accepts at load but then rejects or computes
+    otherwise than Keras (read from its layer sources)."""
+    found = activation_problems(config)
+    if cls in _FAIL_WHEN_RUN:
+        found.append("TensorFlow.js 4.22 loads this preprocessing layer but fails when running it")
+    alpha = config.get("alpha", 1.0)
+    if cls == "ELU" and isinstance(alpha, (int, float)) and float(alpha) != 1.0:
+        found.append(f"alpha={alpha!r} is not supported by TensorFlow.js 4.22 (only 1.0)")
+    if config.get("padding") == "causal":
+        found.append("padding='causal' is not implemented in TensorFlow.js 4.22")
+    interpolation = config.get("interpolation")
+    if cls == "UpSampling2D" and interpolation not in (None, "nearest"):
+        found.append(f"interpolation={interpolation!r} is computed differently by TensorFlow.js 4.22 "
+                     "(other pixel centers)")
+    return found
+
+
 def class_problems(model_config: Any) -> List[Problem]:
     """Classes tfjs does not register, config values its constructors reject, and
     config fields it would ignore although they change inference (``fields``)."""
@@ -79,6 +112,11 @@ def class_problems(model_config: Any) -> List[Problem]:
         if cls not in known:
             found.append(Problem(name, cls, "class is not registered in TensorFlow.js 4.22"))
             continue
+        if cls == "Identity":  # registered, but as an initializer (translate rewrites the layer)
+            found.append(Problem(name, cls, "TensorFlow.js 4.22 registers 'Identity' as an initializer, "
+                                            "not as a layer"))
+            continue
+        found += [Problem(name, cls, reason) for reason in behaviour_problems(cls, config)]
         if cls in ("GRU", "GRUCell") and config.get("reset_after"):
             # tfjs-layers' GRUCell constructor throws on resetAfter (recurrent.ts).
             found.append(Problem(name, cls, "reset_after=True is not supported by TensorFlow.js 4.22"))
@@ -319,6 +357,76 @@ def mask_problems(model_config: Any) -> List[Problem]:
     return sorted(set(found), key=str)
 
 
+# Input ranks, as far as the config fixes them, for BatchNormalization's axis. Classes
+# whose output has the rank of their (first) input; others are handled in _out_rank.
+_SAME_RANK_PREFIXES = (
+    "Activation", "ActivityRegularization", "Add", "AlphaDropout", "Average", "BatchNormalization",
+    "Concatenate", "Conv", "Cropping", "Dense", "DepthwiseConv", "Dropout", "ELU", "Gaussian",
+    "LayerNormalization", "LeakyReLU", "Masking", "Maximum", "MaxPooling", "Minimum", "Multiply",
+    "AveragePooling", "PReLU", "Permute", "ReLU", "Rescaling", "SeparableConv", "Softmax",
+    "SpatialDropout", "ThresholdedReLU", "UpSampling", "ZeroPadding",
+)
+
+
+def _out_rank(cls: str, config: Mapping[str, Any], rank: Optional[int]) -> Optional[int]:
+    """Rank of the first output of a layer whose (first) input has ``rank`` (None: unknown)."""
+    shape = config.get("batch_input_shape") or config.get("batch_shape")
+    if cls == "InputLayer":
+        return len(shape) if isinstance(shape, list) else None
+    if cls == "Flatten":
+        return 2
+    if cls == "Reshape" and isinstance(config.get("target_shape"), list):
+        return 1 + len(config["target_shape"])
+    if cls == "RepeatVector":
+        return 3
+    if cls.startswith("Global"):
+        return rank if config.get("keepdims") else 2
+    if cls == "Embedding":
+        return None if rank is None else rank + 1
+    if cls in ("LSTM", "GRU", "SimpleRNN"):
+        return 3 if config.get("return_sequences") else 2
+    if cls.startswith(_SAME_RANK_PREFIXES) and not cls.startswith("ConvLSTM"):
+        return rank
+    return None
+
+
+def batch_norm_problems(model_config: Any) -> List[Problem]:
+    """BatchNormalization over another axis than the last: tfjs-layers reshapes its
+    statistics to broadcast, but the cpu FusedBatchNorm kernel cycles through them along
+    the flattened input as if they were on the last axis -- wrong values. Only judged where
+    the input rank follows from the config (top-level Sequential/Functional models)."""
+    if not isinstance(model_config, dict) or model_config.get("class_name") not in keras3.MODEL_CLASSES:
+        return []
+    config = model_config.get("config")
+    layers = config if isinstance(config, list) else (config or {}).get("layers") or []
+    functional = model_config.get("class_name") != "Sequential"
+    ranks: Dict[str, Optional[int]] = {}
+    found: List[Problem] = []
+    rank: Optional[int] = None
+    for layer in layers:
+        if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
+            continue
+        cfg, cls = layer["config"], str(layer.get("class_name"))
+        name = str(layer.get("name") or cfg.get("name"))
+        if functional:
+            nodes = layer.get("inbound_nodes") or []
+            first = nodes[0][0] if nodes and isinstance(nodes[0], list) and nodes[0] else None
+            # The rank of the first input when it is its producer's first output.
+            known = isinstance(first, list) and len(first) >= 3 and first[2] == 0
+            rank = ranks.get(str(first[0])) if known and isinstance(first, list) else None
+        elif rank is None and isinstance(cfg.get("batch_input_shape"), list):
+            rank = len(cfg["batch_input_shape"])
+        if cls == "BatchNormalization" and rank is not None:
+            axis = cfg.get("axis", -1)
+            axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+            if isinstance(axis, int) and axis not in (-1, rank - 1):
+                found.append(Problem(name, cls, f"axis={axis} on a rank-{rank} input is not the last axis, "
+                                                "which TensorFlow.js 4.22 normalizes wrongly"))
+        rank = _out_rank(cls, cfg, rank)
+        ranks[name] = rank
+    return found
+
+
 def check_model(model_topology: Any, weights: Sequence[Tuple[str, Sequence[int]]]) -> List[Problem]:
     """Every reason tfjs-layers 4.22 would refuse this model (empty: it loads).
 
@@ -328,7 +436,7 @@ def check_model(model_topology: Any, weights: Sequence[Tuple[str, Sequence[int]]
     if not isinstance(model_topology, dict):
         return []
     config = model_topology.get("model_config", model_topology)
-    found = class_problems(config)
+    found = class_problems(config) + batch_norm_problems(config)
     if not found:  # weight pairing is meaningless when the layers cannot be built
         found += weight_problems(config, weights) + mask_problems(config)
     return found

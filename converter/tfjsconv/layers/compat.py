@@ -16,3 +16,9 @@ from tfjsconv import datafiles
 def registered_classes() -> FrozenSet[str]:
     """Class names tfjs 4.22 can deserialize."""
     return frozenset(datafiles.load_json("tfjs_layers_classes.json")["classes"])
+
+
+@functools.lru_cache(maxsize=None)
+def registered_activations() -> FrozenSet[str]:
+    """Activation names tfjs 4.22 can deserialize (its registered classes are lowerCamelCase)."""
+    return frozenset(c for c in registered_classes() if c[:1].islower())

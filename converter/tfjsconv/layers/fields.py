@@ -21,6 +21,7 @@ import re
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from tfjsconv import datafiles
+from tfjsconv.layers import translate
 
 _CONTAINERS = ("Sequential", "Functional", "Model")
 
@@ -86,6 +87,7 @@ def droppable(key: str, value: Any) -> bool:
 
 
 def _fix_layer(layer: Dict[str, Any]) -> Dict[str, Any]:
+    layer = translate.layer(layer)  # exact tfjs equivalents first (Identity -> Activation)
     cls = layer.get("class_name")
     config = layer.get("config")
     if isinstance(config, list):  # Keras 1/2.0-era Sequential
@@ -118,7 +120,8 @@ def _fix_any(value: Any) -> Any:
 
 
 def drop_ignored_fields(model_config: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """A copy of ``model_config`` without the fields tfjs ignores and inference does not need."""
+    """A copy of ``model_config`` without the fields tfjs ignores and inference does not need,
+    and with ``translate``'s exact rewrites applied to every layer."""
     return _fix_any(model_config) if model_config is not None else None
 
 

@@ -37,6 +37,13 @@ _K3_ONLY_DEFAULTS: Mapping[str, Tuple[Any, ...]] = {
     "output_axes": (None,),
     "synchronized": (False,),
 }
+# Activations Keras 3 redefined under a Keras 2 name: what Keras 3 computes, versus what
+# TensorFlow.js (and Keras 2) compute under that name -- refused, no tfjs equivalent.
+_ACTIVATION_KEYS = ("activation", "recurrent_activation")
+_K3_CHANGED_ACTIVATIONS: Mapping[str, str] = {
+    "hard_sigmoid": "relu6(x + 3) / 6, while TensorFlow.js 4.22's hard_sigmoid is Keras 2's "
+                    "clip(0.2 * x + 0.5, 0, 1)",
+}
 # Keras-3-only arguments that only pick an implementation; always safe to drop.
 _K3_IMPL_KEYS = frozenset({"use_cudnn"})
 
@@ -186,6 +193,11 @@ def clean_value(value: Any, where: str, allow_unsafe: bool) -> Any:
                 continue
             raise ConversionError(
                 f"{where}: Keras 3 option {key}={item!r} has no Keras 2 / TensorFlow.js equivalent"
+            )
+        if key in _ACTIVATION_KEYS and item in _K3_CHANGED_ACTIVATIONS:
+            raise ConversionError(
+                f"{where}: Keras 3's {key}={item!r} is {_K3_CHANGED_ACTIVATIONS[item]}; "
+                "convert with --output_format=tfjs_graph_model instead"
             )
         out[key] = clean_value(item, where, allow_unsafe)
     return out
