@@ -77,7 +77,10 @@ def stdlib_files(stdlib: Path) -> List[Path]:
         rel_root = Path(root).relative_to(stdlib)
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and d != "lib-dynload"
                          and not d.startswith(_SKIP_PREFIXES))
-        files.extend(rel_root / n for n in sorted(names) if n.endswith(".py"))
+        # sitecustomize.py is a host hook (Debian: a symlink into /etc/python3.X, absent in
+        # other roots) that -S never imports; dangling links are nothing to snapshot.
+        files.extend(rel_root / n for n in sorted(names)
+                     if n.endswith(".py") and n != "sitecustomize.py" and (Path(root) / n).exists())
     return sorted(files)
 
 
