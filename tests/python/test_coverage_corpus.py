@@ -59,75 +59,12 @@ F32_ULP = 2.0**-23
 SPREAD_FACTOR = 4.0
 ULP_FLOOR = 8.0
 
-# Known failures: reason -> "case id|path" pairs that convert today but whose model tfjs 4.22
-# then refuses, cannot run, or runs wrongly. "[graph branch]" / "[layers branch]" reasons are
-# fixed on the other two branches of issue 11: after merging one, delete its entries (a listed
-# pair that passes fails the test, so the list cannot go stale) and regenerate the table
-# (tools/coverage_table.py). "[no branch yet]" entries are failures this corpus found that
-# neither branch's brief covers: each needs a fix or a conversion-time refusal.
-KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {
-    # 58 pairs
-    "[graph branch] loops (While) do not run in tfjs with the default flags; fixed by running loops by default": [
-        "bidi/GRU_return_sequences|k2:graph",
-        "bidi/GRU_return_sequences|k3:graph",
-        "bidi/LSTM_ave|k3:graph",
-        "bidi/LSTM_concat|k3:graph",
-        "bidi/LSTM_mul|k3:graph",
-        "bidi/LSTM_sum|k3:graph",
-        "layer/Bidirectional|k3:graph",
-        "layer/ConvLSTM2D|k2:graph",
-        "layer/ConvLSTM2D|k3:graph",
-        "layer/GRU|k3:graph",
-        "layer/GRUCell|k2:graph",
-        "layer/GRUCell|k3:graph",
-        "layer/LSTM|k3:graph",
-        "layer/LSTMCell|k2:graph",
-        "layer/LSTMCell|k3:graph",
-        "layer/Masking|k2:graph",
-        "layer/Masking|k3:graph",
-        "layer/RNN|k2:graph",
-        "layer/RNN|k3:graph",
-        "layer/SimpleRNN|k2:graph",
-        "layer/SimpleRNN|k3:graph",
-        "layer/SimpleRNNCell|k2:graph",
-        "layer/SimpleRNNCell|k3:graph",
-        "layer/StackedRNNCells|k2:graph",
-        "layer/StackedRNNCells|k3:graph",
-        "mask/Embedding_mask_zero_GRU|k3:graph",
-        "mask/Embedding_mask_zero_LSTM|k3:graph",
-        "mask/Embedding_mask_zero_SimpleRNN|k2:graph",
-        "mask/Embedding_mask_zero_SimpleRNN|k3:graph",
-        "mask/Masking_GRU_return_sequences|k3:graph",
-        "mask/Masking_LSTM_return_sequences|k3:graph",
-        "mask/Masking_SimpleRNN_return_sequences|k2:graph",
-        "mask/Masking_SimpleRNN_return_sequences|k3:graph",
-        "rnn/GRU_go_backwards|k3:graph",
-        "rnn/GRU_no_bias|k2:graph",
-        "rnn/GRU_no_bias|k3:graph",
-        "rnn/GRU_reset_after_false|k2:graph",
-        "rnn/GRU_reset_after_false|k3:graph",
-        "rnn/GRU_reset_after_true|k3:graph",
-        "rnn/GRU_return_sequences|k3:graph",
-        "rnn/GRU_return_state|k3:graph",
-        "rnn/GRU_stacked|k3:graph",
-        "rnn/LSTM_go_backwards|k3:graph",
-        "rnn/LSTM_no_bias|k2:graph",
-        "rnn/LSTM_no_bias|k3:graph",
-        "rnn/LSTM_return_sequences|k3:graph",
-        "rnn/LSTM_return_state|k3:graph",
-        "rnn/LSTM_stacked|k3:graph",
-        "rnn/SimpleRNN_go_backwards|k2:graph",
-        "rnn/SimpleRNN_go_backwards|k3:graph",
-        "rnn/SimpleRNN_no_bias|k2:graph",
-        "rnn/SimpleRNN_no_bias|k3:graph",
-        "rnn/SimpleRNN_return_sequences|k2:graph",
-        "rnn/SimpleRNN_return_sequences|k3:graph",
-        "rnn/SimpleRNN_return_state|k2:graph",
-        "rnn/SimpleRNN_return_state|k3:graph",
-        "rnn/SimpleRNN_stacked|k2:graph",
-        "rnn/SimpleRNN_stacked|k3:graph",
-    ],
-}
+# Known failures: reason -> "case id|path" pairs that convert but whose model tfjs 4.22 then
+# refuses, cannot run, or runs wrongly. Empty: every such case found so far is fixed or
+# refused at conversion time. A new one may be listed here only with its reason while it
+# is being fixed (a listed pair that passes fails the test, so the list cannot go stale);
+# regenerate the table (tools/coverage_table.py) after any change of outcome.
+KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {}
 # tfjs-backend-wasm bugs: reason -> "case id|path" pairs whose model.json runs on tfjs's cpu
 # backend and matches TF, while the wasm backend fails or differs on the same model and
 # inputs -- a runtime bug of one backend, not a conversion failure. Such a pair gets the

@@ -10,7 +10,7 @@ import gc
 import logging
 import os
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError
@@ -346,7 +346,7 @@ def _keras_concrete_function(model):
         name = getattr(tensor, "name", None) or f"input_{i}"
         name = name.split(":")[0]
         specs.append(tf.TensorSpec(tuple(tensor.shape), tf.as_dtype(tensor.dtype), name=name))
-    output_names = list(getattr(model, "output_names", None) or [])
+    output_names = _unique_names(list(getattr(model, "output_names", None) or []))
 
     def call(*args):
         result = model(list(args) if len(args) > 1 else args[0], training=False)
@@ -355,6 +355,23 @@ def _keras_concrete_function(model):
         return {name: tf.identity(t) for name, t in zip(names, flat)}
 
     return tf.function(call, input_signature=specs, autograph=False).get_concrete_function()
+
+
+def _unique_names(names: List[str]) -> List[str]:
+    """Keras 3 names every output of a multi-output layer after the layer (an RNN with
+    ``return_state``): keep the first, suffix the others (``name_1``...), or the
+    signature's dict would keep only the last of them."""
+    taken: Set[str] = set(names)
+    seen: Set[str] = set()
+    result = []
+    for name in names:
+        new, n = name, 0
+        while new in seen or (n and new in taken):
+            n += 1
+            new = f"{name}_{n}"
+        seen.add(new)
+        result.append(new)
+    return result
 
 
 def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> None:
