@@ -16,9 +16,11 @@ tfjs_python_snapshot = _tfjs_python_snapshot
 tfjs_npm_repository = _tfjs_npm_repository
 
 def tfjs_repositories(name = "tfjs_pip", lock = None, python_interpreter = "/usr/bin/python3", **kwargs):
-    """The repositories the rules need: `@<name>` (pip), `@<name>_python` (toolchain),
-    `@tfjs_python` (the interpreter snapshot conversion actions run on) and `@tfjs_npm`
-    (@tensorflow/tfjs for `tfjs_model_test`).
+    """Declares every repository the rules need.
+
+    `@<name>` (pip), `@<name>_python` (toolchain), `@tfjs_python` (the interpreter
+    snapshot conversion actions run on) and `@tfjs_npm` (@tensorflow/tfjs for
+    `tfjs_model_test`).
 
     All get the same interpreter (`RULES_TFJS_PYTHON` overrides it in all), so the
     wheels pip installs match the Python that runs them. MODULE.bazel's `tfjs_pip`

@@ -55,7 +55,15 @@ def _import_root(files, marker):
     fail("rules_tfjs: %s not found among the converter's files" % marker)
 
 def converter_command(ctx):
-    """(executable, startup arguments, tool inputs, extra env) of a conversion action."""
+    """How a conversion action starts the converter.
+
+    Args:
+      ctx: the rule context; its CONVERTER_RUNTIME_ATTRS name the snapshot, the converter
+        sources and the locked site-packages.
+
+    Returns:
+      (executable, startup arguments, tool inputs, extra env) for `ctx.actions.run`.
+    """
     loader = ctx.file._python_loader
     interpreter = ctx.file._python_interpreter
     script = ctx.file._tool_script
