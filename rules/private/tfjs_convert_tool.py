@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import io
+import itertools
 import json
 import os
 import shutil
@@ -88,7 +89,7 @@ def _private_home() -> None:
     """Give Keras/TF a writable, throwaway home: the sandbox may not allow ~/.keras."""
     home = tempfile.mkdtemp(prefix="tfjs_convert_home_")
     atexit.register(shutil.rmtree, home, True)
-    os.environ.setdefault("KERAS_HOME", os.path.join(home, ".keras"))
+    os.environ["KERAS_HOME"] = os.path.join(home, ".keras")
     os.environ["HOME"] = home
 
 
@@ -155,10 +156,67 @@ def iter_requests(stream: IO[bytes]) -> Iterator[dict]:
             yield obj
 
 
-def worker_main(stdin: IO[bytes], protocol_out: IO[str], check_hermetic: bool = False) -> int:
+# A request read by a worker that then restarted itself on new sources (see below).
+_PENDING = "TFJS_CONVERT_TOOL_PENDING_REQUEST"
+
+
+def source_fingerprint(roots: Sequence[str]) -> str:
+    """Digest of the converter's sources (``*.py``/``*.json`` under each root's ``tfjsconv``)
+    and of this tool: what a worker has imported, or will import lazily."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    files = [os.path.abspath(__file__)]
+    for root in roots:
+        for base, dirs, names in os.walk(os.path.join(root, "tfjsconv")):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            files.extend(os.path.join(base, n) for n in sorted(names) if n.endswith((".py", ".json")))
+    for path in files:
+        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            with open(path, "rb") as f:
+                digest.update(f.read())
+        except OSError:
+            digest.update(b"<missing>")
+    return digest.hexdigest()
+
+
+def _restart(request: dict, protocol_out: IO[str]) -> None:
+    """Replace this process by a fresh one on the same pipes, handing it ``request``.
+
+    Bazel 4.2.3 keeps a persistent worker when the converter's sources change (its worker
+    key does not follow them here), so a worker that kept its imported modules would
+    write new action keys' outputs with old code, and caches would keep them. exec keeps
+    the PID and the pipes: Bazel sees the same worker answer the request."""
+    protocol_out.flush()
+    os.dup2(protocol_out.fileno(), 1)  # the protocol channel back on fd 1 (inherited)
+    with open("/proc/self/cmdline", "rb") as f:
+        argv = [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0") if a]
+    # Only what run_cli reads: a request also lists every input with its digest (~10k).
+    os.environ[_PENDING] = json.dumps({k: request[k] for k in ("arguments", "requestId") if k in request})
+    sys.stderr.flush()
+    atexit._run_exitfuncs()  # exec skips them: the private home would stay behind
+    os.execv(argv[0], argv)
+
+
+def worker_main(stdin: IO[bytes], protocol_out: IO[str], check_hermetic: bool = False,
+                source_roots: Sequence[str] = ()) -> int:
     """Serve work requests until Bazel closes stdin."""
     handled = 0
-    for request in iter_requests(stdin):
+    pending = os.environ.pop(_PENDING, None)
+    requests = iter_requests(stdin)
+    if pending is not None:
+        requests = itertools.chain([json.loads(pending)], requests)
+    loaded = None
+    for request in requests:
+        # Sources change between builds; the sandbox stages each request's inputs first.
+        current = source_fingerprint(source_roots)
+        if loaded is None:
+            loaded = current
+        elif current != loaded:
+            print("tfjs_convert_tool: worker pid %d: converter sources changed, restarting"
+                  % os.getpid(), file=sys.stderr, flush=True)
+            _restart(request, protocol_out)
         # ``cli.main`` expands ``@flagfile`` arguments itself (one argument per line).
         code, output = run_cli(request.get("arguments", []), check_hermetic)
         handled += 1
@@ -182,7 +240,7 @@ def main(argv: Sequence[str]) -> int:
         os.dup2(2, 1)
         sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
         protocol_out = os.fdopen(protocol_fd, "w", encoding="utf-8")
-        return worker_main(sys.stdin.buffer, protocol_out, check_hermetic)
+        return worker_main(sys.stdin.buffer, protocol_out, check_hermetic, paths[:1])
     code, output = run_cli(argv, check_hermetic)
     if output:
         sys.stderr.write(output)
