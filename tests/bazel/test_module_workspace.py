@@ -36,9 +36,17 @@ def module_repos() -> set[str]:
 def workspace_repos() -> set[str]:
     text = (REPO / "WORKSPACE").read_text()
     repos = _names(r'local_repository\(\s*name\s*=\s*"([^"]+)"', text)
-    # tfjs_repositories(name = X) creates X and X_python (rules/repositories.bzl).
+    # tfjs_repositories(name = X) creates what rules/repositories.bzl's body names:
+    # `name = name` (X), `name = name + "_suffix"` (X_suffix) or a literal name.
+    body = (REPO / "rules" / "repositories.bzl").read_text().split("def tfjs_repositories", 1)[1]
+    created = re.findall(r'_tfjs_\w+\(\s*name\s*=\s*(name(?:\s*\+\s*"[^"]+")?|"[^"]+")', body)
+    assert created, "tfjs_repositories creates no repository?"
     for name in _names(r'tfjs_repositories\(\s*name\s*=\s*"([^"]+)"', text):
-        repos |= {name, name + "_python"}
+        for expr in created:
+            if expr.startswith('"'):
+                repos.add(expr.strip('"'))
+            else:
+                repos.add(name + "".join(re.findall(r'"([^"]+)"', expr)))
     return repos
 
 
@@ -48,7 +56,7 @@ def toolchains(path: str) -> set[str]:
 
 def test_both_files_declare_the_same_repositories() -> None:
     module, workspace = module_repos(), workspace_repos()
-    assert {"bazel_skylib", "rules_python", "tfjs_pip", "tfjs_pip_python"} <= module
+    assert {"bazel_skylib", "rules_python", "tfjs_npm", "tfjs_pip", "tfjs_pip_python", "tfjs_python"} <= module
     assert module - BUILT_INTO_BAZEL4 == workspace - WORKSPACE_ONLY
 
 
