@@ -38,8 +38,20 @@ REPO = common.REPO
 BAZEL = shutil.which("bazel") or "bazel"
 
 _IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".cache", "node_modules", "bazel-*", "__pycache__", ".pytest_cache",
-    ".hypothesis", "build", "dist", "out", "test-artifacts", "user.bazelrc", "*.pyc",
+    ".git",
+    ".venv",
+    ".cache",
+    "node_modules",
+    "bazel-*",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    "build",
+    "dist",
+    "out",
+    "test-artifacts",
+    "user.bazelrc",
+    "*.pyc",
 )
 
 _GENERATE = r"""
@@ -76,15 +88,21 @@ def make_workspace(root: str, small: int, mobilenet: bool) -> List[str]:
     shutil.copytree(REPO, ws, ignore=_IGNORE, symlinks=True)
     pkg = os.path.join(ws, "bench_models")
     os.makedirs(pkg)
-    gen = subprocess.run([common.VENV_PYTHON, "-c", _GENERATE, pkg, str(small), "1" if mobilenet else "0"],
-                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True)
+    gen = subprocess.run(
+        [common.VENV_PYTHON, "-c", _GENERATE, pkg, str(small), "1" if mobilenet else "0"],
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+    )
     if gen.returncode != 0:
         raise SystemExit(f"generating models failed:\n{gen.stderr[-4000:]}")
     names = sorted(f[:-3] for f in os.listdir(pkg) if f.endswith(".h5"))
     rules = ['load("//rules:defs.bzl", "tfjs_model")\n']
     for n in names:
-        rules.append(f'tfjs_model(name = "{n}", src = "{n}.h5", input_format = "keras", '
-                     'output_format = "tfjs_graph_model")\n')
+        rules.append(
+            f'tfjs_model(name = "{n}", src = "{n}.h5", input_format = "keras", '
+            'output_format = "tfjs_graph_model")\n'
+        )
     with open(os.path.join(pkg, "BUILD.bazel"), "w") as f:
         f.write("\n".join(rules))
     return [ws] + names
@@ -121,8 +139,9 @@ def main(argv: Sequence[str]) -> int:
         rows.append(["bazel cold, no workers (linux-sandbox)", n, f"{t:.1f}", f"{t / n:.2f}"])
         sandboxed = digests()
         t_all_workers = t = bazel_cold(ws, ob, "worker")
-        rows.append(["bazel cold, persistent workers (.bazelrc: --worker_sandboxing)", n, f"{t:.1f}",
-                     f"{t / n:.2f}"])
+        rows.append(
+            ["bazel cold, persistent workers (.bazelrc: --worker_sandboxing)", n, f"{t:.1f}", f"{t / n:.2f}"]
+        )
         identical = digests() == sandboxed
         t = bazel_cold(ws, ob, "worker", "//bench_models:all", "--noworker_sandboxing")
         rows.append(["bazel cold, persistent workers, --noworker_sandboxing", n, f"{t:.1f}", f"{t / n:.2f}"])
@@ -141,27 +160,55 @@ def main(argv: Sequence[str]) -> int:
         per_model = {}
         for name in names:
             per_model[name] = _run(
-                cli + ["--input_format=keras", "--output_format=tfjs_graph_model", "--quiet",
-                       os.path.join(ws, "bench_models", name + ".h5"), os.path.join(out_root, name)],
-                cwd=tmp, env=env)
+                cli
+                + [
+                    "--input_format=keras",
+                    "--output_format=tfjs_graph_model",
+                    "--quiet",
+                    os.path.join(ws, "bench_models", name + ".h5"),
+                    os.path.join(out_root, name),
+                ],
+                cwd=tmp,
+                env=env,
+            )
         t = sum(per_model.values())
         rows.append(["tfjsconv CLI, sequential processes", n, f"{t:.1f}", f"{t / n:.2f}"])
-        largest = max(sorted(per_model), key=lambda m: os.path.getsize(
-            os.path.join(ws, "bench_models", m + ".h5")))
-        rows.append([f"tfjsconv CLI, largest model alone ({largest})", 1,
-                     f"{per_model[largest]:.1f}", f"{per_model[largest]:.2f}"])
+        largest = max(
+            sorted(per_model), key=lambda m: os.path.getsize(os.path.join(ws, "bench_models", m + ".h5"))
+        )
+        rows.append(
+            [
+                f"tfjsconv CLI, largest model alone ({largest})",
+                1,
+                f"{per_model[largest]:.1f}",
+                f"{per_model[largest]:.2f}",
+            ]
+        )
         t_largest_bazel = bazel_cold(ws, ob, "worker", f"//bench_models:{largest}")
-        rows.append([f"bazel cold, largest model alone ({largest}, worker)", 1,
-                     f"{t_largest_bazel:.1f}", f"{t_largest_bazel:.2f}"])
+        rows.append(
+            [
+                f"bazel cold, largest model alone ({largest}, worker)",
+                1,
+                f"{t_largest_bazel:.1f}",
+                f"{t_largest_bazel:.2f}",
+            ]
+        )
 
         reference = os.environ.get("REFERENCE_CONVERTER")
         if reference:
             ref_root = os.path.join(tmp, "ref_out")
             start = time.perf_counter()
             for name in names:
-                _run([reference, "--input_format=keras", "--output_format=tfjs_graph_model",
-                      os.path.join(ws, "bench_models", name + ".h5"), os.path.join(ref_root, name)],
-                     cwd=tmp)
+                _run(
+                    [
+                        reference,
+                        "--input_format=keras",
+                        "--output_format=tfjs_graph_model",
+                        os.path.join(ws, "bench_models", name + ".h5"),
+                        os.path.join(ref_root, name),
+                    ],
+                    cwd=tmp,
+                )
             t = time.perf_counter() - start
             rows.append(["reference tensorflowjs_converter 4.22.0", n, f"{t:.1f}", f"{t / n:.2f}"])
 
@@ -169,9 +216,11 @@ def main(argv: Sequence[str]) -> int:
         print(f"models: {', '.join(names)}  (cores: {os.cpu_count()})")
         print(f"worker and sandboxed outputs byte-identical: {'yes' if identical else 'NO'}")
         print(common.markdown_table(["scenario", "models", "wall s", "s/model"], rows))
-        print(f"\nall {n} models with workers / largest model alone: "
-              f"{t_all_workers / t_largest_bazel:.2f}x (bazel cold), "
-              f"{t_all_workers / per_model[largest]:.2f}x (vs its CLI run)")
+        print(
+            f"\nall {n} models with workers / largest model alone: "
+            f"{t_all_workers / t_largest_bazel:.2f}x (bazel cold), "
+            f"{t_all_workers / per_model[largest]:.2f}x (vs its CLI run)"
+        )
     finally:
         if args.keep:
             print(f"kept {tmp}")

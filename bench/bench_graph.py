@@ -74,17 +74,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         gm.mobilenet_v2(str(work), size=args.size, classes=args.classes)
     env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
     ref_exe = os.environ.get("REFERENCE_CONVERTER")
-    jobs = [("mnv2 SavedModel -> graph", str(sm), "tf_saved_model"), ("mnv2 keras h5 -> graph", str(h5), "keras")]
+    jobs = [
+        ("mnv2 SavedModel -> graph", str(sm), "tf_saved_model"),
+        ("mnv2 keras h5 -> graph", str(h5), "keras"),
+    ]
     rows = []
     for label, src, fmt in jobs:
         row = [label] + bench(ours(src, str(work / "out_ours"), fmt), str(work / "out_ours"), args.runs, env)
         if ref_exe:
-            row += bench(reference(ref_exe, src, str(work / "out_ref"), fmt), str(work / "out_ref"), args.runs)
+            row += bench(
+                reference(ref_exe, src, str(work / "out_ref"), fmt), str(work / "out_ref"), args.runs
+            )
         rows.append(row)
     headers = ["job", "ok", "tfjsconv wall s", "tfjsconv peak RSS MB", "tfjsconv output bytes"]
     if ref_exe:
         headers += ["ref ok", "reference wall s", "reference peak RSS MB", "reference output bytes"]
-    print(f"MobileNetV2 {args.size}x{args.size}, {args.classes} classes; median of {args.runs} runs, each in a fresh process\n")
+    print(
+        f"MobileNetV2 {args.size}x{args.size}, {args.classes} classes; median of {args.runs} runs, each in a fresh process\n"
+    )
     print(common.markdown_table(headers, rows))
     return 0
 

@@ -57,8 +57,12 @@ print(key)
 def build(work: Path) -> str:
     """SavedModel under ``work/mnv2_sm`` plus ``work/tf.npz``; returns the input name."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0")
-    out = subprocess.run([PYTHON, "-c", _BUILD, str(REPO / "tests" / "python"), str(work), str(work / "tf.npz")],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [PYTHON, "-c", _BUILD, str(REPO / "tests" / "python"), str(work), str(work / "tf.npz")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-3000:])
         raise SystemExit("bench_inference: building MobileNetV2 failed")
@@ -86,7 +90,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = ap.parse_args(argv)
 
     import numpy as np
-
     from tfjs_runtime import TfjsRuntime, missing_runtime_reason
 
     reason = missing_runtime_reason()
@@ -105,16 +108,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
         models: Dict[str, str] = {}
         conv_rows = []
-        for name, cmd, job_env in [("tfjsconv", common.ours_saved_model_to_graph(src, str(work / "out_ours")), env),
-                                   ("reference 4.22", common.reference_saved_model_to_graph(ref_exe, src, str(work / "out_ref")), None)]:
+        for name, cmd, job_env in [
+            ("tfjsconv", common.ours_saved_model_to_graph(src, str(work / "out_ours")), env),
+            (
+                "reference 4.22",
+                common.reference_saved_model_to_graph(ref_exe, src, str(work / "out_ref")),
+                None,
+            ),
+        ]:
             out = cmd[-1]
             shutil.rmtree(out, ignore_errors=True)
             res = common.measure(cmd, env=job_env)
             if not res.ok:
                 raise SystemExit(f"bench_inference: {name} failed: {res.last_error_line()}")
             models[name] = out
-            conv_rows.append([name, f"{res.wall_s:.1f}", f"{res.max_rss_mb:.0f}",
-                              sum(s for _, s in common.files_with_sizes(out)), op_summary(out)])
+            conv_rows.append(
+                [
+                    name,
+                    f"{res.wall_s:.1f}",
+                    f"{res.max_rss_mb:.0f}",
+                    sum(s for _, s in common.files_with_sizes(out)),
+                    op_summary(out),
+                ]
+            )
 
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
         timed = {input_name: x[: args.batch]}
@@ -130,26 +146,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 pairs = args.wasm_pairs if backend == "wasm" else 1
                 order = (list(models) + list(reversed(models))) * pairs
                 for name in order:
-                    times[name].append(rt.benchmark(models[name], timed, kind="graph", backend=backend,
-                                                    runs=args.runs))
+                    times[name].append(
+                        rt.benchmark(models[name], timed, kind="graph", backend=backend, runs=args.runs)
+                    )
                 rt.clear()
                 row = [backend]
                 for name in models:
                     ms = statistics.median(times[name])
                     ok = "ok" if diffs[name] <= TOLERANCE else "MISMATCH"
-                    row += [f"{ms:.1f} ({', '.join(f'{t:.1f}' for t in times[name])})",
-                            f"{diffs[name]:.1e} {ok}"]
+                    row += [
+                        f"{ms:.1f} ({', '.join(f'{t:.1f}' for t in times[name])})",
+                        f"{diffs[name]:.1e} {ok}",
+                    ]
                 a, b = (statistics.median(times[n]) for n in models)
                 row.append(f"{a / b:.2f}x")
                 rows.append(row)
-        print(f"\nMobileNetV2 224x224, 1000 classes (weights=None, BN stats from data), SavedModel -> graph\n")
-        print(common.markdown_table(["converter", "conversion wall s", "peak RSS MB", "output bytes", "graph ops"],
-                                    conv_rows))
-        print(f"\ntfjs 4.22 in Node, batch {args.batch}: ms per inference = median of the medians of "
-              f"{args.runs} runs each, timed in ABBA order ({args.wasm_pairs} pairs on wasm, 1 on cpu; "
-              f"the medians in parentheses); max |tfjs - TF| on a batch of {len(x)}\n")
-        print(common.markdown_table(["backend", "tfjsconv ms", "tfjsconv vs TF", "reference ms",
-                                     "reference vs TF", "ours / reference"], rows))
+        print("\nMobileNetV2 224x224, 1000 classes (weights=None, BN stats from data), SavedModel -> graph\n")
+        print(
+            common.markdown_table(
+                ["converter", "conversion wall s", "peak RSS MB", "output bytes", "graph ops"], conv_rows
+            )
+        )
+        print(
+            f"\ntfjs 4.22 in Node, batch {args.batch}: ms per inference = median of the medians of "
+            f"{args.runs} runs each, timed in ABBA order ({args.wasm_pairs} pairs on wasm, 1 on cpu; "
+            f"the medians in parentheses); max |tfjs - TF| on a batch of {len(x)}\n"
+        )
+        print(
+            common.markdown_table(
+                [
+                    "backend",
+                    "tfjsconv ms",
+                    "tfjsconv vs TF",
+                    "reference ms",
+                    "reference vs TF",
+                    "ours / reference",
+                ],
+                rows,
+            )
+        )
         print(f"\nload average after: {common.load_average()}")
         bad = [r for r in rows if "MISMATCH" in " ".join(r)]
         return 1 if bad else 0

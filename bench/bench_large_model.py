@@ -109,7 +109,9 @@ api.convert(sys.argv[1], sys.argv[2], ConversionOptions(input_format="tf_saved_m
             output_format="tfjs_graph_model", overwrite=True))
 """
 
-_BASELINE_OURS = "from tfjsconv import tf_env; tf_env.import_tensorflow(); import tfjsconv.cli, tfjsconv.graph.convert"
+_BASELINE_OURS = (
+    "from tfjsconv import tf_env; tf_env.import_tensorflow(); import tfjsconv.cli, tfjsconv.graph.convert"
+)
 _BASELINE_REF = "import tensorflowjs.converters.converter"
 
 
@@ -118,8 +120,9 @@ def model_bytes() -> int:
 
 
 def _quiet_env() -> Dict[str, str]:
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0",
-                PYTHONPATH=str(REPO / "converter"))
+    return dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0", PYTHONPATH=str(REPO / "converter")
+    )
 
 
 def _run_quietly(cmd: Sequence[str], what: str) -> None:
@@ -162,8 +165,9 @@ def verify(src: str, out: str) -> str:
     )
     with tempfile.TemporaryDirectory(dir=os.path.dirname(out)) as tmp:
         npz = os.path.join(tmp, "vars.npz")
-        _run_quietly([PYTHON, "-c", code, os.path.join(src, "variables", "variables"), npz],
-                     "reading the checkpoint")
+        _run_quietly(
+            [PYTHON, "-c", code, os.path.join(src, "variables", "variables"), npz], "reading the checkpoint"
+        )
         with np.load(npz) as data:
             expected = [data[k] for k in sorted(data.files)]
     manifest = load_model_json(os.path.join(out, "model.json"))["weightsManifest"]
@@ -195,14 +199,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             build(src)
         size_mb = model_bytes() / 2**20
         env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
-        ref_exe = None if args.no_reference else (os.environ.get("REFERENCE_CONVERTER") or common.reference_converter())
+        ref_exe = (
+            None
+            if args.no_reference
+            else (os.environ.get("REFERENCE_CONVERTER") or common.reference_converter())
+        )
         print(f"load average before: {common.load_average()}")
 
-        jobs = [("tfjsconv", common.ours_saved_model_to_graph(src, str(work / "out_ours")), [PYTHON, "-c", _BASELINE_OURS], env,
-                 str(work / "out_ours"))]
+        jobs = [
+            (
+                "tfjsconv",
+                common.ours_saved_model_to_graph(src, str(work / "out_ours")),
+                [PYTHON, "-c", _BASELINE_OURS],
+                env,
+                str(work / "out_ours"),
+            )
+        ]
         if ref_exe:
-            jobs.append(("reference 4.22", common.reference_saved_model_to_graph(ref_exe, src, str(work / "out_ref")),
-                         [ref_python(ref_exe), "-c", _BASELINE_REF], None, str(work / "out_ref")))
+            jobs.append(
+                (
+                    "reference 4.22",
+                    common.reference_saved_model_to_graph(ref_exe, src, str(work / "out_ref")),
+                    [ref_python(ref_exe), "-c", _BASELINE_REF],
+                    None,
+                    str(work / "out_ref"),
+                )
+            )
         rows = []
         walls, peaks = {}, {}
         for name, cmd, base_cmd, job_env, out in jobs:
@@ -215,16 +237,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             out_mb = sum(s for _, s in common.files_with_sizes(out)) / 2**20
             copies = (res.max_rss_mb - base.max_rss_mb) / size_mb
             walls[name], peaks[name] = res.wall_s, res.max_rss_mb
-            rows.append([name, f"{res.wall_s:.1f}", f"{res.max_rss_mb:.0f}", f"{base.max_rss_mb:.0f}",
-                         f"{out_mb:.1f}", f"{copies:.2f}", verify(src, out)])
-        print(f"\nSavedModel -> tfjs_graph_model, {size_mb:.0f} MB of float32 weights "
-              f"(4 MatMul variables + biases), one fresh process each\n")
-        print(common.markdown_table(
-            ["converter", "wall s", "peak RSS MB", "start-up RSS MB", "output MB",
-             "copies of the weights at peak", "weights check"], rows))
+            rows.append(
+                [
+                    name,
+                    f"{res.wall_s:.1f}",
+                    f"{res.max_rss_mb:.0f}",
+                    f"{base.max_rss_mb:.0f}",
+                    f"{out_mb:.1f}",
+                    f"{copies:.2f}",
+                    verify(src, out),
+                ]
+            )
+        print(
+            f"\nSavedModel -> tfjs_graph_model, {size_mb:.0f} MB of float32 weights "
+            f"(4 MatMul variables + biases), one fresh process each\n"
+        )
+        print(
+            common.markdown_table(
+                [
+                    "converter",
+                    "wall s",
+                    "peak RSS MB",
+                    "start-up RSS MB",
+                    "output MB",
+                    "copies of the weights at peak",
+                    "weights check",
+                ],
+                rows,
+            )
+        )
         if "tfjsconv" in walls and "reference 4.22" in walls:
-            print(f"\nours / reference: time {walls['tfjsconv'] / walls['reference 4.22']:.2f}x, "
-                  f"peak RSS {peaks['tfjsconv'] / peaks['reference 4.22']:.2f}x")
+            print(
+                f"\nours / reference: time {walls['tfjsconv'] / walls['reference 4.22']:.2f}x, "
+                f"peak RSS {peaks['tfjsconv'] / peaks['reference 4.22']:.2f}x"
+            )
         if args.stages:
             print("\nOur conversion in-process, stage by stage:\n")
             shutil.rmtree(work / "out_stages", ignore_errors=True)

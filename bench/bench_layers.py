@@ -27,11 +27,21 @@ PYTHON = common.PYTHON
 # (job name, converter flags, input kind: "h5" or "layers")
 JOBS = [
     ("mnv2_keras_to_layers", ["--input_format=keras", "--output_format=tfjs_layers_model"], "h5"),
-    ("mnv2_keras_to_layers_uint8", ["--input_format=keras", "--output_format=tfjs_layers_model",
-                                    "--quantize_uint8=*"], "h5"),
-    ("mnv2_layers_to_layers_q8_shard", ["--input_format=tfjs_layers_model",
-                                        "--output_format=tfjs_layers_model", "--quantize_uint8=*",
-                                        "--weight_shard_size_bytes=1048576"], "layers"),
+    (
+        "mnv2_keras_to_layers_uint8",
+        ["--input_format=keras", "--output_format=tfjs_layers_model", "--quantize_uint8=*"],
+        "h5",
+    ),
+    (
+        "mnv2_layers_to_layers_q8_shard",
+        [
+            "--input_format=tfjs_layers_model",
+            "--output_format=tfjs_layers_model",
+            "--quantize_uint8=*",
+            "--weight_shard_size_bytes=1048576",
+        ],
+        "layers",
+    ),
 ]
 
 
@@ -42,8 +52,13 @@ def build_mobilenet(out_dir: str) -> str:
         "print(km.mobilenet_v2_h5(sys.argv[2]))"
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run([PYTHON, "-c", code, os.path.join(REPO, "tests", "python"), out_dir],
-                         capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [PYTHON, "-c", code, os.path.join(REPO, "tests", "python"), out_dir],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -102,20 +117,42 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if reference:
                 ref_res = run_job([reference], flags, src, os.path.join(work, name + "_ref"), args.runs)
                 ref = common.summarize(ref_res)
-                speed = (f"{ref['wall_s'] / ours['wall_s']:.1f}x"
-                         if ours["wall_s"] and all(r.ok for r in ref_res) else "n/a")
-                rss = (f"{ref['max_rss_mb'] / ours['max_rss_mb']:.1f}x" if ours["max_rss_mb"] else "n/a")
-                same = (compare_outputs(os.path.join(work, name), os.path.join(work, name + "_ref"))
-                        if ref_res[-1].ok else "n/a")
+                speed = (
+                    f"{ref['wall_s'] / ours['wall_s']:.1f}x"
+                    if ours["wall_s"] and all(r.ok for r in ref_res)
+                    else "n/a"
+                )
+                rss = f"{ref['max_rss_mb'] / ours['max_rss_mb']:.1f}x" if ours["max_rss_mb"] else "n/a"
+                same = (
+                    compare_outputs(os.path.join(work, name), os.path.join(work, name + "_ref"))
+                    if ref_res[-1].ok
+                    else "n/a"
+                )
                 row += [ref["ok_runs"], ref["wall_s"], ref["max_rss_mb"], speed, rss, same]
             else:
                 row += ["-", "-", "-", "-", "-", "-"]
             rows.append(row)
-        print(f"input: {os.path.basename(h5)} ({os.path.getsize(h5)} bytes), runs={args.runs}, "
-              f"reference={'REFERENCE_CONVERTER' if reference else 'not set'}")
-        print(common.markdown_table(
-            ["job", "ok", "tfjsconv wall s", "tfjsconv maxRSS MB", "ref ok", "ref wall s",
-             "ref maxRSS MB", "speedup", "RSS ratio", "vs reference output"], rows))
+        print(
+            f"input: {os.path.basename(h5)} ({os.path.getsize(h5)} bytes), runs={args.runs}, "
+            f"reference={'REFERENCE_CONVERTER' if reference else 'not set'}"
+        )
+        print(
+            common.markdown_table(
+                [
+                    "job",
+                    "ok",
+                    "tfjsconv wall s",
+                    "tfjsconv maxRSS MB",
+                    "ref ok",
+                    "ref wall s",
+                    "ref maxRSS MB",
+                    "speedup",
+                    "RSS ratio",
+                    "vs reference output",
+                ],
+                rows,
+            )
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -89,8 +89,9 @@ _IDLE = "from tfjsconv import tf_env; tf_env.import_tensorflow(); import tfjscon
 
 
 def _env() -> dict:
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0",
-                PYTHONPATH=str(REPO / "converter"))
+    return dict(
+        os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0", PYTHONPATH=str(REPO / "converter")
+    )
 
 
 def _helper(code: str, *args: str) -> None:
@@ -136,20 +137,47 @@ def main(argv: Sequence[str]) -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 r = common.measure(common.reference_saved_model_to_graph(reference, path, out), env=_env())
                 ref = f"{r.wall_s:.1f} s" if r.ok else r.last_error_line()
-            rows.append([name, nodes, f"{float(parse_s):.3f}", f"{float(scan_s):.3f}",
-                         f"{scanned.max_rss_mb - idle.max_rss_mb:.0f}", f"{conv.wall_s:.1f}",
-                         f"{100 * float(scan_s) / conv.wall_s:.1f}%", ref])
+            rows.append(
+                [
+                    name,
+                    nodes,
+                    f"{float(parse_s):.3f}",
+                    f"{float(scan_s):.3f}",
+                    f"{scanned.max_rss_mb - idle.max_rss_mb:.0f}",
+                    f"{conv.wall_s:.1f}",
+                    f"{100 * float(scan_s) / conv.wall_s:.1f}%",
+                    ref,
+                ]
+            )
         print(f"idle TensorFlow + tfjsconv process: {idle.max_rss_mb:.0f} MB; load: {common.load_average()}")
-        print(common.markdown_table(
-            ["model", "nodes (graph + functions)", "parse s", "scan s", "scan+parse RSS over idle MB",
-             "tfjsconv conversion s", "scan / conversion", "reference conversion (no scan)"], rows))
+        print(
+            common.markdown_table(
+                [
+                    "model",
+                    "nodes (graph + functions)",
+                    "parse s",
+                    "scan s",
+                    "scan+parse RSS over idle MB",
+                    "tfjsconv conversion s",
+                    "scan / conversion",
+                    "reference conversion (no scan)",
+                ],
+                rows,
+            )
+        )
         size = os.path.getsize(frozen)
         reads = []
         for mode in ("streamed", "ParseFromString(f.read())"):
             r = _measure([PYTHON, "-c", _READ, frozen, mode.split("(")[0]])
-            reads.append([mode, f"{float(r.stdout.split()[0]):.2f}", f"{r.max_rss_mb - idle.max_rss_mb:.0f}",
-                          f"{(r.max_rss_mb - idle.max_rss_mb) * 2 ** 20 / size:.2f}"])
-        print(f"\nfrozen GraphDef of the large model: {size / 2 ** 20:.0f} MB")
+            reads.append(
+                [
+                    mode,
+                    f"{float(r.stdout.split()[0]):.2f}",
+                    f"{r.max_rss_mb - idle.max_rss_mb:.0f}",
+                    f"{(r.max_rss_mb - idle.max_rss_mb) * 2**20 / size:.2f}",
+                ]
+            )
+        print(f"\nfrozen GraphDef of the large model: {size / 2**20:.0f} MB")
         print(common.markdown_table(["read", "s", "peak RSS over idle MB", "copies of the file"], reads))
     finally:
         if not args.workdir:

@@ -44,7 +44,9 @@ DIM = 8660
 TENSOR_MB = DIM * DIM * 4 / 2**20
 LAYERS = {"0.6": 2, "1.2": 4, "2.4": 8, "4.8": 16}
 OUTPUTS = {"default": [], "float16": ["--quantize_float16"], "uint8": ["--quantize_uint8"]}
-_BASELINE = "from tfjsconv import tf_env; tf_env.import_tensorflow(); import tfjsconv.cli, tfjsconv.graph.convert"
+_BASELINE = (
+    "from tfjsconv import tf_env; tf_env.import_tensorflow(); import tfjsconv.cli, tfjsconv.graph.convert"
+)
 
 
 def _env() -> Dict[str, str]:
@@ -57,8 +59,20 @@ def _capped(cmd: Sequence[str], cap_gb: float) -> List[str]:
 
 def build(path: Path, layers: int, scaled: bool) -> float:
     start = time.perf_counter()
-    out = subprocess.run([PYTHON, str(HERE / "streaming_models.py"), "build", str(path), str(layers), str(DIM),
-                          "1" if scaled else "0"], capture_output=True, text=True, env=_env())
+    out = subprocess.run(
+        [
+            PYTHON,
+            str(HERE / "streaming_models.py"),
+            "build",
+            str(path),
+            str(layers),
+            str(DIM),
+            "1" if scaled else "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-3000:])
         raise SystemExit("bench_streaming: building the model failed")
@@ -80,8 +94,12 @@ def copy_time(src: Path, dst: Path) -> float:
 
 
 def check(out: Path, src: Path) -> str:
-    res = subprocess.run([PYTHON, str(HERE / "streaming_models.py"), "check", str(out), str(src)],
-                         capture_output=True, text=True, env=_env())
+    res = subprocess.run(
+        [PYTHON, str(HERE / "streaming_models.py"), "check", str(out), str(src)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     lines = res.stdout.strip().splitlines()
     return lines[-1] if lines else f"check failed: {res.stderr.strip().splitlines()[-1:]}"
 
@@ -92,7 +110,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--sizes", default="0.6,1.2", help="comma-separated, of " + ",".join(LAYERS))
     ap.add_argument("--variants", default="plain,scaled")
     ap.add_argument("--outputs", default=",".join(OUTPUTS))
-    ap.add_argument("--reference-sizes", default="0.6", help="sizes the reference converter runs on ('' = none)")
+    ap.add_argument(
+        "--reference-sizes", default="0.6", help="sizes the reference converter runs on ('' = none)"
+    )
     ap.add_argument("--cap-gb", type=float, default=8.0, help="address-space cap of every conversion")
     ap.add_argument("--keep", action="store_true", help="keep the built models")
     args = ap.parse_args(argv)
@@ -103,8 +123,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ref_exe = (os.environ.get("REFERENCE_CONVERTER") or common.reference_converter()) if ref_sizes else None
     print(f"load average before: {common.load_average()}")
     base = common.measure([PYTHON, "-c", _BASELINE], env=_env())
-    print(f"TF-import baseline RSS: {base.max_rss_mb:.0f} MB; largest tensor {TENSOR_MB:.0f} MB; "
-          f"cap {args.cap_gb:g} GB (prlimit --as)\n")
+    print(
+        f"TF-import baseline RSS: {base.max_rss_mb:.0f} MB; largest tensor {TENSOR_MB:.0f} MB; "
+        f"cap {args.cap_gb:g} GB (prlimit --as)\n"
+    )
     rows = []
     for size in args.sizes.split(","):
         for variant in args.variants.split(","):
@@ -117,37 +139,111 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for output in [o for o in args.outputs.split(",") if o]:
                 out = work / f"out_{size}_{variant}_{output}"
                 shutil.rmtree(out, ignore_errors=True)
-                cmd = [PYTHON, "-m", "tfjsconv.cli", "--input_format=tf_saved_model",
-                       "--output_format=tfjs_graph_model", "--quiet", *OUTPUTS[output], str(src), str(out)]
+                cmd = [
+                    PYTHON,
+                    "-m",
+                    "tfjsconv.cli",
+                    "--input_format=tf_saved_model",
+                    "--output_format=tfjs_graph_model",
+                    "--quiet",
+                    *OUTPUTS[output],
+                    str(src),
+                    str(out),
+                ]
                 res = common.measure(_capped(cmd, args.cap_gb), env=_env())
                 if res.ok:
                     copies = (res.max_rss_mb - base.max_rss_mb) / TENSOR_MB
                     verdict = check(out, src)
-                    rows.append([size, variant, output, "tfjsconv", f"{res.wall_s:.1f}", f"{io_s:.1f}",
-                                 f"{res.max_rss_mb:.0f}", f"{copies:.2f}", verdict])
+                    rows.append(
+                        [
+                            size,
+                            variant,
+                            output,
+                            "tfjsconv",
+                            f"{res.wall_s:.1f}",
+                            f"{io_s:.1f}",
+                            f"{res.max_rss_mb:.0f}",
+                            f"{copies:.2f}",
+                            verdict,
+                        ]
+                    )
                 else:
-                    rows.append([size, variant, output, "tfjsconv", f"{res.wall_s:.1f}", f"{io_s:.1f}",
-                                 f"{res.max_rss_mb:.0f}", "-", "FAILED: " + res.last_error_line()])
+                    rows.append(
+                        [
+                            size,
+                            variant,
+                            output,
+                            "tfjsconv",
+                            f"{res.wall_s:.1f}",
+                            f"{io_s:.1f}",
+                            f"{res.max_rss_mb:.0f}",
+                            "-",
+                            "FAILED: " + res.last_error_line(),
+                        ]
+                    )
                 shutil.rmtree(out, ignore_errors=True)
-                print(common.markdown_table(["GB", "variant", "output", "converter", "wall s", "read+write s",
-                                             "peak RSS MB", "copies of largest", "check"], rows[-1:]).splitlines()[-1],
-                      flush=True)
+                print(
+                    common.markdown_table(
+                        [
+                            "GB",
+                            "variant",
+                            "output",
+                            "converter",
+                            "wall s",
+                            "read+write s",
+                            "peak RSS MB",
+                            "copies of largest",
+                            "check",
+                        ],
+                        rows[-1:],
+                    ).splitlines()[-1],
+                    flush=True,
+                )
             if ref_exe and size in ref_sizes:
                 out = work / f"ref_{size}_{variant}"
                 shutil.rmtree(out, ignore_errors=True)
-                res = common.measure(_capped(common.reference_saved_model_to_graph(ref_exe, str(src), str(out)),
-                                             args.cap_gb), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                res = common.measure(
+                    _capped(common.reference_saved_model_to_graph(ref_exe, str(src), str(out)), args.cap_gb),
+                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                )
                 status = check(out, src) if res.ok else "FAILED: " + res.last_error_line()
-                rows.append([size, variant, "default", "reference 4.22", f"{res.wall_s:.1f}", f"{io_s:.1f}",
-                             f"{res.max_rss_mb:.0f}", "-", status])
+                rows.append(
+                    [
+                        size,
+                        variant,
+                        "default",
+                        "reference 4.22",
+                        f"{res.wall_s:.1f}",
+                        f"{io_s:.1f}",
+                        f"{res.max_rss_mb:.0f}",
+                        "-",
+                        status,
+                    ]
+                )
                 shutil.rmtree(out, ignore_errors=True)
                 print(rows[-1], flush=True)
             if not args.keep:
                 shutil.rmtree(src, ignore_errors=True)
-    print(f"\nSavedModel -> tfjs_graph_model; each run a fresh process capped at {args.cap_gb:g} GB of address "
-          f"space; TF-import baseline {base.max_rss_mb:.0f} MB; largest tensor {TENSOR_MB:.0f} MB\n")
-    print(common.markdown_table(["GB", "variant", "output", "converter", "wall s", "read+write s", "peak RSS MB",
-                                 "copies of largest", "check"], rows))
+    print(
+        f"\nSavedModel -> tfjs_graph_model; each run a fresh process capped at {args.cap_gb:g} GB of address "
+        f"space; TF-import baseline {base.max_rss_mb:.0f} MB; largest tensor {TENSOR_MB:.0f} MB\n"
+    )
+    print(
+        common.markdown_table(
+            [
+                "GB",
+                "variant",
+                "output",
+                "converter",
+                "wall s",
+                "read+write s",
+                "peak RSS MB",
+                "copies of largest",
+                "check",
+            ],
+            rows,
+        )
+    )
     print(f"\nload average after: {common.load_average()}")
     return 0
 

@@ -36,11 +36,37 @@ TENSOR_MB = DIM * DIM * 4 / 2**20
 def build_h5(path: Path, layers: int) -> None:
     import h5py
 
-    config = {"class_name": "Sequential", "config": {"name": "big", "layers": [
-        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, DIM], "dtype": "float32",
-                                                "sparse": False, "name": "x"}}] + [
-        {"class_name": "Dense", "config": {"name": f"d{i}", "trainable": True, "dtype": "float32", "units": DIM,
-                                           "activation": "tanh", "use_bias": True}} for i in range(layers)]}}
+    config = {
+        "class_name": "Sequential",
+        "config": {
+            "name": "big",
+            "layers": [
+                {
+                    "class_name": "InputLayer",
+                    "config": {
+                        "batch_input_shape": [None, DIM],
+                        "dtype": "float32",
+                        "sparse": False,
+                        "name": "x",
+                    },
+                }
+            ]
+            + [
+                {
+                    "class_name": "Dense",
+                    "config": {
+                        "name": f"d{i}",
+                        "trainable": True,
+                        "dtype": "float32",
+                        "units": DIM,
+                        "activation": "tanh",
+                        "use_bias": True,
+                    },
+                }
+                for i in range(layers)
+            ],
+        },
+    }
     with h5py.File(path, "w") as f:
         f.attrs["model_config"] = json.dumps(config)
         f.attrs["keras_version"] = "2.21.0"
@@ -72,23 +98,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
         cli = [common.PYTHON, "-m", "tfjsconv.cli", "--quiet"]
         cap = ["prlimit", f"--as={int(args.cap_gb * 2**30)}", "--"]
-        base = common.measure([common.PYTHON, "-c", "import tfjsconv.cli, tfjsconv.layers.convert, h5py"], env=env)
+        base = common.measure(
+            [common.PYTHON, "-c", "import tfjsconv.cli, tfjsconv.layers.convert, h5py"], env=env
+        )
         jobs = [
             ("h5 -> layers", ["--input_format=keras", str(h5), str(work / "layers")]),
-            ("h5 -> layers, uint8", ["--input_format=keras", "--quantize_uint8", str(h5), str(work / "layers_u8")]),
-            ("layers -> layers, uint8, 16 MB shards",
-             ["--input_format=tfjs_layers_model", "--output_format=tfjs_layers_model", "--quantize_uint8",
-              "--weight_shard_size_bytes=16777216", str(work / "layers" / "model.json"), str(work / "relayers")]),
+            (
+                "h5 -> layers, uint8",
+                ["--input_format=keras", "--quantize_uint8", str(h5), str(work / "layers_u8")],
+            ),
+            (
+                "layers -> layers, uint8, 16 MB shards",
+                [
+                    "--input_format=tfjs_layers_model",
+                    "--output_format=tfjs_layers_model",
+                    "--quantize_uint8",
+                    "--weight_shard_size_bytes=16777216",
+                    str(work / "layers" / "model.json"),
+                    str(work / "relayers"),
+                ],
+            ),
         ]
         rows = []
         for name, flags in jobs:
             res = common.measure(cap + cli + flags, env=env)
             copies = (res.max_rss_mb - base.max_rss_mb) / TENSOR_MB
-            rows.append([name, f"{res.wall_s:.1f}", f"{res.max_rss_mb:.0f}", f"{copies:.2f}",
-                         "ok" if res.ok else "FAILED: " + res.last_error_line()])
+            rows.append(
+                [
+                    name,
+                    f"{res.wall_s:.1f}",
+                    f"{res.max_rss_mb:.0f}",
+                    f"{copies:.2f}",
+                    "ok" if res.ok else "FAILED: " + res.last_error_line(),
+                ]
+            )
             print(rows[-1], flush=True)
-        print(f"\n{layers * TENSOR_MB / 1024:.1f} GB Keras h5 ({layers} x {TENSOR_MB:.0f} MB kernels), "
-              f"cap {args.cap_gb:g} GB address space, start-up RSS {base.max_rss_mb:.0f} MB\n")
+        print(
+            f"\n{layers * TENSOR_MB / 1024:.1f} GB Keras h5 ({layers} x {TENSOR_MB:.0f} MB kernels), "
+            f"cap {args.cap_gb:g} GB address space, start-up RSS {base.max_rss_mb:.0f} MB\n"
+        )
         print(common.markdown_table(["job", "wall s", "peak RSS MB", "copies of largest", "result"], rows))
     finally:
         shutil.rmtree(work, ignore_errors=True)

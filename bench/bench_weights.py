@@ -57,8 +57,9 @@ def main() -> None:
         # "read" reads back what the preceding float32 run wrote.
         with tempfile.TemporaryDirectory() as fresh:
             out = shared if mode == "read" else fresh
-            r = common.measure([common.PYTHON,
-                                "-c", _CHILD, common.REPO, str(args.mb), str(args.weights), mode, out])
+            r = common.measure(
+                [common.PYTHON, "-c", _CHILD, common.REPO, str(args.mb), str(args.weights), mode, out]
+            )
             if not r.ok:
                 rows.append([mode, "FAILED", r.last_error_line(), "", ""])
                 continue
@@ -66,11 +67,17 @@ def main() -> None:
             if mode == "float32":
                 shutil.rmtree(shared, ignore_errors=True)
                 shutil.copytree(out, shared)
-            rows.append([mode, f"{data['wall_s']:.2f}", round(data["base_mb"]), round(data["peak_mb"]),
-                         round(data["peak_mb"] - data["base_mb"])])
+            rows.append(
+                [
+                    mode,
+                    f"{data['wall_s']:.2f}",
+                    round(data["base_mb"]),
+                    round(data["peak_mb"]),
+                    round(data["peak_mb"] - data["base_mb"]),
+                ]
+            )
     shutil.rmtree(shared, ignore_errors=True)
-    print(f"write/read {args.mb} MB float32 in {args.weights} weights "
-          f"({args.mb // args.weights} MB each)\n")
+    print(f"write/read {args.mb} MB float32 in {args.weights} weights ({args.mb // args.weights} MB each)\n")
     print(common.markdown_table(["mode", "wall s", "RSS before MB", "peak RSS MB", "peak - before MB"], rows))
 
 

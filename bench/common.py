@@ -30,13 +30,22 @@ PYTHON = VENV_PYTHON if os.path.exists(VENV_PYTHON) else sys.executable
 
 def ours_saved_model_to_graph(src: str, out: str) -> List[str]:
     """Our CLI converting a SavedModel to a graph model (quiet: no progress lines)."""
-    return [PYTHON, "-m", "tfjsconv.cli", "--input_format=tf_saved_model",
-            "--output_format=tfjs_graph_model", "--quiet", src, out]
+    return [
+        PYTHON,
+        "-m",
+        "tfjsconv.cli",
+        "--input_format=tf_saved_model",
+        "--output_format=tfjs_graph_model",
+        "--quiet",
+        src,
+        out,
+    ]
 
 
 def reference_saved_model_to_graph(exe: str, src: str, out: str) -> List[str]:
     """The reference converter ``exe`` doing the same (flags before the positionals)."""
     return [exe, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model", src, out]
+
 
 _PROBE = r"""
 import json, resource, subprocess, sys, time
@@ -74,35 +83,60 @@ class Result:
     def last_error_line(self) -> str:
         """The last line naming an error (TensorFlow logs come after it), else the last line."""
         lines = [line for line in self.stderr.splitlines() if line.strip()]
-        errors = [line for line in lines if any(k in line for k in ("Error", "error:", "bad_alloc", "what()", "Killed"))]
+        errors = [
+            line
+            for line in lines
+            if any(k in line for k in ("Error", "error:", "bad_alloc", "what()", "Killed"))
+        ]
         if isinstance(self.returncode, int) and self.returncode < 0:
             import signal
 
-            return f"killed by {signal.Signals(-self.returncode).name}" + (f": {errors[-1][:200]}" if errors else "")
+            return f"killed by {signal.Signals(-self.returncode).name}" + (
+                f": {errors[-1][:200]}" if errors else ""
+            )
         chosen = errors[-1] if errors else (lines[-1] if lines else "")
         return f"exit {self.returncode}: {chosen.strip()[:200]}"
 
 
-def measure(cmd: Sequence[str], *, cwd: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
-            timeout: float = 1800, scratch: Optional[str] = None) -> Result:
+def measure(
+    cmd: Sequence[str],
+    *,
+    cwd: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    timeout: float = 1800,
+    scratch: Optional[str] = None,
+) -> Result:
     """Run ``cmd`` once in a fresh probe process; return wall time, peak RSS and output."""
     import tempfile
 
     full_env = dict(os.environ if env is None else env)
     full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
-        spec = {"cmd": [str(c) for c in cmd], "cwd": cwd, "env": full_env, "timeout": timeout,
-                "stdout": os.path.join(tmp, "out"), "stderr": os.path.join(tmp, "err")}
-        probe = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(spec)],
-                               capture_output=True, text=True, check=True)
+        spec = {
+            "cmd": [str(c) for c in cmd],
+            "cwd": cwd,
+            "env": full_env,
+            "timeout": timeout,
+            "stdout": os.path.join(tmp, "out"),
+            "stderr": os.path.join(tmp, "err"),
+        }
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE, json.dumps(spec)], capture_output=True, text=True, check=True
+        )
         data = json.loads(probe.stdout)
         with open(spec["stdout"], encoding="utf-8", errors="replace") as f:
             out = f.read()
         with open(spec["stderr"], encoding="utf-8", errors="replace") as f:
             err = f.read()
-    return Result(cmd=tuple(spec["cmd"]), returncode=data["rc"], wall_s=data["wall_s"],
-                  max_rss_mb=data["max_rss_kb"] / 1024.0, cpu_s=data["user_s"] + data["sys_s"],
-                  stdout=out, stderr=err)
+    return Result(
+        cmd=tuple(spec["cmd"]),
+        returncode=data["rc"],
+        wall_s=data["wall_s"],
+        max_rss_mb=data["max_rss_kb"] / 1024.0,
+        cpu_s=data["user_s"] + data["sys_s"],
+        stdout=out,
+        stderr=err,
+    )
 
 
 def measure_repeated(cmd: Sequence[str], runs: int, **kw) -> List[Result]:
@@ -166,11 +200,11 @@ def load_average() -> str:
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-flavoured markdown table; ``|`` inside cells is escaped."""
+
     def cell(v: object) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
-             "|" + "|".join("---" for _ in headers) + "|"]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -34,7 +34,9 @@ SEED = 20261130
 def _value(name: str, shape: Tuple[int, ...], index: int) -> np.ndarray:
     rng = np.random.default_rng([SEED, index, len(shape)])
     if len(shape) == 2:
-        return (rng.standard_normal(shape, dtype=np.float32) / np.float32(math.sqrt(shape[0]))).astype(np.float32)
+        return (rng.standard_normal(shape, dtype=np.float32) / np.float32(math.sqrt(shape[0]))).astype(
+            np.float32
+        )
     return (rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1)).astype(np.float32)
 
 
@@ -63,28 +65,38 @@ def build(path: str, layers: int, dim: int, scaled: bool) -> None:
 
     module = Big()
     os.makedirs(path, exist_ok=True)
-    save_lib.save_and_return_nodes(module, path, signatures={"serving_default": module.serve},
-                                   experimental_skip_checkpoint=True)
+    save_lib.save_and_return_nodes(
+        module, path, signatures={"serving_default": module.serve}, experimental_skip_checkpoint=True
+    )
     with tempfile.TemporaryDirectory(dir=path) as tmp:
         twin = tf.train.Checkpoint(**{name: tf.Variable(tf.zeros([1]), name=name) for name, _ in names})
         twin_prefix = twin.write(os.path.join(tmp, "twin"))
         reader = tf.train.load_checkpoint(twin_prefix)
-        keys = {key.split("/")[0]: key for key in reader.get_variable_to_shape_map() if "VARIABLE_VALUE" in key}
+        keys = {
+            key.split("/")[0]: key for key in reader.get_variable_to_shape_map() if "VARIABLE_VALUE" in key
+        }
         graph_key = "_CHECKPOINTABLE_OBJECT_GRAPH"
         prefixes = [os.path.join(tmp, "graph")]
-        tf.raw_ops.SaveV2(prefix=prefixes[0], tensor_names=[graph_key], shape_and_slices=[""],
-                          tensors=[tf.constant(reader.get_tensor(graph_key))])
+        tf.raw_ops.SaveV2(
+            prefix=prefixes[0],
+            tensor_names=[graph_key],
+            shape_and_slices=[""],
+            tensors=[tf.constant(reader.get_tensor(graph_key))],
+        )
         for index, (name, shape) in enumerate(names):
             value = _value(name, shape, index)
             prefix = os.path.join(tmp, f"v{index}")
-            tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[keys[name]], shape_and_slices=[""],
-                              tensors=[tf.constant(value)])
+            tf.raw_ops.SaveV2(
+                prefix=prefix, tensor_names=[keys[name]], shape_and_slices=[""], tensors=[tf.constant(value)]
+            )
             del value
             prefixes.append(prefix)
         os.makedirs(os.path.join(path, "variables"), exist_ok=True)
-        tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=prefixes,
-                                      destination_prefix=os.path.join(path, "variables", "variables"),
-                                      delete_old_dirs=True)
+        tf.raw_ops.MergeV2Checkpoints(
+            checkpoint_prefixes=prefixes,
+            destination_prefix=os.path.join(path, "variables", "variables"),
+            delete_old_dirs=True,
+        )
 
 
 def _weight_reader(model_dir: str):

@@ -42,9 +42,14 @@ ORDER = ("ok", "warned", "refused", "known", "fail", "n/a")
 # same model.json fails or differs on tfjs-backend-wasm (a runtime bug, listed in
 # KNOWN_WASM_BUGS); its cell says so and notes the wasm error.
 COUNTED_AS = {"wasm-bug": "ok"}
-LABELS = {"ok": "ran and matched", "warned": "converted with a warning, ran and matched",
-          "refused": "refused at conversion", "known": "failing, known (KNOWN_FAILURES)",
-          "fail": "FAILING", "n/a": "not buildable in that Keras"}
+LABELS = {
+    "ok": "ran and matched",
+    "warned": "converted with a warning, ran and matched",
+    "refused": "refused at conversion",
+    "known": "failing, known (KNOWN_FAILURES)",
+    "fail": "FAILING",
+    "n/a": "not buildable in that Keras",
+}
 
 
 def outcome(res: Mapping[str, Any]) -> str:
@@ -55,9 +60,12 @@ def outcome(res: Mapping[str, Any]) -> str:
 
 
 def outcomes(doc: Mapping[str, Any]) -> Dict[str, str]:
-    """"case|path" -> outcome, the part of the results the committed table must agree on."""
-    return {f"{cid}|{path}": outcome(res)
-            for cid, case in doc["cases"].items() for path, res in case["paths"].items()}
+    """ "case|path" -> outcome, the part of the results the committed table must agree on."""
+    return {
+        f"{cid}|{path}": outcome(res)
+        for cid, case in doc["cases"].items()
+        for path, res in case["paths"].items()
+    }
 
 
 def normalize(results: Mapping[str, Any]) -> Dict[str, Any]:
@@ -126,8 +134,7 @@ def counts(doc: Mapping[str, Any]) -> Dict[str, Dict[str, int]]:
 
 def summary(doc: Mapping[str, Any]) -> str:
     c = counts(doc)
-    lines = ["| path | " + " | ".join(LABELS[k] for k in ORDER) + " |",
-             "|---|" + "---|" * len(ORDER)]
+    lines = ["| path | " + " | ".join(LABELS[k] for k in ORDER) + " |", "|---|" + "---|" * len(ORDER)]
     for path, title in PATH_TITLES.items():
         lines.append(f"| {title} | " + " | ".join(str(c[path][k]) for k in ORDER) + " |")
     total = {k: sum(c[p][k] for p in c) for k in ORDER}
@@ -184,14 +191,16 @@ def doc_markdown(doc: Mapping[str, Any]) -> str:
 def readme_section(doc: Mapping[str, Any]) -> str:
     n = len(doc["cases"])
     pairs = sum(len(c["paths"]) for c in doc["cases"].values())
-    return "\n".join([
-        BEGIN,
-        f"{n} generated cases, {pairs} case × path pairs (full table, per case and path, with the max difference",
-        "and every warning/refusal message: [docs/coverage.md](docs/coverage.md)):",
-        "",
-        summary(doc),
-        END,
-    ])
+    return "\n".join(
+        [
+            BEGIN,
+            f"{n} generated cases, {pairs} case × path pairs (full table, per case and path, with the max difference",
+            "and every warning/refusal message: [docs/coverage.md](docs/coverage.md)):",
+            "",
+            summary(doc),
+            END,
+        ]
+    )
 
 
 def splice(readme: str, section: str) -> str:
@@ -223,7 +232,9 @@ def update(results_path: Path) -> None:
     if not results.get("complete"):
         raise SystemExit(f"{results_path} is from a partial corpus run; run the whole corpus first")
     doc = normalize(results)
-    COMMITTED.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    COMMITTED.write_text(
+        json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     md, readme = expected(doc)
     DOC.write_text(md, encoding="utf-8")
     README.write_text(readme, encoding="utf-8")
@@ -240,8 +251,11 @@ def main(argv: List[str]) -> int:
         return 0
     stale = check()
     if stale:
-        print(f"coverage_table: error: {', '.join(stale)} not generated from docs/coverage.json; "
-              "run tools/coverage_table.py --update test-artifacts/coverage-results.json", file=sys.stderr)
+        print(
+            f"coverage_table: error: {', '.join(stale)} not generated from docs/coverage.json; "
+            "run tools/coverage_table.py --update test-artifacts/coverage-results.json",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -81,8 +81,7 @@ def convert(input_path: str, output_path: str, options: ConversionOptions) -> st
     if not is_tf_hub_handle and not os.path.exists(input_path):
         raise ConversionError(f"input path does not exist: {input_path}")
     fsutil.check_not_overlapping(input_path, output_path)
-    log.info("converting %s (%s -> %s)", input_path, options.input_format,
-             options.resolved_output_format)
+    log.info("converting %s (%s -> %s)", input_path, options.input_format, options.resolved_output_format)
     converter = _load(target)  # imported only now: it may pull in TensorFlow
     kind = "file" if options.resolved_output_format in _FILE_OUTPUTS else "dir"
     with fsutil.staged_output(output_path, kind=kind, overwrite=options.overwrite) as staging:
@@ -96,8 +95,14 @@ def convert(input_path: str, output_path: str, options: ConversionOptions) -> st
 # string ("dense*,conv/*") or a list of patterns, and metadata a {name: json} dict.
 
 
-def options_from_kwargs(input_format: str, output_format: Optional[str], kwargs: Mapping[str, Any], *,
-                        fixed: Sequence[str] = (), caller: str = "tfjsconv") -> ConversionOptions:
+def options_from_kwargs(
+    input_format: str,
+    output_format: Optional[str],
+    kwargs: Mapping[str, Any],
+    *,
+    fixed: Sequence[str] = (),
+    caller: str = "tfjsconv",
+) -> ConversionOptions:
     """Keyword arguments -> ``ConversionOptions``, normalized the way the CLI normalizes flags.
 
     quantize_* accept True, ``"pat1,pat2"`` or a list of patterns; metadata a dict;
@@ -129,8 +134,9 @@ def _options(input_format: str, output_format: Optional[str], **kwargs: Any) -> 
     return options_from_kwargs(input_format, output_format, kwargs)
 
 
-def convert_keras(model_path: str, output_dir: str, *, output_format: str = "tfjs_layers_model",
-                  **options: Any) -> str:
+def convert_keras(
+    model_path: str, output_dir: str, *, output_format: str = "tfjs_layers_model", **options: Any
+) -> str:
     """Keras HDF5 (Keras 2 or 3) or ``.keras`` file -> tfjs layers (or graph) model."""
     fmt = "keras_keras" if str(model_path).endswith(".keras") else "keras"
     return convert(model_path, output_dir, _options(fmt, output_format, **options))
@@ -138,8 +144,7 @@ def convert_keras(model_path: str, output_dir: str, *, output_format: str = "tfj
 
 def convert_keras_saved_model(saved_model_dir: str, output_dir: str, **options: Any) -> str:
     """A SavedModel written by tf_keras (``model.save(dir)``) -> tfjs layers model."""
-    return convert(saved_model_dir, output_dir,
-                   _options("keras_saved_model", "tfjs_layers_model", **options))
+    return convert(saved_model_dir, output_dir, _options("keras_saved_model", "tfjs_layers_model", **options))
 
 
 def convert_saved_model(saved_model_dir: str, output_dir: str, **options: Any) -> str:
@@ -147,11 +152,15 @@ def convert_saved_model(saved_model_dir: str, output_dir: str, **options: Any) -
     return convert(saved_model_dir, output_dir, _options("tf_saved_model", "tfjs_graph_model", **options))
 
 
-def convert_frozen_model(graph_pb: str, output_dir: str, *, output_node_names: Sequence[str],
-                         **options: Any) -> str:
+def convert_frozen_model(
+    graph_pb: str, output_dir: str, *, output_node_names: Sequence[str], **options: Any
+) -> str:
     """Frozen GraphDef (``.pb``) -> tfjs graph model."""
-    return convert(graph_pb, output_dir, _options(
-        "tf_frozen_model", "tfjs_graph_model", output_node_names=output_node_names, **options))
+    return convert(
+        graph_pb,
+        output_dir,
+        _options("tf_frozen_model", "tfjs_graph_model", output_node_names=output_node_names, **options),
+    )
 
 
 def convert_tf_hub(module: str, output_dir: str, **options: Any) -> str:
@@ -159,8 +168,9 @@ def convert_tf_hub(module: str, output_dir: str, **options: Any) -> str:
     return convert(module, output_dir, _options("tf_hub", "tfjs_graph_model", **options))
 
 
-def convert_tfjs_layers_model(model_json: str, output_path: str, *,
-                              output_format: str = "tfjs_layers_model", **options: Any) -> str:
+def convert_tfjs_layers_model(
+    model_json: str, output_path: str, *, output_format: str = "tfjs_layers_model", **options: Any
+) -> str:
     """tfjs layers model -> re-sharded/quantized layers model, graph model, or Keras."""
     return convert(model_json, output_path, _options("tfjs_layers_model", output_format, **options))
 

@@ -79,17 +79,29 @@ def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
     p.add_argument("input_path", nargs="?", help="input model file, directory or TF Hub handle")
     p.add_argument("output_path", nargs="?", help="output directory (or .h5 file for keras output)")
     p.add_argument("--input_format", default="tf_saved_model", choices=INPUT_FORMATS)
-    p.add_argument("--output_format", choices=OUTPUT_FORMATS,
-                   help="defaults: keras*/ -> tfjs_layers_model, tf_* -> tfjs_graph_model, "
-                        "tfjs_layers_model -> keras")
+    p.add_argument(
+        "--output_format",
+        choices=OUTPUT_FORMATS,
+        help="defaults: keras*/ -> tfjs_layers_model, tf_* -> tfjs_graph_model, tfjs_layers_model -> keras",
+    )
     p.add_argument("--signature_name", help="SavedModel signature (default serving_default; tf_hub: default)")
     p.add_argument("--saved_model_tags", default="serve", help="comma-separated MetaGraph tags")
     for flag, dtype in zip(_QUANTIZE_FLAGS, ("float16", "uint8", "uint16")):
-        p.add_argument(flag, nargs="?", const=True, default=None, metavar="PATTERNS",
-                       help=f"quantize weights to {dtype}; optional comma-separated fnmatch patterns "
-                            "of weight names (no value: every weight no other pattern claims)")
-    p.add_argument("--quantization_bytes", type=int, choices=(1, 2),
-                   help="deprecated: use --quantize_uint8 / --quantize_uint16")
+        p.add_argument(
+            flag,
+            nargs="?",
+            const=True,
+            default=None,
+            metavar="PATTERNS",
+            help=f"quantize weights to {dtype}; optional comma-separated fnmatch patterns "
+            "of weight names (no value: every weight no other pattern claims)",
+        )
+    p.add_argument(
+        "--quantization_bytes",
+        type=int,
+        choices=(1, 2),
+        help="deprecated: use --quantize_uint8 / --quantize_uint16",
+    )
     p.add_argument("--split_weights_by_layer", action="store_true")
     p.add_argument("-v", "--version", action="store_true", help="print versions and exit")
     p.add_argument("--skip_op_check", action="store_true")
@@ -101,12 +113,18 @@ def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
     p.add_argument("--experiments", type=parse_bool, nargs="?", const=True, default=False)
     p.add_argument("--metadata", help="name:path.json[,name2:path2.json] added as userDefinedMetadata")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output")
-    p.add_argument("--allow_unsafe_deserialization", action="store_true",
-                   help="trusted models only: allow Keras Lambda layers and custom objects, and load "
-                        "SavedModels/frozen graphs without the op allowlist scan (runs code from the model)")
-    p.add_argument("--follow_symlinks", action="store_true",
-                   help="accept model files that are symlinks out of the model directory (build "
-                        "sandboxes stage inputs that way); '..' and absolute paths are still refused")
+    p.add_argument(
+        "--allow_unsafe_deserialization",
+        action="store_true",
+        help="trusted models only: allow Keras Lambda layers and custom objects, and load "
+        "SavedModels/frozen graphs without the op allowlist scan (runs code from the model)",
+    )
+    p.add_argument(
+        "--follow_symlinks",
+        action="store_true",
+        help="accept model files that are symlinks out of the model directory (build "
+        "sandboxes stage inputs that way); '..' and absolute paths are still refused",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
 
@@ -114,7 +132,8 @@ def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
 def _bare_quantize_flag_positions(argv: Sequence[str]) -> List[int]:
     """Positions of value-less-form quantize flags that are followed by a plain token."""
     return [
-        i for i, tok in enumerate(argv)
+        i
+        for i, tok in enumerate(argv)
         if tok in _QUANTIZE_FLAGS and i + 1 < len(argv) and not argv[i + 1].startswith("-")
     ]
 
@@ -172,7 +191,7 @@ def parse_args(argv: Sequence[str], stdout: Optional[IO[str]] = None) -> argpars
         if not positions:
             break
         i = positions[-1]
-        argv = argv[:i] + argv[i + 1:] + [argv[i]]
+        argv = argv[:i] + argv[i + 1 :] + [argv[i]]
         args = parser.parse_args(argv)
     return args
 
@@ -214,14 +233,18 @@ def options_from_args(args: argparse.Namespace) -> ConversionOptions:
     if args.quantization_bytes is not None:
         if any(v is not None for v in quant.values()):
             raise UsageError("--quantization_bytes cannot be used with the --quantize_* flags")
-        print(f"{PROG}: warning: --quantization_bytes is deprecated; use "
-              f"--quantize_{'uint8' if args.quantization_bytes == 1 else 'uint16'}", file=sys.stderr)
+        print(
+            f"{PROG}: warning: --quantization_bytes is deprecated; use "
+            f"--quantize_{'uint8' if args.quantization_bytes == 1 else 'uint16'}",
+            file=sys.stderr,
+        )
         quant["quantize_uint8" if args.quantization_bytes == 1 else "quantize_uint16"] = True
     fallthroughs = [k for k, v in quant.items() if v is True]
     if len(fallthroughs) > 1:
         raise UsageError(
-            "more than one quantization flag without patterns (" + ", ".join(
-                "--" + k for k in fallthroughs) + "); at most one may apply to all remaining weights"
+            "more than one quantization flag without patterns ("
+            + ", ".join("--" + k for k in fallthroughs)
+            + "); at most one may apply to all remaining weights"
         )
     tags = tuple(t.strip() for t in (args.saved_model_tags or "").split(",") if t.strip())
     nodes = tuple(n.strip() for n in (args.output_node_names or "").split(",") if n.strip())
@@ -229,8 +252,7 @@ def options_from_args(args: argparse.Namespace) -> ConversionOptions:
         input_format=args.input_format,
         output_format=args.output_format,
         weight_shard_size_bytes=(
-            DEFAULT_SHARD_SIZE_BYTES if args.weight_shard_size_bytes is None
-            else args.weight_shard_size_bytes
+            DEFAULT_SHARD_SIZE_BYTES if args.weight_shard_size_bytes is None else args.weight_shard_size_bytes
         ),
         split_weights_by_layer=args.split_weights_by_layer,
         metadata=parse_metadata(args.metadata),
@@ -284,8 +306,12 @@ class _StepHandler(logging.Handler):
             self._reporter.step(message)
 
 
-def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = None,
-         stderr: Optional[IO[str]] = None) -> int:
+def main(
+    argv: Optional[Sequence[str]] = None,
+    *,
+    stdout: Optional[IO[str]] = None,
+    stderr: Optional[IO[str]] = None,
+) -> int:
     """Run the converter CLI; return the exit code (never raises for user errors)."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr

@@ -32,9 +32,7 @@ class UnsupportedOpsError(ConversionError):
     def __init__(self, ops: Iterable[str], stage: str = "before optimization"):
         self.ops = sorted(set(ops))
         self.stage = stage
-        super().__init__(
-            f"Unsupported Ops in the model {stage}: {', '.join(self.ops)}"
-        )
+        super().__init__(f"Unsupported Ops in the model {stage}: {', '.join(self.ops)}")
 
 
 def report_internal_error(prog: str, stream: IO[str]) -> int:
@@ -44,6 +42,7 @@ def report_internal_error(prog: str, stream: IO[str]) -> int:
     a bug, and the traceback is what a bug report needs.
     """
     traceback.print_exc(file=stream)
-    print(f"{prog}: internal error (a bug in tfjsconv; please report it with the traceback above)",
-          file=stream)
+    print(
+        f"{prog}: internal error (a bug in tfjsconv; please report it with the traceback above)", file=stream
+    )
     return INTERNAL_ERROR_EXIT_CODE

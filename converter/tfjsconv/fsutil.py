@@ -52,9 +52,7 @@ def _check_target(output_path: str, kind: str, overwrite: bool) -> bool:
         return False
     if kind == "dir":
         if not os.path.isdir(output_path):
-            raise ConversionError(
-                f"output path exists and is not a directory: {output_path}"
-            )
+            raise ConversionError(f"output path exists and is not a directory: {output_path}")
         if not os.listdir(output_path):
             return True  # an empty directory (e.g. one Bazel declared) is free to use
         if not overwrite:
@@ -65,9 +63,7 @@ def _check_target(output_path: str, kind: str, overwrite: bool) -> bool:
     if os.path.isdir(output_path):
         raise ConversionError(f"output path is a directory, expected a file: {output_path}")
     if not overwrite:
-        raise ConversionError(
-            f"output file already exists: {output_path} (pass --overwrite to replace it)"
-        )
+        raise ConversionError(f"output file already exists: {output_path} (pass --overwrite to replace it)")
     return True
 
 

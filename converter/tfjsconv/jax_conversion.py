@@ -60,8 +60,9 @@ def _import_jax2tf():
 
 def options_from_kwargs(converter_options: Mapping[str, Any]) -> ConversionOptions:
     """``ConversionOptions`` for the SavedModel -> graph step (see ``api.options_from_kwargs``)."""
-    return api.options_from_kwargs("tf_saved_model", "tfjs_graph_model", converter_options,
-                                   fixed=_FIXED_FIELDS, caller="convert_jax")
+    return api.options_from_kwargs(
+        "tf_saved_model", "tfjs_graph_model", converter_options, fixed=_FIXED_FIELDS, caller="convert_jax"
+    )
 
 
 def jax_to_saved_model(
@@ -111,17 +112,13 @@ def _export(jax, tf, tf_fn, params, input_signatures, saved_model_dir: str) -> N
     # works; leaf order is jax's deterministic (sorted-key) order.
     leaves, treedef = jax.tree_util.tree_flatten(params)
     module = tf.Module()
-    module.params = [
-        tf.Variable(leaf, trainable=False, name=f"param_{i}") for i, leaf in enumerate(leaves)
-    ]
+    module.params = [tf.Variable(leaf, trainable=False, name=f"param_{i}") for i, leaf in enumerate(leaves)]
 
     def serve(*inputs):
         tree = jax.tree_util.tree_unflatten(treedef, list(module.params))
         return tf_fn(tree, *inputs)
 
-    module.serve = tf.function(
-        serve, input_signature=input_signatures, autograph=False, jit_compile=False
-    )
+    module.serve = tf.function(serve, input_signature=input_signatures, autograph=False, jit_compile=False)
     concrete = module.serve.get_concrete_function()
     tf.saved_model.save(module, saved_model_dir, signatures={"serving_default": concrete})
 

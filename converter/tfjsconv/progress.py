@@ -62,8 +62,9 @@ def _is_tty(stream: IO[str]) -> bool:
         return False
 
 
-def for_stream(stream: IO[str], quiet: Optional[bool] = None,
-               clock: Callable[[], float] = time.monotonic) -> Reporter:
+def for_stream(
+    stream: IO[str], quiet: Optional[bool] = None, clock: Callable[[], float] = time.monotonic
+) -> Reporter:
     """A ``TtyReporter`` when ``stream`` is a terminal, else a ``QuietReporter``.
 
     ``quiet=True`` / ``quiet=False`` override the detection (``--quiet``, tests).
@@ -153,8 +154,9 @@ def summarize(output_path: str) -> str:
     for name, size in files:
         lines.append(f"  {name.ljust(width)}  {human_size(size):>10}")
     total = sum(size for _, size in files)
-    lines.append(f"Total: {human_size(total)} ({total} bytes) in {len(files)} file"
-                 f"{'' if len(files) == 1 else 's'}")
+    lines.append(
+        f"Total: {human_size(total)} ({total} bytes) in {len(files)} file{'' if len(files) == 1 else 's'}"
+    )
     model_json_path = os.path.join(output_path, MODEL_JSON)
     if os.path.isdir(output_path) and os.path.isfile(model_json_path):
         from tfjsconv.model_json import load_model_json

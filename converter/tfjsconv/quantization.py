@@ -47,7 +47,7 @@ _CHUNK = 1 << 22
 
 def _chunks(flat: np.ndarray):
     for start in range(0, flat.size, _CHUNK):
-        yield start, flat[start:start + _CHUNK]
+        yield start, flat[start : start + _CHUNK]
 
 
 def _spec_patterns(dtype: str, spec: Any) -> Tuple[bool, Tuple[str, ...]]:
@@ -92,9 +92,7 @@ def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> Dict
         for pattern in patterns:
             matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
             if not matched:
-                raise ConversionError(
-                    f"quantization pattern {pattern!r} (for {dtype}) matches no weight"
-                )
+                raise ConversionError(f"quantization pattern {pattern!r} (for {dtype}) matches no weight")
             for name in matched:
                 dtypes = claimed.setdefault(name, [])
                 if dtype not in dtypes:
@@ -127,16 +125,12 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
     """
     data = np.asarray(array)
     if data.dtype.kind != "f" or data.dtype.itemsize != 4:
-        raise ConversionError(
-            f"weight {name}: only float32 weights can be quantized, got {data.dtype}"
-        )
+        raise ConversionError(f"weight {name}: only float32 weights can be quantized, got {data.dtype}")
     if dtype not in QUANTIZATION_DTYPES:
         raise ConversionError(f"unknown quantization dtype {dtype!r}; choose from float16, uint8, uint16")
     flat = data.reshape(-1)
     if data.size and not all(np.isfinite(part).all() for _, part in _chunks(flat)):
-        raise ConversionError(
-            f"weight {name} contains NaN or Infinity and cannot be quantized to {dtype}"
-        )
+        raise ConversionError(f"weight {name} contains NaN or Infinity and cannot be quantized to {dtype}")
     if dtype == "float16":
         if data.size and max(float(data.max()), -float(data.min())) > _FLOAT16_MAX:
             raise ConversionError(
@@ -148,13 +142,21 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
     qtype, quant_max = _AFFINE[dtype]
     if data.size == 0:
         return np.zeros(data.shape, qtype), {
-            "dtype": dtype, "min": 0.0, "scale": 1.0, "original_dtype": "float32"}
+            "dtype": dtype,
+            "min": 0.0,
+            "scale": 1.0,
+            "original_dtype": "float32",
+        }
     # float32 -> float64 is exact and monotonic: the float64 extremes are these.
     lo = float(flat.min())
     hi = float(flat.max())
     if lo == hi:
         return np.zeros(data.shape, qtype), {
-            "dtype": dtype, "min": lo, "scale": 1.0, "original_dtype": "float32"}
+            "dtype": dtype,
+            "min": lo,
+            "scale": 1.0,
+            "original_dtype": "float32",
+        }
     scale = (hi - lo) / quant_max
     if lo <= 0.0 <= hi:
         zero_point = float(np.round((0.0 - lo) / scale))
@@ -167,7 +169,7 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
         wide -= lo
         wide /= scale
         np.round(wide, out=wide)
-        stored[start:start + wide.size] = wide.astype(qtype)
+        stored[start : start + wide.size] = wide.astype(qtype)
     stored = stored.reshape(data.shape)
     return stored, {"dtype": dtype, "min": float(lo), "scale": float(scale), "original_dtype": "float32"}
 

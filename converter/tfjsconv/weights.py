@@ -44,7 +44,6 @@ _QUANT_ITEMSIZE: Mapping[str, int] = {"uint8": 1, "uint16": 2, "float16": 2}
 _INT32 = np.iinfo(np.int32)
 
 
-
 class LazyArray(Protocol):
     """A weight whose values are read only when it is written."""
 
@@ -58,8 +57,11 @@ class LazyArray(Protocol):
 
 
 def _is_lazy(array: Any) -> bool:
-    return not isinstance(array, np.ndarray) and callable(getattr(array, "read", None)) \
+    return (
+        not isinstance(array, np.ndarray)
+        and callable(getattr(array, "read", None))
         and isinstance(getattr(array, "dtype", None), np.dtype)
+    )
 
 
 WeightList = Sequence[Tuple[str, Union[np.ndarray, LazyArray]]]
@@ -96,8 +98,13 @@ def _converted(name: str, array: np.ndarray, dtype: str) -> np.ndarray:
                 f"([{lo}, {hi}]); TensorFlow.js stores integers as int32"
             )
     if array.dtype.name != dtype:
-        _log.info("weight %s with shape %s and dtype %s was auto converted to the type %s",
-                  name, tuple(array.shape), array.dtype, dtype)
+        _log.info(
+            "weight %s with shape %s and dtype %s was auto converted to the type %s",
+            name,
+            tuple(array.shape),
+            array.dtype,
+            dtype,
+        )
     return np.ascontiguousarray(array, dtype=_STORAGE[dtype])
 
 
@@ -198,10 +205,12 @@ def write_weights(
     ``quantization`` is ``{'float16'|'uint8'|'uint16': True | (patterns...)}``; only weights
     that are float32 after auto-conversion are quantized.
     """
-    if isinstance(shard_size_bytes, bool) or not isinstance(shard_size_bytes, (int, np.integer)) \
-            or shard_size_bytes <= 0:
-        raise ConversionError(
-            f"weight shard size must be a positive integer, got {shard_size_bytes!r}")
+    if (
+        isinstance(shard_size_bytes, bool)
+        or not isinstance(shard_size_bytes, (int, np.integer))
+        or shard_size_bytes <= 0
+    ):
+        raise ConversionError(f"weight shard size must be a positive integer, got {shard_size_bytes!r}")
     shard_size = int(shard_size_bytes)
     checked = _check_groups(groups)
     dtypes = {name: _manifest_dtype(name, array) for group in checked for name, array in group}
@@ -273,7 +282,8 @@ def _safe_shard_path(model_dir: str, rel: Any, group: int, follow_symlinks: bool
         or "\x00" in rel
     ):
         raise ConversionError(
-            f"weights manifest group {group}: shard path {rel!r} points outside the model directory")
+            f"weights manifest group {group}: shard path {rel!r} points outside the model directory"
+        )
     try:
         resolve = os.path.abspath if follow_symlinks else os.path.realpath
         root = resolve(model_dir)
@@ -282,10 +292,12 @@ def _safe_shard_path(model_dir: str, rel: Any, group: int, follow_symlinks: bool
         is_file = inside and os.path.isfile(full)
     except (OSError, ValueError):  # undecodable names, too-long paths, symlink loops
         raise ConversionError(
-            f"weights manifest group {group}: shard path {rel!r} is not a usable file name") from None
+            f"weights manifest group {group}: shard path {rel!r} is not a usable file name"
+        ) from None
     if not inside:
         raise ConversionError(
-            f"weights manifest group {group}: shard path {rel!r} resolves outside the model directory")
+            f"weights manifest group {group}: shard path {rel!r} resolves outside the model directory"
+        )
     if not is_file:
         raise ConversionError(f"weights manifest group {group}: shard file {rel!r} is missing")
     return full
@@ -300,7 +312,8 @@ def _validate_weight(entry: Any, group: int) -> Tuple[str, Tuple[int, ...], str,
         raise ConversionError(f"{where}: a weight entry has no valid name")
     shape = entry.get("shape")
     if not isinstance(shape, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
         raise ConversionError(f"{where}: weight {name} has an invalid shape {shape!r}")
     dtype = entry.get("dtype")
     if not isinstance(dtype, str) or (dtype not in _ITEMSIZE and dtype != "string"):
@@ -315,7 +328,8 @@ def _validate_weight(entry: Any, group: int) -> Tuple[str, Tuple[int, ...], str,
     original = q.get("original_dtype", dtype)
     if dtype not in ("float32", "int32") or original != dtype:
         raise ConversionError(
-            f"{where}: weight {name} of dtype {dtype} cannot be quantized (original_dtype {original!r})")
+            f"{where}: weight {name} of dtype {dtype} cannot be quantized (original_dtype {original!r})"
+        )
     if q["dtype"] == "float16" and dtype != "float32":
         raise ConversionError(f"{where}: weight {name}: float16 quantization needs a float32 weight")
     meta = {"dtype": q["dtype"], "original_dtype": original}
@@ -333,7 +347,8 @@ def _read_group_bytes(paths: List[str], expected_min: int, group: int) -> bytear
         return _read_files(paths, expected_min, group)
     except OSError as e:
         raise ConversionError(
-            f"weights manifest group {group}: cannot read shard: {e.strerror or e}") from None
+            f"weights manifest group {group}: cannot read shard: {e.strerror or e}"
+        ) from None
 
 
 def _read_files(paths: List[str], expected_min: int, group: int) -> bytearray:
@@ -341,7 +356,8 @@ def _read_files(paths: List[str], expected_min: int, group: int) -> bytearray:
     if total < expected_min:
         raise ConversionError(
             f"weights manifest group {group}: shards hold {total} bytes but the manifest "
-            f"declares at least {expected_min} (truncated or missing shard?)")
+            f"declares at least {expected_min} (truncated or missing shard?)"
+        )
     buf = bytearray(total)
     view = memoryview(buf)
     offset = 0
@@ -357,7 +373,9 @@ def _read_files(paths: List[str], expected_min: int, group: int) -> bytearray:
     return buf
 
 
-def _decode_strings(data: bytearray, offset: int, count: int, name: str, group: int) -> Tuple[np.ndarray, int]:
+def _decode_strings(
+    data: bytearray, offset: int, count: int, name: str, group: int
+) -> Tuple[np.ndarray, int]:
     where = f"weights manifest group {group}"
     if count * 4 > len(data) - offset:
         raise ConversionError(f"{where}: shard bytes too short for string weight {name}")
@@ -365,11 +383,11 @@ def _decode_strings(data: bytearray, offset: int, count: int, name: str, group: 
     for _ in range(count):
         if offset + 4 > len(data):
             raise ConversionError(f"{where}: shard bytes too short for string weight {name}")
-        length = int.from_bytes(data[offset:offset + 4], "little")
+        length = int.from_bytes(data[offset : offset + 4], "little")
         offset += 4
         if offset + length > len(data):
             raise ConversionError(f"{where}: shard bytes too short for string weight {name}")
-        raw = bytes(data[offset:offset + length])
+        raw = bytes(data[offset : offset + length])
         offset += length
         try:
             items.append(raw.decode("utf-8"))
@@ -384,8 +402,16 @@ class ShardWeight:
     """One weight of a converted model, read from its shards (and decoded like
     ``read_weights``) only when ``read()`` is called: a ``LazyArray`` for the writer."""
 
-    def __init__(self, paths: List[str], offset: int, count: int, shape: Tuple[int, ...], dtype: str,
-                 meta: Optional[Dict[str, Any]], name: str):
+    def __init__(
+        self,
+        paths: List[str],
+        offset: int,
+        count: int,
+        shape: Tuple[int, ...],
+        dtype: str,
+        meta: Optional[Dict[str, Any]],
+        name: str,
+    ):
         self._paths, self._offset, self._count, self._meta, self.name = paths, offset, count, meta, name
         self.shape = shape
         self._storage = _QUANT_STORAGE[meta["dtype"]] if meta else _STORAGE[dtype]
@@ -422,7 +448,9 @@ class ShardWeight:
                 if filled == nbytes:
                     break
         except OSError as e:
-            raise ConversionError(f"cannot read the shards of weight {self.name}: {e.strerror or e}") from None
+            raise ConversionError(
+                f"cannot read the shards of weight {self.name}: {e.strerror or e}"
+            ) from None
         if filled != nbytes:
             raise ConversionError(f"weight {self.name}: a shard changed while reading")
         stored = np.frombuffer(buf, dtype=self._storage).reshape(self.shape)
@@ -435,7 +463,9 @@ class ShardWeight:
         return stored.astype(stored.dtype.newbyteorder("="), copy=True)
 
 
-def read_weights_lazily(manifest: Any, model_dir: str, follow_symlinks: bool = False) -> List[Tuple[str, Any]]:
+def read_weights_lazily(
+    manifest: Any, model_dir: str, follow_symlinks: bool = False
+) -> List[Tuple[str, Any]]:
     """``read_weights`` with the same checks, but each numeric weight is a ``ShardWeight``
     read when it is written: re-sharding a model holds one weight at a time.
 
@@ -447,9 +477,14 @@ def read_weights_lazily(manifest: Any, model_dir: str, follow_symlinks: bool = F
     result: List[Tuple[str, Any]] = []
     seen = set()
     for g, group in enumerate(manifest, start=1):
-        if not isinstance(group, dict) or not isinstance(group.get("paths"), list) \
-                or not isinstance(group.get("weights"), list):
-            raise ConversionError(f"weights manifest group {g} must be an object with 'paths' and 'weights' lists")
+        if (
+            not isinstance(group, dict)
+            or not isinstance(group.get("paths"), list)
+            or not isinstance(group.get("weights"), list)
+        ):
+            raise ConversionError(
+                f"weights manifest group {g} must be an object with 'paths' and 'weights' lists"
+            )
         specs = [_validate_weight(w, g) for w in group["weights"]]
         for name, *_ in specs:
             if name in seen:
@@ -457,14 +492,20 @@ def read_weights_lazily(manifest: Any, model_dir: str, follow_symlinks: bool = F
             seen.add(name)
         paths = [_safe_shard_path(model_dir, p, g, follow_symlinks) for p in group["paths"]]
         if any(dtype == "string" for _, _, dtype, _ in specs):
-            result.extend(read_weights([group], model_dir, follow_symlinks) if g == 1 else
-                          read_weights([{"paths": [], "weights": []}] * (g - 1) + [group], model_dir,
-                                       follow_symlinks))
+            result.extend(
+                read_weights([group], model_dir, follow_symlinks)
+                if g == 1
+                else read_weights(
+                    [{"paths": [], "weights": []}] * (g - 1) + [group], model_dir, follow_symlinks
+                )
+            )
             continue
         try:
             total = sum(os.path.getsize(p) for p in paths)
         except OSError as e:
-            raise ConversionError(f"weights manifest group {g}: cannot read shard: {e.strerror or e}") from None
+            raise ConversionError(
+                f"weights manifest group {g}: cannot read shard: {e.strerror or e}"
+            ) from None
         offset = 0
         entries = []
         for name, shape, dtype, meta in specs:
@@ -474,16 +515,20 @@ def read_weights_lazily(manifest: Any, model_dir: str, follow_symlinks: bool = F
         if total < offset:
             raise ConversionError(
                 f"weights manifest group {g}: shards hold {total} bytes but the manifest "
-                f"declares at least {offset} (truncated or missing shard?)")
+                f"declares at least {offset} (truncated or missing shard?)"
+            )
         if total != offset:
             raise ConversionError(
                 f"weights manifest group {g}: shards hold {total} bytes but the weights "
-                f"use {offset} (shard too long or manifest out of date)")
+                f"use {offset} (shard too long or manifest out of date)"
+            )
         result.extend((entry.name, entry) for entry in entries)
     return result
 
 
-def read_weights(manifest: Any, model_dir: str, follow_symlinks: bool = False) -> List[Tuple[str, np.ndarray]]:
+def read_weights(
+    manifest: Any, model_dir: str, follow_symlinks: bool = False
+) -> List[Tuple[str, np.ndarray]]:
     """Read (and dequantize) every weight of ``manifest``; shard paths are relative to ``model_dir``.
 
     Every inconsistency (bad manifest, paths escaping ``model_dir``, shard byte counts that
@@ -495,9 +540,14 @@ def read_weights(manifest: Any, model_dir: str, follow_symlinks: bool = False) -
     result: List[Tuple[str, np.ndarray]] = []
     seen = set()
     for g, group in enumerate(manifest, start=1):
-        if not isinstance(group, dict) or not isinstance(group.get("paths"), list) \
-                or not isinstance(group.get("weights"), list):
-            raise ConversionError(f"weights manifest group {g} must be an object with 'paths' and 'weights' lists")
+        if (
+            not isinstance(group, dict)
+            or not isinstance(group.get("paths"), list)
+            or not isinstance(group.get("weights"), list)
+        ):
+            raise ConversionError(
+                f"weights manifest group {g} must be an object with 'paths' and 'weights' lists"
+            )
         specs = [_validate_weight(w, g) for w in group["weights"]]
         for name, *_ in specs:
             if name in seen:
@@ -539,5 +589,6 @@ def read_weights(manifest: Any, model_dir: str, follow_symlinks: bool = False) -
         if offset != len(data):
             raise ConversionError(
                 f"weights manifest group {g}: shards hold {len(data)} bytes but the weights "
-                f"use {offset} (shard too long or manifest out of date)")
+                f"use {offset} (shard too long or manifest out of date)"
+            )
     return result

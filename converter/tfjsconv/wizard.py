@@ -45,8 +45,21 @@ FORMAT_TITLES: Dict[str, str] = {
     "tfjs_graph_model": "TensorFlow.js graph model (model.json)",
 }
 # Ops that are never a model's real output, so never offered as output nodes.
-_NOT_OUTPUT_OPS = frozenset({"NoOp", "Assert", "SaveV2", "RestoreV2", "Placeholder", "Const",
-                             "VarHandleOp", "VariableV2", "AssignVariableOp", "Print", "PrintV2"})
+_NOT_OUTPUT_OPS = frozenset(
+    {
+        "NoOp",
+        "Assert",
+        "SaveV2",
+        "RestoreV2",
+        "Placeholder",
+        "Const",
+        "VarHandleOp",
+        "VariableV2",
+        "AssignVariableOp",
+        "Print",
+        "PrintV2",
+    }
+)
 
 
 def outputs_for_input(input_format: str) -> Tuple[str, ...]:
@@ -148,11 +161,13 @@ def saved_model_meta_graphs(directory: str) -> Tuple[MetaGraphInfo, ...]:
             if name.startswith("__"):  # __saved_model_init_op and friends: not callable
                 continue
             sig = meta.signature_def[name]
-            sigs.append(SignatureInfo(
-                name=name,
-                inputs=tuple(_tensor_desc(k, sig.inputs[k]) for k in sorted(sig.inputs)),
-                outputs=tuple(_tensor_desc(k, sig.outputs[k]) for k in sorted(sig.outputs)),
-            ))
+            sigs.append(
+                SignatureInfo(
+                    name=name,
+                    inputs=tuple(_tensor_desc(k, sig.inputs[k]) for k in sorted(sig.inputs)),
+                    outputs=tuple(_tensor_desc(k, sig.outputs[k]) for k in sorted(sig.outputs)),
+                )
+            )
         metas.append(MetaGraphInfo(tags=tuple(meta.meta_info_def.tags), signatures=tuple(sigs)))
     return tuple(metas)
 
@@ -219,8 +234,7 @@ def frozen_graph_outputs(path: str) -> Tuple[str, ...]:
         for inp in node.input:
             if not inp.startswith("^"):  # a control edge does not consume the value
                 consumed.add(inp.split(":")[0])
-    return tuple(sorted(n.name for n in graph.node
-                        if n.name not in consumed and n.op not in _NOT_OUTPUT_OPS))
+    return tuple(sorted(n.name for n in graph.node if n.name not in consumed and n.op not in _NOT_OUTPUT_OPS))
 
 
 def detect(path: str) -> Detection:
@@ -236,8 +250,9 @@ def detect(path: str) -> Detection:
         if _saved_model_pb(path):
             metas = saved_model_meta_graphs(path)
             if is_keras_saved_model(path):
-                return Detection("keras_saved_model", path, note="SavedModel written by Keras",
-                                 meta_graphs=metas)
+                return Detection(
+                    "keras_saved_model", path, note="SavedModel written by Keras", meta_graphs=metas
+                )
             return Detection("tf_saved_model", path, note="TensorFlow SavedModel", meta_graphs=metas)
         model_json = os.path.join(path, "model.json")
         if os.path.isfile(model_json):
@@ -257,11 +272,13 @@ def detect(path: str) -> Detection:
             return Detection("keras", path, note="HDF5 file without a keras_version attribute")
         major = version.split(".")[0]
         saved_by = "Keras 3" if major == "3" else "Keras 2 (tf_keras)"
-        return Detection("keras", path, note=f"HDF5 model saved by {saved_by} {version}",
-                         keras_version=version)
+        return Detection(
+            "keras", path, note=f"HDF5 model saved by {saved_by} {version}", keras_version=version
+        )
     if path.endswith(".pb"):
-        return Detection("tf_frozen_model", path, note="frozen GraphDef",
-                         output_node_candidates=frozen_graph_outputs(path))
+        return Detection(
+            "tf_frozen_model", path, note="frozen GraphDef", output_node_candidates=frozen_graph_outputs(path)
+        )
     return Detection(None, path, note="unrecognized file")
 
 
@@ -425,8 +442,10 @@ def bazel_target(a: Answers, package_dir: Optional[str] = None) -> str:
         prelude += "# NOTE: src must live in this package; copy the model here and fix the path.\n"
     if os.path.isdir(a.input_path) and not _URL.match(a.input_path):
         files = f"{name}_src"
-        prelude += (f"filegroup(\n    name = {_starlark(files)},\n"
-                    f"    srcs = glob([{_starlark(src.rstrip('/') + '/**')}]),\n)\n\n")
+        prelude += (
+            f"filegroup(\n    name = {_starlark(files)},\n"
+            f"    srcs = glob([{_starlark(src.rstrip('/') + '/**')}]),\n)\n\n"
+        )
         src = ":" + files
     attrs: List[Tuple[str, Any]] = [("name", name), ("src", src)]
     for key, value in rule_attributes(build_argv(a)[:-2]):
@@ -434,8 +453,7 @@ def bazel_target(a: Answers, package_dir: Optional[str] = None) -> str:
             value = {k: package_path(p, package_dir)[0] for k, p in value.items()}
         attrs.append((key, value))
     body = "".join(f"    {key} = {_starlark(value)},\n" for key, value in attrs)
-    return (f'load("@rules_tfjs//rules:defs.bzl", "tfjs_model")\n\n{prelude}'
-            f"tfjs_model(\n{body})")
+    return f'load("@rules_tfjs//rules:defs.bzl", "tfjs_model")\n\n{prelude}tfjs_model(\n{body})'
 
 
 # ---------------------------------------------------------------------------- questions
@@ -531,8 +549,8 @@ def ask(prompts: _Prompts, say: Callable[[str], None]) -> Answers:
     if len(outputs) > 1:
         ordered = [default_out] + [f for f in outputs if f != default_out]
         output_format = prompts.select(
-            "Output format:", [(FORMAT_TITLES[f] + f"  [{f}]", f) for f in ordered],
-            default=default_out)
+            "Output format:", [(FORMAT_TITLES[f] + f"  [{f}]", f) for f in ordered], default=default_out
+        )
 
     tags: Tuple[str, ...] = ()
     signature: Optional[str] = None
@@ -540,8 +558,9 @@ def ask(prompts: _Prompts, say: Callable[[str], None]) -> Answers:
         metas = det.meta_graphs
         meta = metas[0]
         if len(metas) > 1:
-            meta = prompts.select("MetaGraph tags:", [(",".join(m.tags) or "(no tags)", m) for m in metas],
-                                  default=metas[0])
+            meta = prompts.select(
+                "MetaGraph tags:", [(",".join(m.tags) or "(no tags)", m) for m in metas], default=metas[0]
+            )
         tags = meta.tags
         sigs = meta.signatures
         if sigs:
@@ -550,7 +569,8 @@ def ask(prompts: _Prompts, say: Callable[[str], None]) -> Answers:
             signature = prompts.select(
                 "Signature:",
                 [(f"{s.name}  ({'; '.join(s.inputs)} -> {'; '.join(s.outputs)})", s.name) for s in sigs],
-                default=default_sig)
+                default=default_sig,
+            )
             if signature == "serving_default":
                 signature = None  # the converter's default; keeps the command short
     elif input_format == "tf_hub":
@@ -563,8 +583,10 @@ def ask(prompts: _Prompts, say: Callable[[str], None]) -> Answers:
             picked = prompts.checkbox("Output nodes:", [(n, n) for n in candidates])
             output_nodes = tuple(picked)
         if not output_nodes:
-            text = prompts.text("Output node names (comma-separated):",
-                                validate=lambda t: bool(t.strip()) or "at least one node is required")
+            text = prompts.text(
+                "Output node names (comma-separated):",
+                validate=lambda t: bool(t.strip()) or "at least one node is required",
+            )
             output_nodes = tuple(n.strip() for n in text.split(",") if n.strip())
 
     tfjs_out = output_format in ("tfjs_layers_model", "tfjs_graph_model")
@@ -576,46 +598,62 @@ def ask(prompts: _Prompts, say: Callable[[str], None]) -> Answers:
         # questionary replaces a None value by the title, hence the "none" sentinel.
         quant_dtype = prompts.select(
             "Quantize weights?",
-            [("No compression (float32)", "none"),
-             ("float16 (half size, ~1e-3 relative error)", "float16"),
-             ("uint8 (quarter size, affine per-tensor)", "uint8"),
-             ("uint16 (half size, affine per-tensor)", "uint16")],
-            default="none")
+            [
+                ("No compression (float32)", "none"),
+                ("float16 (half size, ~1e-3 relative error)", "float16"),
+                ("uint8 (quarter size, affine per-tensor)", "uint8"),
+                ("uint16 (half size, affine per-tensor)", "uint16"),
+            ],
+            default="none",
+        )
         quant_dtype = None if quant_dtype == "none" else quant_dtype
         if quant_dtype:
-            text = prompts.text("Weight name patterns to quantize (comma-separated, * = all):",
-                                default="*")
+            text = prompts.text("Weight name patterns to quantize (comma-separated, * = all):", default="*")
             quant_patterns = tuple(p.strip() for p in text.split(",") if p.strip()) or ("*",)
-        shard = int(prompts.text("Weight shard size in bytes:", default=str(DEFAULT_SHARD_SIZE_BYTES),
-                                 validate=_validate_positive_int).strip())
+        shard = int(
+            prompts.text(
+                "Weight shard size in bytes:",
+                default=str(DEFAULT_SHARD_SIZE_BYTES),
+                validate=_validate_positive_int,
+            ).strip()
+        )
         if output_format == "tfjs_layers_model" and input_format != "tfjs_layers_model":
             split = prompts.confirm("Split weights into one group per layer?", default=False)
 
     skip_op_check, strip_debug, cf_v2 = False, True, False
     if output_format == "tfjs_graph_model":
-        picked = prompts.checkbox("Graph options (space to toggle, enter to accept):", [
-            ("Skip the op check (keep ops tfjs cannot run)", "skip_op_check"),
-            ("Keep debug ops (Assert, Print, CheckNumerics)", "keep_debug_ops"),
-            ("Control flow v2 (While/If instead of Switch/Merge)", "control_flow_v2"),
-        ])
+        picked = prompts.checkbox(
+            "Graph options (space to toggle, enter to accept):",
+            [
+                ("Skip the op check (keep ops tfjs cannot run)", "skip_op_check"),
+                ("Keep debug ops (Assert, Print, CheckNumerics)", "keep_debug_ops"),
+                ("Control flow v2 (While/If instead of Switch/Merge)", "control_flow_v2"),
+            ],
+        )
         skip_op_check = "skip_op_check" in picked
         strip_debug = "keep_debug_ops" not in picked
         cf_v2 = "control_flow_v2" in picked
 
     metadata: Tuple[Tuple[str, str], ...] = ()
     if tfjs_out:
-        metadata = parse_metadata_answer(prompts.text(
-            "User metadata files (name:path.json, comma-separated; empty for none):",
-            validate=_validate_metadata))
+        metadata = parse_metadata_answer(
+            prompts.text(
+                "User metadata files (name:path.json, comma-separated; empty for none):",
+                validate=_validate_metadata,
+            )
+        )
 
     file_out = output_format in ("keras", "keras_keras")
     what = "file" if file_out else "directory"
     overwrite = False
     while True:
-        output_path = prompts.text(f"Output {what}:", validate=lambda t: bool(t.strip()) or "required").strip()
+        output_path = prompts.text(
+            f"Output {what}:", validate=lambda t: bool(t.strip()) or "required"
+        ).strip()
         if file_out and os.path.isdir(output_path):
-            output_path = os.path.join(output_path, "model.keras" if output_format == "keras_keras"
-                                       else "model.h5")
+            output_path = os.path.join(
+                output_path, "model.keras" if output_format == "keras_keras" else "model.h5"
+            )
         if not _is_nonempty(output_path):
             break
         if prompts.confirm(f"{output_path} exists and is not empty. Overwrite it?", default=False):
@@ -623,20 +661,34 @@ def ask(prompts: _Prompts, say: Callable[[str], None]) -> Answers:
             break
 
     return Answers(
-        input_path=input_path, input_format=input_format, output_path=output_path,
-        output_format=output_format, saved_model_tags=tags, signature_name=signature,
-        output_node_names=output_nodes, quantize_dtype=quant_dtype,
-        quantize_patterns=quant_patterns, weight_shard_size_bytes=shard,
-        split_weights_by_layer=split, skip_op_check=skip_op_check, strip_debug_ops=strip_debug,
-        control_flow_v2=cf_v2, metadata=metadata, overwrite=overwrite,
+        input_path=input_path,
+        input_format=input_format,
+        output_path=output_path,
+        output_format=output_format,
+        saved_model_tags=tags,
+        signature_name=signature,
+        output_node_names=output_nodes,
+        quantize_dtype=quant_dtype,
+        quantize_patterns=quant_patterns,
+        weight_shard_size_bytes=shard,
+        split_weights_by_layer=split,
+        skip_op_check=skip_op_check,
+        strip_debug_ops=strip_debug,
+        control_flow_v2=cf_v2,
+        metadata=metadata,
+        overwrite=overwrite,
     )
 
 
 # ---------------------------------------------------------------------------- main
 
 
-def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = None,
-         stderr: Optional[IO[str]] = None) -> int:
+def main(
+    argv: Optional[Sequence[str]] = None,
+    *,
+    stdout: Optional[IO[str]] = None,
+    stderr: Optional[IO[str]] = None,
+) -> int:
     """Run the wizard; return the exit code (the converter's when it runs)."""
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -650,8 +702,11 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     dryrun = argv == ["--dryrun"]
     stdin = sys.stdin
     if stdin is None or not stdin.isatty():
-        print(f"{PROG}: error: the wizard is interactive and needs a terminal; in scripts "
-              f"and builds call {CONVERTER} with flags instead", file=stderr)
+        print(
+            f"{PROG}: error: the wizard is interactive and needs a terminal; in scripts "
+            f"and builds call {CONVERTER} with flags instead",
+            file=stderr,
+        )
         return 2
     try:
         import questionary

@@ -42,10 +42,13 @@ def _set_weights(model, seed: int) -> None:
 def mlp_keras2(path: str) -> None:
     import tf_keras
 
-    model = tf_keras.Sequential([
-        tf_keras.layers.Dense(8, activation="relu", input_shape=(4,), name="hidden"),
-        tf_keras.layers.Dense(3, activation="softmax", name="probs"),
-    ], name="mlp")
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.Dense(8, activation="relu", input_shape=(4,), name="hidden"),
+            tf_keras.layers.Dense(3, activation="softmax", name="probs"),
+        ],
+        name="mlp",
+    )
     _set_weights(model, 100)
     model.save(path, save_format="h5")
 
@@ -90,14 +93,17 @@ def cnn_frozen(path: str) -> None:
         convert_variables_to_constants_v2,
     )
 
-    model = tf_keras.Sequential([
-        tf_keras.layers.Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1), name="conv"),
-        tf_keras.layers.Flatten(name="flatten"),
-        tf_keras.layers.Dense(2, name="logits"),
-    ])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1), name="conv"),
+            tf_keras.layers.Flatten(name="flatten"),
+            tf_keras.layers.Dense(2, name="logits"),
+        ]
+    )
     _set_weights(model, 400)
     fn = tf.function(lambda x: model(x)).get_concrete_function(
-        tf.TensorSpec([None, 6, 6, 1], tf.float32, name="x"))
+        tf.TensorSpec([None, 6, 6, 1], tf.float32, name="x")
+    )
     frozen = convert_variables_to_constants_v2(fn)
     graph_def = frozen.graph.as_graph_def()
     outputs = [n.name for n in graph_def.node if n.op == "Identity"]

@@ -44,7 +44,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         path = urllib.parse.unquote(urllib.parse.urlsplit(path).path)
         for prefix, root in (("/vendor/", TFJS_DIST), ("/model/", self._model_dir)):
             if path.startswith(prefix):
-                target = _inside(root, path[len(prefix):])
+                target = _inside(root, path[len(prefix) :])
                 return str(target) if target else str(root / "__not_found__")
         if path in ("/", "/index.html", "/app.js"):
             return str(WEB_DIR / (path.lstrip("/") or "index.html"))

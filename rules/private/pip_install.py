@@ -36,17 +36,31 @@ def install(lock_path: str, dest: str) -> None:
     site = os.path.join(dest, "site-packages")
     env = dict(os.environ)
     # Reproducible installs: no user site, no bytecode written by pip itself.
-    env.update({"PYTHONNOUSERSITE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-                "SOURCE_DATE_EPOCH": "315532800"})
+    env.update(
+        {"PYTHONNOUSERSITE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "SOURCE_DATE_EPOCH": "315532800"}
+    )
     cmd = [
-        sys.executable, "-m", "pip", "install",
-        "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-compile",
-        "--no-warn-script-location", "--quiet", "--root-user-action=ignore",
-        "--target", site, "-r", lock_path,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--require-hashes",
+        "--only-binary=:all:",
+        "--no-compile",
+        "--no-warn-script-location",
+        "--quiet",
+        "--root-user-action=ignore",
+        "--target",
+        site,
+        "-r",
+        lock_path,
     ]
     subprocess.run(cmd, check=True, env=env)
     compileall.compile_dir(
-        site, quiet=1, workers=0,
+        site,
+        quiet=1,
+        workers=0,
         invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )
     with open(os.path.join(dest, _MARKER), "w", encoding="utf-8") as f:

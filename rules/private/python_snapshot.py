@@ -33,8 +33,18 @@ from typing import Dict, Iterable, List
 
 # Parts of the stdlib a conversion never imports; dropping them keeps the snapshot small.
 _SKIP_DIRS = {
-    "__pycache__", "site-packages", "dist-packages", "test", "tests", "idlelib",
-    "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data", "venv",
+    "__pycache__",
+    "site-packages",
+    "dist-packages",
+    "test",
+    "tests",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "lib2to3",
+    "pydoc_data",
+    "venv",
 }
 _SKIP_PREFIXES = ("config-",)
 # 1980-01-01: the earliest timestamp a zip entry can hold.
@@ -42,8 +52,16 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # Libraries manylinux wheels may take from the system (PEP 599, without X11/GL); TF's
 # and h5py's extension modules link against some of them.
 MANYLINUX_LIBS = [
-    "libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1",
-    "libutil.so.1", "libgcc_s.so.1", "libstdc++.so.6", "libz.so.1", "libexpat.so.1",
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libutil.so.1",
+    "libgcc_s.so.1",
+    "libstdc++.so.6",
+    "libz.so.1",
+    "libexpat.so.1",
 ]
 
 
@@ -75,12 +93,16 @@ def stdlib_files(stdlib: Path) -> List[Path]:
     files: List[Path] = []
     for root, dirs, names in os.walk(stdlib):
         rel_root = Path(root).relative_to(stdlib)
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and d != "lib-dynload"
-                         and not d.startswith(_SKIP_PREFIXES))
+        dirs[:] = sorted(
+            d for d in dirs if d not in _SKIP_DIRS and d != "lib-dynload" and not d.startswith(_SKIP_PREFIXES)
+        )
         # sitecustomize.py is a host hook (Debian: a symlink into /etc/python3.X, absent in
         # other roots) that -S never imports; dangling links are nothing to snapshot.
-        files.extend(rel_root / n for n in sorted(names)
-                     if n.endswith(".py") and n != "sitecustomize.py" and (Path(root) / n).exists())
+        files.extend(
+            rel_root / n
+            for n in sorted(names)
+            if n.endswith(".py") and n != "sitecustomize.py" and (Path(root) / n).exists()
+        )
     return sorted(files)
 
 
@@ -91,9 +113,13 @@ def write_stdlib_zip(stdlib: Path, dest: Path) -> None:
             src = stdlib / rel
             pyc = Path(tmp) / "x.pyc"
             _compile(src, pyc, str(rel))
-            for name, data in ((str(rel), src.read_bytes()),
-                               (str(rel.parent / "__pycache__" / (rel.stem + ".cpython-311.pyc")),
-                                pyc.read_bytes() if pyc.exists() else None)):
+            for name, data in (
+                (str(rel), src.read_bytes()),
+                (
+                    str(rel.parent / "__pycache__" / (rel.stem + ".cpython-311.pyc")),
+                    pyc.read_bytes() if pyc.exists() else None,
+                ),
+            ):
                 if data is None:
                     continue
                 info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
@@ -106,8 +132,13 @@ def write_stdlib_zip(stdlib: Path, dest: Path) -> None:
 
 def _compile(src: Path, pyc: Path, dfile: str) -> None:
     try:
-        py_compile.compile(str(src), str(pyc), dfile, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        py_compile.compile(
+            str(src),
+            str(pyc),
+            dfile,
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
     except py_compile.PyCompileError:
         pass  # e.g. a file with syntax for another version: keep the source only
 
@@ -115,10 +146,17 @@ def _compile(src: Path, pyc: Path, dfile: str) -> None:
 def snapshot(python: str, dest: Path) -> None:
     """Copy ``python`` (a CPython 3.11 binary) and what it needs into ``dest``."""
     info = subprocess.run(
-        [python, "-I", "-S", "-c",
-         "import sys,sysconfig;print(sys.version_info[0],sys.version_info[1]);"
-         "print(sysconfig.get_path('stdlib'));print(sysconfig.get_path('platstdlib'))"],
-        capture_output=True, text=True, check=True,
+        [
+            python,
+            "-I",
+            "-S",
+            "-c",
+            "import sys,sysconfig;print(sys.version_info[0],sys.version_info[1]);"
+            "print(sysconfig.get_path('stdlib'));print(sysconfig.get_path('platstdlib'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\n")
     if info[0].split() != ["3", "11"]:
         raise SystemExit(f"python_snapshot: {python} is Python {info[0]}, not 3.11")

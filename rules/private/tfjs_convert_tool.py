@@ -36,12 +36,18 @@ import sys
 import tempfile
 from typing import IO, Iterator, List, Sequence, Tuple
 
-
 # Host files any Linux process may read that cannot change a conversion's bytes:
 # kernel pseudo-files, anonymous shared memory (memfd, SysV) and glibc's C.UTF-8 locale
 # data (glibc >= 2.35 has a built-in C.UTF-8 it uses when these are absent).
-_HOST_ALLOWED = ("/dev/", "/proc/", "/sys/", "/memfd:", "/SYSV",
-                 "/usr/lib/locale/", "/usr/lib/x86_64-linux-gnu/gconv/")
+_HOST_ALLOWED = (
+    "/dev/",
+    "/proc/",
+    "/sys/",
+    "/memfd:",
+    "/SYSV",
+    "/usr/lib/locale/",
+    "/usr/lib/x86_64-linux-gnu/gconv/",
+)
 
 
 def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, List[str]]:
@@ -51,7 +57,7 @@ def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, List[str]]
     rest: List[str] = []
     for arg in argv:
         if arg.startswith("--sys_path="):
-            paths.append(arg[len("--sys_path="):])
+            paths.append(arg[len("--sys_path=") :])
         elif arg == "--check_hermetic":
             check = True
         else:
@@ -114,8 +120,7 @@ def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str
     if check_hermetic:
         bad = foreign_files(os.getcwd())
         if bad:
-            buf.write("tfjs_convert_tool: files outside the action's inputs were used: %s\n"
-                      % ", ".join(bad))
+            buf.write("tfjs_convert_tool: files outside the action's inputs were used: %s\n" % ", ".join(bad))
             code = code or 4
     return code, buf.getvalue()
 
@@ -199,8 +204,9 @@ def _restart(request: dict, protocol_out: IO[str]) -> None:
     os.execv(argv[0], argv)
 
 
-def worker_main(stdin: IO[bytes], protocol_out: IO[str], check_hermetic: bool = False,
-                source_roots: Sequence[str] = ()) -> int:
+def worker_main(
+    stdin: IO[bytes], protocol_out: IO[str], check_hermetic: bool = False, source_roots: Sequence[str] = ()
+) -> int:
     """Serve work requests until Bazel closes stdin."""
     handled = 0
     pending = os.environ.pop(_PENDING, None)
@@ -214,15 +220,21 @@ def worker_main(stdin: IO[bytes], protocol_out: IO[str], check_hermetic: bool = 
         if loaded is None:
             loaded = current
         elif current != loaded:
-            print("tfjs_convert_tool: worker pid %d: converter sources changed, restarting"
-                  % os.getpid(), file=sys.stderr, flush=True)
+            print(
+                "tfjs_convert_tool: worker pid %d: converter sources changed, restarting" % os.getpid(),
+                file=sys.stderr,
+                flush=True,
+            )
             _restart(request, protocol_out)
         # ``cli.main`` expands ``@flagfile`` arguments itself (one argument per line).
         code, output = run_cli(request.get("arguments", []), check_hermetic)
         handled += 1
         # One line per request in the worker log: lets tests see the worker was reused.
-        print("tfjs_convert_tool: worker pid %d handled request %d (exit %d)"
-              % (os.getpid(), handled, code), file=sys.stderr, flush=True)
+        print(
+            "tfjs_convert_tool: worker pid %d handled request %d (exit %d)" % (os.getpid(), handled, code),
+            file=sys.stderr,
+            flush=True,
+        )
         response = {"exitCode": code, "output": output, "requestId": request.get("requestId", 0)}
         protocol_out.write(json.dumps(response, sort_keys=True) + "\n")
         protocol_out.flush()

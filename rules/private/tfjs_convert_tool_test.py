@@ -25,8 +25,7 @@ class IterRequestsTest(unittest.TestCase):
             def read1(self, n=-1):
                 return super().read(1)
 
-        self.assertEqual(list(tool.iter_requests(OneByte(data))),
-                         [{"arguments": ["\u00e9"], "requestId": 3}])
+        self.assertEqual(list(tool.iter_requests(OneByte(data))), [{"arguments": ["\u00e9"], "requestId": 3}])
 
     def test_flagfile_reaches_the_cli(self):
         with tempfile.NamedTemporaryFile("w", suffix=".params", delete=False) as f:
@@ -40,7 +39,9 @@ class IterRequestsTest(unittest.TestCase):
             os.unlink(f.name)
 
     def test_worker_answers_each_request(self):
-        stream = io.BytesIO(b'{"arguments": ["--version"], "requestId": 7}{"arguments": ["--bogus"], "requestId": 8}')
+        stream = io.BytesIO(
+            b'{"arguments": ["--version"], "requestId": 7}{"arguments": ["--bogus"], "requestId": 8}'
+        )
         out = io.StringIO()
         tool.worker_main(stream, out)
         responses = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -53,8 +54,13 @@ class IterRequestsTest(unittest.TestCase):
 class HermeticTest(unittest.TestCase):
     def test_startup_flags_are_split_from_the_request(self):
         paths, check, rest = tool.split_startup_args(
-            ["--sys_path=converter", "--sys_path=external/tfjs_pip/site-packages",
-             "--check_hermetic", "@bazel-out/x.params"])
+            [
+                "--sys_path=converter",
+                "--sys_path=external/tfjs_pip/site-packages",
+                "--check_hermetic",
+                "@bazel-out/x.params",
+            ]
+        )
         self.assertEqual(paths, ["converter", "external/tfjs_pip/site-packages"])
         self.assertTrue(check)
         self.assertEqual(rest, ["@bazel-out/x.params"])
@@ -62,6 +68,7 @@ class HermeticTest(unittest.TestCase):
     def test_modules_and_libraries_outside_the_root_are_reported(self):
         # This process imported json and loaded libc from the host: not under an empty dir.
         import json as host_module
+
         with tempfile.TemporaryDirectory() as root:
             bad = tool.foreign_files(root)
         self.assertIn(os.path.abspath(host_module.__file__), bad)

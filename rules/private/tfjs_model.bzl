@@ -1,5 +1,6 @@
 """Implementation of `tfjs_model` and `tfjs_quantized_model`."""
 
+load(":converter_runtime.bzl", "CONVERTER_RUNTIME_ATTRS", "converter_command")
 load(
     ":formats.bzl",
     "ACTION_ENV",
@@ -14,7 +15,6 @@ load(
     "SAVED_MODEL_INPUTS",
     "TFJS_OUTPUTS",
 )
-load(":converter_runtime.bzl", "CONVERTER_RUNTIME_ATTRS", "converter_command")
 load(":providers.bzl", "TfjsModelInfo")
 load(":validate.bzl", "problem")
 

@@ -34,8 +34,11 @@ def _as_output(name: Any, value: Any) -> Dict[str, Any]:
     import numpy as np
 
     arr = np.asarray(value)
-    out: Dict[str, Any] = {"shape": list(arr.shape), "dtype": str(arr.dtype),
-                           "data": [v.item() if hasattr(v, "item") else v for v in arr.reshape(-1)]}
+    out: Dict[str, Any] = {
+        "shape": list(arr.shape),
+        "dtype": str(arr.dtype),
+        "data": [v.item() if hasattr(v, "item") else v for v in arr.reshape(-1)],
+    }
     if name is not None:
         out["name"] = name
     return out

@@ -52,7 +52,7 @@ def load(target: str):
             stored = q["dtype"] if q else w["dtype"]
             count = math.prod(w["shape"])
             size = count * _BYTES[stored]
-            arr = np.frombuffer(data[offset:offset + size], dtype=np.dtype(stored).newbyteorder("<"))
+            arr = np.frombuffer(data[offset : offset + size], dtype=np.dtype(stored).newbyteorder("<"))
             offset += size
             if q and stored in ("uint8", "uint16"):
                 arr = arr.astype(np.float64) * q["scale"] + q["min"]
@@ -72,7 +72,9 @@ class ExamplesTest(unittest.TestCase):
         model, weights = load("mlp_layers")
         self.assertEqual(model["format"], "layers-model")
         self.assertEqual(model["convertedBy"], CONVERTED_BY)
-        self.assertEqual([n for n, _ in weights], ["hidden/kernel", "hidden/bias", "probs/kernel", "probs/bias"])
+        self.assertEqual(
+            [n for n, _ in weights], ["hidden/kernel", "hidden/bias", "probs/kernel", "probs/bias"]
+        )
         for (_, got), want in zip(weights, mlp_expected()):
             np.testing.assert_array_equal(got, want)
         with open(_path("examples", "metadata", "training_info.json")) as f:

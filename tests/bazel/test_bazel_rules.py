@@ -43,12 +43,25 @@ TARGETS = [
     "//examples:module_graph",
 ]
 _IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", ".cache", "node_modules", "bazel-*", "__pycache__", ".pytest_cache",
-    ".hypothesis", "build", "dist", "out", "test-artifacts", "user.bazelrc", "*.pyc",
+    ".git",
+    ".venv",
+    ".cache",
+    "node_modules",
+    "bazel-*",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    "build",
+    "dist",
+    "out",
+    "test-artifacts",
+    "user.bazelrc",
+    "*.pyc",
 )
 
 
 # --- helpers -------------------------------------------------------------------------
+
 
 def copy_workspace(dst: Path) -> Path:
     shutil.copytree(REPO, dst, ignore=_IGNORE, symlinks=True)
@@ -67,8 +80,9 @@ class Bazel:
     def run(self, *args: str, check: bool = True, timeout: int = 1200) -> subprocess.CompletedProcess:
         cmd = [BAZEL, f"--output_base={self.output_base}", "--max_idle_secs=600", *args]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        proc = subprocess.run(cmd, cwd=self.workspace, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=self.workspace, env=env, capture_output=True, text=True, timeout=timeout
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
         return proc
@@ -84,8 +98,12 @@ class Bazel:
         return self.workspace / "bazel-bin"
 
     def shutdown(self) -> None:
-        subprocess.run([BAZEL, f"--output_base={self.output_base}", "shutdown"],
-                       cwd=self.workspace, capture_output=True, timeout=120)
+        subprocess.run(
+            [BAZEL, f"--output_base={self.output_base}", "shutdown"],
+            cwd=self.workspace,
+            capture_output=True,
+            timeout=120,
+        )
 
 
 def read_exec_log(path: Path) -> List[dict]:
@@ -128,6 +146,7 @@ def free_port() -> int:
 
 # --- fixtures ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cache_server(tmp_path_factory) -> Iterator[str]:
     """nginx with WebDAV PUT: a real HTTP remote cache for Bazel on 127.0.0.1."""
@@ -164,8 +183,11 @@ http {{
   }}
 }}
 """)
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-e", str(d / "error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [NGINX, "-c", str(conf), "-e", str(d / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
@@ -190,8 +212,13 @@ def env(tmp_path_factory, cache_server):
     logs.mkdir()
     first = Bazel(copy_workspace(base / "a" / "rules_tfjs"), base / "ob1", logs)
     second = Bazel(copy_workspace(base / "elsewhere" / "deeper" / "rules_tfjs"), base / "ob2", logs)
-    state = {"first": first, "second": second, "remote": cache_server,
-             "disk": base / "disk_cache", "base": base}
+    state = {
+        "first": first,
+        "second": second,
+        "remote": cache_server,
+        "disk": base / "disk_cache",
+        "base": base,
+    }
     try:
         yield state
     finally:
@@ -204,6 +231,7 @@ def caches(env) -> List[str]:
 
 
 # --- tests ---------------------------------------------------------------------------
+
 
 def test_cold_build_uses_one_worker_for_several_actions(env):
     first: Bazel = env["first"]
@@ -286,13 +314,20 @@ def test_disk_cache_hits_after_clean(env):
 # and by `bazel test //...` on both Bazels). Repository rules fail while fetching, which
 # analysistest cannot see: checked here.
 
+
 def test_relative_interpreter_fails_with_a_clear_message(env):
     first: Bazel = env["first"]
-    proc = first.run("build", "--nobuild", "--repo_env=RULES_TFJS_PYTHON=python3",
-                     "@tfjs_pip_python//:runtime_pair", check=False)
+    proc = first.run(
+        "build",
+        "--nobuild",
+        "--repo_env=RULES_TFJS_PYTHON=python3",
+        "@tfjs_pip_python//:runtime_pair",
+        check=False,
+    )
     assert proc.returncode != 0
-    assert ('tfjs_python_repository: the interpreter must be an absolute path, got "python3"'
-            in proc.stderr), proc.stderr[-3000:]
+    assert 'tfjs_python_repository: the interpreter must be an absolute path, got "python3"' in proc.stderr, (
+        proc.stderr[-3000:]
+    )
 
 
 # tfjs_model_test: one target per fail() in rules/private/tfjs_model_test.bzl.
@@ -304,31 +339,46 @@ tfjs_model(name = "graph_layers", src = "m.h5", input_format = "keras")
 tfjs_model(name = "to_h5", src = ":graph_layers", input_format = "tfjs_layers_model", output_format = "keras")
 """
 BAD_MODEL_TESTS = {
-    "not_tfjs": ('tfjs_model_test(name = "not_tfjs", model = ":to_h5", inputs = "i.json", expected = "o.json")',
-                 "model //badtests:to_h5 is a keras; tfjs_model_test runs tfjs_graph_model and "
-                 "tfjs_layers_model outputs"),
-    "bad_atol": ('tfjs_model_test(name = "bad_atol", model = ":graph", inputs = "i.json", expected = "o.json", '
-                 'atol = "tiny")',
-                 'atol must be a non-negative number such as "1e-5", got "tiny"'),
-    "bad_rtol": ('tfjs_model_test(name = "bad_rtol", model = ":graph", inputs = "i.json", expected = "o.json", '
-                 'rtol = "-1")',
-                 'rtol must be a non-negative number such as "1e-5", got "-1"'),
-    "no_expected": ('tfjs_model_test(name = "no_expected", model = ":graph", inputs = "i.json")',
-                    "give expected (a JSON file of outputs) or reference_model (TF computes them)"),
-    "both_expected": ('tfjs_model_test(name = "both_expected", model = ":graph", inputs = "i.json", '
-                      'expected = "o.json", reference_model = "m.h5")',
-                      "give either expected or reference_model, not both"),
-    "bad_reference_format": ('tfjs_model_test(name = "bad_reference_format", model = ":chained", '
-                             'inputs = "i.json", reference_model = "m.h5")',
-                             'reference_format "tfjs_layers_model" cannot compute predictions; choose one of: '
-                             "keras, keras_keras, tf_saved_model"),
-    "reference_not_saved_model": ('tfjs_model_test(name = "reference_not_saved_model", model = ":graph", '
-                                  'inputs = "i.json", reference_model = ":two_files")',
-                                  "reference_model must be one file or a SavedModel file set with exactly one "
-                                  "saved_model.pb, found 0"),
-    "relative_node": ('tfjs_model_test(name = "relative_node", model = ":graph", inputs = "i.json", '
-                      'expected = "o.json", node = "node")',
-                      'node must be an absolute path, got "node"'),
+    "not_tfjs": (
+        'tfjs_model_test(name = "not_tfjs", model = ":to_h5", inputs = "i.json", expected = "o.json")',
+        "model //badtests:to_h5 is a keras; tfjs_model_test runs tfjs_graph_model and "
+        "tfjs_layers_model outputs",
+    ),
+    "bad_atol": (
+        'tfjs_model_test(name = "bad_atol", model = ":graph", inputs = "i.json", expected = "o.json", '
+        'atol = "tiny")',
+        'atol must be a non-negative number such as "1e-5", got "tiny"',
+    ),
+    "bad_rtol": (
+        'tfjs_model_test(name = "bad_rtol", model = ":graph", inputs = "i.json", expected = "o.json", '
+        'rtol = "-1")',
+        'rtol must be a non-negative number such as "1e-5", got "-1"',
+    ),
+    "no_expected": (
+        'tfjs_model_test(name = "no_expected", model = ":graph", inputs = "i.json")',
+        "give expected (a JSON file of outputs) or reference_model (TF computes them)",
+    ),
+    "both_expected": (
+        'tfjs_model_test(name = "both_expected", model = ":graph", inputs = "i.json", '
+        'expected = "o.json", reference_model = "m.h5")',
+        "give either expected or reference_model, not both",
+    ),
+    "bad_reference_format": (
+        'tfjs_model_test(name = "bad_reference_format", model = ":chained", '
+        'inputs = "i.json", reference_model = "m.h5")',
+        'reference_format "tfjs_layers_model" cannot compute predictions; choose one of: '
+        "keras, keras_keras, tf_saved_model",
+    ),
+    "reference_not_saved_model": (
+        'tfjs_model_test(name = "reference_not_saved_model", model = ":graph", '
+        'inputs = "i.json", reference_model = ":two_files")',
+        "reference_model must be one file or a SavedModel file set with exactly one saved_model.pb, found 0",
+    ),
+    "relative_node": (
+        'tfjs_model_test(name = "relative_node", model = ":graph", inputs = "i.json", '
+        'expected = "o.json", node = "node")',
+        'node must be an absolute path, got "node"',
+    ),
 }
 
 
@@ -342,7 +392,9 @@ def test_tfjs_model_test_bad_attributes_fail_at_analysis(env):
         'load("//rules:defs.bzl", "tfjs_model", "tfjs_model_test")\n'
         + _MODEL_TEST_SUPPORT
         + 'filegroup(name = "two_files", srcs = ["a.txt", "b.txt"])\n'
-        + "\n".join(rule for rule, _ in BAD_MODEL_TESTS.values()) + "\n")
+        + "\n".join(rule for rule, _ in BAD_MODEL_TESTS.values())
+        + "\n"
+    )
     try:
         for name, (_, message) in sorted(BAD_MODEL_TESTS.items()):
             proc = first.run("build", "--nobuild", f"//badtests:{name}", check=False)
@@ -363,7 +415,8 @@ def test_tfjs_model_test_fails_when_tfjs_disagrees(env):
     (pkg / "BUILD.bazel").write_text(
         'load("//rules:defs.bzl", "tfjs_model", "tfjs_model_test")\n'
         'tfjs_model(name = "m", src = "m.h5", input_format = "keras")\n'
-        'tfjs_model_test(name = "exp", model = ":m", inputs = "i.json", reference_model = "m.h5")\n')
+        'tfjs_model_test(name = "exp", model = ":m", inputs = "i.json", reference_model = "m.h5")\n'
+    )
     try:
         first.run("build", "//mismatch:exp")
         expected = json.loads((first.workspace / "bazel-bin" / "mismatch" / "exp.expected.json").read_text())
@@ -371,10 +424,12 @@ def test_tfjs_model_test_fails_when_tfjs_disagrees(env):
             out["data"] = [v + 1e-3 for v in out["data"]]
         (pkg / "off.json").write_text(json.dumps(expected))
         with open(pkg / "BUILD.bazel", "a") as f:
-            f.write('tfjs_model_test(name = "strict", model = ":m", inputs = "i.json", expected = "off.json", '
-                    'atol = "1e-4")\n'
-                    'tfjs_model_test(name = "loose", model = ":m", inputs = "i.json", expected = "off.json", '
-                    'atol = "1e-2")\n')
+            f.write(
+                'tfjs_model_test(name = "strict", model = ":m", inputs = "i.json", expected = "off.json", '
+                'atol = "1e-4")\n'
+                'tfjs_model_test(name = "loose", model = ":m", inputs = "i.json", expected = "off.json", '
+                'atol = "1e-2")\n'
+            )
         strict = first.run("test", "//mismatch:strict", check=False)
         assert strict.returncode == 3, strict.stderr[-3000:]  # 3: tests failed
         log = (first.workspace / "bazel-testlogs" / "mismatch" / "strict" / "test.log").read_text()
@@ -386,8 +441,14 @@ def test_tfjs_model_test_fails_when_tfjs_disagrees(env):
 
 def test_bazel_test_targets_pass(env):
     first: Bazel = env["first"]
-    proc = first.run("test", f"--disk_cache={env['disk']}", "//tests/bazel/...",
-                     "//tests/analysis/...", "//rules/private:tfjs_convert_tool_test", check=False)
+    proc = first.run(
+        "test",
+        f"--disk_cache={env['disk']}",
+        "//tests/bazel/...",
+        "//tests/analysis/...",
+        "//rules/private:tfjs_convert_tool_test",
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
@@ -432,16 +493,24 @@ def remote_build(bazel: Bazel, w, name: str, *targets: str):
     grpc = bazel.logs / f"{name}.grpc"
     before = remote_worker.cas_blobs(w.cas)
     start = time.monotonic()
-    spawns = bazel.build("--config=remote", f"--remote_executor={w.url}",
-                         "--define=tfjs_check_hermetic=1", f"--experimental_remote_grpc_log={grpc}",
-                         *targets)
+    spawns = bazel.build(
+        "--config=remote",
+        f"--remote_executor={w.url}",
+        "--define=tfjs_check_hermetic=1",
+        f"--experimental_remote_grpc_log={grpc}",
+        *targets,
+    )
     seconds = round(time.monotonic() - start, 1)
     new_blobs, new_bytes = remote_worker.cas_delta(before, remote_worker.cas_blobs(w.cas))
     up = grpc_log.uploads(grpc)
     REMOTE_NUMBERS[name] = {
-        "seconds": seconds, "write_calls": up.write_calls, "bytes_sent": up.bytes_sent,
-        "distinct_blobs_sent": len(up.blobs), "distinct_bytes_sent": up.blob_bytes,
-        "new_cas_blobs": new_blobs, "new_cas_bytes": new_bytes,
+        "seconds": seconds,
+        "write_calls": up.write_calls,
+        "bytes_sent": up.bytes_sent,
+        "distinct_blobs_sent": len(up.blobs),
+        "distinct_bytes_sent": up.blob_bytes,
+        "new_cas_blobs": new_blobs,
+        "new_cas_bytes": new_bytes,
     }
     return converts(spawns), up, (new_blobs, new_bytes)
 
@@ -472,10 +541,12 @@ def test_remote_new_action_uploads_no_inputs_again(env, worker):
     (pkg / "BUILD.bazel").write_text(
         'load("//rules:defs.bzl", "tfjs_model")\n\n'
         'tfjs_model(\n    name = "big_executor",\n    src = "//examples:models/mlp_keras2.h5",\n'
-        '    input_format = "keras",\n    exec_properties = {"rules_tfjs_memory": "4g"},\n)\n')
+        '    input_format = "keras",\n    exec_properties = {"rules_tfjs_memory": "4g"},\n)\n'
+    )
     try:
-        spawns, up, (new_blobs, _) = remote_build(first, worker, "remote_warm_new_action",
-                                                  "//remote_props:big_executor")
+        spawns, up, (new_blobs, _) = remote_build(
+            first, worker, "remote_warm_new_action", "//remote_props:big_executor"
+        )
         assert [s["runner"] for s in spawns] == ["remote"]
         props = {p["name"]: p["value"] for p in spawns[0]["platform"]["properties"]}
         assert props.get("rules_tfjs_memory") == "4g", spawns[0]["platform"]
@@ -491,8 +562,9 @@ def test_remote_cache_hits_in_a_second_output_base_without_uploads(env, worker):
     second: Bazel = env["second"]
     expected = {t: v for t, v in outputs(first).items() if t in REMOTE_TARGETS}
     second.run("clean")
-    spawns, up, (new_blobs, new_bytes) = remote_build(second, worker, "remote_second_output_base",
-                                                      *REMOTE_TARGETS)
+    spawns, up, (new_blobs, new_bytes) = remote_build(
+        second, worker, "remote_second_output_base", *REMOTE_TARGETS
+    )
     assert len(spawns) == len(REMOTE_TARGETS)
     assert all(s["remoteCacheHit"] for s in spawns), [(target_of(s), s["runner"]) for s in spawns]
     assert up.write_calls == 0 and up.bytes_sent == 0, up.calls

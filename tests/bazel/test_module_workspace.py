@@ -56,7 +56,14 @@ def toolchains(path: str) -> set[str]:
 
 def test_both_files_declare_the_same_repositories() -> None:
     module, workspace = module_repos(), workspace_repos()
-    assert {"bazel_skylib", "rules_python", "tfjs_npm", "tfjs_pip", "tfjs_pip_python", "tfjs_python"} <= module
+    assert {
+        "bazel_skylib",
+        "rules_python",
+        "tfjs_npm",
+        "tfjs_pip",
+        "tfjs_pip_python",
+        "tfjs_python",
+    } <= module
     assert module - BUILT_INTO_BAZEL4 == workspace - WORKSPACE_ONLY
 
 

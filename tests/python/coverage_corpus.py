@@ -85,6 +85,7 @@ def _two_branch(K: Any, merge: Any) -> Any:
 
 # --- one case per registered layer class -------------------------------------------
 
+
 # class -> (builder, inputs). A class missing from a flavor's ``layers`` module makes that
 # flavor "not buildable" (recorded, not a failure).
 def _layer_case(cls: str) -> Optional[Tuple[Build, InputsFn]]:  # noqa: C901 - a table
@@ -104,8 +105,9 @@ def _layer_case(cls: str) -> Optional[Tuple[Build, InputsFn]]:  # noqa: C901 - a
         "BatchNormalization": simple(img),
         "Bidirectional": (lambda K: _functional(K, seq, K.layers.Bidirectional(K.layers.LSTM(3))), _f(*seq)),
         "CategoryEncoding": (
-            lambda K: _functional(K, (4,), K.layers.CategoryEncoding(num_tokens=7, output_mode="multi_hot"),
-                                  dtype="int32"),
+            lambda K: _functional(
+                K, (4,), K.layers.CategoryEncoding(num_tokens=7, output_mode="multi_hot"), dtype="int32"
+            ),
             lambda: [ints((BATCH, 4), 7)],
         ),
         "CenterCrop": simple(img, 4, 4),
@@ -156,18 +158,24 @@ def _layer_case(cls: str) -> Optional[Tuple[Build, InputsFn]]:  # noqa: C901 - a
         "Softmax": simple((6,)),
         "SpatialDropout1D": simple(seq, 0.3),
         "ThresholdedReLU": simple((6,), 0.5),
-        "TimeDistributed": (lambda K: _functional(K, seq, K.layers.TimeDistributed(K.layers.Dense(2))), _f(*seq)),
+        "TimeDistributed": (
+            lambda K: _functional(K, seq, K.layers.TimeDistributed(K.layers.Dense(2))),
+            _f(*seq),
+        ),
         "UpSampling2D": simple(img, 2),
         "ZeroPadding2D": simple(img, 1),
         # Cells and containers.
         "GRUCell": (lambda K: _functional(K, seq, K.layers.RNN(K.layers.GRUCell(3))), _f(*seq)),
         "LSTMCell": (lambda K: _functional(K, seq, K.layers.RNN(K.layers.LSTMCell(3))), _f(*seq)),
         "SimpleRNNCell": (lambda K: _functional(K, seq, K.layers.RNN(K.layers.SimpleRNNCell(3))), _f(*seq)),
-        "RNN": (lambda K: _functional(K, seq, K.layers.RNN(K.layers.LSTMCell(3), return_sequences=True)),
-                _f(*seq)),
+        "RNN": (
+            lambda K: _functional(K, seq, K.layers.RNN(K.layers.LSTMCell(3), return_sequences=True)),
+            _f(*seq),
+        ),
         "StackedRNNCells": (
-            lambda K: _functional(K, seq, K.layers.RNN(K.layers.StackedRNNCells(
-                [K.layers.LSTMCell(3), K.layers.GRUCell(2)]))),
+            lambda K: _functional(
+                K, seq, K.layers.RNN(K.layers.StackedRNNCells([K.layers.LSTMCell(3), K.layers.GRUCell(2)]))
+            ),
             _f(*seq),
         ),
         "ConvLSTM2DCell": (
@@ -186,7 +194,9 @@ def _layer_case(cls: str) -> Optional[Tuple[Build, InputsFn]]:  # noqa: C901 - a
         "InputLayer": (lambda K: _functional(K, (6,), K.layers.Dense(3)), _f(6)),
         "Functional": (lambda K: _two_outputs(K), _f(6)),
         "Sequential": (
-            lambda K: K.Sequential([K.Input(shape=(6,)), K.layers.Dense(4, activation="relu"), K.layers.Dense(2)]),
+            lambda K: K.Sequential(
+                [K.Input(shape=(6,)), K.layers.Dense(4, activation="relu"), K.layers.Dense(2)]
+            ),
             _f(6),
         ),
         "Model": (lambda K: _nested_model(K), _f(6)),
@@ -198,7 +208,9 @@ def _two_outputs(K: Any) -> Any:
     """A functional model with two heads (Keras 2 class ``Functional``/``Model``)."""
     inp = K.Input(shape=(6,), name="x")
     h = K.layers.Dense(4, activation="relu", name="h")(inp)
-    return K.Model(inp, [K.layers.Dense(2, name="p")(h), K.layers.Dense(3, activation="softmax", name="q")(h)])
+    return K.Model(
+        inp, [K.layers.Dense(2, name="p")(h), K.layers.Dense(3, activation="softmax", name="q")(h)]
+    )
 
 
 def _nested_model(K: Any) -> Any:
@@ -229,9 +241,22 @@ def registered_classes() -> Dict[str, str]:
     """Class names from the tfjs list, split by kind: layer / activation / initializer..."""
     classes = json.loads(CLASSES_JSON.read_text())["classes"]
     kinds: Dict[str, str] = {}
-    initializers = {"Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "LeCunNormal",
-                    "LeCunUniform", "Ones", "Orthogonal", "RandomNormal", "RandomUniform",
-                    "TruncatedNormal", "VarianceScaling", "Zeros"}
+    initializers = {
+        "Constant",
+        "GlorotNormal",
+        "GlorotUniform",
+        "HeNormal",
+        "HeUniform",
+        "LeCunNormal",
+        "LeCunUniform",
+        "Ones",
+        "Orthogonal",
+        "RandomNormal",
+        "RandomUniform",
+        "TruncatedNormal",
+        "VarianceScaling",
+        "Zeros",
+    }
     optimizers = {"Adadelta", "Adagrad", "Adam", "Adamax", "Momentum", "RMSProp", "SGD"}
     constraints = {"MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm"}
     regularizers = {"L1L2"}
@@ -276,9 +301,12 @@ def keras_activation_names() -> List[str]:
 
 def _initializer_case(cls: str) -> Build:
     def build(K: Any) -> Any:
-        init = {"Constant": lambda: K.initializers.Constant(0.3),
-                "Identity": lambda: K.initializers.Identity()}.get(cls, lambda: getattr(K.initializers, cls)())()
+        init = {
+            "Constant": lambda: K.initializers.Constant(0.3),
+            "Identity": lambda: K.initializers.Identity(),
+        }.get(cls, lambda: getattr(K.initializers, cls)())()
         return _functional(K, (6,), K.layers.Dense(6, kernel_initializer=init, bias_initializer="ones"))
+
     return build
 
 
@@ -286,6 +314,7 @@ def _constraint_case(cls: str) -> Build:
     def build(K: Any) -> Any:
         c = getattr(K.constraints, cls)()
         return _functional(K, (6,), K.layers.Dense(4, kernel_constraint=c, bias_constraint=c))
+
     return build
 
 
@@ -298,6 +327,7 @@ def _compiled_case(cls: str) -> Build:
         opt = opt_cls(momentum=0.9) if cls == "Momentum" else opt_cls()
         model.compile(optimizer=opt, loss="categorical_crossentropy")
         return model
+
     return build
 
 
@@ -315,38 +345,81 @@ def _rnn_variants() -> Dict[str, Tuple[Build, InputsFn]]:
             ("no_bias", {"use_bias": False}),
         ]
         if cls == "GRU":
-            extra += [("reset_after_true", {"reset_after": True}), ("reset_after_false", {"reset_after": False})]
+            extra += [
+                ("reset_after_true", {"reset_after": True}),
+                ("reset_after_false", {"reset_after": False}),
+            ]
         for label, kw in extra:
             out[f"rnn/{cls}_{label}"] = (
-                (lambda c, k: lambda K: _functional(K, seq, getattr(K.layers, c)(3, **k)))(cls, kw), _f(*seq))
+                (lambda c, k: lambda K: _functional(K, seq, getattr(K.layers, c)(3, **k)))(cls, kw),
+                _f(*seq),
+            )
         out[f"rnn/{cls}_return_state"] = ((lambda c: lambda K: _return_state(K, c))(cls), _f(*seq))
         out[f"rnn/{cls}_stacked"] = (
-            (lambda c: lambda K: _functional(K, seq, getattr(K.layers, c)(3, return_sequences=True),
-                                             getattr(K.layers, c)(2)))(cls), _f(*seq))
+            (
+                lambda c: (
+                    lambda K: _functional(
+                        K, seq, getattr(K.layers, c)(3, return_sequences=True), getattr(K.layers, c)(2)
+                    )
+                )
+            )(cls),
+            _f(*seq),
+        )
         out[f"mask/Embedding_mask_zero_{cls}"] = (
-            (lambda c: lambda K: _functional(K, (5,), K.layers.Embedding(9, 3, mask_zero=True),
-                                             getattr(K.layers, c)(3), dtype="int32"))(cls),
-            lambda: [_padded_ids((BATCH, 5), 9)])
+            (
+                lambda c: (
+                    lambda K: _functional(
+                        K,
+                        (5,),
+                        K.layers.Embedding(9, 3, mask_zero=True),
+                        getattr(K.layers, c)(3),
+                        dtype="int32",
+                    )
+                )
+            )(cls),
+            lambda: [_padded_ids((BATCH, 5), 9)],
+        )
         out[f"mask/Masking_{cls}_return_sequences"] = (
-            (lambda c: lambda K: _functional(K, seq, K.layers.Masking(0.0),
-                                             getattr(K.layers, c)(3, return_sequences=True)))(cls),
-            lambda: [_with_zero_steps(rand((BATCH, *seq)))])
+            (
+                lambda c: (
+                    lambda K: _functional(
+                        K, seq, K.layers.Masking(0.0), getattr(K.layers, c)(3, return_sequences=True)
+                    )
+                )
+            )(cls),
+            lambda: [_with_zero_steps(rand((BATCH, *seq)))],
+        )
     for mode in ("concat", "sum", "ave", "mul"):
         out[f"bidi/LSTM_{mode}"] = (
-            (lambda m: lambda K: _functional(K, seq, K.layers.Bidirectional(K.layers.LSTM(3), merge_mode=m)))(mode),
-            _f(*seq))
+            (lambda m: lambda K: _functional(K, seq, K.layers.Bidirectional(K.layers.LSTM(3), merge_mode=m)))(
+                mode
+            ),
+            _f(*seq),
+        )
     out["bidi/GRU_return_sequences"] = (
-        lambda K: _functional(K, seq, K.layers.Bidirectional(K.layers.GRU(3, return_sequences=True,
-                                                                          reset_after=False))), _f(*seq))
+        lambda K: _functional(
+            K, seq, K.layers.Bidirectional(K.layers.GRU(3, return_sequences=True, reset_after=False))
+        ),
+        _f(*seq),
+    )
     out["mask/Masking_Bidirectional_LSTM"] = (
         lambda K: _functional(K, seq, K.layers.Masking(0.0), K.layers.Bidirectional(K.layers.LSTM(3))),
-        lambda: [_with_zero_steps(rand((BATCH, *seq)))])
+        lambda: [_with_zero_steps(rand((BATCH, *seq)))],
+    )
     out["mask/Embedding_mask_zero_Bidirectional_LSTM"] = (
-        lambda K: _functional(K, (5,), K.layers.Embedding(9, 3, mask_zero=True),
-                              K.layers.Bidirectional(K.layers.LSTM(3, return_sequences=True)), dtype="int32"),
-        lambda: [_padded_ids((BATCH, 5), 9)])
+        lambda K: _functional(
+            K,
+            (5,),
+            K.layers.Embedding(9, 3, mask_zero=True),
+            K.layers.Bidirectional(K.layers.LSTM(3, return_sequences=True)),
+            dtype="int32",
+        ),
+        lambda: [_padded_ids((BATCH, 5), 9)],
+    )
     out["wrap/TimeDistributed_Conv2D"] = (
-        lambda K: _functional(K, (3, 5, 5, 2), K.layers.TimeDistributed(K.layers.Conv2D(2, 3))), _f(3, 5, 5, 2))
+        lambda K: _functional(K, (3, 5, 5, 2), K.layers.TimeDistributed(K.layers.Conv2D(2, 3))),
+        _f(3, 5, 5, 2),
+    )
     return out
 
 
@@ -366,36 +439,86 @@ def _conv_variants() -> Dict[str, Tuple[Build, InputsFn]]:
         ("conv/Conv2D_relu6", "Conv2D", img, (4, 3), {"activation": "relu6", "padding": "same"}),
         ("conv/Conv1D_causal_dilation2", "Conv1D", seq, (4, 3), {"padding": "causal", "dilation_rate": 2}),
         ("conv/Conv1D_same_strides2", "Conv1D", seq, (4, 3), {"padding": "same", "strides": 2}),
-        ("conv/DepthwiseConv2D_multiplier2_same", "DepthwiseConv2D", img, (3,),
-         {"depth_multiplier": 2, "padding": "same"}),
-        ("conv/DepthwiseConv2D_strides2_no_bias", "DepthwiseConv2D", img, (3,), {"strides": 2, "use_bias": False}),
-        ("conv/SeparableConv2D_multiplier2_same", "SeparableConv2D", img, (4, 3),
-         {"depth_multiplier": 2, "padding": "same"}),
-        ("conv/Conv2DTranspose_same_strides2", "Conv2DTranspose", img, (4, 3), {"padding": "same", "strides": 2}),
+        (
+            "conv/DepthwiseConv2D_multiplier2_same",
+            "DepthwiseConv2D",
+            img,
+            (3,),
+            {"depth_multiplier": 2, "padding": "same"},
+        ),
+        (
+            "conv/DepthwiseConv2D_strides2_no_bias",
+            "DepthwiseConv2D",
+            img,
+            (3,),
+            {"strides": 2, "use_bias": False},
+        ),
+        (
+            "conv/SeparableConv2D_multiplier2_same",
+            "SeparableConv2D",
+            img,
+            (4, 3),
+            {"depth_multiplier": 2, "padding": "same"},
+        ),
+        (
+            "conv/Conv2DTranspose_same_strides2",
+            "Conv2DTranspose",
+            img,
+            (4, 3),
+            {"padding": "same", "strides": 2},
+        ),
         ("conv/MaxPooling2D_same_strides1", "MaxPooling2D", img, (3,), {"strides": 1, "padding": "same"}),
         ("conv/AveragePooling2D_same", "AveragePooling2D", img, (3,), {"strides": 2, "padding": "same"}),
         ("conv/MaxPooling2D_channels_first", "MaxPooling2D", img, (2,), {"data_format": "channels_first"}),
-        ("conv/GlobalAveragePooling2D_channels_first", "GlobalAveragePooling2D", img, (),
-         {"data_format": "channels_first"}),
+        (
+            "conv/GlobalAveragePooling2D_channels_first",
+            "GlobalAveragePooling2D",
+            img,
+            (),
+            {"data_format": "channels_first"},
+        ),
         ("conv/UpSampling2D_bilinear", "UpSampling2D", img, (2,), {"interpolation": "bilinear"}),
         ("conv/Resizing_nearest", "Resizing", img, (4, 4), {"interpolation": "nearest"}),
     ]
     out: Dict[str, Tuple[Build, InputsFn]] = {}
     for cid, cls, shape, args, kw in specs:
-        out[cid] = ((lambda c, s, a, k: lambda K: _functional(K, s, getattr(K.layers, c)(*a, **k)))(
-            cls, shape, args, kw), _f(*shape))
+        out[cid] = (
+            (lambda c, s, a, k: lambda K: _functional(K, s, getattr(K.layers, c)(*a, **k)))(
+                cls, shape, args, kw
+            ),
+            _f(*shape),
+        )
     out["dense/no_bias"] = (lambda K: _functional(K, (6,), K.layers.Dense(4, use_bias=False)), _f(6))
-    out["dense/rank3_input"] = (lambda K: _functional(K, (5, 4), K.layers.Dense(3, activation="relu")), _f(5, 4))
+    out["dense/rank3_input"] = (
+        lambda K: _functional(K, (5, 4), K.layers.Dense(3, activation="relu")),
+        _f(5, 4),
+    )
     out["reg/L1L2_all"] = (
-        lambda K: _functional(K, (6,), K.layers.Dense(
-            4, kernel_regularizer=K.regularizers.L1L2(0.01, 0.02), bias_regularizer=K.regularizers.L2(0.01),
-            activity_regularizer=K.regularizers.L1(0.01))), _f(6))
+        lambda K: _functional(
+            K,
+            (6,),
+            K.layers.Dense(
+                4,
+                kernel_regularizer=K.regularizers.L1L2(0.01, 0.02),
+                bias_regularizer=K.regularizers.L2(0.01),
+                activity_regularizer=K.regularizers.L1(0.01),
+            ),
+        ),
+        _f(6),
+    )
     out["norm/BatchNormalization_axis1_no_center"] = (
-        lambda K: _functional(K, (4, 5), K.layers.BatchNormalization(axis=1, center=False, scale=True)), _f(4, 5))
+        lambda K: _functional(K, (4, 5), K.layers.BatchNormalization(axis=1, center=False, scale=True)),
+        _f(4, 5),
+    )
     out["norm/LayerNormalization_no_scale"] = (
-        lambda K: _functional(K, (5, 4), K.layers.LayerNormalization(scale=False, epsilon=1e-3)), _f(5, 4))
+        lambda K: _functional(K, (5, 4), K.layers.LayerNormalization(scale=False, epsilon=1e-3)),
+        _f(5, 4),
+    )
     out["norm/UnitNormalization"] = (lambda K: _functional(K, (6,), K.layers.UnitNormalization()), _f(6))
-    out["norm/GroupNormalization"] = (lambda K: _functional(K, img, K.layers.GroupNormalization(groups=3)), _f(*img))
+    out["norm/GroupNormalization"] = (
+        lambda K: _functional(K, img, K.layers.GroupNormalization(groups=3)),
+        _f(*img),
+    )
     out["attn/Attention"] = (lambda K: _self_attention(K, "Attention"), _f(5, 4))
     out["attn/AdditiveAttention"] = (lambda K: _self_attention(K, "AdditiveAttention"), _f(5, 4))
     out["attn/MultiHeadAttention"] = (lambda K: _mha(K), _f(5, 4))
@@ -432,7 +555,9 @@ def keras_cases() -> List[Case]:
         if kind == "layer":
             spec = _layer_case(cls)
             if spec is None:
-                raise AssertionError(f"no corpus builder for tfjs layer class {cls}: add one to coverage_corpus")
+                raise AssertionError(
+                    f"no corpus builder for tfjs layer class {cls}: add one to coverage_corpus"
+                )
             cases[f"layer/{cls}"] = Case(f"layer/{cls}", spec[1], build=spec[0])
         elif kind == "initializer":
             cases[f"init/{cls}"] = Case(f"init/{cls}", _f(6), build=_initializer_case(cls))
@@ -444,15 +569,27 @@ def keras_cases() -> List[Case]:
     cases["init/Identity"] = Case("init/Identity", _f(6), build=_initializer_case("Identity"))
     for name in keras_activation_names():
         cid = f"act/{name}"
-        cases[cid] = Case(cid, _f(6), build=(lambda n: lambda K: _functional(K, (6,), K.layers.Dense(5, activation=n)))(name))
+        cases[cid] = Case(
+            cid,
+            _f(6),
+            build=(lambda n: lambda K: _functional(K, (6,), K.layers.Dense(5, activation=n)))(name),
+        )
     for table in (_rnn_variants(), _conv_variants()):
         for cid, (build, inputs) in table.items():
             cases[cid] = Case(cid, inputs, build=build)
     cases["model/subclassed"] = Case("model/subclassed", _f(6), build=subclassed_model)
     cases["h5/old_weight_names"] = Case(
-        "h5/old_weight_names", _f(6, 6, 3), build=lambda K: _functional(
-            K, (6, 6, 3), K.layers.Conv2D(2, 3, name="conv2d_1"), K.layers.Flatten(), K.layers.Dense(2, name="dense_1")),
-        note="Keras 2 .h5 rewritten so stored weight names carry a uniquifying suffix (conv2d_1_1/kernel:0)")
+        "h5/old_weight_names",
+        _f(6, 6, 3),
+        build=lambda K: _functional(
+            K,
+            (6, 6, 3),
+            K.layers.Conv2D(2, 3, name="conv2d_1"),
+            K.layers.Flatten(),
+            K.layers.Dense(2, name="dense_1"),
+        ),
+        note="Keras 2 .h5 rewritten so stored weight names carry a uniquifying suffix (conv2d_1_1/kernel:0)",
+    )
     return [cases[k] for k in sorted(cases)]
 
 
@@ -487,7 +624,9 @@ def suffix_h5_weight_names(path: str) -> None:
 def _while_fn(x: Any) -> Dict[str, Any]:
     import tensorflow as tf
 
-    _, y = tf.while_loop(lambda i, y: i < 4, lambda i, y: (i + 1, tf.tanh(y * 1.5 + 0.1)), (tf.constant(0), x))
+    _, y = tf.while_loop(
+        lambda i, y: i < 4, lambda i, y: (i + 1, tf.tanh(y * 1.5 + 0.1)), (tf.constant(0), x)
+    )
     return {"y": y}
 
 
@@ -495,8 +634,11 @@ def _while_data_dependent_fn(x: Any) -> Dict[str, Any]:
     import tensorflow as tf
 
     n = tf.cast(tf.reduce_max(tf.abs(x)) * 3.0, tf.int32) + 1
-    _, acc = tf.while_loop(lambda i, acc: i < n, lambda i, acc: (i + 1, acc + tf.cast(i, x.dtype) * x),
-                           (tf.constant(0), tf.zeros_like(x)))
+    _, acc = tf.while_loop(
+        lambda i, acc: i < n,
+        lambda i, acc: (i + 1, acc + tf.cast(i, x.dtype) * x),
+        (tf.constant(0), tf.zeros_like(x)),
+    )
     return {"acc": acc}
 
 
@@ -517,6 +659,7 @@ def _module_saver(fn: Callable[[Any], Dict[str, Any]]) -> Callable[[str], None]:
 
         m = M()
         tf.saved_model.save(m, path, signatures={"serving_default": m.__call__})
+
     return save
 
 
@@ -526,6 +669,7 @@ def _module_f64(fn: Callable[[Any], Dict[str, Any]]) -> Callable[[List[np.ndarra
 
         res = fn(tf.constant(inputs[0].astype(np.float64)))
         return [res[k].numpy() for k in sorted(res)]
+
     return run
 
 
@@ -536,7 +680,8 @@ def _sm_hash_table(path: str) -> None:
         def __init__(self) -> None:
             super().__init__()
             init = tf.lookup.KeyValueTensorInitializer(
-                tf.constant(["a", "b", "c", "d"]), tf.constant([3, 1, 4, 1], tf.int64))
+                tf.constant(["a", "b", "c", "d"]), tf.constant([3, 1, 4, 1], tf.int64)
+            )
             self.table = tf.lookup.StaticHashTable(init, default_value=-1)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="words")])
@@ -587,12 +732,21 @@ def subclassed_model(keras: Any) -> Any:
 
 def graph_cases() -> List[Case]:
     return [
-        Case("graph/tf_while_loop", _f(3), saved_model=_module_saver(_while_fn), float64=_module_f64(_while_fn)),
-        Case("graph/tf_while_loop_data_dependent", _f(3), saved_model=_module_saver(_while_data_dependent_fn),
-             float64=_module_f64(_while_data_dependent_fn)),
+        Case(
+            "graph/tf_while_loop", _f(3), saved_model=_module_saver(_while_fn), float64=_module_f64(_while_fn)
+        ),
+        Case(
+            "graph/tf_while_loop_data_dependent",
+            _f(3),
+            saved_model=_module_saver(_while_data_dependent_fn),
+            float64=_module_f64(_while_data_dependent_fn),
+        ),
         Case("graph/tf_cond", _f(3), saved_model=_module_saver(_cond_fn), float64=_module_f64(_cond_fn)),
-        Case("graph/hash_table", lambda: [np.array([b"b", b"zz", b"a", b"d"], dtype=object)],
-             saved_model=_sm_hash_table),
+        Case(
+            "graph/hash_table",
+            lambda: [np.array([b"b", b"zz", b"a", b"d"], dtype=object)],
+            saved_model=_sm_hash_table,
+        ),
         Case("graph/keras3_functional_export", _f(5, 4), saved_model=_sm_k3_functional),
         Case("graph/keras3_subclassed_export", _f(6), saved_model=_sm_k3_subclassed),
     ]
@@ -678,8 +832,12 @@ def float64_predictions(K: Any, model: Any, inputs: List[np.ndarray]) -> Optiona
     """
     try:
         twin = type(model).from_config(_to_float64(model.get_config()))
-        twin.set_weights([np.asarray(w, dtype=np.float64) if np.asarray(w).dtype == np.float32 else w
-                          for w in model.get_weights()])
+        twin.set_weights(
+            [
+                np.asarray(w, dtype=np.float64) if np.asarray(w).dtype == np.float32 else w
+                for w in model.get_weights()
+            ]
+        )
         x = [i.astype(np.float64) if i.dtype == np.float32 else i for i in inputs]
         outs = predict(twin, x)
     except Exception:  # noqa: BLE001 - some layers pin float32; no f64 bound then

@@ -56,12 +56,14 @@ def _set_bn_stats(model, x: np.ndarray) -> None:
             axes = tuple(range(act.ndim - 1))
             gamma, beta, _, _ = layer.get_weights()
             rng = np.random.default_rng(len(layer.name))
-            layer.set_weights([
-                (1.0 + 0.1 * rng.standard_normal(gamma.shape)).astype(np.float32),
-                (0.1 * rng.standard_normal(beta.shape)).astype(np.float32),
-                act.mean(axis=axes).astype(np.float32),
-                act.var(axis=axes).astype(np.float32),
-            ])
+            layer.set_weights(
+                [
+                    (1.0 + 0.1 * rng.standard_normal(gamma.shape)).astype(np.float32),
+                    (0.1 * rng.standard_normal(beta.shape)).astype(np.float32),
+                    act.mean(axis=axes).astype(np.float32),
+                    act.var(axis=axes).astype(np.float32),
+                ]
+            )
     del tf
 
 
@@ -108,7 +110,9 @@ def depthwise(root: str) -> Tuple[str, Inputs]:
     inp = keras.Input((12, 12, 4), name="img")
     h = keras.layers.DepthwiseConv2D(3, padding="same", bias_initializer=_bias(), name="dw1")(inp)
     h = keras.layers.ReLU(6.0, name="relu6")(h)
-    h = keras.layers.DepthwiseConv2D(3, padding="same", activation="elu", bias_initializer=_bias(), name="dw2")(h)
+    h = keras.layers.DepthwiseConv2D(
+        3, padding="same", activation="elu", bias_initializer=_bias(), name="dw2"
+    )(h)
     out = keras.layers.Flatten(name="flat")(h)
     model = keras.Model(inp, out)
     path = os.path.join(root, "dw_sm")
@@ -288,7 +292,9 @@ def mobilenet_v2(root: str, size: int = 96, classes: int = 10) -> Tuple[str, Inp
     return path, {model.inputs[0].name.split(":")[0]: x}
 
 
-def predict_saved_model(path: str, inputs: Inputs, signature: str = "serving_default", tags=None) -> Dict[str, np.ndarray]:
+def predict_saved_model(
+    path: str, inputs: Inputs, signature: str = "serving_default", tags=None
+) -> Dict[str, np.ndarray]:
     """TensorFlow's own outputs for ``inputs`` (the ground truth of the tests)."""
     tf = _tf()
     model = tf.saved_model.load(path, tags=tags)

@@ -45,8 +45,11 @@ def _resource_module(tf, initialize: Callable[[object], object]):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="w")])
         def __call__(self, w):
-            return {"ids": tf.raw_ops.LookupTableFindV2(table_handle=self.table.resource_handle, keys=w,
-                                                        default_value=tf.constant(-1, tf.int64))}
+            return {
+                "ids": tf.raw_ops.LookupTableFindV2(
+                    table_handle=self.table.resource_handle, keys=w, default_value=tf.constant(-1, tf.int64)
+                )
+            }
 
     return Model()
 
@@ -102,21 +105,50 @@ def _zip_bomb(path: str, real_keras: str) -> str:
     with open(path, "r+b") as f:
         data = f.read()
         eocd = data.rfind(b"PK\x05\x06")
-        cd_size, cd_offset = struct.unpack("<II", data[eocd + 12:eocd + 20])
-        entries = struct.unpack("<H", data[eocd + 10:eocd + 12])[0]
-        central = data[cd_offset:cd_offset + cd_size]
+        cd_size, cd_offset = struct.unpack("<II", data[eocd + 12 : eocd + 20])
+        entries = struct.unpack("<H", data[eocd + 10 : eocd + 12])[0]
+        central = data[cd_offset : cd_offset + cd_size]
         name = b"model.weights.h5"
         local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(body), size, len(name), 0)
         offset = cd_offset
-        entry = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(body), size,
-                            len(name), 0, 0, 0, 0, 0o644 << 16, offset)
+        entry = struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            8,
+            0,
+            0x21,
+            crc,
+            len(body),
+            size,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0o644 << 16,
+            offset,
+        )
         f.seek(cd_offset)
         f.truncate()
         f.write(local + name + body)
         new_cd = f.tell()
         f.write(central + entry + name)
-        f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries + 1, entries + 1,
-                            len(central) + len(entry) + len(name), new_cd, 0))
+        f.write(
+            struct.pack(
+                "<IHHHHIIH",
+                0x06054B50,
+                0,
+                0,
+                entries + 1,
+                entries + 1,
+                len(central) + len(entry) + len(name),
+                new_cd,
+                0,
+            )
+        )
     return path
 
 
@@ -129,8 +161,14 @@ def _h5_bomb(path: str, real_h5: str) -> str:
         group = f["model_weights/d/d"]
         name = "kernel:0" if "kernel:0" in group else min(group)
         del group[name]
-        group.create_dataset(name, shape=(1 << 20, 1 << 20), dtype="float32", chunks=(1024, 1024),
-                             compression="gzip", fillvalue=1.0)
+        group.create_dataset(
+            name,
+            shape=(1 << 20, 1 << 20),
+            dtype="float32",
+            chunks=(1024, 1024),
+            compression="gzip",
+            fillvalue=1.0,
+        )
     return path
 
 
@@ -148,38 +186,52 @@ def build(root: str) -> Dict[str, str]:
 
     def write_init(handle):
         tf.io.write_file(sentinel(root, "sm_init_write_file"), "pwned")
-        return tf.raw_ops.InitializeTableV2(table_handle=handle, keys=tf.constant(["a"]),
-                                            values=tf.constant([1], tf.int64))
+        return tf.raw_ops.InitializeTableV2(
+            table_handle=handle, keys=tf.constant(["a"]), values=tf.constant([1], tf.int64)
+        )
 
-    out["sm_init_write_file"] = _save(tf, _resource_module(tf, write_init), os.path.join(models, "init_write"))
+    out["sm_init_write_file"] = _save(
+        tf, _resource_module(tf, write_init), os.path.join(models, "init_write")
+    )
 
     def print_init(handle):
         tf.print("pwned", output_stream="file://" + sentinel(root, "sm_init_print_to_file"))
-        return tf.raw_ops.InitializeTableV2(table_handle=handle, keys=tf.constant(["a"]),
-                                            values=tf.constant([1], tf.int64))
+        return tf.raw_ops.InitializeTableV2(
+            table_handle=handle, keys=tf.constant(["a"]), values=tf.constant([1], tf.int64)
+        )
 
-    out["sm_init_print_to_file"] = _save(tf, _resource_module(tf, print_init), os.path.join(models, "init_print"))
+    out["sm_init_print_to_file"] = _save(
+        tf, _resource_module(tf, print_init), os.path.join(models, "init_print")
+    )
 
     def read_init(handle):
-        return tf.raw_ops.InitializeTableFromTextFileV2(table_handle=handle, filename=tf.constant(secret),
-                                                        key_index=-2, value_index=-1)
+        return tf.raw_ops.InitializeTableFromTextFileV2(
+            table_handle=handle, filename=tf.constant(secret), key_index=-2, value_index=-1
+        )
 
-    out["sm_init_read_outside"] = _save(tf, _resource_module(tf, read_init), os.path.join(models, "init_read"))
+    out["sm_init_read_outside"] = _save(
+        tf, _resource_module(tf, read_init), os.path.join(models, "init_read")
+    )
 
     def read_file_init(handle):
         content = tf.io.read_file(secret)
-        return tf.raw_ops.InitializeTableV2(table_handle=handle, keys=tf.reshape(content, [1]),
-                                            values=tf.constant([1], tf.int64))
+        return tf.raw_ops.InitializeTableV2(
+            table_handle=handle, keys=tf.reshape(content, [1]), values=tf.constant([1], tf.int64)
+        )
 
-    out["sm_init_read_file"] = _save(tf, _resource_module(tf, read_file_init), os.path.join(models, "init_readfile"))
+    out["sm_init_read_file"] = _save(
+        tf, _resource_module(tf, read_file_init), os.path.join(models, "init_readfile")
+    )
 
     def matching_files_init(handle):
         names = tf.io.matching_files(os.path.join(root, "*"))
-        return tf.raw_ops.InitializeTableV2(table_handle=handle, keys=names[:1],
-                                            values=tf.constant([1], tf.int64))
+        return tf.raw_ops.InitializeTableV2(
+            table_handle=handle, keys=names[:1], values=tf.constant([1], tf.int64)
+        )
 
-    out["sm_init_list_files"] = _save(tf, _resource_module(tf, matching_files_init),
-                                      os.path.join(models, "init_glob"))
+    out["sm_init_list_files"] = _save(
+        tf, _resource_module(tf, matching_files_init), os.path.join(models, "init_glob")
+    )
 
     def py_body(x):
         return tf.py_function(lambda t: t * 2, [x], tf.float32)
@@ -197,8 +249,13 @@ def build(root: str) -> Dict[str, str]:
     class Vocab(tf.Module):
         def __init__(self, vocab):
             super().__init__()
-            init = tf.lookup.TextFileInitializer(vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-                                                 tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
+            init = tf.lookup.TextFileInitializer(
+                vocab,
+                tf.string,
+                tf.lookup.TextFileIndex.WHOLE_LINE,
+                tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER,
+            )
             self.table = tf.lookup.StaticHashTable(init, -1)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="w")])
@@ -266,8 +323,11 @@ def build(root: str) -> Dict[str, str]:
 
     ckpt = os.path.join(models, "ckpt_bomb")
     _save(tf, _plain_module(tf, lambda x: x), ckpt)
-    data = [os.path.join(ckpt, "variables", f) for f in os.listdir(os.path.join(ckpt, "variables"))
-            if f.startswith("variables.data")]
+    data = [
+        os.path.join(ckpt, "variables", f)
+        for f in os.listdir(os.path.join(ckpt, "variables"))
+        if f.startswith("variables.data")
+    ]
     for path in data:
         with open(path, "r+b") as f:
             f.truncate(4)

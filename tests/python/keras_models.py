@@ -207,8 +207,10 @@ def tfk_nested(out_dir: str) -> str:
     import tf_keras
 
     _seed()
-    sub = tf_keras.Sequential([tf_keras.layers.Dense(4, activation="relu", name="inner1"),
-                               tf_keras.layers.Dense(3, name="inner2")], name="sub")
+    sub = tf_keras.Sequential(
+        [tf_keras.layers.Dense(4, activation="relu", name="inner1"), tf_keras.layers.Dense(3, name="inner2")],
+        name="sub",
+    )
     inp = tf_keras.Input((5,), name="x")
     out = tf_keras.layers.Dense(2, name="outer")(sub(inp))
     model = tf_keras.Model(inp, out, name="nest")
@@ -223,8 +225,10 @@ def k3_nested_keras(out_dir: str) -> str:
     from keras import layers
 
     keras.utils.set_random_seed(SEED)
-    seq = keras.Sequential([keras.Input((5,)), layers.Dense(4, activation="relu", name="s1"),
-                            layers.Dense(3, name="s2")], name="seq")
+    seq = keras.Sequential(
+        [keras.Input((5,)), layers.Dense(4, activation="relu", name="s1"), layers.Dense(3, name="s2")],
+        name="seq",
+    )
     f_in = keras.Input((3,), name="f_in")
     func = keras.Model(f_in, layers.Dense(3, activation="tanh", name="f1")(f_in), name="func")
     inp = keras.Input((5,), name="x")
@@ -259,8 +263,11 @@ def mobilenet_v2_h5(out_dir: str, alpha: float = 1.0, size: int = 224, logits: b
 
     _seed()
     model = tf_keras.applications.MobileNetV2(
-        weights=None, alpha=alpha, input_shape=(size, size, 3),
-        classifier_activation=None if logits else "softmax")
+        weights=None,
+        alpha=alpha,
+        input_shape=(size, size, 3),
+        classifier_activation=None if logits else "softmax",
+    )
     _set_bn_stats(model, None)
     path = os.path.join(out_dir, "mobilenet_v2.h5")
     model.save(path)
@@ -272,8 +279,9 @@ def k3_mobilenet_v2_keras(out_dir: str, alpha: float = 0.35, size: int = 96) -> 
     import keras
 
     keras.utils.set_random_seed(SEED)
-    model = keras.applications.MobileNetV2(weights=None, alpha=alpha, input_shape=(size, size, 3),
-                                           classifier_activation=None)
+    model = keras.applications.MobileNetV2(
+        weights=None, alpha=alpha, input_shape=(size, size, 3), classifier_activation=None
+    )
     _set_bn_stats(model, None)
     path = os.path.join(out_dir, "k3_mobilenet_v2.keras")
     model.save(path)

@@ -19,7 +19,6 @@ from typing import Tuple
 
 import numpy as np
 import pytest
-
 from tfjs_runtime import JS_DIR, require_js_runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,12 +50,18 @@ def example_model() -> Tuple[Path, str]:
         return BAZEL_OUT, "bazel-bin (existing)"
     if shutil.which("bazel") is None:
         _skip_or_fail(f"{BAZEL_OUT} is missing and bazel is not on PATH")
-    proc = subprocess.run(["bazel", "build", "//examples:mlp_graph"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        ["bazel", "build", "//examples:mlp_graph"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-        pytest.fail(f"bazel build //examples:mlp_graph failed (exit {proc.returncode}):\n{tail}",
-                    pytrace=False)
+        pytest.fail(
+            f"bazel build //examples:mlp_graph failed (exit {proc.returncode}):\n{tail}", pytrace=False
+        )
     assert (BAZEL_OUT / "model.json").is_file(), f"bazel built no {BAZEL_OUT}/model.json"
     return BAZEL_OUT, "bazel build"
 
@@ -90,9 +95,20 @@ def test_example_model_runs_in_headless_chromium(example_model, record_property,
         # float32 -> Python float -> JSON is exact, and tfjs rounds back to the same float32.
         query = urllib.parse.urlencode({"model": "model/model.json", "input": json.dumps(x.tolist())})
         proc = subprocess.run(
-            ["node", str(JS_DIR / "browser_check.js"), "--url", f"{base}?{query}",
-             "--screenshot", str(SCREENSHOT), "--chromium", CHROMIUM],
-            cwd=JS_DIR, capture_output=True, text=True, timeout=300,
+            [
+                "node",
+                str(JS_DIR / "browser_check.js"),
+                "--url",
+                f"{base}?{query}",
+                "--screenshot",
+                str(SCREENSHOT),
+                "--chromium",
+                CHROMIUM,
+            ],
+            cwd=JS_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     finally:
         server.shutdown()
@@ -107,7 +123,10 @@ def test_example_model_runs_in_headless_chromium(example_model, record_property,
     assert got.shape == expected.shape
     record_property("max_abs_diff", float(np.max(np.abs(got - expected))))
     np.testing.assert_allclose(
-        got, expected, rtol=0, atol=ATOL,
+        got,
+        expected,
+        rtol=0,
+        atol=ATOL,
         err_msg=f"model from {origin}; if stale: bazel build //examples:mlp_graph",
     )
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 1000
@@ -134,8 +153,13 @@ def test_example_server_serves_only_page_tfjs_and_model(tmp_path: Path) -> None:
     try:
         assert _get(base + "model/model.json") == (200, b'{"format": "graph-model"}')
         assert _get(base)[0] == 200 and _get(base + "app.js")[0] == 200
-        for escape in ("model/../secret.txt", "model/%2e%2e/secret.txt", "model/..%2fsecret.txt",
-                       "vendor/../../../../../etc/passwd", "serve.py"):
+        for escape in (
+            "model/../secret.txt",
+            "model/%2e%2e/secret.txt",
+            "model/..%2fsecret.txt",
+            "vendor/../../../../../etc/passwd",
+            "serve.py",
+        ):
             assert _get(base + escape)[0] == 404, escape
         if (serve.TFJS_DIST / "tf.min.js").is_file():
             status, body = _get(base + "vendor/tf.min.js")

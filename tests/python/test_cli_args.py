@@ -41,10 +41,18 @@ def test_quantize_flag_between_positionals():
     assert (args.input_path, args.output_path, args.quantize_float16) == ("in", "out", True)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("False", False), ("false", False), ("0", False), ("", False),
-    ("True", True), ("1", True), ("yes", True),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("False", False),
+        ("false", False),
+        ("0", False),
+        ("", False),
+        ("True", True),
+        ("1", True),
+        ("yes", True),
+    ],
+)
 def test_bool_flags_parse_their_value(text, expected):
     # The reference's type=bool made "--strip_debug_ops=False" mean True.
     args = cli.parse_args([f"--strip_debug_ops={text}", "a", "b"])
@@ -106,28 +114,68 @@ def test_flagfile_expansion(tmp_path):
     assert (args.input_path, args.output_path, args.quantize_uint8) == ("in path.h5", "out", True)
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--input_format=nope", "a", "b"], "invalid choice: 'nope'"),
-    (["--input_format=keras"], "missing input_path"),
-    (["--input_format=keras", "a"], "missing output_path"),
-    (["--input_format=keras_keras", "--output_format=keras", "a", "b"], "unsupported input_format/output_format pair: keras_keras -> keras"),
-    (["--input_format=keras", "--weight_shard_size_bytes=0", "a", "b"], "must be a positive integer"),
-    (["--input_format=keras", "--weight_shard_size_bytes=-5", "a", "b"], "must be a positive integer"),
-    (["--input_format=keras", "--weight_shard_size_bytes=x", "a", "b"], "expected an integer"),
-    (["--input_format=tfjs_layers_model", "--output_format=keras", "--weight_shard_size_bytes=9", "a", "b"],
-     "weight_shard_size_bytes applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras"),
-    (["--input_format=tf_frozen_model", "a", "b"], 'output_node_names is required for input_format "tf_frozen_model"'),
-    (["--input_format=keras", "--signature_name=x", "a", "b"], "signature_name applies only to the tf_hub or tf_saved_model input format, not keras"),
-    (["--input_format=keras", "--control_flow_v2", "a", "b"],
-     "control_flow_v2 applies only to the tfjs_graph_model output format, not tfjs_layers_model"),
-    (["--input_format=keras", "--split_weights_by_layer", "--output_format=tfjs_graph_model", "a", "b"],
-     "split_weights_by_layer applies only to the tfjs_layers_model output format, not tfjs_graph_model"),
-    # The reference silently ignored quantization when writing Keras files.
-    (["--input_format=tfjs_layers_model", "--output_format=keras", "--quantize_uint8", "a", "b"],
-     "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras"),
-    (["--input_format=tfjs_layers_model", "--output_format=keras_saved_model", "--quantize_float16=*", "a", "b"],
-     "quantize_float16 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras_saved_model"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--input_format=nope", "a", "b"], "invalid choice: 'nope'"),
+        (["--input_format=keras"], "missing input_path"),
+        (["--input_format=keras", "a"], "missing output_path"),
+        (
+            ["--input_format=keras_keras", "--output_format=keras", "a", "b"],
+            "unsupported input_format/output_format pair: keras_keras -> keras",
+        ),
+        (["--input_format=keras", "--weight_shard_size_bytes=0", "a", "b"], "must be a positive integer"),
+        (["--input_format=keras", "--weight_shard_size_bytes=-5", "a", "b"], "must be a positive integer"),
+        (["--input_format=keras", "--weight_shard_size_bytes=x", "a", "b"], "expected an integer"),
+        (
+            [
+                "--input_format=tfjs_layers_model",
+                "--output_format=keras",
+                "--weight_shard_size_bytes=9",
+                "a",
+                "b",
+            ],
+            "weight_shard_size_bytes applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras",
+        ),
+        (
+            ["--input_format=tf_frozen_model", "a", "b"],
+            'output_node_names is required for input_format "tf_frozen_model"',
+        ),
+        (
+            ["--input_format=keras", "--signature_name=x", "a", "b"],
+            "signature_name applies only to the tf_hub or tf_saved_model input format, not keras",
+        ),
+        (
+            ["--input_format=keras", "--control_flow_v2", "a", "b"],
+            "control_flow_v2 applies only to the tfjs_graph_model output format, not tfjs_layers_model",
+        ),
+        (
+            [
+                "--input_format=keras",
+                "--split_weights_by_layer",
+                "--output_format=tfjs_graph_model",
+                "a",
+                "b",
+            ],
+            "split_weights_by_layer applies only to the tfjs_layers_model output format, not tfjs_graph_model",
+        ),
+        # The reference silently ignored quantization when writing Keras files.
+        (
+            ["--input_format=tfjs_layers_model", "--output_format=keras", "--quantize_uint8", "a", "b"],
+            "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras",
+        ),
+        (
+            [
+                "--input_format=tfjs_layers_model",
+                "--output_format=keras_saved_model",
+                "--quantize_float16=*",
+                "a",
+                "b",
+            ],
+            "quantize_float16 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras_saved_model",
+        ),
+    ],
+)
 def test_usage_errors_are_one_line(argv, needle):
     code, out, err = run_main(argv)
     assert code == 2, err
@@ -148,8 +196,12 @@ def test_version_does_not_import_tensorflow():
         "rc = cli.main(['--version'], stdout=out); print(out.getvalue());"
         "print('TF_IMPORTED' if 'tensorflow' in sys.modules else 'NO_TF'); sys.exit(rc)"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": os.path.join(REPO, "converter")})
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.path.join(REPO, "converter")},
+    )
     assert res.returncode == 0
     assert "tensorflowjs 4.22.0" in res.stdout and "NO_TF" in res.stdout
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 TOOL = Path(__file__).resolve().parents[2] / "rules" / "private" / "tfjs_convert_tool.py"
 
-CLI = '''
+CLI = """
 def main(argv, stdout, stderr):
     stdout.write("version {v} pid %d\\n" % __import__("os").getpid())
     return 0
-'''
+"""
 
 
 def _write_converter(root: Path, version: int) -> None:
@@ -41,9 +41,13 @@ def _ask(proc: subprocess.Popen, request_id: int) -> str:
 def test_worker_restarts_on_changed_sources_and_answers_the_same_request(tmp_path: Path):
     root = tmp_path / "converter"
     _write_converter(root, 1)
-    proc = subprocess.Popen([sys.executable, str(TOOL), f"--sys_path={root}", "--persistent_worker"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, str(TOOL), f"--sys_path={root}", "--persistent_worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     try:
         first = _ask(proc, 1)
         assert _ask(proc, 2) == first  # unchanged sources: same process, same code

@@ -174,8 +174,9 @@ def tolerance(ref32: Sequence[np.ndarray], ref64: Optional[Sequence[np.ndarray]]
     return max(SPREAD_FACTOR * spread, floor), f"4x f32-f64 spread {spread:.2g}"
 
 
-def _run_tfjs(tfjs: Any, model_dir: str, kind: str, backend: str, inputs: Any,
-              ref32: Sequence[np.ndarray]) -> Tuple[Optional[float], str]:
+def _run_tfjs(
+    tfjs: Any, model_dir: str, kind: str, backend: str, inputs: Any, ref32: Sequence[np.ndarray]
+) -> Tuple[Optional[float], str]:
     """-> (max diff or None, error message)."""
     try:
         got = tfjs.predict(model_dir, inputs, kind=kind, backend=backend)
@@ -183,8 +184,10 @@ def _run_tfjs(tfjs: Any, model_dir: str, kind: str, backend: str, inputs: Any,
         return None, exc.error.splitlines()[0][:300]
     order = _pair(got, ref32)
     if order is None:
-        return None, (f"outputs differ in number/shape: tfjs {[np.shape(g) for g in got]} "
-                      f"vs TF {[np.shape(r) for r in ref32]}")
+        return None, (
+            f"outputs differ in number/shape: tfjs {[np.shape(g) for g in got]} "
+            f"vs TF {[np.shape(r) for r in ref32]}"
+        )
     return max(_max_diff(got[i], r) for i, r in zip(order, ref32)), ""
 
 
@@ -192,9 +195,17 @@ def _run_tfjs(tfjs: Any, model_dir: str, kind: str, backend: str, inputs: Any,
 _WASM_UNSUPPORTED = ("not registered", "not yet implemented", "only supports", "not supported")
 
 
-def _check_path(tfjs: Any, src: str, input_format: str, output_format: str, work: str,
-                inputs: Any, ref32: Sequence[np.ndarray], tol: float,
-                wasm_bug: Optional[str] = None) -> Dict[str, Any]:
+def _check_path(
+    tfjs: Any,
+    src: str,
+    input_format: str,
+    output_format: str,
+    work: str,
+    inputs: Any,
+    ref32: Sequence[np.ndarray],
+    tol: float,
+    wasm_bug: Optional[str] = None,
+) -> Dict[str, Any]:
     """Convert, run on cpu then wasm, compare. ``wasm_bug``: the KNOWN_WASM_BUGS reason
     for this pair, which turns a wasm-only failure into the "wasm-bug" outcome."""
     out = os.path.join(work, output_format)
@@ -202,7 +213,9 @@ def _check_path(tfjs: Any, src: str, input_format: str, output_format: str, work
     entry: Dict[str, Any] = {"convert_s": round(secs, 3)}
     if status == "refused":
         if len(message.strip().splitlines()) != 1:
-            return dict(entry, outcome="fail", message="refusal is not one line: " + " / ".join(message.splitlines()))
+            return dict(
+                entry, outcome="fail", message="refusal is not one line: " + " / ".join(message.splitlines())
+            )
         return dict(entry, outcome="refused", message=message.strip())
     if status == "crash":
         return dict(entry, outcome="fail", message="converter traceback: " + message)
@@ -210,13 +223,18 @@ def _check_path(tfjs: Any, src: str, input_format: str, output_format: str, work
     diff, error = _run_tfjs(tfjs, out, kind, "cpu", inputs, ref32)
     entry["warning"] = message
     if diff is None:
-        return dict(entry, outcome="fail", message=f"converted{' with a warning' if message else ''}, "
-                    f"then tfjs cpu failed: {error}")
+        return dict(
+            entry,
+            outcome="fail",
+            message=f"converted{' with a warning' if message else ''}, then tfjs cpu failed: {error}",
+        )
     entry["max_diff"] = diff
     if diff > tol:
         return dict(entry, outcome="fail", message=f"tfjs cpu differs from TF by {diff:.3g} > tol {tol:.3g}")
     wdiff, werror = _run_tfjs(tfjs, out, kind, "wasm", inputs, ref32)
-    if (wdiff is None and not any(s in werror for s in _WASM_UNSUPPORTED)) or (wdiff is not None and wdiff > tol):
+    if (wdiff is None and not any(s in werror for s in _WASM_UNSUPPORTED)) or (
+        wdiff is not None and wdiff > tol
+    ):
         # One wasm crash ("memory access out of bounds") leaves the wasm heap of the shared
         # harness corrupted for every later model: retry in a fresh Node process, so a
         # failure is this model's own.
@@ -263,8 +281,17 @@ def run_keras_case(case: cc.Case, tfjs: Any, work: str) -> Dict[str, Dict[str, A
         ref64 = cc.float64_predictions(K, model, inputs)
         tol, why = tolerance(ref32, ref64)
         for target, output_format in (("layers", "tfjs_layers_model"), ("graph", "tfjs_graph_model")):
-            entry = _check_path(tfjs, src, input_format, output_format, os.path.join(work, flavor),
-                                inputs, ref32, tol, KNOWN_WASM_BUGS.get((case.id, f"{flavor}:{target}")))
+            entry = _check_path(
+                tfjs,
+                src,
+                input_format,
+                output_format,
+                os.path.join(work, flavor),
+                inputs,
+                ref32,
+                tol,
+                KNOWN_WASM_BUGS.get((case.id, f"{flavor}:{target}")),
+            )
             results[f"{flavor}:{target}"] = dict(entry, tol=tol, bound=why)
     return results
 
@@ -277,8 +304,17 @@ def run_graph_case(case: cc.Case, tfjs: Any, work: str) -> Dict[str, Dict[str, A
     ref64 = case.float64(inputs) if case.float64 else None
     tol, why = tolerance(ref32, ref64)
     feed = dict(zip(names, inputs))
-    entry = _check_path(tfjs, sm, "tf_saved_model", "tfjs_graph_model", work, feed, ref32, tol,
-                        KNOWN_WASM_BUGS.get((case.id, cc.SM_PATH)))
+    entry = _check_path(
+        tfjs,
+        sm,
+        "tf_saved_model",
+        "tfjs_graph_model",
+        work,
+        feed,
+        ref32,
+        tol,
+        KNOWN_WASM_BUGS.get((case.id, cc.SM_PATH)),
+    )
     return {cc.SM_PATH: dict(entry, tol=tol, bound=why)}
 
 
@@ -320,14 +356,16 @@ def _failures(case_id: str, paths: Dict[str, Dict[str, Any]]) -> List[str]:
         if res["outcome"] == "fail" and known is None:
             problems.append(f"{path}: {res['message']}")
         elif res["outcome"] != "fail" and known is not None:
-            problems.append(f"{path}: listed in KNOWN_FAILURES ({known}) but now {res['outcome']}: "
-                            "delete the entry")
+            problems.append(
+                f"{path}: listed in KNOWN_FAILURES ({known}) but now {res['outcome']}: delete the entry"
+            )
         if res["outcome"] == "fail" and known is not None:
             res["known"] = known
         wasm_bug = KNOWN_WASM_BUGS.get((case_id, path))
         if wasm_bug is not None and res["outcome"] != "wasm-bug":
-            problems.append(f"{path}: listed in KNOWN_WASM_BUGS ({wasm_bug}) but now {res['outcome']}: "
-                            "delete the entry")
+            problems.append(
+                f"{path}: listed in KNOWN_WASM_BUGS ({wasm_bug}) but now {res['outcome']}: delete the entry"
+            )
     return problems
 
 

@@ -40,22 +40,27 @@ def test_a_hand_edit_is_detected(table: Any, tmp_path: Path, monkeypatch: pytest
     for name, value in (("ROOT", tmp_path), ("README", readme), ("DOC", doc)):
         monkeypatch.setattr(table, name, value)
     assert table.check() == []
-    readme.write_text(readme.read_text(encoding="utf-8").replace("| **all** |", "| **all, edited** |"),
-                      encoding="utf-8")
+    readme.write_text(
+        readme.read_text(encoding="utf-8").replace("| **all** |", "| **all, edited** |"), encoding="utf-8"
+    )
     doc.write_text(doc.read_text(encoding="utf-8").replace("✓", "ok", 1), encoding="utf-8")
     assert table.check() == ["docs/coverage.md", "README.md"]
 
 
 def test_cells_and_counts(table: Any) -> None:
-    doc = {"cases": {
-        "a": {"paths": {
-            "k2:layers": {"outcome": "ok", "max_diff": 1.2e-7},
-            "k2:graph": {"outcome": "refused", "message": "Unsupported Ops: Erfc"},
-            "k3:layers": {"outcome": "fail", "message": "tfjs failed", "known": "fixed elsewhere"},
-            "k3:graph": {"outcome": "warned", "max_diff": 0.0, "warning": "class X"},
-        }},
-        "b": {"paths": {"sm:graph": {"outcome": "n/a", "message": "cannot build"}}},
-    }}
+    doc = {
+        "cases": {
+            "a": {
+                "paths": {
+                    "k2:layers": {"outcome": "ok", "max_diff": 1.2e-7},
+                    "k2:graph": {"outcome": "refused", "message": "Unsupported Ops: Erfc"},
+                    "k3:layers": {"outcome": "fail", "message": "tfjs failed", "known": "fixed elsewhere"},
+                    "k3:graph": {"outcome": "warned", "max_diff": 0.0, "warning": "class X"},
+                }
+            },
+            "b": {"paths": {"sm:graph": {"outcome": "n/a", "message": "cannot build"}}},
+        }
+    }
     notes = table._Notes()
     paths = doc["cases"]["a"]["paths"]
     assert table.cell(paths["k2:layers"], notes) == "✓ 1e-7"
@@ -69,12 +74,20 @@ def test_cells_and_counts(table: Any) -> None:
 
 
 def test_a_wasm_backend_bug_counts_as_matched_with_a_note(table: Any) -> None:
-    res = {"outcome": "wasm-bug", "max_diff": 2e-7, "wasm_bug": "tfjs-backend-wasm bug",
-           "message": "tfjs wasm differs from TF by 1.9 > tol 3e-06"}
+    res = {
+        "outcome": "wasm-bug",
+        "max_diff": 2e-7,
+        "wasm_bug": "tfjs-backend-wasm bug",
+        "message": "tfjs wasm differs from TF by 1.9 > tol 3e-06",
+    }
     notes = table._Notes()
     assert table.cell(res, notes) == "✓ 2e-7 cpu; wasm ✗ [1]"
     assert notes.items == ["tfjs-backend-wasm bug — tfjs wasm differs from TF by 1.9 > tol 3e-06"]
     counts = table.counts({"cases": {"a": {"paths": {"k2:layers": res}}}})
     assert counts["k2:layers"]["ok"] == 1 and counts["k2:layers"]["fail"] == 0
-    assert table.normalize({"cases": {"a": {"paths": {"k2:layers": res}}}})["cases"]["a"]["paths"][
-        "k2:layers"]["wasm_bug"] == "tfjs-backend-wasm bug"
+    assert (
+        table.normalize({"cases": {"a": {"paths": {"k2:layers": res}}}})["cases"]["a"]["paths"]["k2:layers"][
+            "wasm_bug"
+        ]
+        == "tfjs-backend-wasm bug"
+    )

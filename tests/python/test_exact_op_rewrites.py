@@ -73,25 +73,39 @@ def _batch_norm_graph(op: str, data_format: str, shape):
     offset = rng.standard_normal(channels).astype(np.float32)
     # The mean/variance inputs are ignored in training mode: give wrong ones.
     stats = np.full(channels, 7.0, np.float32)
-    raw = {"FusedBatchNorm": tf.raw_ops.FusedBatchNorm, "FusedBatchNormV2": tf.raw_ops.FusedBatchNormV2,
-           "FusedBatchNormV3": tf.raw_ops.FusedBatchNormV3}[op]
+    raw = {
+        "FusedBatchNorm": tf.raw_ops.FusedBatchNorm,
+        "FusedBatchNormV2": tf.raw_ops.FusedBatchNormV2,
+        "FusedBatchNormV3": tf.raw_ops.FusedBatchNormV3,
+    }[op]
     extra = {} if op == "FusedBatchNorm" else {"is_training": True}
 
     def fn(x):
-        return raw(x=x, scale=scale, offset=offset, mean=stats, variance=stats, epsilon=1e-3,
-                   data_format=data_format, **extra)[0]
+        return raw(
+            x=x,
+            scale=scale,
+            offset=offset,
+            mean=stats,
+            variance=stats,
+            epsilon=1e-3,
+            data_format=data_format,
+            **extra,
+        )[0]
 
     concrete = tf.function(fn).get_concrete_function(tf.TensorSpec([None, *shape[1:]], tf.float32))
     return concrete.graph.as_graph_def(), concrete.inputs[0].name, concrete.outputs[0].name, scale, offset
 
 
-@pytest.mark.parametrize("op, data_format, shape", [
-    ("FusedBatchNormV3", "NCHW", (1, 6, 7, 1)),  # tf_keras LayerNormalization's shape
-    ("FusedBatchNormV3", "NHWC", (3, 4, 5, 6)),
-    ("FusedBatchNormV2", "NCHW", (2, 3, 4, 5)),
-    ("FusedBatchNorm", "NHWC", (2, 3, 4, 5)),
-    ("FusedBatchNormV3", "NDHWC", (2, 3, 2, 4, 3)),
-])
+@pytest.mark.parametrize(
+    "op, data_format, shape",
+    [
+        ("FusedBatchNormV3", "NCHW", (1, 6, 7, 1)),  # tf_keras LayerNormalization's shape
+        ("FusedBatchNormV3", "NHWC", (3, 4, 5, 6)),
+        ("FusedBatchNormV2", "NCHW", (2, 3, 4, 5)),
+        ("FusedBatchNorm", "NHWC", (2, 3, 4, 5)),
+        ("FusedBatchNormV3", "NDHWC", (2, 3, 2, 4, 3)),
+    ],
+)
 def test_training_batch_norm_rewrite_computes_tf(op, data_format, shape):
     graph_def, feed, fetch, scale, offset = _batch_norm_graph(op, data_format, shape)
     # Far from zero mean: a one-pass E[x^2] - E[x]^2 variance would lose most digits here.
@@ -106,8 +120,9 @@ def test_training_batch_norm_rewrite_computes_tf(op, data_format, shape):
     bshape[1 if data_format.startswith("NC") else -1] = -1
     x64 = x.astype(np.float64)
     centered = x64 - x64.mean(axis=axes, keepdims=True)
-    exact = (centered / np.sqrt((centered**2).mean(axis=axes, keepdims=True) + np.float32(1e-3))
-             * scale.reshape(bshape) + offset.reshape(bshape))
+    exact = centered / np.sqrt(
+        (centered**2).mean(axis=axes, keepdims=True) + np.float32(1e-3)
+    ) * scale.reshape(bshape) + offset.reshape(bshape)
     # Both float32 computations sum n <= 60 values of |x| <= ~110: the mean's error is at most
     # n * eps * 110, which normalizing divides by the standard deviation (>= 2.5 here) and
     # multiplies by the scale; then ~6 roundings of the O(1) output.
@@ -116,8 +131,10 @@ def test_training_batch_norm_rewrite_computes_tf(op, data_format, shape):
     tol = n * eps * 110 / 2.5 * float(np.abs(scale).max()) + 8 * eps * float(np.abs(exact).max())
     np.testing.assert_allclose(want, exact, rtol=0, atol=tol, err_msg="TF itself")
     np.testing.assert_allclose(got, exact, rtol=0, atol=tol, err_msg="rewritten")
-    print(f"\n{op} {data_format}: |TF - exact| {np.abs(want - exact).max():.3g}, "
-          f"|rewritten - exact| {np.abs(got - exact).max():.3g}, |rewritten - TF| {np.abs(got - want).max():.3g}")
+    print(
+        f"\n{op} {data_format}: |TF - exact| {np.abs(want - exact).max():.3g}, "
+        f"|rewritten - exact| {np.abs(got - exact).max():.3g}, |rewritten - TF| {np.abs(got - want).max():.3g}"
+    )
 
 
 def _layer_norm64(x: np.ndarray, axes, gamma: np.ndarray, beta: np.ndarray, epsilon: float) -> np.ndarray:
@@ -141,8 +158,11 @@ def test_tf_keras_layer_normalization_runs_in_tfjs(tfjs, tmp_path):
     model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in model.get_weights()])
     model.save(tmp_path / "ln.h5")
     out = tmp_path / "graph"
-    api.convert(str(tmp_path / "ln.h5"), str(out), ConversionOptions(input_format="keras",
-                                                                     output_format="tfjs_graph_model"))
+    api.convert(
+        str(tmp_path / "ln.h5"),
+        str(out),
+        ConversionOptions(input_format="keras", output_format="tfjs_graph_model"),
+    )
     topology = json.loads((out / "model.json").read_text())["modelTopology"]
     assert not [n for n in topology["node"] if n["op"].startswith("FusedBatchNorm")]
     x = (5 + 2 * rng.standard_normal((2, 3, 4, 5))).astype(np.float32)
@@ -153,8 +173,10 @@ def test_tf_keras_layer_normalization_runs_in_tfjs(tfjs, tmp_path):
     tol = 4 * float(np.abs(want - exact).max()) + 8 * 2.0**-23 * float(np.abs(exact).max())
     for backend in ("cpu", "wasm"):
         (got,) = tfjs.predict(out, {"x": x}, kind="graph", backend=backend)
-        print(f"\n{backend}: |tfjs - TF| {np.abs(got - want).max():.3g}, |tfjs - exact| "
-              f"{np.abs(got - exact).max():.3g}, tol {tol:.3g}")
+        print(
+            f"\n{backend}: |tfjs - TF| {np.abs(got - want).max():.3g}, |tfjs - exact| "
+            f"{np.abs(got - exact).max():.3g}, tol {tol:.3g}"
+        )
         np.testing.assert_allclose(got, exact, rtol=0, atol=tol, err_msg=backend)
 
 
@@ -180,10 +202,13 @@ def test_inference_batch_norm_is_left_alone():
     import tensorflow as tf
 
     def fn(x):
-        return tf.compat.v1.nn.fused_batch_norm(x, tf.ones([3]), tf.zeros([3]), mean=tf.zeros([3]),
-                                                variance=tf.ones([3]), is_training=False)[0]
+        return tf.compat.v1.nn.fused_batch_norm(
+            x, tf.ones([3]), tf.zeros([3]), mean=tf.zeros([3]), variance=tf.ones([3]), is_training=False
+        )[0]
 
-    graph_def = tf.function(fn).get_concrete_function(tf.TensorSpec([2, 2, 2, 3], tf.float32)).graph.as_graph_def()
+    graph_def = (
+        tf.function(fn).get_concrete_function(tf.TensorSpec([2, 2, 2, 3], tf.float32)).graph.as_graph_def()
+    )
     assert not exact_op_rewrites(graph_def)
     assert "FusedBatchNormV3" in op_list.graph_ops(graph_def)
 
@@ -196,10 +221,12 @@ def _cumulative_module():
     class Cumulative(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, 4, 3], tf.float32, name="x")])
         def __call__(self, x):
-            return {"sum": tf.cumsum(x, axis=-1),
-                    "sum_rev": tf.cumsum(x, axis=-2, exclusive=True, reverse=True),
-                    "prod": tf.math.cumprod(x, axis=-3, reverse=True),
-                    "flags": tf.reverse(x > 1.0, axis=[0, 1])}
+            return {
+                "sum": tf.cumsum(x, axis=-1),
+                "sum_rev": tf.cumsum(x, axis=-2, exclusive=True, reverse=True),
+                "prod": tf.math.cumprod(x, axis=-3, reverse=True),
+                "flags": tf.reverse(x > 1.0, axis=[0, 1]),
+            }
 
     return Cumulative()
 
@@ -210,7 +237,8 @@ def test_cumulative_rewrite_computes_the_op(op, axis):
 
     fn = {"Cumsum": tf.cumsum, "Cumprod": tf.math.cumprod}[op]
     concrete = tf.function(lambda x: fn(x, axis=axis, reverse=True)).get_concrete_function(
-        tf.TensorSpec([None, 4, 3], tf.float32))
+        tf.TensorSpec([None, 4, 3], tf.float32)
+    )
     graph_def = concrete.graph.as_graph_def()
     x = np.random.default_rng(8).standard_normal((2, 4, 3)).astype(np.float32)
     feed, fetch = concrete.inputs[0].name, concrete.outputs[0].name
@@ -223,7 +251,8 @@ def test_bool_reverse_rewrite_computes_the_op():
     import tensorflow as tf
 
     concrete = tf.function(lambda x: tf.reverse(x > 0, axis=[0, 2])).get_concrete_function(
-        tf.TensorSpec([None, 4, 3], tf.float32))
+        tf.TensorSpec([None, 4, 3], tf.float32)
+    )
     graph_def = concrete.graph.as_graph_def()
     x = np.random.default_rng(10).standard_normal((2, 4, 3)).astype(np.float32)
     feed, fetch = concrete.inputs[0].name, concrete.outputs[0].name
@@ -241,8 +270,11 @@ def test_cumulative_ops_and_bool_reverse_run_in_tfjs(tfjs, tmp_path):
     module = _cumulative_module()
     tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.__call__})
     out = tmp_path / "graph"
-    api.convert(str(tmp_path / "sm"), str(out),
-                ConversionOptions(input_format="tf_saved_model", output_format="tfjs_graph_model"))
+    api.convert(
+        str(tmp_path / "sm"),
+        str(out),
+        ConversionOptions(input_format="tf_saved_model", output_format="tfjs_graph_model"),
+    )
     x = np.random.default_rng(9).uniform(0.5, 1.5, (2, 4, 3)).astype(np.float32)
     want = {k: v.numpy() for k, v in module(tf.constant(x)).items()}
     for backend in ("cpu", "wasm"):
@@ -254,7 +286,9 @@ def test_cumulative_ops_and_bool_reverse_run_in_tfjs(tfjs, tmp_path):
             if key == "flags":
                 np.testing.assert_array_equal(g.astype(bool), want[key], err_msg=backend)
             else:
-                np.testing.assert_allclose(g, want[key], rtol=0, atol=4 * 6 * 2.0**-23, err_msg=f"{backend} {key}")
+                np.testing.assert_allclose(
+                    g, want[key], rtol=0, atol=4 * 6 * 2.0**-23, err_msg=f"{backend} {key}"
+                )
 
 
 def test_readme_lists_exactly_these_rewrites():
@@ -275,7 +309,9 @@ def _gelu_softsign_model():
     inp = keras.Input((6,), name="x")
     h = keras.layers.Dense(8, activation="gelu", bias_initializer="random_normal")(inp)
     out = keras.layers.Dense(4, activation="softsign", bias_initializer="random_normal")(h * 3.0)
-    return keras.Model(inp, out), {"x": np.random.default_rng(1).standard_normal((5, 6)).astype(np.float32) * 3}
+    return keras.Model(inp, out), {
+        "x": np.random.default_rng(1).standard_normal((5, 6)).astype(np.float32) * 3
+    }
 
 
 def _attention_model():
@@ -286,7 +322,9 @@ def _attention_model():
     h = keras.layers.LayerNormalization()(inp + attended)
     ff = keras.layers.Dense(8)(keras.layers.Dense(16, activation="gelu")(h))
     out = keras.layers.LayerNormalization()(h + ff)
-    return keras.Model(inp, out), {"tokens": np.random.default_rng(2).standard_normal((3, 5, 8)).astype(np.float32)}
+    return keras.Model(inp, out), {
+        "tokens": np.random.default_rng(2).standard_normal((3, 5, 8)).astype(np.float32)
+    }
 
 
 def _float64_spread(build, model, inputs) -> float:
@@ -310,16 +348,22 @@ def _float64_spread(build, model, inputs) -> float:
 
 
 @pytest.mark.tfjs
-@pytest.mark.parametrize("build, backends", [
-    (_gelu_softsign_model, ("cpu", "wasm")),
-    (_attention_model, ("cpu",)),  # tfjs-backend-wasm 4.22 registers no Einsum kernel
-], ids=["gelu_softsign", "attention"])
+@pytest.mark.parametrize(
+    "build, backends",
+    [
+        (_gelu_softsign_model, ("cpu", "wasm")),
+        (_attention_model, ("cpu",)),  # tfjs-backend-wasm 4.22 registers no Einsum kernel
+    ],
+    ids=["gelu_softsign", "attention"],
+)
 def test_keras3_models_with_rewritten_ops_run_in_tfjs(tfjs, tmp_path, build, backends):
     model, inputs = build()
     path = tmp_path / "model.keras"
     model.save(path)
     out = tmp_path / "graph"
-    api.convert(str(path), str(out), ConversionOptions(input_format="keras_keras", output_format="tfjs_graph_model"))
+    api.convert(
+        str(path), str(out), ConversionOptions(input_format="keras_keras", output_format="tfjs_graph_model")
+    )
     want = np.asarray(model(list(inputs.values())[0]))
     # Tolerance: float32 rounding (twice the measured float32-vs-float64 spread: TF and
     # tfjs each round), plus tfjs's Erf approximation carried through at most two
@@ -331,4 +375,3 @@ def test_keras3_models_with_rewritten_ops_run_in_tfjs(tfjs, tmp_path, build, bac
         (got,) = tfjs.predict(out, inputs, kind="graph", backend=backend)
         print(f"{backend}: max |tfjs - Keras| {float(np.abs(got - want).max()):.3g}")
         np.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=backend)
-

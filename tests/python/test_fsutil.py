@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -101,7 +100,9 @@ def test_overlap_checks(tmp_path):
 
 
 def test_stale_staging_of_dead_process_is_removed(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = int(proc.stdout)
     stale = tmp_path / f".tfjsconv-staging-{dead_pid}-abc"
     stale.mkdir()

@@ -16,29 +16,70 @@ from tfjsconv.weights import read_weights, write_weights
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                         st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
-json_values = st.recursive(json_scalars, lambda c: st.one_of(
-    st.lists(c, max_size=4), st.dictionaries(st.text(max_size=6), c, max_size=4)), max_leaves=12)
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=6), c, max_size=4)),
+    max_leaves=12,
+)
 
-dtypes = st.sampled_from(["float32", "int32", "bool", "complex64", "string", "uint8", "float64", None, 7, [], {}])
-shapes = st.one_of(st.lists(st.integers(-2, 5), max_size=3), st.lists(st.integers(0, 2**62), max_size=3),
-                   json_scalars)
-quant = st.one_of(st.none(), st.fixed_dictionaries({
-    "dtype": st.sampled_from(["uint8", "uint16", "float16", "int8", None, [], {}]),
-    "min": st.one_of(st.floats(allow_nan=True), st.integers(), st.text(max_size=2)),
-    "scale": st.one_of(st.floats(allow_nan=True), st.integers(), st.none()),
-}, optional={"original_dtype": st.sampled_from(["float32", "int32", "bool", None, []])}))
+dtypes = st.sampled_from(
+    ["float32", "int32", "bool", "complex64", "string", "uint8", "float64", None, 7, [], {}]
+)
+shapes = st.one_of(
+    st.lists(st.integers(-2, 5), max_size=3), st.lists(st.integers(0, 2**62), max_size=3), json_scalars
+)
+quant = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {
+            "dtype": st.sampled_from(["uint8", "uint16", "float16", "int8", None, [], {}]),
+            "min": st.one_of(st.floats(allow_nan=True), st.integers(), st.text(max_size=2)),
+            "scale": st.one_of(st.floats(allow_nan=True), st.integers(), st.none()),
+        },
+        optional={"original_dtype": st.sampled_from(["float32", "int32", "bool", None, []])},
+    ),
+)
 weight_entries = st.one_of(
-    st.fixed_dictionaries({"name": st.one_of(st.text(min_size=1, max_size=4), st.integers()),
-                           "shape": shapes, "dtype": dtypes}, optional={"quantization": quant}),
-    json_values)
-paths = st.one_of(st.sampled_from(["s0.bin", "s1.bin", "../s0.bin", "/etc/passwd", "sub/../s0.bin", "",
-                                   "missing.bin", "dir", "s0.bin\x00", "C:\\x", "./s1.bin", "\ud800.bin",
-                                   "loop", "x/" * 3000]),
-                  st.text(max_size=6))
-groups = st.one_of(st.fixed_dictionaries({"paths": st.lists(paths, max_size=3),
-                                          "weights": st.lists(weight_entries, max_size=4)}), json_values)
+    st.fixed_dictionaries(
+        {"name": st.one_of(st.text(min_size=1, max_size=4), st.integers()), "shape": shapes, "dtype": dtypes},
+        optional={"quantization": quant},
+    ),
+    json_values,
+)
+paths = st.one_of(
+    st.sampled_from(
+        [
+            "s0.bin",
+            "s1.bin",
+            "../s0.bin",
+            "/etc/passwd",
+            "sub/../s0.bin",
+            "",
+            "missing.bin",
+            "dir",
+            "s0.bin\x00",
+            "C:\\x",
+            "./s1.bin",
+            "\ud800.bin",
+            "loop",
+            "x/" * 3000,
+        ]
+    ),
+    st.text(max_size=6),
+)
+groups = st.one_of(
+    st.fixed_dictionaries(
+        {"paths": st.lists(paths, max_size=3), "weights": st.lists(weight_entries, max_size=4)}
+    ),
+    json_values,
+)
 manifests = st.one_of(st.lists(groups, max_size=3), json_values)
 
 
@@ -63,9 +104,19 @@ def test_read_weights_random_manifests(manifest, shard0, shard1):
 
 
 def _valid_model(d):
-    manifest = write_weights([[("a", np.arange(5, dtype=np.float32)), ("s", np.array(["x", "yy"])),
-                               ("b", np.array([True, False])), ("q", np.linspace(-1, 1, 9).astype(np.float32))]],
-                             d, shard_size_bytes=16, quantization={"uint8": ("q",)})
+    manifest = write_weights(
+        [
+            [
+                ("a", np.arange(5, dtype=np.float32)),
+                ("s", np.array(["x", "yy"])),
+                ("b", np.array([True, False])),
+                ("q", np.linspace(-1, 1, 9).astype(np.float32)),
+            ]
+        ],
+        d,
+        shard_size_bytes=16,
+        quantization={"uint8": ("q",)},
+    )
     return {"format": "layers-model", "modelTopology": {}, "weightsManifest": manifest}
 
 
@@ -85,7 +136,7 @@ def test_mutated_valid_model(data):
             i = data.draw(st.integers(0, len(content) - 1))
             content[i] = data.draw(st.integers(0, 255))
         elif op == "truncate":
-            del content[data.draw(st.integers(0, len(content))):]
+            del content[data.draw(st.integers(0, len(content))) :]
         elif op == "extend":
             content += data.draw(st.binary(min_size=1, max_size=8))
         else:

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Dict
 
+import graph_models as gm
 import numpy as np
 import pytest
 
-import graph_models as gm
 from tfjsconv import api
 from tfjsconv.errors import ConversionError, UnsupportedOpsError
 from tfjsconv.options import ConversionOptions
@@ -93,7 +93,14 @@ def test_mlp_fused_matmul(tfjs, models, expected, tmp_path):
     path, x = models("mlp")
     out = convert(path, tmp_path / "mlp")
     model = load(out)
-    assert list(model) == ["format", "generatedBy", "convertedBy", "signature", "modelTopology", "weightsManifest"]
+    assert list(model) == [
+        "format",
+        "generatedBy",
+        "convertedBy",
+        "signature",
+        "modelTopology",
+        "weightsManifest",
+    ]
     assert model["convertedBy"] == "TensorFlow.js Converter v4.22.0 (tfjsconv 0.1.0)"
     assert "_FusedMatMul" in ops_of(model) and "MatMul" not in ops_of(model)
     assert [p for g in model["weightsManifest"] for p in g["paths"]] == ["group1-shard1of1.bin"]
@@ -141,10 +148,13 @@ def test_prelu_fused(tfjs, models, expected, tmp_path):
     out = convert(path, tmp_path / "prelu")
     model = load(out)
     fused = [
-        n for n in model["modelTopology"]["node"]
+        n
+        for n in model["modelTopology"]["node"]
         if n["op"] == "Prelu"
-        or b"Prelu" in b"".join(
-            __import__("base64").b64decode(s) for s in n.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])
+        or b"Prelu"
+        in b"".join(
+            __import__("base64").b64decode(s)
+            for s in n.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])
         )
     ]
     assert fused, ops_of(model)
@@ -175,8 +185,14 @@ def test_hash_table_initializer(tfjs, models, expected, tmp_path):
     out = convert(path, tmp_path / "table")
     model = load(out)
     assert list(model) == [
-        "format", "generatedBy", "convertedBy", "signature", "modelTopology",
-        "modelInitializer", "initializerSignature", "weightsManifest",
+        "format",
+        "generatedBy",
+        "convertedBy",
+        "signature",
+        "modelTopology",
+        "modelInitializer",
+        "initializerSignature",
+        "weightsManifest",
     ]
     resource_inputs = [v for v in model["signature"]["inputs"].values() if v["dtype"] == "DT_RESOURCE"]
     init_outputs = list(model["initializerSignature"]["outputs"].values())
@@ -188,7 +204,9 @@ def test_hash_table_initializer(tfjs, models, expected, tmp_path):
 
 
 @pytest.mark.parametrize("name, inputs", [("cnn_bn", None), ("hash_table", "words")])
-def test_freeze_fallback_without_tf_private_helpers(tfjs, models, expected, tmp_path, monkeypatch, name, inputs):
+def test_freeze_fallback_without_tf_private_helpers(
+    tfjs, models, expected, tmp_path, monkeypatch, name, inputs
+):
     """Freezing uses two TensorFlow-private helpers; a TF without them takes the public
     ``convert_variables_to_constants_v2`` path, which must give a model that runs the same."""
     from tensorflow.python.framework import convert_to_constants
@@ -198,8 +216,11 @@ def test_freeze_fallback_without_tf_private_helpers(tfjs, models, expected, tmp_
     public = convert_to_constants.convert_variables_to_constants_v2
     calls = []
     monkeypatch.setattr(freeze, "_lean_freeze_helpers", lambda c2c: None)
-    monkeypatch.setattr(convert_to_constants, "convert_variables_to_constants_v2",
-                        lambda *a, **k: calls.append(1) or public(*a, **k))
+    monkeypatch.setattr(
+        convert_to_constants,
+        "convert_variables_to_constants_v2",
+        lambda *a, **k: calls.append(1) or public(*a, **k),
+    )
     path, x = models(name)
     out = convert(path, tmp_path / "fallback")
     assert calls, "the public freeze path was not taken"
@@ -227,7 +248,9 @@ def test_frozen_graph(tfjs, models, tmp_path):
 def test_frozen_graph_unknown_output_node(models, tmp_path):
     path, _ = models("frozen_graph")
     with pytest.raises(ConversionError, match=r"not found in the graph .*: nope, zzz$"):
-        convert(path, tmp_path / "bad", input_format="tf_frozen_model", output_node_names=("output,zzz", "nope"))
+        convert(
+            path, tmp_path / "bad", input_format="tf_frozen_model", output_node_names=("output,zzz", "nope")
+        )
 
 
 def test_hub_local_directory(tfjs, models, expected, tmp_path):
@@ -298,13 +321,17 @@ def test_skip_op_check(models, tmp_path):
 
 def test_missing_signature_lists_available(models, tmp_path):
     path, _ = models("two_outputs")
-    with pytest.raises(ConversionError, match=r'signature "nope" does not exist .*available signatures: serving_default$'):
+    with pytest.raises(
+        ConversionError, match=r'signature "nope" does not exist .*available signatures: serving_default$'
+    ):
         convert(path, tmp_path / "o", signature_name="nope")
 
 
 def test_wrong_tags(models, tmp_path):
     path, _ = models("two_outputs")
-    with pytest.raises(ConversionError, match=r"no MetaGraph with tags gpu,serve .*available tag sets: serve$"):
+    with pytest.raises(
+        ConversionError, match=r"no MetaGraph with tags gpu,serve .*available tag sets: serve$"
+    ):
         convert(path, tmp_path / "o", saved_model_tags=("serve", "gpu"))
 
 
@@ -342,12 +369,19 @@ def _files(d: Path) -> Dict[str, bytes]:
 @pytest.mark.parametrize("name", ["cnn_bn", "hash_table"])
 def test_byte_identical_across_processes(models, tmp_path, name):
     path, _ = models(name)
-    env = dict(os.environ, PYTHONPATH=str(Path(api.__file__).resolve().parent.parent), PYTHONHASHSEED="random")
+    env = dict(
+        os.environ, PYTHONPATH=str(Path(api.__file__).resolve().parent.parent), PYTHONHASHSEED="random"
+    )
     outs = []
     for i in range(2):
         out = tmp_path / f"run{i}"
-        subprocess.run([sys.executable, "-c", _CONVERT_SNIPPET, path, str(out), "tf_saved_model"], check=True, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-c", _CONVERT_SNIPPET, path, str(out), "tf_saved_model"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         outs.append(_files(out))
     # And a third conversion in this (long-lived, already warmed-up) process.
     outs.append(_files(convert(path, tmp_path / "inproc")))
@@ -364,7 +398,9 @@ def test_layers_model_to_graph(tfjs, models, expected, tmp_path):
     out = convert(str(layers), tmp_path / "graph", input_format="tfjs_layers_model")
     model = load(out)
     assert "_FusedConv2D" in ops_of(model)
-    assert_runtime_matches(tfjs, out, list(x.values()), {list(model["signature"]["outputs"])[0]: expected("cnn_bn")["logits"]})
+    assert_runtime_matches(
+        tfjs, out, list(x.values()), {list(model["signature"]["outputs"])[0]: expected("cnn_bn")["logits"]}
+    )
 
 
 def test_keras3_h5_to_graph(tfjs, models, tmp_path):
@@ -397,7 +433,9 @@ def test_weight_order_and_sharding(models, tmp_path):
     consts = [n["name"] for n in model["modelTopology"]["node"] if n["op"] == "Const"]
     assert [w["name"] for w in group["weights"]] == consts  # node order, one group
     total = sum((out / p).stat().st_size for p in group["paths"])
-    assert len(group["paths"]) == -(-total // 1000) and all(p.startswith("group1-shard") for p in group["paths"])
+    assert len(group["paths"]) == -(-total // 1000) and all(
+        p.startswith("group1-shard") for p in group["paths"]
+    )
     for node in model["modelTopology"]["node"]:
         if node["op"] == "Const":
             assert set(node["attr"]["value"]["tensor"]) <= {"dtype", "tensorShape"}

@@ -58,7 +58,9 @@ def test_unreachable_weights_are_not_written(tfjs, tmp_path, monkeypatch):
         else:
             monkeypatch.undo()
         out = tmp_path / name
-        api.convert(path, str(out), ConversionOptions(input_format="tf_saved_model", output_format="tfjs_graph_model"))
+        api.convert(
+            path, str(out), ConversionOptions(input_format="tf_saved_model", output_format="tfjs_graph_model")
+        )
         manifest = json.loads((out / "model.json").read_text())["weightsManifest"]
         shapes = sorted(w["shape"] for group in manifest for w in group["weights"])
         sizes[name] = sum((out / p).stat().st_size for group in manifest for p in group["paths"])
@@ -76,10 +78,16 @@ def test_control_inputs_that_decide_liveness_stay():
 
     g = graph_pb2.GraphDef()
     for name, op, inputs in [
-        ("x", "Placeholder", []), ("p", "Placeholder", []), ("w", "Const", []),
-        ("s", "Switch", ["x", "p"]), ("pivot", "Identity", ["s:1"]),
-        ("c", "Const", ["^pivot"]), ("t", "Mul", ["s:1", "c", "^w"]), ("f", "Identity", ["s"]),
-        ("m", "Merge", ["t", "f"]), ("y", "Identity", ["m", "^w"]),
+        ("x", "Placeholder", []),
+        ("p", "Placeholder", []),
+        ("w", "Const", []),
+        ("s", "Switch", ["x", "p"]),
+        ("pivot", "Identity", ["s:1"]),
+        ("c", "Const", ["^pivot"]),
+        ("t", "Mul", ["s:1", "c", "^w"]),
+        ("f", "Identity", ["s"]),
+        ("m", "Merge", ["t", "f"]),
+        ("y", "Identity", ["m", "^w"]),
     ]:
         g.node.append(node_def_pb2.NodeDef(name=name, op=op, input=inputs))
     removed = inert_control.drop_inert_control_inputs(g, ["y"])

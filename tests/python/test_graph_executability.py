@@ -16,8 +16,7 @@ import pytest
 
 from tfjsconv import api
 from tfjsconv.errors import ConversionError
-from tfjsconv.graph import executability, optimize
-from tfjsconv.graph import rewrites
+from tfjsconv.graph import executability, optimize, rewrites
 from tfjsconv.options import ConversionOptions
 
 # float32 loops of a few steps: TF and tfjs agree to ~1e-7 here (measured: LSTM 3.5e-9,
@@ -51,7 +50,10 @@ def _graph(*nodes):
 
 
 def _sig(inputs, outputs):
-    return {"inputs": {n: {"name": n + ":0"} for n in inputs}, "outputs": {n: {"name": n + ":0"} for n in outputs}}
+    return {
+        "inputs": {n: {"name": n + ":0"} for n in inputs},
+        "outputs": {n: {"name": n + ":0"} for n in outputs},
+    }
 
 
 # ------------------------------------------------------------ the check, rule by rule
@@ -84,9 +86,12 @@ def test_dangling_reference_is_refused():
 
 def test_control_input_from_switch_is_refused_with_the_alternative():
     g = _graph(
-        _node("x", "Placeholder"), _node("p", "Placeholder"),
-        _node("s", "Switch", ["x", "p"]), _node("t", "Identity", ["s:1"]),
-        _node("n", "NoOp", ["^s"]), _node("y", "Identity", ["t", "^n"]),
+        _node("x", "Placeholder"),
+        _node("p", "Placeholder"),
+        _node("s", "Switch", ["x", "p"]),
+        _node("t", "Identity", ["s:1"]),
+        _node("n", "NoOp", ["^s"]),
+        _node("y", "Identity", ["t", "^n"]),
     )
     problems = executability.model_problems(g, _sig(["x", "p"], ["y"]))
     assert [(p.node, p.op) for p in problems] == [("n", "NoOp")]
@@ -101,11 +106,16 @@ def test_cycle_without_merge_is_refused():
 
 def test_loop_through_merge_passes_and_init_nodes_are_seeded():
     g = _graph(
-        _node("x", "Placeholder"), _node("table", "HashTableV2"),
-        _node("enter", "Enter", ["x"]), _node("merge", "Merge", ["enter", "next"]),
-        _node("cond", "LoopCond", ["merge"]), _node("sw", "Switch", ["merge", "cond"]),
-        _node("body", "Relu", ["sw:1"]), _node("next", "NextIteration", ["body"]),
-        _node("exit", "Exit", ["sw"]), _node("y", "Identity", ["exit", "^table"]),
+        _node("x", "Placeholder"),
+        _node("table", "HashTableV2"),
+        _node("enter", "Enter", ["x"]),
+        _node("merge", "Merge", ["enter", "next"]),
+        _node("cond", "LoopCond", ["merge"]),
+        _node("sw", "Switch", ["merge", "cond"]),
+        _node("body", "Relu", ["sw:1"]),
+        _node("next", "NextIteration", ["body"]),
+        _node("exit", "Exit", ["sw"]),
+        _node("y", "Identity", ["exit", "^table"]),
     )
     assert executability.model_problems(g, _sig(["x"], ["y"])) == []
 
@@ -124,9 +134,13 @@ def test_missing_library_function_is_refused():
 
 def test_switch_control_inputs_rewrite_is_what_tf_means():
     g = _graph(
-        _node("x", "Placeholder"), _node("p", "Placeholder"), _node("c", "Const"),
-        _node("s", "Switch", ["x", "p"]), _node("s2", "Switch", ["s:1", "p", "^c"]),
-        _node("n", "NoOp", ["^s", "^s2"]), _node("y", "Identity", ["s2:1", "^n"]),
+        _node("x", "Placeholder"),
+        _node("p", "Placeholder"),
+        _node("c", "Const"),
+        _node("s", "Switch", ["x", "p"]),
+        _node("s2", "Switch", ["s:1", "p", "^c"]),
+        _node("n", "NoOp", ["^s", "^s2"]),
+        _node("y", "Identity", ["s2:1", "^n"]),
     )
     out = rewrites.switch_control_inputs(g, keep=["y"])
     nodes = {n.name: n for n in out.node}
@@ -248,5 +262,3 @@ def test_keras_recurrent_models_run_with_default_flags(tfjs, tmp_path, kind):
         _convert(path, out, fmt, **flags)
         (got,) = tfjs.predict(out, [x], kind="graph")
         np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL, err_msg=str(flags))
-
-

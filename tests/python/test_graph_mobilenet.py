@@ -13,10 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import graph_models as gm
 import numpy as np
 import pytest
-
-import graph_models as gm
 
 pytestmark = [pytest.mark.tfjs, pytest.mark.slow]
 
@@ -75,8 +74,12 @@ def convert_in_subprocess(src: str, out: Path, fmt: str) -> float:
     """Convert in a fresh interpreter; return that process's peak RSS in MiB."""
     converter_dir = Path(__file__).resolve().parents[2] / "converter"
     env = dict(os.environ, PYTHONPATH=str(converter_dir), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen([sys.executable, "-c", _CONVERT, src, str(out), fmt], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CONVERT, src, str(out), fmt],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read().decode("utf-8", "replace")
     proc.stderr.close()
@@ -129,7 +132,7 @@ def test_mobilenet_tolerance_catches_float16_weights(tfjs, mnv2, tolerance, tmp_
     offset = 0
     for p in group["paths"]:
         size = (out / p).stat().st_size
-        (out / p).write_bytes(rounded[offset:offset + size])
+        (out / p).write_bytes(rounded[offset : offset + size])
         offset += size
     (got,) = tfjs.predict(out, list(x.values()), kind="graph", backend="cpu")
     diff = float(np.abs(got - next(iter(want.values()))).max())

@@ -26,7 +26,19 @@ def _graph_def():
     t.tensor_shape.dim.add(size=2)
     n.attr["value"].tensor.CopyFrom(t)
     f = g.node.add(name="f", op="_FusedConv2D", input=["x", "c", "^ctl"], device="/device:CPU:0")
-    for key in ["zeta", "T", "fused_ops", "epsilon", "alpha", "nan", "inf", "ninf", "use", "num_args", "neg0"]:
+    for key in [
+        "zeta",
+        "T",
+        "fused_ops",
+        "epsilon",
+        "alpha",
+        "nan",
+        "inf",
+        "ninf",
+        "use",
+        "num_args",
+        "neg0",
+    ]:
         f.attr[key].CopyFrom(attr_value_pb2.AttrValue())
     f.attr["zeta"].s = b"\x00\xffbytes"
     f.attr["T"].type = types_pb2.DT_FLOAT
@@ -65,7 +77,11 @@ def test_encodings_by_hand():
     assert attr["T"] == {"type": "DT_FLOAT"}
     assert attr["epsilon"] == {"f": 0.0} and attr["use"] == {"b": False}
     assert attr["alpha"] == {"f": 0.2}  # shortest float32 repr, not 0.20000000298...
-    assert attr["nan"] == {"f": "NaN"} and attr["inf"] == {"f": "Infinity"} and attr["ninf"] == {"f": "-Infinity"}
+    assert (
+        attr["nan"] == {"f": "NaN"}
+        and attr["inf"] == {"f": "Infinity"}
+        and attr["ninf"] == {"f": "-Infinity"}
+    )
     assert attr["num_args"] == {"i": "1"}
     assert math.isclose(attr["neg0"]["f"], 1e-30)
     assert ph["attr"]["shape"] == {"shape": {}}

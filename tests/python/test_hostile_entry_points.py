@@ -21,7 +21,9 @@ from typing import Dict
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+PYTHON = (
+    str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+)
 BAZEL = shutil.which("bazel")
 for p in (ROOT / "tools" / "pants_tfjs",):
     if str(p) not in sys.path:
@@ -34,8 +36,13 @@ REFUSAL = "refusing to load"
 def hostile(tmp_path_factory) -> Dict[str, Path]:
     root = tmp_path_factory.mktemp("hostile_corpus")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT / "converter"))
-    subprocess.run([PYTHON, str(ROOT / "tests" / "python" / "hostile_models.py"), str(root)],
-                   check=True, env=env, capture_output=True, timeout=900)
+    subprocess.run(
+        [PYTHON, str(ROOT / "tests" / "python" / "hostile_models.py"), str(root)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=900,
+    )
     models = {k: Path(v) for k, v in json.loads((root / "models.json").read_text()).items()}
     models["_root"] = root
     return models
@@ -51,7 +58,8 @@ def test_setuptools_hook_refuses_a_hostile_saved_model(hostile, tmp_path):
     (project / "sample_pkg").mkdir(parents=True)
     (project / "sample_pkg" / "__init__.py").write_text("")
     shutil.copytree(hostile["sm_init_write_file"], project / "models" / "evil")
-    (project / "pyproject.toml").write_text(textwrap.dedent("""\
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent("""\
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
@@ -69,13 +77,33 @@ def test_setuptools_hook_refuses_a_hostile_saved_model(hostile, tmp_path):
         [tool.tfjsconv.models.evil]
         src = "models/evil"
         input_format = "tf_saved_model"
-        """))
-    env = dict(os.environ,
-               PYTHONPATH=os.pathsep.join([str(ROOT / "converter"), str(ROOT / "tools" / "setuptools_tfjs")]),
-               PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
-                           "-w", str(tmp_path / "dist"), str(project)],
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
+        """)
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT / "converter"), str(ROOT / "tools" / "setuptools_tfjs")]),
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
+    proc = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-build-isolation",
+            "--no-deps",
+            "-w",
+            str(tmp_path / "dist"),
+            str(project),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "tfjsconv: model 'evil':" in output and REFUSAL in output and "WriteFile" in output, output[-3000:]
@@ -96,9 +124,14 @@ def test_pants_plugin_command_refuses_a_hostile_frozen_model(hostile, tmp_path):
     shutil.copyfile(hostile["frozen_write_file"], tmp_path / "models" / "write.pb")
     s = TfjsModelSpec(address="models:evil", input_format="tf_frozen_model", output_node_names=("out",))
     out_dir, out_path = argv.output_paths(s, "models", "evil")
-    cmd = [str(exe), *argv.converter_args(s, "models", argv.input_path(s, "models", ["models/write.pb"]), out_path)]
+    cmd = [
+        str(exe),
+        *argv.converter_args(s, "models", argv.input_path(s, "models", ["models/write.pb"]), out_path),
+    ]
     env = dict(argv.PROCESS_ENV, PATH=os.environ.get("PATH", ""))
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("tensorflowjs_converter: error:")]
     assert len(errors) == 1 and REFUSAL in errors[0] and "WriteFile (in the graph)" in errors[0], proc.stderr
@@ -128,8 +161,20 @@ _EXPECTED = {
 @pytest.mark.slow
 @pytest.mark.skipif(BAZEL is None, reason="bazel is not installed")
 def test_bazel_rule_refuses_hostile_models_with_and_without_workers(hostile, tmp_path):
-    ignore = shutil.ignore_patterns(".git", ".venv", ".cache", "node_modules", "bazel-*", "__pycache__",
-                                    "build", "dist", "out", "test-artifacts", "user.bazelrc", "*.pyc")
+    ignore = shutil.ignore_patterns(
+        ".git",
+        ".venv",
+        ".cache",
+        "node_modules",
+        "bazel-*",
+        "__pycache__",
+        "build",
+        "dist",
+        "out",
+        "test-artifacts",
+        "user.bazelrc",
+        "*.pyc",
+    )
     ws = tmp_path / "ws"
     shutil.copytree(ROOT, ws, ignore=ignore, symlinks=True)
     pkg = ws / "hostile"
@@ -142,16 +187,34 @@ def test_bazel_rule_refuses_hostile_models_with_and_without_workers(hostile, tmp
     try:
         for strategy in ("worker", "linux-sandbox"):
             for name, needle in sorted(_EXPECTED.items()):
-                proc = subprocess.run([BAZEL, f"--output_base={output_base}", "--max_idle_secs=300", "build",
-                                       f"--strategy=TfjsConvert={strategy}", f"//hostile:{name}"],
-                                      cwd=ws, env=env, capture_output=True, text=True, timeout=1800, check=False)
+                proc = subprocess.run(
+                    [
+                        BAZEL,
+                        f"--output_base={output_base}",
+                        "--max_idle_secs=300",
+                        "build",
+                        f"--strategy=TfjsConvert={strategy}",
+                        f"//hostile:{name}",
+                    ],
+                    cwd=ws,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                    check=False,
+                )
                 assert proc.returncode != 0, (strategy, name)
                 assert needle in proc.stderr, (strategy, name, proc.stderr[-3000:])
                 assert not (ws / "bazel-bin" / "hostile" / name / "model.json").exists()
                 assert _sentinels(hostile) == [], (strategy, name)
     finally:
-        subprocess.run([BAZEL, f"--output_base={output_base}", "shutdown"], cwd=ws, capture_output=True,
-                       timeout=120, check=False)
+        subprocess.run(
+            [BAZEL, f"--output_base={output_base}", "shutdown"],
+            cwd=ws,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
 
 
 @pytest.mark.slow
@@ -164,14 +227,32 @@ def test_the_corpus_is_real_allow_unsafe_lets_the_model_write(hostile, tmp_path)
     shutil.copytree(hostile["sm_init_write_file"], model)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "converter"), TF_CPP_MIN_LOG_LEVEL="3")
     try:
-        proc = subprocess.run([PYTHON, "-m", "tfjsconv.cli", "--input_format=tf_saved_model",
-                               "--allow_unsafe_deserialization", str(model), str(tmp_path / "out")],
-                              env=env, capture_output=True, text=True, timeout=600, check=False)
-        assert ("tensorflowjs_converter: warning: --allow_unsafe_deserialization: not checking the ops of "
-                f"SavedModel {model}") in proc.stderr
+        proc = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "tfjsconv.cli",
+                "--input_format=tf_saved_model",
+                "--allow_unsafe_deserialization",
+                str(model),
+                str(tmp_path / "out"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert (
+            "tensorflowjs_converter: warning: --allow_unsafe_deserialization: not checking the ops of "
+            f"SavedModel {model}"
+        ) in proc.stderr
         assert sentinel.exists(), proc.stderr
         # The converted model could not hold WriteFile anyway: the tfjs op check still refuses it.
-        assert proc.returncode == 1 and "Unsupported Ops in the model before optimization: WriteFile" in proc.stderr
+        assert (
+            proc.returncode == 1
+            and "Unsupported Ops in the model before optimization: WriteFile" in proc.stderr
+        )
     finally:
         if sentinel.exists():
             sentinel.unlink()

@@ -44,8 +44,16 @@ def test_killed_conversion_keeps_previous_output(tmp_path, big_h5, sig):
     out.mkdir()
     (out / "model.json").write_text('{"previous": true}')
     before = tree_digest(out)
-    cmd = [sys.executable, "-m", "tfjsconv.cli", "--input_format=keras", "--overwrite",
-           "--weight_shard_size_bytes=4096", str(big_h5), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfjsconv.cli",
+        "--input_format=keras",
+        "--overwrite",
+        "--weight_shard_size_bytes=4096",
+        str(big_h5),
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     staging = []

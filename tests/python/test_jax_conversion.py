@@ -64,8 +64,11 @@ def test_saved_model_step_uses_plain_tf_ops(dense, tmp_path):
     model, params = dense
     x = _rand(5, 4, seed=2)
     jax_conversion.jax_to_saved_model(
-        model.apply, params, input_signatures=[tf.TensorSpec([5, 4], tf.float32)],
-        saved_model_dir=str(tmp_path / "sm"))
+        model.apply,
+        params,
+        input_signatures=[tf.TensorSpec([5, 4], tf.float32)],
+        saved_model_dir=str(tmp_path / "sm"),
+    )
     fn = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
     ops = {n.op for n in fn.graph.as_graph_def().node}
     for f in fn.graph.as_graph_def().library.function:
@@ -81,8 +84,9 @@ def test_dense_fixed_batch_in_tfjs(tfjs, dense, tmp_path):
     model, params = dense
     x = _rand(2, 4, seed=3)
     out = tmp_path / "dense"
-    assert convert_jax(model.apply, params, input_signatures=[tf.TensorSpec([2, 4], tf.float32)],
-                       model_dir=str(out)) == str(out)
+    assert convert_jax(
+        model.apply, params, input_signatures=[tf.TensorSpec([2, 4], tf.float32)], model_dir=str(out)
+    ) == str(out)
     assert not any(op.startswith("Xla") for op in _ops(out))
     (y,) = tfjs.predict(out, [x], kind="graph")
     np.testing.assert_allclose(y, np.asarray(model.apply(params, x)), atol=TOL, rtol=0)
@@ -93,8 +97,9 @@ def test_cnn_fixed_batch_in_tfjs(tfjs, cnn, tmp_path):
     model, params = cnn
     x = _rand(2, 8, 8, 1, seed=4)
     out = tmp_path / "cnn"
-    convert_jax(model.apply, params, input_signatures=[tf.TensorSpec([2, 8, 8, 1], tf.float32)],
-                model_dir=str(out))
+    convert_jax(
+        model.apply, params, input_signatures=[tf.TensorSpec([2, 8, 8, 1], tf.float32)], model_dir=str(out)
+    )
     (y,) = tfjs.predict(out, [x], kind="graph")
     np.testing.assert_allclose(y, np.asarray(model.apply(params, x)), atol=TOL, rtol=0)
 
@@ -103,8 +108,13 @@ def test_cnn_fixed_batch_in_tfjs(tfjs, cnn, tmp_path):
 def test_cnn_polymorphic_batch_in_tfjs(tfjs, cnn, tmp_path):
     model, params = cnn
     out = tmp_path / "cnn_poly"
-    convert_jax(model.apply, params, input_signatures=[tf.TensorSpec([None, 8, 8, 1], tf.float32)],
-                polymorphic_shapes=["(b, 8, 8, 1)"], model_dir=str(out))
+    convert_jax(
+        model.apply,
+        params,
+        input_signatures=[tf.TensorSpec([None, 8, 8, 1], tf.float32)],
+        polymorphic_shapes=["(b, 8, 8, 1)"],
+        model_dir=str(out),
+    )
     signature = json.loads((out / "model.json").read_text())["signature"]
     (inp,) = signature["inputs"].values()
     assert inp["tensorShape"]["dim"][0]["size"] == "-1"
@@ -119,11 +129,20 @@ def test_uint8_quantization_passes_through(tfjs, dense, tmp_path):
     model, params = dense
     x = _rand(2, 4, seed=9)
     out = tmp_path / "dense_q"
-    convert_jax(model.apply, params, input_signatures=[tf.TensorSpec([2, 4], tf.float32)],
-                model_dir=str(out), quantize_uint8="*")
+    convert_jax(
+        model.apply,
+        params,
+        input_signatures=[tf.TensorSpec([2, 4], tf.float32)],
+        model_dir=str(out),
+        quantize_uint8="*",
+    )
     manifest = json.loads((out / "model.json").read_text())["weightsManifest"]
-    dtypes = {w.get("quantization", {}).get("dtype") for g in manifest for w in g["weights"]
-              if w["dtype"] == "float32"}
+    dtypes = {
+        w.get("quantization", {}).get("dtype")
+        for g in manifest
+        for w in g["weights"]
+        if w["dtype"] == "float32"
+    }
     assert dtypes == {"uint8"}
     (y,) = tfjs.predict(out, [x], kind="graph")
     # uint8 steps of the kernel (range <= 2 for Dense's lecun init, /255) times |x| <= 1, 4 terms.
@@ -142,8 +161,12 @@ def test_two_inputs_keep_their_order(tfjs, dense, tmp_path):
 
     x, bias = _rand(2, 4, seed=12), _rand(2, 3, seed=13)
     out = tmp_path / "two"
-    convert_jax(apply_fn, params, model_dir=str(out), input_signatures=[
-        tf.TensorSpec([2, 4], tf.float32), tf.TensorSpec([2, 3], tf.float32)])
+    convert_jax(
+        apply_fn,
+        params,
+        model_dir=str(out),
+        input_signatures=[tf.TensorSpec([2, 4], tf.float32), tf.TensorSpec([2, 3], tf.float32)],
+    )
     (y,) = tfjs.predict(out, [x, bias], kind="graph")
     np.testing.assert_allclose(y, np.asarray(apply_fn(params, x, bias)), atol=TOL, rtol=0)
 
@@ -162,8 +185,13 @@ def test_conversion_is_byte_identical_across_runs(dense, tmp_path):
 def test_unknown_option_is_a_usage_error(dense, tmp_path):
     model, params = dense
     with pytest.raises(UsageError, match="unknown converter option.*quantize_int4"):
-        convert_jax(model.apply, params, input_signatures=[tf.TensorSpec([2, 4], tf.float32)],
-                    model_dir=str(tmp_path / "x"), quantize_int4=True)
+        convert_jax(
+            model.apply,
+            params,
+            input_signatures=[tf.TensorSpec([2, 4], tf.float32)],
+            model_dir=str(tmp_path / "x"),
+            quantize_int4=True,
+        )
 
 
 def test_fixed_options_are_refused():
@@ -173,7 +201,8 @@ def test_fixed_options_are_refused():
 
 def test_options_from_kwargs_normalizes_like_the_cli():
     opts = jax_conversion.options_from_kwargs(
-        {"quantize_uint8": "dense*, conv*", "quantize_float16": True, "metadata": {"m": {"a": 1}}})
+        {"quantize_uint8": "dense*, conv*", "quantize_float16": True, "metadata": {"m": {"a": 1}}}
+    )
     assert opts.quantize_uint8 == ("dense*", "conv*")
     assert opts.quantize_float16 is True
     assert opts.metadata == (("m", {"a": 1}),)
@@ -184,8 +213,12 @@ def test_polymorphic_shapes_length_must_match(dense, tmp_path):
     model, params = dense
     with pytest.raises(UsageError, match="polymorphic_shapes has 2 entries but there are 1"):
         jax_conversion.jax_to_saved_model(
-            model.apply, params, input_signatures=[tf.TensorSpec([None, 4], tf.float32)],
-            saved_model_dir=str(tmp_path / "sm"), polymorphic_shapes=["(b, 4)", "(b,)"])
+            model.apply,
+            params,
+            input_signatures=[tf.TensorSpec([None, 4], tf.float32)],
+            saved_model_dir=str(tmp_path / "sm"),
+            polymorphic_shapes=["(b, 4)", "(b,)"],
+        )
 
 
 def test_too_new_jax_is_explained(monkeypatch):

@@ -17,8 +17,8 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-
 from tfjs_runtime import require_js_runtime
+
 from tfjsconv import api, datafiles
 from tfjsconv.errors import ConversionError
 from tfjsconv.layers import check, fields
@@ -44,7 +44,9 @@ def parity_tol(model, x) -> float:
     m64.set_weights([w.astype(np.float64) for w in model.get_weights()])
     y64 = np.asarray(m64.predict(x.astype(np.float64) if x.dtype.kind == "f" else x, verbose=0))
     del tf_keras
-    return 4 * float(np.abs(y32 - y64).max()) + 16 * float(np.finfo(np.float32).eps) * max(1.0, np.abs(y64).max())
+    return 4 * float(np.abs(y32 - y64).max()) + 16 * float(np.finfo(np.float32).eps) * max(
+        1.0, np.abs(y64).max()
+    )
 
 
 def convert(src, out, **opts) -> Path:
@@ -56,10 +58,12 @@ def convert(src, out, **opts) -> Path:
 
 # --- the shipped field list is the runtime's ------------------------------------------
 
+
 def test_field_list_is_the_runtimes():
     require_js_runtime()
-    done = subprocess.run(["node", "layer_fields.js"], cwd=JS_DIR, capture_output=True, text=True,
-                          timeout=120, check=True)
+    done = subprocess.run(
+        ["node", "layer_fields.js"], cwd=JS_DIR, capture_output=True, text=True, timeout=120, check=True
+    )
     assert json.loads(done.stdout) == datafiles.load_json("tfjs_layers_fields.json")
 
 
@@ -83,14 +87,38 @@ def test_default_configs_keep_no_ignored_field(module):
     from tfjsconv.layers import keras3
 
     mod = importlib.import_module(module).layers
-    args = dict(units=2, filters=2, kernel_size=3, input_dim=3, output_dim=2, target_shape=(2,), dims=(1,),
-                n=2, height=2, width=2, scale=1.0, num_tokens=2, factor=0.5, rate=0.5, stddev=0.1,
-                pool_size=2, cropping=1, activation="relu", axes=1)
+    args = dict(
+        units=2,
+        filters=2,
+        kernel_size=3,
+        input_dim=3,
+        output_dim=2,
+        target_shape=(2,),
+        dims=(1,),
+        n=2,
+        height=2,
+        width=2,
+        scale=1.0,
+        num_tokens=2,
+        factor=0.5,
+        rate=0.5,
+        stddev=0.1,
+        pool_size=2,
+        cropping=1,
+        activation="relu",
+        axes=1,
+    )
     checked = 0
     for cls in sorted(fields.accepted()):
         layer_cls = getattr(mod, cls, None)
-        if layer_cls is None or cls in ("InputLayer", "StackedRNNCells", "RNN", "Bidirectional",
-                                        "TimeDistributed", "ConvLSTM2DCell"):
+        if layer_cls is None or cls in (
+            "InputLayer",
+            "StackedRNNCells",
+            "RNN",
+            "Bidirectional",
+            "TimeDistributed",
+            "ConvLSTM2DCell",
+        ):
             continue
         params = inspect.signature(layer_cls.__init__).parameters
         layer = layer_cls(**{k: v for k, v in args.items() if k in params})
@@ -99,7 +127,10 @@ def test_default_configs_keep_no_ignored_field(module):
 
             serialized = keras3.translate_layer(keras.saving.serialize_keras_object(layer), False, False)
         else:
-            serialized = {"class_name": cls, "config": json.loads(json.dumps(layer.get_config(), default=float))}
+            serialized = {
+                "class_name": cls,
+                "config": json.loads(json.dumps(layer.get_config(), default=float)),
+            }
         fixed = fields.drop_ignored_fields({"class_name": "Sequential", "config": {"layers": [serialized]}})
         assert [str(p) for p in check.class_problems(fixed) if "ignores" in p.reason] == [], cls
         checked += 1
@@ -107,6 +138,7 @@ def test_default_configs_keep_no_ignored_field(module):
 
 
 # --- old h5 files with uniquified weight names -----------------------------------------
+
 
 def _uniquify(src: Path, dst: Path) -> None:
     """Rewrite an h5 the way old Keras stored a model built second in a session: each
@@ -152,7 +184,10 @@ def uniquified(tmp_path_factory):
 def test_uniquified_names_are_what_tfjs_expects(uniquified, tmp_path):
     _, old = uniquified
     with h5py.File(old, "r") as f:
-        stored = [n.decode() if isinstance(n, bytes) else n for n in f["model_weights/conv2d_1"].attrs["weight_names"]]
+        stored = [
+            n.decode() if isinstance(n, bytes) else n
+            for n in f["model_weights/conv2d_1"].attrs["weight_names"]
+        ]
     assert stored == ["conv2d_1_1/kernel:0", "conv2d_1_1/bias:0"]
     obj = json.loads((convert(old, tmp_path / "l") / "model.json").read_text())
     assert check.check_model_json(obj) == []
@@ -172,6 +207,7 @@ def test_uniquified_h5_runs_in_tfjs(tfjs, uniquified, tmp_path):
 
 
 # --- config fields ---------------------------------------------------------------------
+
 
 def _h5(tmp_path, name, build):
     import tf_keras
@@ -223,10 +259,13 @@ def _keepdims_pool():
     return tf_keras.Model(inp, layers.GlobalAveragePooling1D(keepdims=True, name="pool")(inp))
 
 
-@pytest.mark.parametrize("name, build, field, shape", [
-    ("dilated", _dilated_transpose, "dilation_rate=[2, 2]", (1, 5, 5, 2)),
-    ("keepdims", _keepdims_pool, "keepdims=True", (1, 4, 3)),
-])
+@pytest.mark.parametrize(
+    "name, build, field, shape",
+    [
+        ("dilated", _dilated_transpose, "dilation_rate=[2, 2]", (1, 5, 5, 2)),
+        ("keepdims", _keepdims_pool, "keepdims=True", (1, 4, 3)),
+    ],
+)
 def test_fields_that_change_inference_are_refused(tfjs, tmp_path, name, build, field, shape):
     model, src = _h5(tmp_path, name, build)
     with pytest.raises(ConversionError, match=field.replace("[", r"\[")) as info:
@@ -255,11 +294,22 @@ def test_missing_weight_is_refused(tmp_path):
 
 
 def test_check_mirrors_loader_names():
-    cfg = {"class_name": "Sequential", "config": {"layers": [
-        {"class_name": "LSTM", "config": {"name": "lstm", "units": 2}},
-        {"class_name": "Dense", "config": {"name": "d", "units": 3}}]}}
-    ok = [("lstm/lstm_cell/kernel", (4, 8)), ("lstm/recurrent_kernel", (2, 8)), ("lstm/bias", (8,)),
-          ("d/kernel", (2, 3)), ("d/bias", (3,))]
+    cfg = {
+        "class_name": "Sequential",
+        "config": {
+            "layers": [
+                {"class_name": "LSTM", "config": {"name": "lstm", "units": 2}},
+                {"class_name": "Dense", "config": {"name": "d", "units": 3}},
+            ]
+        },
+    }
+    ok = [
+        ("lstm/lstm_cell/kernel", (4, 8)),
+        ("lstm/recurrent_kernel", (2, 8)),
+        ("lstm/bias", (8,)),
+        ("d/kernel", (2, 3)),
+        ("d/bias", (3,)),
+    ]
     assert check.check_model({"model_config": cfg}, ok) == []
     bad = [("lstm_1/kernel", (4, 8))] + ok[1:3] + [("d/kernel", (2, 4)), ("d/bias", (3,))]
     problems = [str(p) for p in check.check_model({"model_config": cfg}, bad)]
@@ -283,8 +333,10 @@ def _masked_bidi(keras_mod, stacked: bool, sequences: bool):
     """tf_keras: a functional model; Keras 3: a Sequential one (a Keras 3 functional model
     serializes the mask as a ``NotEqual`` op layer, which the .keras reader refuses)."""
     layers = keras_mod.layers
-    stack = [layers.Embedding(10, 4, mask_zero=True, name="emb"),
-             layers.Bidirectional(layers.LSTM(3, return_sequences=sequences), name="bidi")]
+    stack = [
+        layers.Embedding(10, 4, mask_zero=True, name="emb"),
+        layers.Bidirectional(layers.LSTM(3, return_sequences=sequences), name="bidi"),
+    ]
     if stacked:
         stack += [layers.Bidirectional(layers.LSTM(2), name="bidi2"), layers.Dense(2, name="head")]
     inp = layers.Input((5,), dtype="int32")
@@ -316,7 +368,9 @@ def test_masked_bidirectional_runs_where_tfjs_agrees(tfjs, tmp_path, keras3, sta
     twin = _masked_bidi(tf_keras, stacked, sequences)
     twin.set_weights(model.get_weights())
     tol = parity_tol(twin, TOKENS)
-    print(f"masked bidi keras3={keras3} stacked={stacked} max diff {np.abs(got - want).max():.3g} tol={tol:.3g}")
+    print(
+        f"masked bidi keras3={keras3} stacked={stacked} max diff {np.abs(got - want).max():.3g} tol={tol:.3g}"
+    )
     np.testing.assert_allclose(got, want, atol=tol, rtol=0)
 
 
@@ -330,7 +384,9 @@ def test_masked_bidirectional_sequences_refused(tfjs, tmp_path, keras3):
     src = tmp_path / ("m.keras" if keras3 else "m.h5")
     model.save(src)
     fmt = "keras_keras" if keras3 else "keras"
-    with pytest.raises(ConversionError, match=r"layer 'bidi' \(Bidirectional\): with a mask .* outputs them") as info:
+    with pytest.raises(
+        ConversionError, match=r"layer 'bidi' \(Bidirectional\): with a mask .* outputs them"
+    ) as info:
         convert(src, tmp_path / "refused", input_format=fmt)
     assert "\n" not in str(info.value) and "--output_format=tfjs_graph_model" in str(info.value)
     out = convert(src, tmp_path / "forced", input_format=fmt, skip_op_check=True)
@@ -342,6 +398,7 @@ def test_masked_bidirectional_sequences_refused(tfjs, tmp_path, keras3):
 
 
 # --- Keras 3 layers tfjs-layers 4.22 does not have ---------------------------------------
+
 
 def test_multi_head_attention_refused_clearly(tmp_path):
     """tfjs-layers 4.22 registers no MultiHeadAttention (data/tfjs_layers_classes.json), so
@@ -383,9 +440,11 @@ def test_reference_style_layers_model_with_uniquified_names_runs(tfjs, uniquifie
 
 # --- what tfjs-layers 4.22 loads but then rejects or computes otherwise ------------------
 
+
 def _one_layer(shape, layer):
     """A one-layer model with weights away from their defaults (BatchNormalization's
     defaults make it the identity, whatever axis tfjs normalizes)."""
+
     def build():
         import tf_keras
 
@@ -394,6 +453,7 @@ def _one_layer(shape, layer):
         rng = np.random.default_rng(6)
         model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in model.get_weights()])
         return model
+
     return build
 
 
@@ -402,31 +462,72 @@ def _k2(cls: str, *args: Any, **kw: Any) -> Any:
         import tf_keras
 
         return getattr(tf_keras.layers, cls)(*args, **kw)
+
     return make
 
 
 # (id, build, refusal naming the layer, input)
 _REFUSED = [
-    ("exponential", _one_layer((6,), _k2("Dense", 3, activation="exponential", name="d")),
-     r"layer 'd' \(Dense\): activation='exponential' does not exist in TensorFlow.js 4.22", (2, 6)),
-    ("leaky_relu_layer", _one_layer((6,), _k2("Activation", "leaky_relu", name="act")),
-     r"layer 'act' \(Activation\): activation='leaky_relu' does not exist", (2, 6)),
-    ("recurrent_activation", _one_layer((3, 4), _k2("LSTM", 2, recurrent_activation="exponential", name="rnn")),
-     r"layer 'rnn' \(LSTM\): recurrent_activation='exponential' does not exist", (2, 3, 4)),
-    ("relu_slope", _one_layer((6,), _k2("ReLU", 2.0, 0.1, 0.2, name="r")),
-     r"layer 'r' \(ReLU\): TensorFlow.js 4.22 ignores negative_slope=.*threshold=", (2, 6)),
-    ("elu_alpha", _one_layer((6,), _k2("ELU", 0.5, name="e")),
-     r"layer 'e' \(ELU\): alpha=0.5 is not supported by TensorFlow.js 4.22", (2, 6)),
-    ("causal", _one_layer((5, 4), _k2("Conv1D", 2, 3, padding="causal", name="c")),
-     r"layer 'c' \(Conv1D\): padding='causal' is not implemented", (2, 5, 4)),
-    ("bilinear", _one_layer((3, 3, 2), _k2("UpSampling2D", 2, interpolation="bilinear", name="up")),
-     r"layer 'up' \(UpSampling2D\): interpolation='bilinear' is computed differently", (2, 3, 3, 2)),
-    ("bn_axis1", _one_layer((4, 5), _k2("BatchNormalization", axis=1, name="bn")),
-     r"layer 'bn' \(BatchNormalization\): axis=1 on a rank-3 input is not the last axis", (2, 4, 5)),
-    ("center_crop", _one_layer((6, 6, 3), _k2("CenterCrop", 4, 4, name="crop")),
-     r"layer 'crop' \(CenterCrop\): TensorFlow.js 4.22 loads this preprocessing layer but fails", (2, 6, 6, 3)),
-    ("resizing", _one_layer((6, 6, 3), _k2("Resizing", 4, 5, name="rs")),
-     r"layer 'rs' \(Resizing\): TensorFlow.js 4.22 loads this preprocessing layer but fails", (2, 6, 6, 3)),
+    (
+        "exponential",
+        _one_layer((6,), _k2("Dense", 3, activation="exponential", name="d")),
+        r"layer 'd' \(Dense\): activation='exponential' does not exist in TensorFlow.js 4.22",
+        (2, 6),
+    ),
+    (
+        "leaky_relu_layer",
+        _one_layer((6,), _k2("Activation", "leaky_relu", name="act")),
+        r"layer 'act' \(Activation\): activation='leaky_relu' does not exist",
+        (2, 6),
+    ),
+    (
+        "recurrent_activation",
+        _one_layer((3, 4), _k2("LSTM", 2, recurrent_activation="exponential", name="rnn")),
+        r"layer 'rnn' \(LSTM\): recurrent_activation='exponential' does not exist",
+        (2, 3, 4),
+    ),
+    (
+        "relu_slope",
+        _one_layer((6,), _k2("ReLU", 2.0, 0.1, 0.2, name="r")),
+        r"layer 'r' \(ReLU\): TensorFlow.js 4.22 ignores negative_slope=.*threshold=",
+        (2, 6),
+    ),
+    (
+        "elu_alpha",
+        _one_layer((6,), _k2("ELU", 0.5, name="e")),
+        r"layer 'e' \(ELU\): alpha=0.5 is not supported by TensorFlow.js 4.22",
+        (2, 6),
+    ),
+    (
+        "causal",
+        _one_layer((5, 4), _k2("Conv1D", 2, 3, padding="causal", name="c")),
+        r"layer 'c' \(Conv1D\): padding='causal' is not implemented",
+        (2, 5, 4),
+    ),
+    (
+        "bilinear",
+        _one_layer((3, 3, 2), _k2("UpSampling2D", 2, interpolation="bilinear", name="up")),
+        r"layer 'up' \(UpSampling2D\): interpolation='bilinear' is computed differently",
+        (2, 3, 3, 2),
+    ),
+    (
+        "bn_axis1",
+        _one_layer((4, 5), _k2("BatchNormalization", axis=1, name="bn")),
+        r"layer 'bn' \(BatchNormalization\): axis=1 on a rank-3 input is not the last axis",
+        (2, 4, 5),
+    ),
+    (
+        "center_crop",
+        _one_layer((6, 6, 3), _k2("CenterCrop", 4, 4, name="crop")),
+        r"layer 'crop' \(CenterCrop\): TensorFlow.js 4.22 loads this preprocessing layer but fails",
+        (2, 6, 6, 3),
+    ),
+    (
+        "resizing",
+        _one_layer((6, 6, 3), _k2("Resizing", 4, 5, name="rs")),
+        r"layer 'rs' \(Resizing\): TensorFlow.js 4.22 loads this preprocessing layer but fails",
+        (2, 6, 6, 3),
+    ),
 ]
 
 
@@ -454,9 +555,12 @@ def test_loads_but_runs_otherwise_is_refused(tfjs, tmp_path, name, build, refusa
 def test_batch_norm_on_the_last_axis_is_not_refused():
     """tf_keras saves a built BatchNormalization's axis as a positive list ([2] for -1 on
     rank 3): refused only where it is not the input's last axis."""
+
     def model(axis, shape):
-        layers = [{"class_name": "InputLayer", "config": {"name": "x", "batch_input_shape": [None, *shape]}},
-                  {"class_name": "BatchNormalization", "config": {"name": "bn", "axis": axis}}]
+        layers = [
+            {"class_name": "InputLayer", "config": {"name": "x", "batch_input_shape": [None, *shape]}},
+            {"class_name": "BatchNormalization", "config": {"name": "bn", "axis": axis}},
+        ]
         return {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}
 
     assert check.batch_norm_problems(model([2], (4, 5))) == []
@@ -473,7 +577,9 @@ def test_keras3_hard_sigmoid_is_refused(tmp_path):
     inp = keras.layers.Input((6,))
     model = keras.Model(inp, keras.layers.Dense(3, activation="hard_sigmoid", name="d")(inp))
     model.save(tmp_path / "m.keras")
-    with pytest.raises(ConversionError, match=r"layer 'd' \(Dense\): Keras 3's activation='hard_sigmoid'") as info:
+    with pytest.raises(
+        ConversionError, match=r"layer 'd' \(Dense\): Keras 3's activation='hard_sigmoid'"
+    ) as info:
         convert(tmp_path / "m.keras", tmp_path / "out", input_format="keras_keras")
     assert "\n" not in str(info.value) and "--output_format=tfjs_graph_model" in str(info.value)
     assert not (tmp_path / "out").exists()
@@ -485,11 +591,18 @@ def test_identity_silu_and_l1_l2_are_translated_and_run(tfjs, tmp_path):
     import keras
 
     inp = keras.layers.Input((6,))
-    y = keras.layers.Dense(4, activation="silu", kernel_regularizer=keras.regularizers.L2(0.01),
-                           bias_regularizer=keras.regularizers.L1(0.02),
-                           activity_regularizer=keras.regularizers.L1(0.01), name="d")(inp)
+    y = keras.layers.Dense(
+        4,
+        activation="silu",
+        kernel_regularizer=keras.regularizers.L2(0.01),
+        bias_regularizer=keras.regularizers.L1(0.02),
+        activity_regularizer=keras.regularizers.L1(0.01),
+        name="d",
+    )(inp)
     y = keras.layers.Identity(name="same")(y)
-    model = keras.Model(inp, keras.layers.LSTM(3, activation="silu", name="rnn")(keras.layers.Reshape((2, 2))(y)))
+    model = keras.Model(
+        inp, keras.layers.LSTM(3, activation="silu", name="rnn")(keras.layers.Reshape((2, 2))(y))
+    )
     model.save(tmp_path / "m.keras")
     out = convert(tmp_path / "m.keras", tmp_path / "l", input_format="keras_keras")
     layers = json.loads((out / "model.json").read_text())["modelTopology"]["model_config"]["config"]["layers"]
@@ -500,7 +613,9 @@ def test_identity_silu_and_l1_l2_are_translated_and_run(tfjs, tmp_path):
     assert by_name["d"]["config"]["kernel_regularizer"]["config"] == {"l1": 0.0, "l2": pytest.approx(0.01)}
     assert by_name["d"]["config"]["bias_regularizer"]["config"] == {"l1": pytest.approx(0.02), "l2": 0.0}
     assert "activity_regularizer" not in by_name["d"]["config"]
-    assert by_name["same"]["class_name"] == "Activation" and by_name["same"]["config"]["activation"] == "linear"
+    assert (
+        by_name["same"]["class_name"] == "Activation" and by_name["same"]["config"]["activation"] == "linear"
+    )
     assert by_name["rnn"]["config"]["activation"] == "swish"
     x = np.random.default_rng(4).standard_normal((2, 6)).astype(np.float32)
     want = np.asarray(model.predict(x, verbose=0))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tfjs_runtime import TfjsError, require_js_runtime
+
 from tfjsconv import cli
 from tfjsconv.layers import check, compat
 
@@ -30,8 +30,9 @@ console.log(JSON.stringify(Object.keys(tf.serialization.SerializationMap.getMap(
 
 def test_class_list_is_the_runtimes():
     require_js_runtime()
-    done = subprocess.run(["node", "-e", _LIST_CLASSES], cwd=JS_DIR, capture_output=True, text=True, timeout=120,
-                          check=True)
+    done = subprocess.run(
+        ["node", "-e", _LIST_CLASSES], cwd=JS_DIR, capture_output=True, text=True, timeout=120, check=True
+    )
     assert set(json.loads(done.stdout)) == compat.registered_classes()
 
 
@@ -40,15 +41,26 @@ def _layer(cls, name, **config):
 
 
 def test_nested_layers_are_all_checked():
-    config = _layer("Functional", "m", layers=[
-        _layer("InputLayer", "in"),
-        _layer("Subtract", "sub"),
-        _layer("Bidirectional", "bi", layer=_layer("GRU", "gru", reset_after=True)),
-        _layer("RNN", "rnn", cell=_layer("StackedRNNCells", "cells", cells=[
-            _layer("GRUCell", "c1", reset_after=True), _layer("LSTMCell", "c2")])),
-        _layer("TimeDistributed", "td", layer=_layer("Dense", "dense")),
-        _layer("Sequential", "inner", layers=[_layer("GRU", "gru2", reset_after=False)]),
-    ])
+    config = _layer(
+        "Functional",
+        "m",
+        layers=[
+            _layer("InputLayer", "in"),
+            _layer("Subtract", "sub"),
+            _layer("Bidirectional", "bi", layer=_layer("GRU", "gru", reset_after=True)),
+            _layer(
+                "RNN",
+                "rnn",
+                cell=_layer(
+                    "StackedRNNCells",
+                    "cells",
+                    cells=[_layer("GRUCell", "c1", reset_after=True), _layer("LSTMCell", "c2")],
+                ),
+            ),
+            _layer("TimeDistributed", "td", layer=_layer("Dense", "dense")),
+            _layer("Sequential", "inner", layers=[_layer("GRU", "gru2", reset_after=False)]),
+        ],
+    )
     assert sorted(map(str, check.class_problems(config))) == [
         "layer 'c1' (GRUCell): reset_after=True is not supported by TensorFlow.js 4.22",
         "layer 'gru' (GRU): reset_after=True is not supported by TensorFlow.js 4.22",
@@ -57,15 +69,19 @@ def test_nested_layers_are_all_checked():
     # Keras 1/2.0-era Sequential configs are a bare list of layers.
     old_style = {"class_name": "Sequential", "config": [_layer("Subtract", "s")]}
     assert [str(p) for p in check.class_problems(old_style)] == [
-        "layer 's' (Subtract): class is not registered in TensorFlow.js 4.22"]
+        "layer 's' (Subtract): class is not registered in TensorFlow.js 4.22"
+    ]
     assert check.check_model(None, []) == []
 
 
 def _convert(h5: Path, out: Path, *flags: str):
     """(exit code, stderr lines) of a CLI conversion."""
     stdout, stderr = io.StringIO(), io.StringIO()
-    code = cli.main(["--input_format=keras", "--output_format=tfjs_layers_model", *flags, str(h5), str(out)],
-                    stdout=stdout, stderr=stderr)
+    code = cli.main(
+        ["--input_format=keras", "--output_format=tfjs_layers_model", *flags, str(h5), str(out)],
+        stdout=stdout,
+        stderr=stderr,
+    )
     return code, stderr.getvalue().splitlines()
 
 
@@ -90,11 +106,23 @@ def keras_files(tmp_path_factory):
     return paths
 
 
-@pytest.mark.parametrize("name, expected, tfjs_says, inputs", [
-    ("gru_default", "layer 'gru' (GRU): reset_after=True", "reset_after", [np.ones((1, 4, 3), np.float32)]),
-    ("subtract", "layer 'sub' (Subtract): class is not registered", "Subtract",
-     [np.ones((1, 2), np.float32), np.ones((1, 2), np.float32)]),
-])
+@pytest.mark.parametrize(
+    "name, expected, tfjs_says, inputs",
+    [
+        (
+            "gru_default",
+            "layer 'gru' (GRU): reset_after=True",
+            "reset_after",
+            [np.ones((1, 4, 3), np.float32)],
+        ),
+        (
+            "subtract",
+            "layer 'sub' (Subtract): class is not registered",
+            "Subtract",
+            [np.ones((1, 2), np.float32), np.ones((1, 2), np.float32)],
+        ),
+    ],
+)
 def test_refused_models_really_fail_in_tfjs(tfjs, keras_files, tmp_path, name, expected, tfjs_says, inputs):
     code, lines = _convert(keras_files[name], tmp_path / name)
     assert code == 1 and len(lines) == 1, lines

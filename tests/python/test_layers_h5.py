@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import h5py
+import keras_models as km
 import numpy as np
 import pytest
 
-import keras_models as km
 from tfjsconv import api, model_json
 from tfjsconv.errors import ConversionError
 from tfjsconv.options import ConversionOptions
@@ -95,16 +95,20 @@ def test_split_weights_by_layer(models, tmp_path):
         ["dw/depthwise_kernel", "dw/bias"],
         ["head/kernel", "head/bias"],
     ]
-    assert [g["paths"] for g in obj["weightsManifest"]] == [
-        [f"group{i}-shard1of1.bin"] for i in range(1, 5)
-    ]
+    assert [g["paths"] for g in obj["weightsManifest"]] == [[f"group{i}-shard1of1.bin"] for i in range(1, 5)]
 
 
 def test_metadata(models, tmp_path):
     meta = (("author", {"name": "x", "n": [1, 2]}), ("notes", "hi"))
     obj = convert(models["mlp"], tmp_path / "o", metadata=meta)
-    assert list(obj) == ["format", "generatedBy", "convertedBy", "userDefinedMetadata",
-                         "modelTopology", "weightsManifest"]
+    assert list(obj) == [
+        "format",
+        "generatedBy",
+        "convertedBy",
+        "userDefinedMetadata",
+        "modelTopology",
+        "weightsManifest",
+    ]
     assert obj["userDefinedMetadata"] == {"author": {"name": "x", "n": [1, 2]}, "notes": "hi"}
 
 
@@ -116,11 +120,12 @@ def test_quantized_weights_within_bound(models, tmp_path, dtype):
     for g in obj["weightsManifest"]:
         for w in g["weights"]:
             assert w["dtype"] == "float32" and w["quantization"]["dtype"] == dtype
-    for (name, deq), entry in zip(manifest_weights(tmp_path / "o", obj),
-                                  obj["weightsManifest"][0]["weights"]):
+    for (name, deq), entry in zip(
+        manifest_weights(tmp_path / "o", obj), obj["weightsManifest"][0]["weights"]
+    ):
         ref = original[name]
         if dtype == "float16":
-            bound = np.abs(ref) * 2.0 ** -11 + 6e-8
+            bound = np.abs(ref) * 2.0**-11 + 6e-8
         else:
             bound = entry["quantization"]["scale"] / 2 + 1e-6 * np.abs(ref).max()
         assert np.all(np.abs(deq - ref) <= bound), name
@@ -141,7 +146,11 @@ def test_weights_only_h5(models, tmp_path):
     assert obj["generatedBy"] is None and obj["modelTopology"] is None
     # Weights-only files keep their ``layer_names`` order.
     assert [w["name"] for w in obj["weightsManifest"][0]["weights"]] == [
-        "b_layer/kernel", "b_layer/bias", "a_layer/kernel", "a_layer/bias"]
+        "b_layer/kernel",
+        "b_layer/bias",
+        "a_layer/kernel",
+        "a_layer/bias",
+    ]
 
 
 def _rewrite_config(src: str, dst: Path, edit) -> Path:
@@ -167,8 +176,11 @@ def test_translate_class_names(models, tmp_path):
 def test_lambda_layer_refused_unless_allowed(models, tmp_path):
     def edit(cfg):
         cfg["config"]["layers"][3] = {
-            "class_name": "Lambda", "name": "relu", "inbound_nodes": [[["bn", 0, 0, {}]]],
-            "config": {"name": "relu", "function": ["4wAAAAAAAAAA", None, None], "function_type": "lambda"}}
+            "class_name": "Lambda",
+            "name": "relu",
+            "inbound_nodes": [[["bn", 0, 0, {}]]],
+            "config": {"name": "relu", "function": ["4wAAAAAAAAAA", None, None], "function_type": "lambda"},
+        }
 
     src = _rewrite_config(models["cnn"], tmp_path / "lam.h5", edit)
     with pytest.raises(ConversionError, match="Lambda") as info:
@@ -221,19 +233,25 @@ print("HEAVY=" + ",".join(heavy))
 """
 
 
-@pytest.mark.parametrize("name,fmt", [("cnn", "keras"), ("k3_cnn_h5", "keras"),
-                                      ("k3_cnn_keras", "keras_keras")])
+@pytest.mark.parametrize(
+    "name,fmt", [("cnn", "keras"), ("k3_cnn_h5", "keras"), ("k3_cnn_keras", "keras_keras")]
+)
 def test_no_tensorflow_import(models, tmp_path, name, fmt):
     env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
     out = subprocess.run(
         [sys.executable, "-c", NO_TF_SCRIPT, models[name], str(tmp_path / "o"), fmt],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "HEAVY=\n" in out
     out = subprocess.run(
-        [sys.executable, "-c", NO_TF_SCRIPT, str(tmp_path / "o"), str(tmp_path / "o2"),
-         "tfjs_layers_model"],
-        env=env, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", NO_TF_SCRIPT, str(tmp_path / "o"), str(tmp_path / "o2"), "tfjs_layers_model"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "HEAVY=\n" in out
 

@@ -6,19 +6,24 @@ import json
 import zipfile
 from pathlib import Path
 
+import keras_models as km
 import numpy as np
 import pytest
 
-import keras_models as km
 from tfjsconv import api
 from tfjsconv.errors import ConversionError
 from tfjsconv.layers import keras3
 from tfjsconv.options import ConversionOptions
 from tfjsconv.weights import read_weights
 
-K3 = [("k3_cnn_h5", "keras"), ("k3_cnn_keras", "keras_keras"), ("k3_seq_keras", "keras_keras"),
-      ("k3_zoo_keras", "keras_keras"), ("k3_nested_keras", "keras_keras"),
-      ("k3_multi_keras", "keras_keras")]
+K3 = [
+    ("k3_cnn_h5", "keras"),
+    ("k3_cnn_keras", "keras_keras"),
+    ("k3_seq_keras", "keras_keras"),
+    ("k3_zoo_keras", "keras_keras"),
+    ("k3_nested_keras", "keras_keras"),
+    ("k3_multi_keras", "keras_keras"),
+]
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +32,9 @@ def models(tmp_path_factory):
 
 
 def convert(src, out, fmt, **opts) -> dict:
-    api.convert(str(src), str(out), ConversionOptions(input_format=fmt,
-                                                      output_format="tfjs_layers_model", **opts))
+    api.convert(
+        str(src), str(out), ConversionOptions(input_format=fmt, output_format="tfjs_layers_model", **opts)
+    )
     return json.loads((Path(out) / "model.json").read_text())
 
 
@@ -48,8 +54,16 @@ def test_config_is_keras2_style(models, tmp_path, name, fmt):
     assert obj["generatedBy"].startswith("keras v3.")
     config = obj["modelTopology"]["model_config"]
     text = json.dumps(config)
-    for banned in ('"batch_shape"', "DTypePolicy", '"module"', '"registered_name"',
-                   '"build_config"', '"shared_object_id"', "__keras_tensor__", '"optional"'):
+    for banned in (
+        '"batch_shape"',
+        "DTypePolicy",
+        '"module"',
+        '"registered_name"',
+        '"build_config"',
+        '"shared_object_id"',
+        "__keras_tensor__",
+        '"optional"',
+    ):
         assert banned not in text, banned
     first = config["config"]["layers"][0]
     assert first["class_name"] == "InputLayer" and "batch_input_shape" in first["config"]
@@ -78,8 +92,16 @@ def test_weights_match_keras3_model_and_names_are_keras2(models, tmp_path, name,
         assert names[:2] == ["c1/kernel", "c1/bias"]
         assert "dw1/depthwise_kernel" in names
     elif "nested" in name:
-        assert names == ["s1/kernel", "s1/bias", "s2/kernel", "s2/bias", "f1/kernel", "f1/bias",
-                         "head/kernel", "head/bias"]
+        assert names == [
+            "s1/kernel",
+            "s1/bias",
+            "s2/kernel",
+            "s2/bias",
+            "f1/kernel",
+            "f1/bias",
+            "head/kernel",
+            "head/bias",
+        ]
     elif "multi" in name:
         assert names == ["shared/kernel", "shared/bias", "o1/kernel", "o1/bias"]
     elif "zoo" in name:
@@ -87,8 +109,12 @@ def test_weights_match_keras3_model_and_names_are_keras2(models, tmp_path, name,
         assert "bidi/backward_bl/lstm_cell/bias" in names
         assert "td/kernel" in names and "sep/pointwise_kernel" in names
     else:
-        assert names[:4] == ["emb/embeddings", "rnn/lstm_cell/kernel",
-                             "rnn/lstm_cell/recurrent_kernel", "rnn/lstm_cell/bias"]
+        assert names[:4] == [
+            "emb/embeddings",
+            "rnn/lstm_cell/kernel",
+            "rnn/lstm_cell/recurrent_kernel",
+            "rnn/lstm_cell/bias",
+        ]
 
 
 @pytest.mark.parametrize("name,fmt", K3)
@@ -112,8 +138,9 @@ def test_h5_and_keras_zip_give_the_same_model(models, tmp_path):
     b = convert(models["k3_cnn_keras"], tmp_path / "b", "keras_keras")
     assert a["weightsManifest"] == b["weightsManifest"]
     assert a["modelTopology"]["model_config"] == b["modelTopology"]["model_config"]
-    assert (tmp_path / "a" / "group1-shard1of1.bin").read_bytes() == \
-        (tmp_path / "b" / "group1-shard1of1.bin").read_bytes()
+    assert (tmp_path / "a" / "group1-shard1of1.bin").read_bytes() == (
+        tmp_path / "b" / "group1-shard1of1.bin"
+    ).read_bytes()
 
 
 def test_keras_zip_not_extracted_next_to_input(models, tmp_path):
@@ -155,8 +182,10 @@ def test_unknown_layer_with_weights_is_named(models, tmp_path):
                 layer["class_name"] = "FancyConv"
 
     bad = _rezip(models["k3_cnn_keras"], tmp_path / "bad.keras", edit_config=edit)
-    with pytest.raises(ConversionError, match="layer 'c1' \\(FancyConv\\): class is not registered.*"
-                                              "--output_format=tfjs_graph_model") as info:
+    with pytest.raises(
+        ConversionError,
+        match="layer 'c1' \\(FancyConv\\): class is not registered.*--output_format=tfjs_graph_model",
+    ) as info:
         convert(bad, tmp_path / "o", "keras_keras", allow_unsafe_deserialization=True)
     assert "\n" not in str(info.value)
 
@@ -182,8 +211,12 @@ def test_not_a_zip_or_h5(tmp_path):
 
 
 def test_keras3_only_option_refused():
-    layer = {"class_name": "Dense", "name": "d", "inbound_nodes": [],
-             "config": {"name": "d", "units": 2, "lora_rank": 4}}
+    layer = {
+        "class_name": "Dense",
+        "name": "d",
+        "inbound_nodes": [],
+        "config": {"name": "d", "units": 2, "lora_rank": 4},
+    }
     with pytest.raises(ConversionError, match="lora_rank=4"):
         keras3.translate_layer(layer, allow_unsafe=False, functional=True)
 
@@ -191,7 +224,10 @@ def test_keras3_only_option_refused():
 def test_weight_layouts_honour_center_scale_and_use_bias():
     bn = {"center": False, "scale": True}
     assert keras3.keras2_weight_names("bn", "BatchNormalization", bn, 3) == [
-        "bn/gamma", "bn/moving_mean", "bn/moving_variance"]
+        "bn/gamma",
+        "bn/moving_mean",
+        "bn/moving_variance",
+    ]
     assert keras3.keras2_weight_names("d", "Dense", {"use_bias": False}, 1) == ["d/kernel"]
     with pytest.raises(ConversionError, match="has 2 weights in the file but its config implies 1"):
         keras3.keras2_weight_names("d", "Dense", {"use_bias": False}, 2)
@@ -199,9 +235,12 @@ def test_weight_layouts_honour_center_scale_and_use_bias():
 
 def test_keras3_inbound_node_kwargs_and_nested_args():
     def t(n):
-        return {"class_name": "__keras_tensor__",
-                "config": {"shape": [None, 2], "dtype": "float32", "keras_history": [n, 1, 0]}}
+        return {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": [None, 2], "dtype": "float32", "keras_history": [n, 1, 0]},
+        }
 
     nodes = [{"args": [[t("a"), t("b")]], "kwargs": {"mask": None, "training": False}}]
     assert keras3.translate_inbound_nodes(nodes, "x", False) == [
-        [["a", 1, 0, {"training": False}], ["b", 1, 0, {"training": False}]]]
+        [["a", 1, 0, {"training": False}], ["b", 1, 0, {"training": False}]]
+    ]

@@ -11,10 +11,10 @@ import json
 import os
 import subprocess
 
+import keras_models as km
 import numpy as np
 import pytest
 
-import keras_models as km
 from tfjsconv import api, model_json
 from tfjsconv.options import ConversionOptions
 
@@ -43,17 +43,30 @@ def _entries(obj: dict) -> dict:
 @pytest.mark.parametrize("name,flags", CASES, ids=[c[0] for c in CASES])
 def test_matches_reference(models, tmp_path, name, flags):
     ref_dir = tmp_path / "ref"
-    subprocess.run([REFERENCE, "--input_format=keras", "--output_format=tfjs_layers_model",
-                    *flags, models[name], str(ref_dir)],
-                   check=True, capture_output=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    subprocess.run(
+        [
+            REFERENCE,
+            "--input_format=keras",
+            "--output_format=tfjs_layers_model",
+            *flags,
+            models[name],
+            str(ref_dir),
+        ],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     kwargs = {"split_weights_by_layer": "--split_weights_by_layer" in flags}
     for flag in flags:
         if flag.startswith("--quantize_"):
-            dtype, pattern = flag[len("--quantize_"):].split("=")
+            dtype, pattern = flag[len("--quantize_") :].split("=")
             kwargs[f"quantize_{dtype}"] = tuple(pattern.split(","))
     ours_dir = tmp_path / "ours"
-    api.convert(models[name], str(ours_dir),
-                ConversionOptions(input_format="keras", output_format="tfjs_layers_model", **kwargs))
+    api.convert(
+        models[name],
+        str(ours_dir),
+        ConversionOptions(input_format="keras", output_format="tfjs_layers_model", **kwargs),
+    )
     ref_obj, ref_w = model_json.load_tfjs_model(str(ref_dir))
     our_obj, our_w = model_json.load_tfjs_model(str(ours_dir))
     assert our_obj["modelTopology"] == ref_obj["modelTopology"]

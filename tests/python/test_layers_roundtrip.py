@@ -8,18 +8,26 @@ import zipfile
 from pathlib import Path
 
 import h5py
+import keras_models as km
 import numpy as np
 import pytest
 
-import keras_models as km
 from tfjsconv import api, model_json, weights
 from tfjsconv.errors import ConversionError
 from tfjsconv.options import ConversionOptions
 
-IN_FORMAT = {"mlp": "keras", "cnn": "keras", "lstm": "keras", "k3_cnn_h5": "keras",
-             "k3_cnn_keras": "keras_keras", "k3_seq_keras": "keras_keras",
-             "k3_zoo_keras": "keras_keras", "nested": "keras", "k3_nested_keras": "keras_keras",
-             "k3_multi_keras": "keras_keras"}
+IN_FORMAT = {
+    "mlp": "keras",
+    "cnn": "keras",
+    "lstm": "keras",
+    "k3_cnn_h5": "keras",
+    "k3_cnn_keras": "keras_keras",
+    "k3_seq_keras": "keras_keras",
+    "k3_zoo_keras": "keras_keras",
+    "nested": "keras",
+    "k3_nested_keras": "keras_keras",
+    "k3_multi_keras": "keras_keras",
+}
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +36,9 @@ def models(tmp_path_factory):
 
 
 def conv(src, out, input_format, output_format, **opts) -> Path:
-    api.convert(str(src), str(out), ConversionOptions(input_format=input_format,
-                                                      output_format=output_format, **opts))
+    api.convert(
+        str(src), str(out), ConversionOptions(input_format=input_format, output_format=output_format, **opts)
+    )
     return Path(out)
 
 
@@ -46,8 +55,9 @@ def test_keras_layers_keras_h5_predicts_identically(models, tmp_path, name):
     h5 = conv(layers_dir, tmp_path / "back.h5", "tfjs_layers_model", "keras")
     x = km.INPUTS[name]()
     back = tf_keras.models.load_model(h5, compile=False)
-    np.testing.assert_allclose(predict(back, x), predict(km.load_original(models[name]), x),
-                               atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        predict(back, x), predict(km.load_original(models[name]), x), atol=1e-6, rtol=0
+    )
 
 
 def test_layers_to_keras_without_h5_suffix_is_still_h5(models, tmp_path):
@@ -68,8 +78,9 @@ def test_layers_to_keras_keras_is_deterministic_and_loads(models, tmp_path):
         assert "date_saved" not in json.loads(z.read("metadata.json"))
     x = km.INPUTS["cnn"]()
     back = tf_keras.models.load_model(str(a), compile=False)
-    np.testing.assert_allclose(predict(back, x), predict(km.load_original(models["cnn"]), x),
-                               atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        predict(back, x), predict(km.load_original(models["cnn"]), x), atol=1e-6, rtol=0
+    )
 
 
 def test_saved_model_round_trip(models, tmp_path):
@@ -86,8 +97,14 @@ def test_saved_model_round_trip(models, tmp_path):
 
 def test_layers_to_layers_reshards_and_requantizes(models, tmp_path):
     src = conv(models["cnn"], tmp_path / "l", "keras", "tfjs_layers_model")
-    q = conv(src, tmp_path / "q", "tfjs_layers_model", "tfjs_layers_model",
-             quantize_uint16=True, weight_shard_size_bytes=2048)
+    q = conv(
+        src,
+        tmp_path / "q",
+        "tfjs_layers_model",
+        "tfjs_layers_model",
+        quantize_uint16=True,
+        weight_shard_size_bytes=2048,
+    )
     obj = json.loads((q / "model.json").read_text())
     orig = json.loads((src / "model.json").read_text())
     assert obj["modelTopology"] == orig["modelTopology"]
@@ -106,11 +123,20 @@ def test_layers_to_layers_reshards_and_requantizes(models, tmp_path):
 
 def test_layers_to_layers_split_by_layer(models, tmp_path):
     src = conv(models["mlp"], tmp_path / "l", "keras", "tfjs_layers_model")
-    out = conv(src, tmp_path / "s", "tfjs_layers_model", "tfjs_layers_model",
-               split_weights_by_layer=True, metadata=(("k", 1),))
+    out = conv(
+        src,
+        tmp_path / "s",
+        "tfjs_layers_model",
+        "tfjs_layers_model",
+        split_weights_by_layer=True,
+        metadata=(("k", 1),),
+    )
     obj = json.loads((out / "model.json").read_text())
     assert [[w["name"] for w in g["weights"]] for g in obj["weightsManifest"]] == [
-        ["zeta/kernel", "zeta/bias"], ["alpha/kernel", "alpha/bias"], ["mid/kernel", "mid/bias"]]
+        ["zeta/kernel", "zeta/bias"],
+        ["alpha/kernel", "alpha/bias"],
+        ["mid/kernel", "mid/bias"],
+    ]
     assert obj["userDefinedMetadata"] == {"k": 1}
 
 
@@ -138,11 +164,16 @@ def test_reference_style_keras3_layers_model_is_translated(models, tmp_path):
     ref = tmp_path / "ref"
     ref.mkdir()
     manifest = weights.write_weights([named], str(ref))
-    model_json.write_model_json(str(ref), {
-        "format": "layers-model", "generatedBy": "keras v3.15.1", "convertedBy": "x",
-        "modelTopology": {"keras_version": "3.15.1", "backend": "tensorflow",
-                          "model_config": config},
-        "weightsManifest": manifest})
+    model_json.write_model_json(
+        str(ref),
+        {
+            "format": "layers-model",
+            "generatedBy": "keras v3.15.1",
+            "convertedBy": "x",
+            "modelTopology": {"keras_version": "3.15.1", "backend": "tensorflow", "model_config": config},
+            "weightsManifest": manifest,
+        },
+    )
     out = conv(ref, tmp_path / "o", "tfjs_layers_model", "tfjs_layers_model")
     obj = json.loads((out / "model.json").read_text())
     assert '"batch_shape"' not in json.dumps(obj)

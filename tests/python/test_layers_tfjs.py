@@ -10,19 +10,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras_models as km
 import numpy as np
 import pytest
 
-import keras_models as km
 from tfjsconv import api
 from tfjsconv.options import ConversionOptions
 
 pytestmark = pytest.mark.tfjs
 
-IN_FORMAT = {"mlp": "keras", "cnn": "keras", "lstm": "keras", "k3_cnn_h5": "keras",
-             "k3_cnn_keras": "keras_keras", "k3_seq_keras": "keras_keras",
-             "k3_zoo_keras": "keras_keras", "nested": "keras", "k3_nested_keras": "keras_keras",
-             "k3_multi_keras": "keras_keras"}
+IN_FORMAT = {
+    "mlp": "keras",
+    "cnn": "keras",
+    "lstm": "keras",
+    "k3_cnn_h5": "keras",
+    "k3_cnn_keras": "keras_keras",
+    "k3_seq_keras": "keras_keras",
+    "k3_zoo_keras": "keras_keras",
+    "nested": "keras",
+    "k3_nested_keras": "keras_keras",
+    "k3_multi_keras": "keras_keras",
+}
 
 # Max |tfjs(quantized) - TF(original)| allowed on these test models' outputs.
 QUANT_BOUND = {"uint8": 2e-2, "uint16": 1e-4, "float16": 2e-3}
@@ -36,13 +44,13 @@ def models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def originals(models):
     """name -> TF predictions of the original model on ``km.INPUTS[name]()``."""
-    return {n: km.as_list(km.load_original(models[n]).predict(km.INPUTS[n](), verbose=0))
-            for n in IN_FORMAT}
+    return {n: km.as_list(km.load_original(models[n]).predict(km.INPUTS[n](), verbose=0)) for n in IN_FORMAT}
 
 
 def conv(src, out, input_format, output_format="tfjs_layers_model", **opts) -> Path:
-    api.convert(str(src), str(out), ConversionOptions(input_format=input_format,
-                                                      output_format=output_format, **opts))
+    api.convert(
+        str(src), str(out), ConversionOptions(input_format=input_format, output_format=output_format, **opts)
+    )
     return Path(out)
 
 
@@ -56,8 +64,9 @@ def test_tfjs_matches_tensorflow(tfjs, models, originals, tmp_path, name):
 
 
 def test_tfjs_loads_split_and_sharded(tfjs, models, originals, tmp_path):
-    out = conv(models["cnn"], tmp_path / "l", "keras", split_weights_by_layer=True,
-               weight_shard_size_bytes=1000)
+    out = conv(
+        models["cnn"], tmp_path / "l", "keras", split_weights_by_layer=True, weight_shard_size_bytes=1000
+    )
     got = tfjs.predict(out, [km.INPUTS["cnn"]()], kind="layers")
     np.testing.assert_allclose(got[0], originals["cnn"][0], atol=1e-5, rtol=0)
 

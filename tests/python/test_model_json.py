@@ -28,8 +28,10 @@ def test_dumps_float_repr():
 
 
 def test_dumps_numpy_values():
-    assert dumps({"s": (np.int64(3), np.float32(0.5), np.bool_(True)), "a": np.arange(2)}) == \
-        b'{"s":[3,0.5,true],"a":[0,1]}'
+    assert (
+        dumps({"s": (np.int64(3), np.float32(0.5), np.bool_(True)), "a": np.arange(2)})
+        == b'{"s":[3,0.5,true],"a":[0,1]}'
+    )
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, np.float32("nan")])
@@ -56,7 +58,7 @@ def test_load_dir_without_model_json(tmp_path):
         load_model_json(str(tmp_path))
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b"{\"a\": NaN}", b"\xff\xfe{}", b"[1,", b"{} x"])
+@pytest.mark.parametrize("content", [b"", b"{", b'{"a": NaN}', b"\xff\xfe{}", b"[1,", b"{} x"])
 def test_load_invalid_json(tmp_path, content):
     (tmp_path / "model.json").write_bytes(content)
     with pytest.raises(ConversionError, match="is not valid JSON"):
@@ -87,7 +89,7 @@ def test_load_deeply_nested(tmp_path):
 
 
 def test_load_bom_accepted(tmp_path):
-    (tmp_path / "model.json").write_bytes(b"\xef\xbb\xbf{\"a\":1}")
+    (tmp_path / "model.json").write_bytes(b'\xef\xbb\xbf{"a":1}')
     assert load_model_json(str(tmp_path)) == {"a": 1}
 
 
@@ -118,9 +120,11 @@ def test_weight_modules_do_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, tfjsconv.weights, tfjsconv.model_json, tfjsconv.quantization; "
-            "bad = [m for m in ('tensorflow', 'tf_keras', 'keras', 'h5py') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, tfjsconv.weights, tfjsconv.model_json, tfjsconv.quantization; "
+        "bad = [m for m in ('tensorflow', 'tf_keras', 'keras', 'h5py') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "converter"))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr

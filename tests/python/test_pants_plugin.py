@@ -38,8 +38,14 @@ def test_minimal_keras_target():
     s = spec()
     assert argv.output_paths(s, "models", "m") == ("models/m", "models/m")
     assert argv.converter_args(s, "models", "models/m.h5", "models/m") == [
-        "--input_format", "keras", "--output_format", "tfjs_layers_model",
-        "--overwrite", "--quiet", "models/m.h5", "models/m",
+        "--input_format",
+        "keras",
+        "--output_format",
+        "tfjs_layers_model",
+        "--overwrite",
+        "--quiet",
+        "models/m.h5",
+        "models/m",
     ]
 
 
@@ -57,15 +63,28 @@ def test_every_field_in_bazel_order():
         skip_op_check=True,
     )
     assert argv.converter_args(s, "pkg", "pkg/sm", "pkg/m") == [
-        "--input_format", "tf_saved_model", "--output_format", "tfjs_graph_model",
-        "--weight_shard_size_bytes", "1000",
-        "--quantize_float16=a*", "--quantize_uint8=b*,c*",
-        "--metadata", "a:pkg/a.json,z:pkg/meta/z.json",
-        "--signature_name", "serving_default",
-        "--saved_model_tags", "serve,gpu",
-        "--strip_debug_ops=false", "--control_flow_v2=true", "--use_structured_outputs_names=false",
+        "--input_format",
+        "tf_saved_model",
+        "--output_format",
+        "tfjs_graph_model",
+        "--weight_shard_size_bytes",
+        "1000",
+        "--quantize_float16=a*",
+        "--quantize_uint8=b*,c*",
+        "--metadata",
+        "a:pkg/a.json,z:pkg/meta/z.json",
+        "--signature_name",
+        "serving_default",
+        "--saved_model_tags",
+        "serve,gpu",
+        "--strip_debug_ops=false",
+        "--control_flow_v2=true",
+        "--use_structured_outputs_names=false",
         "--skip_op_check",
-        "--overwrite", "--quiet", "pkg/sm", "pkg/m",
+        "--overwrite",
+        "--quiet",
+        "pkg/sm",
+        "pkg/m",
     ]
 
 
@@ -81,20 +100,37 @@ def test_non_directory_outputs_get_the_bazel_file_names():
     [
         ({"input_format": "onnx"}, 'unknown input_format "onnx"'),
         ({"output_format": "tflite"}, 'unknown output_format "tflite"'),
-        ({"input_format": "tf_saved_model", "output_format": "keras"}, "unsupported input_format/output_format pair"),
+        (
+            {"input_format": "tf_saved_model", "output_format": "keras"},
+            "unsupported input_format/output_format pair",
+        ),
         ({"input_format": "tf_frozen_model"}, "output_node_names is required"),
         ({"weight_shard_size_bytes": 0}, "positive integer"),
-        ({"input_format": "tfjs_layers_model", "weight_shard_size_bytes": 10}, "weight_shard_size_bytes applies only to the"),
+        (
+            {"input_format": "tfjs_layers_model", "weight_shard_size_bytes": 10},
+            "weight_shard_size_bytes applies only to the",
+        ),
         ({"signature_name": "s"}, "signature_name applies only"),
         ({"control_flow_v2": True}, "control_flow_v2 applies only"),
-        ({"input_format": "tf_saved_model", "split_weights_by_layer": True}, "split_weights_by_layer applies only"),
+        (
+            {"input_format": "tf_saved_model", "split_weights_by_layer": True},
+            "split_weights_by_layer applies only",
+        ),
         ({"quantize_uint8": ("a,b",)}, "quantize_uint8 entries must be non-empty and contain no ','"),
         ({"metadata": (("a:b", "x.json"),)}, "metadata names"),
-        ({"input_format": "tfjs_layers_model", "output_format": "keras_saved_model", "quantize_uint8": ("*",)},
-         "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format"),
+        (
+            {
+                "input_format": "tfjs_layers_model",
+                "output_format": "keras_saved_model",
+                "quantize_uint8": ("*",),
+            },
+            "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format",
+        ),
         # The converter refuses this too (the plugin used to let it through).
-        ({"input_format": "tfjs_layers_model", "output_format": "keras", "quantize_uint8": ("*",)},
-         "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras"),
+        (
+            {"input_format": "tfjs_layers_model", "output_format": "keras", "quantize_uint8": ("*",)},
+            "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras",
+        ),
     ],
 )
 def test_invalid_fields_name_the_target(kw, needle):
@@ -106,7 +142,11 @@ def test_invalid_fields_name_the_target(kw, needle):
 def test_input_path_resolution():
     assert argv.input_path(spec(), "m", ["m/a.h5"]) == "m/a.h5"
     sm = spec(input_format="tf_saved_model")
-    files = ["m/sm/saved_model.pb", "m/sm/variables/variables.index", "m/sm/variables/variables.data-00000-of-00001"]
+    files = [
+        "m/sm/saved_model.pb",
+        "m/sm/variables/variables.index",
+        "m/sm/variables/variables.data-00000-of-00001",
+    ]
     assert argv.input_path(sm, "m", files) == "m/sm"
     layers = spec(input_format="tfjs_layers_model")
     assert argv.input_path(layers, "m", ["m/t/model.json", "m/t/group1-shard1of1.bin"]) == "m/t/model.json"
@@ -128,8 +168,10 @@ def keras_h5(tmp_path_factory):
 
     tf_keras.utils.set_random_seed(4)
     model = tf_keras.Sequential(
-        [tf_keras.layers.Dense(5, activation="relu", input_shape=(3,), name="d1"),
-         tf_keras.layers.Dense(2, name="d2")]
+        [
+            tf_keras.layers.Dense(5, activation="relu", input_shape=(3,), name="d1"),
+            tf_keras.layers.Dense(2, name="d2"),
+        ]
     )
     path = tmp_path_factory.mktemp("pants_model") / "mlp.h5"
     model.save(path)
@@ -149,7 +191,9 @@ def test_argv_drives_the_real_converter(keras_h5, tmp_path):
     shutil.copyfile(keras_h5, tmp_path / "models" / "mlp.h5")
     (tmp_path / "models" / "info.json").write_text('{"k": [1, 2]}')
     s = spec(
-        address="models:mlp", weight_shard_size_bytes=40, quantize_uint8=("*kernel*",),
+        address="models:mlp",
+        weight_shard_size_bytes=40,
+        quantize_uint8=("*kernel*",),
         metadata=(("info", "info.json"),),
     )
     files = ["models/mlp.h5", "models/info.json"]
@@ -166,7 +210,9 @@ def test_argv_drives_the_real_converter(keras_h5, tmp_path):
     assert "quantization" not in weights["d1/bias"]
     # uint8 kernels (15 + 10 bytes) + float32 biases (20 + 8 bytes) = 53 bytes -> 2 shards
     assert sorted(p.name for p in (tmp_path / out_dir).iterdir()) == [
-        "group1-shard1of2.bin", "group1-shard2of2.bin", "model.json",
+        "group1-shard1of2.bin",
+        "group1-shard2of2.bin",
+        "model.json",
     ]
 
 
@@ -184,25 +230,28 @@ def test_real_pants_codegen_is_cached(keras_h5, tmp_path):
     wrapper = repo / "convert.sh"
     wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {_converter()} "$@"\n')
     wrapper.chmod(0o755)
-    (repo / "pants.toml").write_text(textwrap.dedent(f"""\
+    (repo / "pants.toml").write_text(
+        textwrap.dedent(f"""\
         [GLOBAL]
         pants_version = "2.17.1"
-        pythonpath = ["{ROOT / 'tools' / 'pants_tfjs'}"]
+        pythonpath = ["{ROOT / "tools" / "pants_tfjs"}"]
         backend_packages = ["pants_tfjs"]
         pantsd = false
-        local_execution_root_dir = "{tmp_path / 'sandboxes'}"
+        local_execution_root_dir = "{tmp_path / "sandboxes"}"
 
         [tfjs]
         converter = "{wrapper}"
-        """))
+        """)
+    )
     (repo / "models" / "BUILD").write_text(
         'tfjs_model(name="mlp", sources=["mlp.h5"], input_format="keras", weight_shard_size_bytes=64)\n'
     )
 
     def export() -> list:
         shutil.rmtree(repo / "dist", ignore_errors=True)
-        proc = subprocess.run([pants, "export-codegen", "models:mlp"], cwd=repo, capture_output=True,
-                              text=True, timeout=900)
+        proc = subprocess.run(
+            [pants, "export-codegen", "models:mlp"], cwd=repo, capture_output=True, text=True, timeout=900
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         conversions = [line for line in log.read_text().splitlines() if "--input_format" in line]
         return conversions

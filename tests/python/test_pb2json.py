@@ -12,10 +12,10 @@ import json
 import shutil
 from pathlib import Path
 
+import legacy_generator as lg
 import numpy as np
 import pytest
 
-import legacy_generator as lg
 from tfjsconv_pb2json import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,8 +80,9 @@ def dequantized_reference(frozen: lg.FrozenGraph, model_dir: Path) -> lg.FrozenG
             n = int(np.prod(w["shape"]))
             q = w.get("quantization")
             if q:
-                stored = np.frombuffer(data, dtype="<" + {"uint8": "u1", "uint16": "u2"}[q["dtype"]][-2:],
-                                       count=n, offset=offset)
+                stored = np.frombuffer(
+                    data, dtype="<" + {"uint8": "u1", "uint16": "u2"}[q["dtype"]][-2:], count=n, offset=offset
+                )
                 offset += stored.nbytes
                 deq = (stored.astype(np.float64) * q["scale"] + q["min"]).astype(np.float32)
                 value = np.round(deq).astype(np.int32) if w["dtype"] == "int32" else deq
@@ -157,9 +158,7 @@ def test_model_json_layout_and_determinism(legacy, tmp_path, capsys):
     assert model["format"] == "graph-model"
     assert model["convertedBy"] == "TensorFlow.js Converter v4.22.0 (tfjsconv 0.1.0)"
     consts = [n for n in model["modelTopology"]["node"] if n["op"] == "Const"]
-    assert consts and all(
-        set(n["attr"]["value"]["tensor"]) == {"dtype", "tensorShape"} for n in consts
-    )
+    assert consts and all(set(n["attr"]["value"]["tensor"]) == {"dtype", "tensorShape"} for n in consts)
     assert model["weightsManifest"][0]["paths"] == [f"group1-shard{i}of5.bin" for i in range(1, 6)]
     for node in model["modelTopology"]["node"]:
         assert list(node.get("attr", {})) == sorted(node.get("attr", {}))

@@ -60,16 +60,38 @@ def test_summarize_graph_model(tmp_path):
     model_json = {
         "format": "graph-model",
         "modelTopology": {
-            "node": [{"name": "x", "op": "Placeholder"}, {"name": "w", "op": "Const"},
-                     {"name": "y", "op": "MatMul"}, {"name": "b", "op": "Const"}],
+            "node": [
+                {"name": "x", "op": "Placeholder"},
+                {"name": "w", "op": "Const"},
+                {"name": "y", "op": "MatMul"},
+                {"name": "b", "op": "Const"},
+            ],
             "library": {"function": [{"nodeDef": [{"name": "r", "op": "Relu"}]}]},
         },
-        "weightsManifest": [{"paths": ["group1-shard1of1.bin"], "weights": [
-            {"name": "w", "shape": [2, 2], "dtype": "float32",
-             "quantization": {"dtype": "uint8", "min": 0.0, "scale": 1.0, "original_dtype": "float32"}},
-            {"name": "b", "shape": [2], "dtype": "float32",
-             "quantization": {"dtype": "float16", "original_dtype": "float32"}},
-        ]}],
+        "weightsManifest": [
+            {
+                "paths": ["group1-shard1of1.bin"],
+                "weights": [
+                    {
+                        "name": "w",
+                        "shape": [2, 2],
+                        "dtype": "float32",
+                        "quantization": {
+                            "dtype": "uint8",
+                            "min": 0.0,
+                            "scale": 1.0,
+                            "original_dtype": "float32",
+                        },
+                    },
+                    {
+                        "name": "b",
+                        "shape": [2],
+                        "dtype": "float32",
+                        "quantization": {"dtype": "float16", "original_dtype": "float32"},
+                    },
+                ],
+            }
+        ],
     }
     _write(tmp_path, model_json, {"group1-shard1of1.bin": 8})
     text = progress.summarize(str(tmp_path))
@@ -86,10 +108,20 @@ def test_summarize_graph_model(tmp_path):
 def test_summarize_layers_model(tmp_path):
     model_json = {
         "format": "layers-model",
-        "modelTopology": {"keras_version": "2.21.0", "model_config": {
-            "class_name": "Sequential",
-            "config": {"name": "s", "layers": [{"class_name": "InputLayer"}, {"class_name": "Dense"},
-                                               {"class_name": "Dense"}]}}},
+        "modelTopology": {
+            "keras_version": "2.21.0",
+            "model_config": {
+                "class_name": "Sequential",
+                "config": {
+                    "name": "s",
+                    "layers": [
+                        {"class_name": "InputLayer"},
+                        {"class_name": "Dense"},
+                        {"class_name": "Dense"},
+                    ],
+                },
+            },
+        },
         "weightsManifest": [{"paths": [], "weights": []}],
     }
     _write(tmp_path, model_json, {})

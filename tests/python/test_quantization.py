@@ -67,7 +67,9 @@ def test_float16_overflow_rejected():
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("qdtype", ["uint8", "uint16", "float16"])
 def test_non_finite_rejected(bad, qdtype):
-    with pytest.raises(ConversionError, match=f"weight w contains NaN or Infinity and cannot be quantized to {qdtype}"):
+    with pytest.raises(
+        ConversionError, match=f"weight w contains NaN or Infinity and cannot be quantized to {qdtype}"
+    ):
         quantize(np.array([0.0, bad], np.float32), qdtype, name="w")
 
 
@@ -108,8 +110,12 @@ def test_no_specs():
 
 def test_patterns_and_fallthrough():
     got = resolve_quantization(NAMES, {"float16": ("*kernel",), "uint8": True})
-    assert got == {"dense/kernel": "float16", "dense/bias": "uint8", "conv/kernel": "float16",
-                   "Conv2/kernel": "float16"}
+    assert got == {
+        "dense/kernel": "float16",
+        "dense/bias": "uint8",
+        "conv/kernel": "float16",
+        "Conv2/kernel": "float16",
+    }
 
 
 def test_star_crosses_slash_and_is_case_sensitive():
@@ -122,7 +128,9 @@ def test_string_spec_is_one_pattern():
 
 
 def test_two_dtypes_same_weight():
-    with pytest.raises(ConversionError, match=r"^Two quantization dtypes float16, uint8 match the same weight dense/kernel$"):
+    with pytest.raises(
+        ConversionError, match=r"^Two quantization dtypes float16, uint8 match the same weight dense/kernel$"
+    ):
         resolve_quantization(NAMES, {"uint8": ("dense/*",), "float16": ("*kernel",)})
 
 
@@ -140,12 +148,15 @@ def test_fallthrough_with_no_weights_is_fine():
     assert resolve_quantization([], {"uint8": True}) == {}
 
 
-@pytest.mark.parametrize("specs, message", [
-    ({"int8": True}, "unknown quantization dtype 'int8'"),
-    ({"uint8": ()}, "invalid quantization selector for uint8"),
-    ({"uint8": 3}, "invalid quantization selector for uint8"),
-    ({"uint8": ("",)}, "invalid quantization selector for uint8"),
-])
+@pytest.mark.parametrize(
+    "specs, message",
+    [
+        ({"int8": True}, "unknown quantization dtype 'int8'"),
+        ({"uint8": ()}, "invalid quantization selector for uint8"),
+        ({"uint8": 3}, "invalid quantization selector for uint8"),
+        ({"uint8": ("",)}, "invalid quantization selector for uint8"),
+    ],
+)
 def test_bad_specs(specs, message):
     with pytest.raises(ConversionError, match=message):
         resolve_quantization(NAMES, specs)
@@ -153,4 +164,6 @@ def test_bad_specs(specs, message):
 
 def test_same_pattern_twice_same_dtype_is_not_a_conflict():
     assert resolve_quantization(NAMES, {"uint8": ("dense/*", "*/bias")}) == {
-        "dense/kernel": "uint8", "dense/bias": "uint8"}
+        "dense/kernel": "uint8",
+        "dense/bias": "uint8",
+    }

@@ -20,9 +20,18 @@ def example_blocks() -> list:
 
 def test_doc_has_examples_for_every_conversion_function():
     code = "\n".join(example_blocks())
-    for fn in ("save_keras_model", "convert_keras", "convert_tfjs_layers_model", "load_keras_model",
-               "convert_saved_model", "convert_tf_hub", "convert_frozen_model", "write_weights",
-               "read_weights", "convert_jax"):
+    for fn in (
+        "save_keras_model",
+        "convert_keras",
+        "convert_tfjs_layers_model",
+        "load_keras_model",
+        "convert_saved_model",
+        "convert_tf_hub",
+        "convert_frozen_model",
+        "write_weights",
+        "read_weights",
+        "convert_jax",
+    ):
         assert fn + "(" in code, fn
 
 
@@ -31,10 +40,20 @@ def test_examples_run(tmp_path):
     pytest.importorskip("jax")
     script = tmp_path / "examples.py"
     script.write_text("\n".join(example_blocks()))
-    res = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert res.returncode == 0, res.stderr[-3000:]
-    for out in ("mlp_layers", "mlp_layers_q8", "mlp_graph", "mlp_small_shards", "affine_graph",
-                "affine_hub", "affine_frozen_graph", "raw_weights", "jax_graph"):
+    for out in (
+        "mlp_layers",
+        "mlp_layers_q8",
+        "mlp_graph",
+        "mlp_small_shards",
+        "affine_graph",
+        "affine_hub",
+        "affine_frozen_graph",
+        "raw_weights",
+        "jax_graph",
+    ):
         assert os.path.isfile(tmp_path / out / "model.json") or out == "raw_weights", out
     assert (tmp_path / "roundtrip.h5").is_file()

@@ -12,9 +12,8 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
 import keras_models as km
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -37,15 +36,23 @@ def digest(path):
 
 def run_cli(args, cwd, seed):
     env = {**os.environ, "PYTHONHASHSEED": str(seed)}
-    res = subprocess.run([sys.executable, "-m", "tfjsconv.cli", *args], cwd=cwd, env=env,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "tfjsconv.cli", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr
 
 
 CASES = {
     "keras2_h5_layers": ("cnn", ["--input_format=keras"]),
-    "keras2_h5_split_uint8": ("cnn", ["--input_format=keras", "--split_weights_by_layer",
-                                          "--quantize_uint8=*kernel*", "--quantize_float16"]),
+    "keras2_h5_split_uint8": (
+        "cnn",
+        [
+            "--input_format=keras",
+            "--split_weights_by_layer",
+            "--quantize_uint8=*kernel*",
+            "--quantize_float16",
+        ],
+    ),
     "keras3_keras_layers": ("k3_cnn_keras", ["--input_format=keras_keras"]),
     "keras3_h5_layers_sharded": ("k3_cnn_h5", ["--input_format=keras", "--weight_shard_size_bytes=1000"]),
 }
@@ -75,8 +82,17 @@ def test_layers_to_layers_requantize_is_reproducible(models, tmp_path):
     outs = []
     for seed in (2, 3):
         out = tmp_path / f"q{seed}"
-        run_cli(["--input_format=tfjs_layers_model", "--output_format=tfjs_layers_model",
-                 "--quantize_uint16", str(base / "model.json"), str(out)], cwd=REPO, seed=seed)
+        run_cli(
+            [
+                "--input_format=tfjs_layers_model",
+                "--output_format=tfjs_layers_model",
+                "--quantize_uint16",
+                str(base / "model.json"),
+                str(out),
+            ],
+            cwd=REPO,
+            seed=seed,
+        )
         outs.append(digest(out))
     assert outs[0] == outs[1]
 
@@ -85,7 +101,18 @@ def test_keras_output_stderr_is_clean(models, tmp_path):
     """tf_keras's 'HDF5 is legacy' / 'metrics not built' advice stays off stderr."""
     layers = tmp_path / "layers"
     run_cli(["--input_format=keras", models["cnn"], str(layers)], cwd=REPO, seed=0)
-    res = subprocess.run([sys.executable, "-m", "tfjsconv.cli", "--input_format=tfjs_layers_model",
-                          "--output_format=keras", str(layers / "model.json"), str(tmp_path / "m.h5")],
-                         cwd=REPO, capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfjsconv.cli",
+            "--input_format=tfjs_layers_model",
+            "--output_format=keras",
+            str(layers / "model.json"),
+            str(tmp_path / "m.h5"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0 and res.stderr == "", res.stderr

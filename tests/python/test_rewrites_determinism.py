@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from test_rewrites_support import graph_of, random
 
 CHAIN = """
@@ -34,9 +33,14 @@ print(hashlib.sha256(g.SerializeToString(deterministic=True)).hexdigest())
 def _model(x):
     alpha = tf.constant(-np.linspace(0.1, 0.4, 6, dtype=np.float32))
     y = tf.nn.depthwise_conv2d(x, tf.constant(random([3, 3, 3, 2], 1)), [1, 1, 1, 1], "SAME")
-    y = tf.raw_ops.FusedBatchNormV3(x=y, scale=tf.constant(random([6], 2) + 2.0), offset=tf.constant(random([6], 3)),
-                                    mean=tf.constant(random([6], 4)), variance=tf.constant(random([6], 5) ** 2 + 1),
-                                    is_training=False)[0]
+    y = tf.raw_ops.FusedBatchNormV3(
+        x=y,
+        scale=tf.constant(random([6], 2) + 2.0),
+        offset=tf.constant(random([6], 3)),
+        mean=tf.constant(random([6], 4)),
+        variance=tf.constant(random([6], 5) ** 2 + 1),
+        is_training=False,
+    )[0]
     y = tf.nn.relu6(y)
     z = tf.nn.conv2d(y, tf.constant(random([1, 1, 6, 6], 6)), 1, "VALID") + tf.constant(random([6], 7))
     return tf.nn.relu(z) + alpha * tf.nn.relu(-z)
@@ -51,8 +55,9 @@ def test_same_bytes_across_processes(tmp_path: Path):
     digests = set()
     for seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=converter, TF_CPP_MIN_LOG_LEVEL="3")
-        done = subprocess.run([sys.executable, "-c", CHAIN, str(src)], env=env, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", CHAIN, str(src)], env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         digests.add(done.stdout.strip().splitlines()[-1])
     assert len(digests) == 1, digests

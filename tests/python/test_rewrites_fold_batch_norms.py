@@ -7,10 +7,17 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 from tensorflow.python.framework import tensor_util
-
 from test_rewrites_support import (
-    assert_pure_and_deterministic, const_value, graph_of, node, ops, random, run_graph, serialized,
+    assert_pure_and_deterministic,
+    const_value,
+    graph_of,
+    node,
+    ops,
+    random,
+    run_graph,
+    serialized,
 )
+
 from tfjsconv.graph.rewrites import fold_batch_norms
 
 C_IN = 3
@@ -28,8 +35,7 @@ def _bn_params(channels: int, seed: int):
 
 def _fused_bn(y, channels, seed, op=tf.raw_ops.FusedBatchNormV3):
     gamma, beta, mean, var = (tf.constant(v) for v in _bn_params(channels, seed))
-    return op(x=y, scale=gamma, offset=beta, mean=mean, variance=var, epsilon=EPS,
-              is_training=False)[0]
+    return op(x=y, scale=gamma, offset=beta, mean=mean, variance=var, epsilon=EPS, is_training=False)[0]
 
 
 def _conv(x, filters=4):
@@ -46,7 +52,9 @@ CASES = {
     "conv_biasadd_bn": lambda x: _fused_bn(tf.nn.bias_add(_conv(x), tf.constant(random([4], 4))), 4, 3),
     "conv_addv2_bn": lambda x: _fused_bn(_conv(x) + tf.constant(random([4], 4)), 4, 3),
     "depthwise_bn": lambda x: tf.nn.relu(_fused_bn(_depthwise(x), C_IN * 2, 5)),
-    "depthwise_bias_bn": lambda x: _fused_bn(tf.nn.bias_add(_depthwise(x, 1), tf.constant(random([3], 6))), 3, 5),
+    "depthwise_bias_bn": lambda x: _fused_bn(
+        tf.nn.bias_add(_depthwise(x, 1), tf.constant(random([3], 6))), 3, 5
+    ),
 }
 
 
@@ -67,8 +75,9 @@ def test_folded_graph_matches_tf(case):
     replaced += [node(graph_def, r).input[1] for r in bn.input[:1] if node(graph_def, r).op != old_conv.op]
     assert not {r.split(":")[0] for r in replaced} & {n.name for n in folded.node}
     x = random([2, 5, 5, C_IN], 7)
-    np.testing.assert_allclose(run_graph(folded, {x_name: x}, out),
-                               run_graph(graph_def, {x_name: x}, out), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        run_graph(folded, {x_name: x}, out), run_graph(graph_def, {x_name: x}, out), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_depthwise_weights_scaled_per_input_channel_and_multiplier():
@@ -79,7 +88,9 @@ def test_depthwise_weights_scaled_per_input_channel_and_multiplier():
     scale = gamma / np.sqrt(var + np.float32(EPS))
     expected = random([3, 3, C_IN, 2], 2) * scale.reshape(C_IN, 2)
     np.testing.assert_allclose(const_value(folded, conv.name + "_weights"), expected, rtol=1e-6)
-    np.testing.assert_allclose(const_value(folded, conv.name + "_bn_offset"), beta - mean * scale, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        const_value(folded, conv.name + "_bn_offset"), beta - mean * scale, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_folded_nodes_keep_topological_order():
@@ -125,8 +136,9 @@ def test_batch_norm_with_global_normalization(scale_after):
     folded = assert_pure_and_deterministic(fold_batch_norms, graph_def)
     assert ops(folded) == ["Placeholder", "Const", "Conv2D", "Const", "BiasAdd"]
     x = random([1, 2, 2, C_IN], 13)
-    np.testing.assert_allclose(run_graph(folded, {"x:0": x}, "bn:0"),
-                               run_graph(graph_def, {"x:0": x}, "bn:0"), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        run_graph(folded, {"x:0": x}, "bn:0"), run_graph(graph_def, {"x:0": x}, "bn:0"), rtol=1e-5, atol=1e-5
+    )
 
 
 def _unchanged(fn, shape=(1, 5, 5, C_IN)):
@@ -142,6 +154,7 @@ def test_conv_with_two_consumers_is_not_folded():
     def fn(x):
         y = _conv(x)
         return _fused_bn(y, 4, 3) + y
+
     _unchanged(fn)
 
 
@@ -149,14 +162,22 @@ def test_bias_with_two_consumers_is_not_folded():
     def fn(x):
         y = tf.nn.bias_add(_conv(x), tf.constant(random([4], 4)))
         return _fused_bn(y, 4, 3) * y
+
     _unchanged(fn)
 
 
 def test_training_batch_norm_is_not_folded():
     def fn(x):
         gamma, beta, _, _ = (tf.constant(v) for v in _bn_params(4, 3))
-        return tf.raw_ops.FusedBatchNormV3(x=_conv(x), scale=gamma, offset=beta, mean=tf.constant([], tf.float32),
-                                           variance=tf.constant([], tf.float32), is_training=True)[0]
+        return tf.raw_ops.FusedBatchNormV3(
+            x=_conv(x),
+            scale=gamma,
+            offset=beta,
+            mean=tf.constant([], tf.float32),
+            variance=tf.constant([], tf.float32),
+            is_training=True,
+        )[0]
+
     _unchanged(fn)
 
 
@@ -182,8 +203,9 @@ def test_name_clash_gets_a_suffix():
     folded = fold_batch_norms(graph_def)
     assert node(folded, conv).input[1] == conv + "_weights_1"
     x = random([1, 5, 5, C_IN], 8)
-    np.testing.assert_allclose(run_graph(folded, {x_name: x}, out), run_graph(graph_def, {x_name: x}, out),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        run_graph(folded, {x_name: x}, out), run_graph(graph_def, {x_name: x}, out), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_stripped_default_attrs_use_the_op_defaults():
@@ -206,14 +228,28 @@ def test_folded_values_by_hand():
 
     f32 = lambda *v: np.array(v, np.float32)  # noqa: E731
     # sqrt(var + eps) = [2, 3]; scale = gamma / that = [2, 1]; offset = beta - (mean - bias) * scale.
-    scaled, offset = folded_values("Conv2D", f32(1, 2).reshape(1, 1, 1, 2), mean=f32(1, 2), var=f32(3, 8),
-                                   beta=f32(0.5, -1), gamma=f32(4, 3), eps=np.float32(1), bias=f32(0.5, 1))
+    scaled, offset = folded_values(
+        "Conv2D",
+        f32(1, 2).reshape(1, 1, 1, 2),
+        mean=f32(1, 2),
+        var=f32(3, 8),
+        beta=f32(0.5, -1),
+        gamma=f32(4, 3),
+        eps=np.float32(1),
+        bias=f32(0.5, 1),
+    )
     np.testing.assert_array_equal(scaled, f32(2, 2).reshape(1, 1, 1, 2))
     np.testing.assert_array_equal(offset, f32(-0.5, -2))
     # Depthwise [h, w, in=2, mult=2]: output channel in*2+m gets scale[in*2+m] = [1, 2, 3, 4].
-    scaled, offset = folded_values("DepthwiseConv2dNative", f32(1, 2, 3, 4).reshape(1, 1, 2, 2),
-                                   mean=f32(0, 0, 0, 0), var=f32(0, 0, 0, 0), beta=f32(1, 1, 1, 1),
-                                   gamma=f32(1, 2, 3, 4), eps=np.float32(1))
+    scaled, offset = folded_values(
+        "DepthwiseConv2dNative",
+        f32(1, 2, 3, 4).reshape(1, 1, 2, 2),
+        mean=f32(0, 0, 0, 0),
+        var=f32(0, 0, 0, 0),
+        beta=f32(1, 1, 1, 1),
+        gamma=f32(1, 2, 3, 4),
+        eps=np.float32(1),
+    )
     np.testing.assert_array_equal(scaled, f32(1, 4, 9, 16).reshape(1, 1, 2, 2))
     np.testing.assert_array_equal(offset, f32(1, 1, 1, 1))
     assert folded_values("Conv2D", f32(1, 2).reshape(1, 1, 1, 2), *(f32(1, 1, 1),) * 4, np.float32(1)) is None

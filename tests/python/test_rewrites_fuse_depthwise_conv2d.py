@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from test_rewrites_support import (
-    assert_pure_and_deterministic, graph_of, node, ops, random, run_graph, serialized,
+    assert_pure_and_deterministic,
+    graph_of,
+    node,
+    ops,
+    random,
+    run_graph,
+    serialized,
 )
+
 from tfjsconv.graph.rewrites import fuse_depthwise_conv2d
 
 W = random([3, 3, 2, 2], 1)
@@ -16,8 +22,14 @@ B = random([4], 2)
 
 
 def _dw(x):
-    return tf.raw_ops.DepthwiseConv2dNative(input=x, filter=tf.constant(W, name="w"), strides=[1, 2, 2, 1],
-                                            padding="SAME", dilations=[1, 1, 1, 1], name="dw")
+    return tf.raw_ops.DepthwiseConv2dNative(
+        input=x,
+        filter=tf.constant(W, name="w"),
+        strides=[1, 2, 2, 1],
+        padding="SAME",
+        dilations=[1, 1, 1, 1],
+        name="dw",
+    )
 
 
 def _bias(y):
@@ -56,7 +68,9 @@ def test_fusion(case):
     fused = node(result, name)
     assert fused.op == "FusedDepthwiseConv2dNative"
     assert list(fused.input) == (["x", "w", "b"] if bias else ["x", "w"])
-    assert list(fused.attr["fused_ops"].list.s) == [b"BiasAdd" if bias else b"NoOp"] + ([act.encode()] if act else [])
+    assert list(fused.attr["fused_ops"].list.s) == [b"BiasAdd" if bias else b"NoOp"] + (
+        [act.encode()] if act else []
+    )
     assert fused.attr["num_args"].i == (1 if bias else 0)
     original = node(graph_def, "dw")
     for attr in ("strides", "padding", "dilations", "data_format", "T"):
@@ -65,21 +79,25 @@ def test_fusion(case):
     non_const = [o for o in ops(result) if o != "Const"]
     assert non_const == ["Placeholder", "FusedDepthwiseConv2dNative", "Identity", "Identity"]
     x = random([2, 6, 6, 2], 3)
-    np.testing.assert_allclose(run_graph(result, {x_name: x}, "out:0"), _expected(x, bias, ACTS.get(act)),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        run_graph(result, {x_name: x}, "out:0"), _expected(x, bias, ACTS.get(act)), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_shared_bias_add_fuses_only_the_bias():
     def fn(x):
         y = _bias(_dw(x))
         return tf.nn.relu(y, name="act") + y
+
     graph_def, (x_name,), out = graph_of(fn, [1, 6, 6, 2])
     result = fuse_depthwise_conv2d(graph_def)
     assert list(node(result, "bias").attr["fused_ops"].list.s) == [b"BiasAdd"]
     assert node(result, "act").op == "Relu"
     x = random([1, 6, 6, 2], 4)
     y = _expected(x, True, None)
-    np.testing.assert_allclose(run_graph(result, {x_name: x}, out), np.maximum(y, 0) + y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        run_graph(result, {x_name: x}, out), np.maximum(y, 0) + y, rtol=1e-5, atol=1e-5
+    )
 
 
 def _unchanged(fn, shape=(1, 6, 6, 2)):
@@ -95,6 +113,7 @@ def test_depthwise_with_two_consumers_not_fused():
     def fn(x):
         y = _dw(x)
         return tf.nn.relu(y) * y
+
     _unchanged(fn)
 
 
@@ -104,9 +123,11 @@ def test_other_activation_not_fused():
 
 def test_nchw_not_fused():
     def fn(x):
-        y = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=tf.constant(W), strides=[1, 1, 1, 1], padding="SAME",
-                                             data_format="NCHW")
+        y = tf.raw_ops.DepthwiseConv2dNative(
+            input=x, filter=tf.constant(W), strides=[1, 1, 1, 1], padding="SAME", data_format="NCHW"
+        )
         return tf.nn.relu(y)
+
     _unchanged(fn, (1, 2, 6, 6))
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from test_rewrites_support import (
-    assert_pure_and_deterministic, const_value, graph_of, node, ops, random, run_graph, serialized,
+    assert_pure_and_deterministic,
+    const_value,
+    graph_of,
+    node,
+    ops,
+    random,
+    run_graph,
+    serialized,
 )
+
 from tfjsconv.graph.rewrites import fuse_prelu
 
 ALPHA = np.array([0.1, 0.25, -0.5, 2.0], np.float32)
@@ -30,7 +37,9 @@ def _expected(x, alpha=ALPHA):
 @pytest.mark.parametrize("mul_swapped", [False, True])
 def test_pattern_becomes_prelu(add_swapped, mul_swapped):
     graph_def, (x_name,), out = graph_of(
-        lambda x: tf.sigmoid(_prelu_pattern(x * 2.0, add_swapped=add_swapped, mul_swapped=mul_swapped)), [3, 4])
+        lambda x: tf.sigmoid(_prelu_pattern(x * 2.0, add_swapped=add_swapped, mul_swapped=mul_swapped)),
+        [3, 4],
+    )
     result = assert_pure_and_deterministic(fuse_prelu, graph_def)
     prelu = node(result, "prelu")
     assert prelu.op == "Prelu" and "T" not in prelu.attr
@@ -39,10 +48,12 @@ def test_pattern_becomes_prelu(add_swapped, mul_swapped):
     assert {"Relu", "Neg"}.isdisjoint(ops(result))
     assert ops(result).count("Mul") == 1  # only x * 2.0 is left
     x = random([3, 4], 1)
-    np.testing.assert_allclose(run_graph(result, {x_name: x}, out), 1 / (1 + np.exp(-_expected(2 * x))),
-                               rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(run_graph(graph_def, {x_name: x}, out), run_graph(result, {x_name: x}, out),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        run_graph(result, {x_name: x}, out), 1 / (1 + np.exp(-_expected(2 * x))), rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        run_graph(graph_def, {x_name: x}, out), run_graph(result, {x_name: x}, out), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_add_as_fetch_keeps_its_name():
@@ -55,12 +66,14 @@ def test_add_as_fetch_keeps_its_name():
 def test_shared_positive_relu_survives():
     def fn(x):
         return _prelu_pattern(x) * tf.nn.relu(x)
+
     graph_def, (x_name,), out = graph_of(fn, [2, 4])
     result = fuse_prelu(graph_def)
     assert "Prelu" in ops(result) and ops(result).count("Relu") == 1
     x = random([2, 4], 3)
-    np.testing.assert_allclose(run_graph(result, {x_name: x}, out), _expected(x) * np.maximum(x, 0),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        run_graph(result, {x_name: x}, out), _expected(x) * np.maximum(x, 0), rtol=1e-6, atol=1e-7
+    )
 
 
 def test_shared_alpha_const_is_not_negated_in_place():
@@ -72,19 +85,26 @@ def test_shared_alpha_const_is_not_negated_in_place():
     assert list(node(result, "prelu").input) == ["x", "neg_alpha_alpha"]
     np.testing.assert_array_equal(const_value(result, "neg_alpha"), -ALPHA)
     x = random([2, 4], 4)
-    np.testing.assert_allclose(run_graph(result, {x_name: x}, out), _expected(x) - ALPHA, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        run_graph(result, {x_name: x}, out), _expected(x) - ALPHA, rtol=1e-6, atol=1e-6
+    )
 
 
 def test_two_prelus():
     def fn(x):
         t = _prelu_pattern(x) - 1.0
         return tf.nn.relu(t) + tf.constant(-0.3) * tf.nn.relu(-t)
+
     graph_def, (x_name,), out = graph_of(fn, [2, 4])
     result = assert_pure_and_deterministic(fuse_prelu, graph_def)
     assert ops(result).count("Prelu") == 2 and "Relu" not in ops(result)
     x = random([2, 4], 5)
-    np.testing.assert_allclose(run_graph(result, {x_name: x}, out), _expected(_expected(x) - 1.0, np.float32(0.3)),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        run_graph(result, {x_name: x}, out),
+        _expected(_expected(x) - 1.0, np.float32(0.3)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 def _unchanged(fn, shape=(2, 4)):

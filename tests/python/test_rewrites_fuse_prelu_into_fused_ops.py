@@ -5,12 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from test_rewrites_support import (
-    assert_pure_and_deterministic, graph_of, node, ops, random, remap, run_graph, serialized,
+    assert_pure_and_deterministic,
+    graph_of,
+    node,
+    ops,
+    random,
+    remap,
+    run_graph,
+    serialized,
 )
+
 from tfjsconv.graph.rewrites import (
-    fuse_depthwise_conv2d, fuse_prelu, fuse_prelu_into_fused_ops,
+    fuse_depthwise_conv2d,
+    fuse_prelu,
+    fuse_prelu_into_fused_ops,
 )
 
 ALPHA = np.array([0.2, -0.1, 0.5, 1.5], np.float32)
@@ -69,14 +78,18 @@ def test_prelu_joins_fused_op(op):
         assert fused.attr[key] == fused_before.attr[key], key
     x = random(shape, 7)
     pre_activation = run_graph(graph_of(fn, shape)[0], {x_name: x}, graph_of(fn, shape)[2])
-    np.testing.assert_allclose(run_graph(result, {x_name: x}, out), _expected(pre_activation), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(run_graph(result, {x_name: x}, out), run_graph(graph_def, {x_name: x}, out),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        run_graph(result, {x_name: x}, out), _expected(pre_activation), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        run_graph(result, {x_name: x}, out), run_graph(graph_def, {x_name: x}, out), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_fused_op_with_activation_already_is_left_alone():
-    graph_def, (x_name,), out = graph_of(lambda x: tf.identity(_prelu(tf.nn.relu(_conv(x))), name="out"),
-                                         [1, 5, 5, 2])
+    graph_def, (x_name,), out = graph_of(
+        lambda x: tf.identity(_prelu(tf.nn.relu(_conv(x))), name="out"), [1, 5, 5, 2]
+    )
     prepared = fuse_prelu(remap(graph_def, out))
     fused = next(n for n in prepared.node if n.op == "_FusedConv2D")
     assert list(fused.attr["fused_ops"].list.s) == [b"BiasAdd", b"Relu"]
@@ -87,6 +100,7 @@ def test_fused_op_with_two_consumers_is_left_alone():
     def fn(x):
         y = _conv(x)
         return tf.identity(_prelu(y) + y, name="out")
+
     graph_def, _, out = graph_of(fn, [1, 5, 5, 2])
     prepared = fuse_prelu(remap(graph_def, out))
     assert "_FusedConv2D" in ops(prepared) and "Prelu" in ops(prepared)

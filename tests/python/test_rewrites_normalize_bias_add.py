@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from test_rewrites_support import assert_pure_and_deterministic, graph_of, node, random, run_graph, serialized
+
 from tfjsconv.graph.rewrites import normalize_bias_add
 
 
@@ -47,8 +47,9 @@ def test_add_becomes_bias_add(case):
     assert node(result, bias_add.input[1]).op == "Const"
     assert [n.name for n in result.node] == [n.name for n in graph_def.node]
     x = random(shape, 7)
-    np.testing.assert_allclose(run_graph(result, {x_name: x}, out), run_graph(graph_def, {x_name: x}, out),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        run_graph(result, {x_name: x}, out), run_graph(graph_def, {x_name: x}, out), rtol=1e-6, atol=1e-6
+    )
 
 
 def _unchanged(fn, shape=(1, 4, 4, 2)):
@@ -81,6 +82,7 @@ def test_conv_with_two_consumers_unchanged():
     def fn(x):
         y = _conv(x)
         return (y + tf.constant(random([4], 4))) * y
+
     _unchanged(fn)
 
 

@@ -103,8 +103,13 @@ def expand_tfjs_ops(graph_def: graph_pb2.GraphDef) -> graph_pb2.GraphDef:
             del dw.attr["num_args"]
             value = dw.name
             if fused_ops[0] == b"BiasAdd":
-                bias = _new(out, n.name + "/bias" if len(fused_ops) > 1 else n.name, "BiasAdd",
-                            [value, inputs[2]], t_type)
+                bias = _new(
+                    out,
+                    n.name + "/bias" if len(fused_ops) > 1 else n.name,
+                    "BiasAdd",
+                    [value, inputs[2]],
+                    t_type,
+                )
                 value = bias.name
             else:
                 assert fused_ops[0] == b"NoOp"

@@ -15,8 +15,8 @@ from typing import Dict, List
 
 import numpy as np
 import pytest
-
 from test_rewrites_support import random
+
 from tfjsconv import api
 from tfjsconv.options import ConversionOptions
 
@@ -38,8 +38,14 @@ def _with_bn_stats(model):
     for layer in model.layers:
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             c = layer.get_weights()[0].shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c), rng.normal(0, 0.3, c),
-                               rng.uniform(0.5, 2.0, c)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, c),
+                    rng.normal(0, 0.3, c),
+                    rng.normal(0, 0.3, c),
+                    rng.uniform(0.5, 2.0, c),
+                ]
+            )
     return model
 
 
@@ -81,15 +87,20 @@ def dense_prelu_and_bare_prelu():
 
 
 def _fused_ops(node: dict) -> List[bytes]:
-    return [base64.b64decode(s) for s in node.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])]
+    return [
+        base64.b64decode(s) for s in node.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])
+    ]
 
 
 def _convert(model, tmp_path: Path, x: np.ndarray):
     saved = tmp_path / "sm"
     model.save(str(saved), save_format="tf", include_optimizer=False)
     out = tmp_path / "tfjs"
-    api.convert(str(saved), str(out), ConversionOptions(input_format="tf_saved_model",
-                                                         output_format="tfjs_graph_model"))
+    api.convert(
+        str(saved),
+        str(out),
+        ConversionOptions(input_format="tf_saved_model", output_format="tfjs_graph_model"),
+    )
     topology = json.loads((out / "model.json").read_text())["modelTopology"]
     nodes = [(n["op"], _fused_ops(n)) for n in topology["node"]]
     return out, nodes, model(x, training=False).numpy()
@@ -104,15 +115,27 @@ def _check_runtime(tfjs, out: Path, x: np.ndarray, want: np.ndarray) -> None:
 
 CASES: Dict[str, tuple] = {
     "conv_bn_prelu": (conv_bn_prelu, (2, 8, 8, 3), [("_FusedConv2D", [b"BiasAdd", b"Prelu"])]),
-    "depthwise_bn_relu6_then_prelu": (depthwise_bn_relu6_then_prelu, (2, 8, 8, 3), [
-        ("FusedDepthwiseConv2dNative", [b"BiasAdd", b"Relu6"]),
-        ("FusedDepthwiseConv2dNative", [b"BiasAdd", b"Prelu"]),
-    ]),
-    "depthwise_elu_no_bias": (depthwise_elu_no_bias, (2, 6, 6, 2),
-                              [("FusedDepthwiseConv2dNative", [b"NoOp", b"Elu"])]),
-    "dense_prelu_and_bare_prelu": (dense_prelu_and_bare_prelu, (3, 5), [
-        ("_FusedMatMul", [b"BiasAdd", b"Prelu"]), ("Prelu", []),
-    ]),
+    "depthwise_bn_relu6_then_prelu": (
+        depthwise_bn_relu6_then_prelu,
+        (2, 8, 8, 3),
+        [
+            ("FusedDepthwiseConv2dNative", [b"BiasAdd", b"Relu6"]),
+            ("FusedDepthwiseConv2dNative", [b"BiasAdd", b"Prelu"]),
+        ],
+    ),
+    "depthwise_elu_no_bias": (
+        depthwise_elu_no_bias,
+        (2, 6, 6, 2),
+        [("FusedDepthwiseConv2dNative", [b"NoOp", b"Elu"])],
+    ),
+    "dense_prelu_and_bare_prelu": (
+        dense_prelu_and_bare_prelu,
+        (3, 5),
+        [
+            ("_FusedMatMul", [b"BiasAdd", b"Prelu"]),
+            ("Prelu", []),
+        ],
+    ),
 }
 
 

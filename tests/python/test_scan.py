@@ -52,11 +52,33 @@ def test_compute_ops_match_the_installed_tensorflow_registry():
     assert data["ops"] == scan.derive_compute_ops(scan.registered_op_defs())
 
 
-@pytest.mark.parametrize("op", ["ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "PrintV2", "PyFunc",
-                                "EagerPyFunc", "PyFuncStateless", "TFRecordDataset", "IteratorGetNext",
-                                "ImmutableConst", "DecodeProtoV2", "DebugIdentityV2", "Save", "SaveV2",
-                                "MergeV2Checkpoints", "SimpleMLLoadModelFromPathWithHandle", "DecodePng",
-                                "WriteSummary", "QueueDequeueV2", "_Send", "RestoreSlice"])
+@pytest.mark.parametrize(
+    "op",
+    [
+        "ReadFile",
+        "WriteFile",
+        "MatchingFiles",
+        "DeleteFile",
+        "PrintV2",
+        "PyFunc",
+        "EagerPyFunc",
+        "PyFuncStateless",
+        "TFRecordDataset",
+        "IteratorGetNext",
+        "ImmutableConst",
+        "DecodeProtoV2",
+        "DebugIdentityV2",
+        "Save",
+        "SaveV2",
+        "MergeV2Checkpoints",
+        "SimpleMLLoadModelFromPathWithHandle",
+        "DecodePng",
+        "WriteSummary",
+        "QueueDequeueV2",
+        "_Send",
+        "RestoreSlice",
+    ],
+)
 def test_dangerous_ops_are_not_allowed(op):
     assert op not in scan.allowlist().ops
 
@@ -65,15 +87,26 @@ def test_allowlist_covers_the_tfjs_runtime_and_loading():
     allowed = scan.allowlist()
     tfjs = datafiles.load_json("tfjs_ops.json")
     runtime = {op for ops in tfjs["categories"].values() for op in ops} - {
-        "SimpleMLCreateModelResource", "SimpleMLInferenceOpWithHandle", "SimpleMLLoadModelFromPathWithHandle"}
+        "SimpleMLCreateModelResource",
+        "SimpleMLInferenceOpWithHandle",
+        "SimpleMLLoadModelFromPathWithHandle",
+    }
     assert runtime <= allowed.ops
-    assert {"RestoreV2", "VarHandleOp", "AssignVariableOp", "InitializeTableFromTextFileV2",
-            "StatefulPartitionedCall", "Lgamma"} <= allowed.ops
+    assert {
+        "RestoreV2",
+        "VarHandleOp",
+        "AssignVariableOp",
+        "InitializeTableFromTextFileV2",
+        "StatefulPartitionedCall",
+        "Lgamma",
+    } <= allowed.ops
     assert "SaveV2" in allowed.save_only and "SaveV2" not in allowed.ops
 
 
 def test_write_file_in_a_function_is_named_with_the_function():
-    g = _graph(("x", "Placeholder", []), functions=[("init_fn", [], [("w", "WriteFile", []), ("r", "ReadFile", [])])])
+    g = _graph(
+        ("x", "Placeholder", []), functions=[("init_fn", [], [("w", "WriteFile", []), ("r", "ReadFile", [])])]
+    )
     with pytest.raises(scan.UnsafeModelError, match=r"ReadFile \(in init_fn\); WriteFile \(in init_fn\)"):
         scan.scan_graph_def(g, "m.pb", allow_unsafe=False)
 
@@ -83,17 +116,23 @@ def test_allow_unsafe_warns_in_one_line(caplog):
     with caplog.at_level("WARNING", logger="tfjsconv"):
         scan.scan_graph_def(g, "m.pb", allow_unsafe=True)
     assert [r.getMessage() for r in caplog.records] == [
-        "--allow_unsafe_deserialization: not checking the ops of m.pb"]
+        "--allow_unsafe_deserialization: not checking the ops of m.pb"
+    ]
 
 
 def test_save_ops_only_on_the_save_path():
     meta = meta_graph_pb2.MetaGraphDef()
-    meta.graph_def.CopyFrom(_graph(
-        ("saver_filename", "Placeholder", []),
-        ("save", "StatefulPartitionedCall", ["saver_filename"]),
-        ("init", "StatefulPartitionedCall", []),
-        functions=[("save_fn", ["prefix"], [("s", "SaveV2", ["prefix"])]),
-                   ("init_fn", [], [("s", "SaveV2", [])])]))
+    meta.graph_def.CopyFrom(
+        _graph(
+            ("saver_filename", "Placeholder", []),
+            ("save", "StatefulPartitionedCall", ["saver_filename"]),
+            ("init", "StatefulPartitionedCall", []),
+            functions=[
+                ("save_fn", ["prefix"], [("s", "SaveV2", ["prefix"])]),
+                ("init_fn", [], [("s", "SaveV2", [])]),
+            ],
+        )
+    )
     meta.graph_def.node[1].attr["f"].func.name = "save_fn"
     meta.graph_def.node[2].attr["f"].func.name = "init_fn"
     meta.saver_def.save_tensor_name = "save:0"
@@ -106,18 +145,29 @@ def test_save_ops_only_on_the_save_path():
 def test_restore_prefix_must_come_from_the_saver_filename():
     def meta_with(prefix_source: str) -> meta_graph_pb2.MetaGraphDef:
         meta = meta_graph_pb2.MetaGraphDef()
-        meta.graph_def.CopyFrom(_graph(("saver_filename", "Placeholder", []), ("elsewhere", "Const", []),
-                                       ("restore", "StatefulPartitionedCall", [prefix_source]),
-                                       functions=[("restore_fn", ["prefix"],
-                                                   [("id", "Identity", ["prefix"]),
-                                                    ("r", "RestoreV2", ["id:output:0"])])]))
+        meta.graph_def.CopyFrom(
+            _graph(
+                ("saver_filename", "Placeholder", []),
+                ("elsewhere", "Const", []),
+                ("restore", "StatefulPartitionedCall", [prefix_source]),
+                functions=[
+                    (
+                        "restore_fn",
+                        ["prefix"],
+                        [("id", "Identity", ["prefix"]), ("r", "RestoreV2", ["id:output:0"])],
+                    )
+                ],
+            )
+        )
         _string_const(meta.graph_def.node[1], "/etc/shadow")
         meta.graph_def.node[2].attr["f"].func.name = "restore_fn"
         meta.saver_def.filename_tensor_name = "saver_filename:0"
         return meta
 
     scan.scan_saved_model("/nonexistent", meta_with("saver_filename"), allow_unsafe=False)
-    with pytest.raises(scan.UnsafeModelError, match=r"RestoreV2 in restore_fn reads the constant path '/etc/shadow'"):
+    with pytest.raises(
+        scan.UnsafeModelError, match=r"RestoreV2 in restore_fn reads the constant path '/etc/shadow'"
+    ):
         scan.scan_saved_model("/nonexistent", meta_with("elsewhere"), allow_unsafe=False)
 
 
@@ -157,7 +207,9 @@ def test_cycles_and_depth_are_refused_even_when_unsafe_is_allowed():
 
 
 def test_streamed_graph_def_reader_matches_protobuf(tmp_path):
-    g = _graph(("a", "Const", []), ("b", "Identity", ["a"]), functions=[("f", ["x"], [("i", "Identity", ["x"])])])
+    g = _graph(
+        ("a", "Const", []), ("b", "Identity", ["a"]), functions=[("f", ["x"], [("i", "Identity", ["x"])])]
+    )
     g.versions.producer = 1234
     path = tmp_path / "g.pb"
     path.write_bytes(g.SerializeToString())

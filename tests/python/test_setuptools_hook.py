@@ -100,8 +100,17 @@ def make_project(root: Path, h5: Path) -> Path:
 
 def build_wheel(project: Path, out: Path) -> Path:
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
-         "-w", str(out), str(project)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-build-isolation",
+            "--no-deps",
+            "-w",
+            str(out),
+            str(project),
+        ],
         env=_env(SOURCE_DATE_EPOCH=EPOCH),
         capture_output=True,
         text=True,
@@ -140,15 +149,28 @@ def test_wheel_ships_converted_models_reproducibly(keras_model, tmp_path):
     vpy = venv / "bin" / "python"
     site = subprocess.run(
         [str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     Path(site, "project_venv.pth").write_text(
         "\n".join([sysconfig.get_paths()["purelib"], str(ROOT / "converter"), str(HOOK_DIR)]) + "\n"
     )
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(vpy), "install", "--no-deps", "--no-index",
-         str(wheel_a)],
-        check=True, capture_output=True, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(vpy),
+            "install",
+            "--no-deps",
+            "--no-index",
+            str(wheel_a),
+        ],
+        check=True,
+        capture_output=True,
+        env=_env(),
     )
     script = textwrap.dedent(
         """\
@@ -171,8 +193,9 @@ def test_wheel_ships_converted_models_reproducibly(keras_model, tmp_path):
         json.dump(out, sys.stdout)
         """
     )
-    proc = subprocess.run([str(vpy), "-c", script], capture_output=True, text=True, env=_env(
-        PYTHONPATH=""), cwd=str(tmp_path))
+    proc = subprocess.run(
+        [str(vpy), "-c", script], capture_output=True, text=True, env=_env(PYTHONPATH=""), cwd=str(tmp_path)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout)
     assert got["mlp"]["path"].startswith(site)
@@ -222,7 +245,10 @@ def test_config_maps_to_conversion_options(tmp_path):
         ('src = "m.h5"\ninput_format = "keras"\nquantise_uint8 = true\n', "unknown key(s) quantise_uint8"),
         ('src = "m.h5"\ninput_format = "keras"\nweight_shard_size_bytes = 0\n', "positive integer"),
         ('src = "m.h5"\ninput_format = "keras"\npackage = "other"\n', "'other' is not one of"),
-        ('src = "m.h5"\ninput_format = "keras"\nmetadata = {a = "x.json"}\n', "cannot read metadata file x.json"),
+        (
+            'src = "m.h5"\ninput_format = "keras"\nmetadata = {a = "x.json"}\n',
+            "cannot read metadata file x.json",
+        ),
     ],
 )
 def test_config_errors_name_the_table_and_key(tmp_path, table, needle):
@@ -245,10 +271,17 @@ def test_sdist_carries_model_sources_and_rebuilds_the_same_wheel(keras_model, tm
     project = make_project(tmp_path / "p", h5)
     sdist_dir = tmp_path / "sdist"
     proc = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))",
-         str(sdist_dir)],
-        cwd=project, env=_env(SOURCE_DATE_EPOCH=EPOCH), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))",
+            str(sdist_dir),
+        ],
+        cwd=project,
+        env=_env(SOURCE_DATE_EPOCH=EPOCH),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     sdist = sdist_dir / proc.stdout.strip().splitlines()[-1]
@@ -269,12 +302,27 @@ def test_build_fails_with_a_one_line_error_for_a_bad_model(tmp_path):
     (project / "sample_pkg" / "__init__.py").write_text("")
     (project / "models").mkdir()
     (project / "models" / "mlp.h5").write_bytes(b"not an hdf5 file")
-    (project / "pyproject.toml").write_text(PYPROJECT.split("[tool.tfjsconv.models.mlp_uint8]")[0]
-                                            .replace('metadata = { info = "models/info.json" }\n', ""))
+    (project / "pyproject.toml").write_text(
+        PYPROJECT.split("[tool.tfjsconv.models.mlp_uint8]")[0].replace(
+            'metadata = { info = "models/info.json" }\n', ""
+        )
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
-         "-w", str(tmp_path / "dist"), str(project)],
-        env=_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-build-isolation",
+            "--no-deps",
+            "-w",
+            str(tmp_path / "dist"),
+            str(project),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
@@ -299,23 +347,49 @@ def test_isolated_build_with_local_wheels(keras_model, tmp_path):
     shutil.copytree(HOOK_DIR, hook, ignore=ignore)
     for src in (conv, hook):
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-             "-w", str(wheels), str(src)],
-            check=True, capture_output=True, env=_env(),
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "-w",
+                str(wheels),
+                str(src),
+            ],
+            check=True,
+            capture_output=True,
+            env=_env(),
         )
     project = make_project(tmp_path / "proj", h5)
     text = (project / "pyproject.toml").read_text()
     (project / "pyproject.toml").write_text(
-        text.replace('requires = ["setuptools>=61"]',
-                     'requires = ["setuptools>=61", "tfjsconv-setuptools==0.1.0"]')
+        text.replace(
+            'requires = ["setuptools>=61"]', 'requires = ["setuptools>=61", "tfjsconv-setuptools==0.1.0"]'
+        )
     )
     env = _env(SOURCE_DATE_EPOCH=EPOCH)
     del env["PYTHONPATH"]
     del env["PIP_NO_INDEX"]
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--find-links", str(wheels),
-         "-w", str(tmp_path / "dist"), str(project)],
-        env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--find-links",
+            str(wheels),
+            "-w",
+            str(tmp_path / "dist"),
+            str(project),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("sample_tfjs_pkg-*.whl")

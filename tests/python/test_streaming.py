@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 from typing import Dict
 
+import graph_models as gm
 import numpy as np
 import pytest
 
-import graph_models as gm
 from tfjsconv import quantization, weights
 from tfjsconv.errors import ConversionError
 from tfjsconv.graph import convert, streaming
@@ -53,10 +53,21 @@ def _convert(src: str, out: Path, stream: bool, min_bytes: int, caplog, **opts) 
     options = ConversionOptions(input_format=fmt, output_format="tfjs_graph_model", **opts)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="tfjsconv.graph.convert"):
-        convert._convert_saved_model(src, str(out), options, "default" if fmt == "tf_hub" else "serving_default",
-                                     streaming_enabled=stream, min_bytes=min_bytes, **extra)
-    found = [int(m.group(1)) for r in caplog.records
-             for m in [re.match(r"(\d+) weights stay in the checkpoint", r.getMessage())] if m]
+        convert._convert_saved_model(
+            src,
+            str(out),
+            options,
+            "default" if fmt == "tf_hub" else "serving_default",
+            streaming_enabled=stream,
+            min_bytes=min_bytes,
+            **extra,
+        )
+    found = [
+        int(m.group(1))
+        for r in caplog.records
+        for m in [re.match(r"(\d+) weights stay in the checkpoint", r.getMessage())]
+        if m
+    ]
     return found[0] if found else 0
 
 
@@ -72,10 +83,18 @@ def _same_both_ways(src: str, tmp_path: Path, caplog, min_bytes: int, label: str
 
 # min_bytes=64 makes the test models' kernels "large"; None: nothing here is streamable
 # (every weight is read by a fold or is tiny), the run checks the fallback is exact.
-@pytest.mark.parametrize("name,streams", [
-    ("mlp", True), ("cnn_bn", True), ("depthwise", True), ("prelu", True), ("lstm", False),
-    ("two_outputs", False), ("hash_table", False),
-])
+@pytest.mark.parametrize(
+    "name,streams",
+    [
+        ("mlp", True),
+        ("cnn_bn", True),
+        ("depthwise", True),
+        ("prelu", True),
+        ("lstm", False),
+        ("two_outputs", False),
+        ("hash_table", False),
+    ],
+)
 def test_streamed_conversion_is_byte_identical(tmp_path, caplog, name, streams):
     src, _ = getattr(gm, name)(str(tmp_path))
     for label, opts in QUANTIZATIONS.items():
@@ -133,11 +152,16 @@ def test_writer_holds_one_lazy_weight_at_a_time(tmp_path):
 
     values = [np.random.default_rng(i).standard_normal((50, 7)).astype(np.float32) for i in range(4)]
     group = [(f"w{i}", Lazy(v)) for i, v in enumerate(values)]
-    manifest = weights.write_weights([group], str(tmp_path), shard_size_bytes=1000,
-                                     quantization={"uint8": ["w1"]})
+    manifest = weights.write_weights(
+        [group], str(tmp_path), shard_size_bytes=1000, quantization={"uint8": ["w1"]}
+    )
     (tmp_path / "eager").mkdir()
-    eager = weights.write_weights([[(f"w{i}", v) for i, v in enumerate(values)]], str(tmp_path / "eager"),
-                                  shard_size_bytes=1000, quantization={"uint8": ["w1"]})
+    eager = weights.write_weights(
+        [[(f"w{i}", v) for i, v in enumerate(values)]],
+        str(tmp_path / "eager"),
+        shard_size_bytes=1000,
+        quantization={"uint8": ["w1"]},
+    )
     assert manifest == eager
     for name in manifest[0]["paths"]:
         assert (tmp_path / name).read_bytes() == (tmp_path / "eager" / name).read_bytes()
@@ -172,8 +196,9 @@ def test_graph_over_two_gib_is_a_one_line_error(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("TFJSCONV_LARGE_TESTS") != "1",
-                    reason="builds a 4.8 GB model: set TFJSCONV_LARGE_TESTS=1")
+@pytest.mark.skipif(
+    os.environ.get("TFJSCONV_LARGE_TESTS") != "1", reason="builds a 4.8 GB model: set TFJSCONV_LARGE_TESTS=1"
+)
 def test_beyond_ram_uint8(tmp_path):
     """4.8 GB of weights -> uint8 under a 3 GB address-space cap; every tensor checked."""
     root = Path(os.environ.get("TFJSCONV_LARGE_DIR", str(tmp_path)))
@@ -182,10 +207,25 @@ def test_beyond_ram_uint8(tmp_path):
     streaming_models.build(str(src), 16, 8660, False)
     env = dict(os.environ, PYTHONPATH=str(REPO / "converter"), TF_CPP_MIN_LOG_LEVEL="3")
     try:
-        res = subprocess.run(["prlimit", f"--as={3 * 2**30}", "--", sys.executable, "-m", "tfjsconv.cli",
-                              "--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
-                              "--quantize_uint8", "--quiet", str(src), str(out)],
-                             capture_output=True, text=True, env=env)
+        res = subprocess.run(
+            [
+                "prlimit",
+                f"--as={3 * 2**30}",
+                "--",
+                sys.executable,
+                "-m",
+                "tfjsconv.cli",
+                "--input_format=tf_saved_model",
+                "--output_format=tfjs_graph_model",
+                "--quantize_uint8",
+                "--quiet",
+                str(src),
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert res.returncode == 0, res.stderr[-2000:]
         assert streaming_models.check(str(out), str(src)).startswith("ok: 32/32")
     finally:
@@ -202,13 +242,19 @@ def test_lazy_shard_reader_equals_eager_reader(tmp_path):
     """layers -> layers reads each weight from the shards when it writes it: same values
     and dtypes as ``read_weights``, and the same errors for bad shard sizes."""
     rng = np.random.default_rng(5)
-    group = [("a", rng.standard_normal((30, 7)).astype(np.float32)),
-             ("b", rng.integers(-5, 5, (11,)).astype(np.int32)),
-             ("c", rng.standard_normal((4, 4)) > 0),
-             ("d", rng.standard_normal((9, 3)).astype(np.float32)),
-             ("e", rng.standard_normal((5,)).astype(np.float32))]
-    manifest = weights.write_weights([group[:3], group[3:]], str(tmp_path), shard_size_bytes=100,
-                                     quantization={"uint8": ["d"], "float16": ["e"]})
+    group = [
+        ("a", rng.standard_normal((30, 7)).astype(np.float32)),
+        ("b", rng.integers(-5, 5, (11,)).astype(np.int32)),
+        ("c", rng.standard_normal((4, 4)) > 0),
+        ("d", rng.standard_normal((9, 3)).astype(np.float32)),
+        ("e", rng.standard_normal((5,)).astype(np.float32)),
+    ]
+    manifest = weights.write_weights(
+        [group[:3], group[3:]],
+        str(tmp_path),
+        shard_size_bytes=100,
+        quantization={"uint8": ["d"], "float16": ["e"]},
+    )
     eager = weights.read_weights(manifest, str(tmp_path))
     lazy = weights.read_weights_lazily(manifest, str(tmp_path))
     assert [n for n, _ in lazy] == [n for n, _ in eager]
@@ -238,8 +284,8 @@ def test_h5_weights_are_read_when_written(tmp_path):
     tf_keras.Model(inp, out).save(path)
     eager = keras_files.read_h5(path)
     lazy = keras_files.read_h5(path, lazy=True)
-    (_, eager_ws), = eager.layers
-    (_, lazy_ws), = lazy.layers
+    ((_, eager_ws),) = eager.layers
+    ((_, lazy_ws),) = lazy.layers
     assert isinstance(lazy_ws[0][1], keras_files.H5Weight)  # 80 KB kernel
     assert isinstance(lazy_ws[1][1], np.ndarray)  # 400 B bias: read now
     for (n1, a), (n2, b) in zip(eager_ws, lazy_ws):

@@ -13,19 +13,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import graph_models as gm
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-_REPORT = "import json, os, sys; print(json.dumps([os.environ.get('TF_ENABLE_ONEDNN_OPTS'), 'jax' in sys.modules]))"
+_REPORT = (
+    "import json, os, sys; print(json.dumps([os.environ.get('TF_ENABLE_ONEDNN_OPTS'), 'jax' in sys.modules]))"
+)
 
 
 def _run(code: str, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "converter"), str(REPO / "tools" / "pb2json")])
-    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip().splitlines()[-1]
 
@@ -37,14 +40,19 @@ def frozen_pb(tmp_path_factory) -> str:
 
 def test_jax_is_hidden_only_while_tensorflow_imports():
     pytest.importorskip("jax")
-    out = _run("from tfjsconv import tf_env; tf_env.import_tensorflow(); import sys; hidden = 'jax' not in sys.modules;"
-               " import jax; print(hidden and jax.numpy.ones(2).sum() == 2)")
+    out = _run(
+        "from tfjsconv import tf_env; tf_env.import_tensorflow(); import sys; hidden = 'jax' not in sys.modules;"
+        " import jax; print(hidden and jax.numpy.ones(2).sum() == 2)"
+    )
     assert out == "True"
 
 
-@pytest.mark.parametrize("entry", [
-    "from tfjsconv import wizard; wizard.frozen_graph_outputs(sys.argv[1])",
-    "from tfjsconv_pb2json import topology; topology.parse_graph_def(open(sys.argv[1], 'rb').read(), 'x')",
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "from tfjsconv import wizard; wizard.frozen_graph_outputs(sys.argv[1])",
+        "from tfjsconv_pb2json import topology; topology.parse_graph_def(open(sys.argv[1], 'rb').read(), 'x')",
+    ],
+)
 def test_entry_points_import_tensorflow_like_the_converter(frozen_pb, entry):
     assert json.loads(_run(f"import sys; {entry}; {_REPORT}", frozen_pb)) == ["0", False]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tfjs_runtime
 from tfjs_runtime import HarnessDied, TfjsError, TfjsRuntime, require_js_runtime
 
@@ -37,16 +36,29 @@ def write_affine_graph_model(out: Path, *, with_signature: bool) -> Path:
     """y = x @ W + b as a tfjs graph model: Placeholder, two Consts, MatMul, AddV2."""
     out.mkdir(parents=True, exist_ok=True)
     nodes = [
-        {"name": "x", "op": "Placeholder",
-         "attr": {"dtype": _float_attr(), "shape": {"shape": _dim(-1, 3)}}},
-        {"name": "W", "op": "Const",
-         "attr": {"dtype": _float_attr(),
-                  "value": {"tensor": {"dtype": "DT_FLOAT", "tensorShape": _dim(3, 2)}}}},
-        {"name": "b", "op": "Const",
-         "attr": {"dtype": _float_attr(),
-                  "value": {"tensor": {"dtype": "DT_FLOAT", "tensorShape": _dim(2)}}}},
-        {"name": "MatMul", "op": "MatMul", "input": ["x", "W"],
-         "attr": {"T": _float_attr(), "transpose_a": {"b": False}, "transpose_b": {"b": False}}},
+        {"name": "x", "op": "Placeholder", "attr": {"dtype": _float_attr(), "shape": {"shape": _dim(-1, 3)}}},
+        {
+            "name": "W",
+            "op": "Const",
+            "attr": {
+                "dtype": _float_attr(),
+                "value": {"tensor": {"dtype": "DT_FLOAT", "tensorShape": _dim(3, 2)}},
+            },
+        },
+        {
+            "name": "b",
+            "op": "Const",
+            "attr": {
+                "dtype": _float_attr(),
+                "value": {"tensor": {"dtype": "DT_FLOAT", "tensorShape": _dim(2)}},
+            },
+        },
+        {
+            "name": "MatMul",
+            "op": "MatMul",
+            "input": ["x", "W"],
+            "attr": {"T": _float_attr(), "transpose_a": {"b": False}, "transpose_b": {"b": False}},
+        },
         {"name": "y", "op": "AddV2", "input": ["MatMul", "b"], "attr": {"T": _float_attr()}},
         {"name": "Identity", "op": "Identity", "input": ["y"], "attr": {"T": _float_attr()}},
     ]
@@ -55,13 +67,15 @@ def write_affine_graph_model(out: Path, *, with_signature: bool) -> Path:
         "generatedBy": "hand",
         "convertedBy": "test_tfjs_runtime",
         "modelTopology": {"node": nodes, "versions": {"producer": 1}},
-        "weightsManifest": [{
-            "paths": ["group1-shard1of1.bin"],
-            "weights": [
-                {"name": "W", "shape": [3, 2], "dtype": "float32"},
-                {"name": "b", "shape": [2], "dtype": "float32"},
-            ],
-        }],
+        "weightsManifest": [
+            {
+                "paths": ["group1-shard1of1.bin"],
+                "weights": [
+                    {"name": "W", "shape": [3, 2], "dtype": "float32"},
+                    {"name": "b", "shape": [2], "dtype": "float32"},
+                ],
+            }
+        ],
     }
     if with_signature:
         model["signature"] = {
@@ -80,12 +94,20 @@ def write_dense_layers_model(out: Path, *, shards: int = 1) -> Path:
     dense = {
         "class_name": "Dense",
         "config": {
-            "name": "dense", "trainable": True, "batch_input_shape": [None, 3], "dtype": "float32",
-            "units": 2, "activation": "linear", "use_bias": True,
+            "name": "dense",
+            "trainable": True,
+            "batch_input_shape": [None, 3],
+            "dtype": "float32",
+            "units": 2,
+            "activation": "linear",
+            "use_bias": True,
             "kernel_initializer": {"class_name": "Zeros", "config": {}},
             "bias_initializer": {"class_name": "Zeros", "config": {}},
-            "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
-            "kernel_constraint": None, "bias_constraint": None,
+            "kernel_regularizer": None,
+            "bias_regularizer": None,
+            "activity_regularizer": None,
+            "kernel_constraint": None,
+            "bias_constraint": None,
         },
     }
     model = {
@@ -93,7 +115,8 @@ def write_dense_layers_model(out: Path, *, shards: int = 1) -> Path:
         "generatedBy": "hand",
         "convertedBy": "test_tfjs_runtime",
         "modelTopology": {
-            "keras_version": "2.21.0", "backend": "tensorflow",
+            "keras_version": "2.21.0",
+            "backend": "tensorflow",
             "model_config": {"class_name": "Sequential", "config": {"name": "seq", "layers": [dense]}},
         },
     }
@@ -102,14 +125,16 @@ def write_dense_layers_model(out: Path, *, shards: int = 1) -> Path:
     cuts = [len(data) * i // shards for i in range(shards + 1)]
     paths = [f"group1-shard{i + 1}of{shards}.bin" for i in range(shards)]
     for i, p in enumerate(paths):
-        (out / p).write_bytes(data[cuts[i]:cuts[i + 1]])
-    model["weightsManifest"] = [{
-        "paths": paths,
-        "weights": [
-            {"name": "dense/kernel", "shape": [3, 2], "dtype": "float32"},
-            {"name": "dense/bias", "shape": [2], "dtype": "float32"},
-        ],
-    }]
+        (out / p).write_bytes(data[cuts[i] : cuts[i + 1]])
+    model["weightsManifest"] = [
+        {
+            "paths": paths,
+            "weights": [
+                {"name": "dense/kernel", "shape": [3, 2], "dtype": "float32"},
+                {"name": "dense/bias", "shape": [2], "dtype": "float32"},
+            ],
+        }
+    ]
     (out / "model.json").write_text(json.dumps(model))
     return out
 
@@ -160,12 +185,17 @@ def write_passthrough_graph_model(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     nodes = []
     for name, dt in (("s", "DT_STRING"), ("i", "DT_INT32"), ("b", "DT_BOOL")):
-        nodes.append({"name": name, "op": "Placeholder",
-                      "attr": {"dtype": {"type": dt}, "shape": {"shape": _dim(-1)}}})
-        nodes.append({"name": f"{name}_out", "op": "Identity", "input": [name],
-                      "attr": {"T": {"type": dt}}})
-    model = {"format": "graph-model", "generatedBy": "hand", "convertedBy": "test_tfjs_runtime",
-             "modelTopology": {"node": nodes, "versions": {"producer": 1}}, "weightsManifest": []}
+        nodes.append(
+            {"name": name, "op": "Placeholder", "attr": {"dtype": {"type": dt}, "shape": {"shape": _dim(-1)}}}
+        )
+        nodes.append({"name": f"{name}_out", "op": "Identity", "input": [name], "attr": {"T": {"type": dt}}})
+    model = {
+        "format": "graph-model",
+        "generatedBy": "hand",
+        "convertedBy": "test_tfjs_runtime",
+        "modelTopology": {"node": nodes, "versions": {"producer": 1}},
+        "weightsManifest": [],
+    }
     (out / "model.json").write_text(json.dumps(model))
     return out
 
@@ -176,8 +206,9 @@ def test_string_int_bool_transport(tfjs: TfjsRuntime, tmp_path: Path, backend: s
     s = np.array(["héllo", "", "a\nb"], dtype=object)
     i = np.array([-(2**31), 0, 2**31 - 1], dtype=np.int64)
     b = np.array([True, False, True])
-    got = tfjs.predict(model, {"s": s, "i": i, "b": b}, kind="graph", backend=backend,
-                       outputs=["s_out", "i_out", "b_out"])
+    got = tfjs.predict(
+        model, {"s": s, "i": i, "b": b}, kind="graph", backend=backend, outputs=["s_out", "i_out", "b_out"]
+    )
     assert got[0].tolist() == [v.encode("utf-8") for v in s]
     assert got[1].dtype == np.int32 and got[1].tolist() == i.tolist()
     assert got[2].dtype == np.bool_ and got[2].tolist() == b.tolist()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
+import graph_models as gm
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
-
-import graph_models as gm
 from test_rewrites_support import graph_of, random, run_graph
+
 from tfjsconv.graph import optimize, weight_stash
 from tfjsconv.graph.freeze import freeze_concrete_function
 
@@ -31,8 +31,10 @@ def _copy(graph_def: graph_pb2.GraphDef) -> graph_pb2.GraphDef:
 
 
 def _canonical(graph_def: graph_pb2.GraphDef) -> Tuple[List[bytes], bytes]:
-    return (sorted(n.SerializeToString(deterministic=True) for n in graph_def.node),
-            graph_def.library.SerializeToString(deterministic=True))
+    return (
+        sorted(n.SerializeToString(deterministic=True) for n in graph_def.node),
+        graph_def.library.SerializeToString(deterministic=True),
+    )
 
 
 def _optimized_both_ways(graph_def, outputs: Sequence[str], min_bytes: int = 1):
@@ -53,12 +55,15 @@ def _stashed_names(graph_def, outputs: Sequence[str], min_bytes: int = 1) -> Lis
 
 def _frozen_saved_model(path: str):
     loaded = tf.saved_model.load(path)
-    frozen = freeze_concrete_function(loaded.signatures["serving_default"], root=loaded,
-                                      control_flow_v2=False, generated_by="test")
+    frozen = freeze_concrete_function(
+        loaded.signatures["serving_default"], root=loaded, control_flow_v2=False, generated_by="test"
+    )
     return frozen.graph_def, frozen.output_nodes
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn_bn", "depthwise", "lstm", "prelu", "two_outputs", "mobilenet_v2"])
+@pytest.mark.parametrize(
+    "name", ["mlp", "cnn_bn", "depthwise", "lstm", "prelu", "two_outputs", "mobilenet_v2"]
+)
 def test_same_graph_with_and_without_stash(tmp_path, name):
     path, _ = getattr(gm, name)(str(tmp_path))
     graph_def, outputs = _frozen_saved_model(path)
@@ -81,8 +86,10 @@ def _static_shapes(graph_def, outputs: Sequence[str]):
     meta.graph_def.CopyFrom(graph_def)
     meta.collection_def["train_op"].node_list.value.extend(outputs)
     properties = grappler_item.Item(meta).GetOpProperties()
-    return {name: [p.shape.SerializeToString(deterministic=True) for p in props]
-            for name, props in properties.items()}
+    return {
+        name: [p.shape.SerializeToString(deterministic=True) for p in props]
+        for name, props in properties.items()
+    }
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn_bn"])
@@ -122,8 +129,11 @@ def test_embedding_table_is_stashed_and_the_graph_unchanged(tmp_path):
     assert _canonical(plain) == _canonical(stashed)
     ids = np.array([[1, 5, 299, 0, 7, 7]], np.int32)
     input_name = next(n.name for n in graph_def.node if n.op == "Placeholder")
-    np.testing.assert_allclose(run_graph(stashed, {input_name + ":0": ids}, outputs[0] + ":0"),
-                               run_graph(graph_def, {input_name + ":0": ids}, outputs[0] + ":0"), rtol=1e-6)
+    np.testing.assert_allclose(
+        run_graph(stashed, {input_name + ":0": ids}, outputs[0] + ":0"),
+        run_graph(graph_def, {input_name + ":0": ids}, outputs[0] + ":0"),
+        rtol=1e-6,
+    )
 
 
 # ------------------------------------------------------ hand-built graphs
@@ -144,7 +154,9 @@ def _dense_head(y):
 
 
 def test_plain_conv_and_matmul_weights_are_stashed_and_restored():
-    graph_def, outputs = _conv_graph(lambda x: _dense_head(tf.nn.relu(tf.nn.conv2d(x, tf.constant(W), 1, "SAME"))))
+    graph_def, outputs = _conv_graph(
+        lambda x: _dense_head(tf.nn.relu(tf.nn.conv2d(x, tf.constant(W), 1, "SAME")))
+    )
     names = _stashed_names(graph_def, outputs)
     assert len(names) == 2
     plain, stashed = _optimized_both_ways(graph_def, outputs)
@@ -157,17 +169,24 @@ def test_plain_conv_and_matmul_weights_are_stashed_and_restored():
 # Grappler folds a constant multiply into conv filters only: a MatMul's weights next to
 # a Mul stay opaque (stashed), and the optimized graph is the same.
 _SCALED_MATMULS = {
-    "scaled after matmul": lambda x: tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(random([3, 5], 17))) * tf.constant(2.0),
-    "scaled before matmul": lambda x: tf.matmul(tf.reshape(x, [-1, 3]) * tf.constant(3.0), tf.constant(random([3, 5], 18))),
-    "vector scale after matmul": lambda x: (tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(random([3, 5], 19)))
-                                            * tf.constant(random([5], 20))),
+    "scaled after matmul": lambda x: (
+        tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(random([3, 5], 17))) * tf.constant(2.0)
+    ),
+    "scaled before matmul": lambda x: tf.matmul(
+        tf.reshape(x, [-1, 3]) * tf.constant(3.0), tf.constant(random([3, 5], 18))
+    ),
+    "vector scale after matmul": lambda x: (
+        tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(random([3, 5], 19))) * tf.constant(random([5], 20))
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(_SCALED_MATMULS))
 def test_scaled_matmul_weights_are_stashed(case):
     graph_def, outputs = _conv_graph(_SCALED_MATMULS[case])
-    kernels = [n.name for n in graph_def.node if n.op == "Const" and len(n.attr["value"].tensor.tensor_content) == 60]
+    kernels = [
+        n.name for n in graph_def.node if n.op == "Const" and len(n.attr["value"].tensor.tensor_content) == 60
+    ]
     assert len(kernels) == 1
     assert kernels[0] in _stashed_names(graph_def, outputs)
     plain, stashed = _optimized_both_ways(graph_def, outputs)
@@ -193,22 +212,33 @@ _EXCLUDED = {
     "scaled before conv": lambda x: tf.nn.conv2d(x * tf.constant(3.0), tf.constant(W), 1, "SAME"),
     # x @ 0 -> zeros, and uniform tensors are re-encoded by constant compression.
     "zeros kernel": lambda x: tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(np.zeros([3, 5], np.float32))),
-    "uniform kernel": lambda x: tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(np.full([3, 5], 0.5, np.float32))),
+    "uniform kernel": lambda x: tf.matmul(
+        tf.reshape(x, [-1, 3]), tf.constant(np.full([3, 5], 0.5, np.float32))
+    ),
     # Equal constants are de-duplicated.
-    "duplicate kernels": lambda x: (tf.nn.conv2d(x, tf.constant(W), 1, "SAME")
-                                    + tf.nn.conv2d(tf.nn.relu(x), tf.constant(W), 1, "SAME")),
+    "duplicate kernels": lambda x: (
+        tf.nn.conv2d(x, tf.constant(W), 1, "SAME") + tf.nn.conv2d(tf.nn.relu(x), tf.constant(W), 1, "SAME")
+    ),
     # A conv of constants folds away entirely.
-    "constant data input": lambda x: tf.nn.conv2d(tf.constant(random([1, 6, 6, 3], 14)), tf.constant(W), 1, "SAME") + x[..., :1],
+    "constant data input": lambda x: (
+        tf.nn.conv2d(tf.constant(random([1, 6, 6, 3], 14)), tf.constant(W), 1, "SAME") + x[..., :1]
+    ),
     # The weight is transformed (Transpose of a constant folds).
-    "transposed kernel": lambda x: tf.matmul(tf.reshape(x, [-1, 3]), tf.transpose(tf.constant(random([5, 3], 15)))),
-    "nan in kernel": lambda x: tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(np.where(np.eye(3, 5) > 0, np.nan, 1.5).astype(np.float32))),
+    "transposed kernel": lambda x: tf.matmul(
+        tf.reshape(x, [-1, 3]), tf.transpose(tf.constant(random([5, 3], 15)))
+    ),
+    "nan in kernel": lambda x: tf.matmul(
+        tf.reshape(x, [-1, 3]), tf.constant(np.where(np.eye(3, 5) > 0, np.nan, 1.5).astype(np.float32))
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(_EXCLUDED))
 def test_weights_grappler_reads_are_not_stashed(case):
     graph_def, outputs = _conv_graph(_EXCLUDED[case])
-    kernels = [n.name for n in graph_def.node if n.op == "Const" and len(n.attr["value"].tensor.tensor_content) >= 60]
+    kernels = [
+        n.name for n in graph_def.node if n.op == "Const" and len(n.attr["value"].tensor.tensor_content) >= 60
+    ]
     assert kernels
     assert not set(kernels) & set(_stashed_names(graph_def, outputs))
     plain, stashed = _optimized_both_ways(graph_def, outputs)
@@ -223,7 +253,9 @@ def test_fetched_weight_is_not_stashed():
 
 
 def test_fold_const_identities_renames_the_const_like_grappler():
-    graph_def, outputs = _conv_graph(lambda x: tf.nn.conv2d(x, tf.identity(tf.identity(tf.constant(W))), 1, "SAME"))
+    graph_def, outputs = _conv_graph(
+        lambda x: tf.nn.conv2d(x, tf.identity(tf.identity(tf.constant(W))), 1, "SAME")
+    )
     before = {n.op for n in graph_def.node}
     assert "Identity" in before
     g = _copy(graph_def)
@@ -232,5 +264,6 @@ def test_fold_const_identities_renames_the_const_like_grappler():
     source = next(n for n in g.node if n.name == conv.input[1])
     assert source.op == "Const"
     x = random([1, 6, 6, 3], 16)
-    np.testing.assert_array_equal(run_graph(g, {"x:0": x}, outputs[0] + ":0"),
-                                  run_graph(graph_def, {"x:0": x}, outputs[0] + ":0"))
+    np.testing.assert_array_equal(
+        run_graph(g, {"x:0": x}, outputs[0] + ":0"), run_graph(graph_def, {"x:0": x}, outputs[0] + ":0")
+    )

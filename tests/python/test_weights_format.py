@@ -63,8 +63,9 @@ def test_scalar_and_c_order(tmp_path):
 def test_sharding_straddles_and_names(tmp_path):
     a = np.arange(3, dtype=np.float32)  # 12 bytes
     b = np.arange(2, dtype=np.int32)  # 8 bytes
-    manifest = write_weights([[("a", a), ("b", b)], [], [("c", np.ones(1, np.float32))]],
-                             str(tmp_path), shard_size_bytes=7)
+    manifest = write_weights(
+        [[("a", a), ("b", b)], [], [("c", np.ones(1, np.float32))]], str(tmp_path), shard_size_bytes=7
+    )
     assert manifest[0]["paths"] == [f"group1-shard{i}of3.bin" for i in (1, 2, 3)]
     sizes = [os.path.getsize(tmp_path / p) for p in manifest[0]["paths"]]
     assert sizes == [7, 7, 6]
@@ -101,8 +102,9 @@ def test_int64_out_of_range_rejected(tmp_path):
         write_weights([[("big", np.array([2**31], np.int64))]], str(tmp_path))
 
 
-@pytest.mark.parametrize("array", [np.array([1], "datetime64[s]"), np.zeros(1, [("x", "<f4")]),
-                                   np.array([object()], dtype=object)])
+@pytest.mark.parametrize(
+    "array", [np.array([1], "datetime64[s]"), np.zeros(1, [("x", "<f4")]), np.array([object()], dtype=object)]
+)
 def test_unsupported_dtype_names_weight(tmp_path, array):
     with pytest.raises(ConversionError, match=r"weight odd has dtype"):
         write_weights([[("odd", array)]], str(tmp_path))
@@ -146,16 +148,17 @@ def test_round_trip_every_dtype_across_shards(tmp_path):
             np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("qdtype, atol", [("uint8", 5.0 / 255 / 2 + 1e-6),
-                                          ("uint16", 5.0 / 65535 / 2 + 1e-7),
-                                          ("float16", 2e-3)])
+@pytest.mark.parametrize(
+    "qdtype, atol", [("uint8", 5.0 / 255 / 2 + 1e-6), ("uint16", 5.0 / 65535 / 2 + 1e-7), ("float16", 2e-3)]
+)
 def test_round_trip_quantized(tmp_path, qdtype, atol):
     rng = np.random.default_rng(0)
     w = rng.uniform(-2.0, 3.0, size=(7, 5)).astype(np.float32)
     w[0, 0], w[0, 1] = -2.0, 3.0
     ints = np.array([1, 2], np.int32)
-    manifest = write_weights([[("w", w), ("ints", ints)]], str(tmp_path), shard_size_bytes=16,
-                             quantization={qdtype: True})
+    manifest = write_weights(
+        [[("w", w), ("ints", ints)]], str(tmp_path), shard_size_bytes=16, quantization={qdtype: True}
+    )
     entries = manifest[0]["weights"]
     assert entries[0]["quantization"]["dtype"] == qdtype
     assert "quantization" not in entries[1]  # int32 is never quantized
@@ -166,19 +169,25 @@ def test_round_trip_quantized(tmp_path, qdtype, atol):
 
 
 def test_uint8_manifest_example(tmp_path):
-    manifest, data = _write_one(tmp_path, "w", np.linspace(-2.5, 2.5, 6).astype(np.float32),
-                                quantization={"uint8": True})
+    manifest, data = _write_one(
+        tmp_path, "w", np.linspace(-2.5, 2.5, 6).astype(np.float32), quantization={"uint8": True}
+    )
     q = manifest[0]["weights"][0]["quantization"]
     assert list(q) == ["dtype", "min", "scale", "original_dtype"]
-    assert q == {"dtype": "uint8", "min": -2.5098039215686274, "scale": 0.0196078431372549,
-                 "original_dtype": "float32"}
+    assert q == {
+        "dtype": "uint8",
+        "min": -2.5098039215686274,
+        "scale": 0.0196078431372549,
+        "original_dtype": "float32",
+    }
     assert type(q["min"]) is float and type(q["scale"]) is float
     assert data.hex() == "0034669accff"
 
 
 def test_float16_manifest_and_bytes(tmp_path):
-    manifest, data = _write_one(tmp_path, "w", np.array([1.0, -2.0, 65504.0], np.float32),
-                                quantization={"float16": ("w",)})
+    manifest, data = _write_one(
+        tmp_path, "w", np.array([1.0, -2.0, 65504.0], np.float32), quantization={"float16": ("w",)}
+    )
     q = manifest[0]["weights"][0]["quantization"]
     assert list(q) == ["dtype", "original_dtype"]
     assert q == {"dtype": "float16", "original_dtype": "float32"}
@@ -186,8 +195,7 @@ def test_float16_manifest_and_bytes(tmp_path):
 
 
 def test_float64_is_quantized_after_auto_conversion(tmp_path):
-    manifest, data = _write_one(tmp_path, "w", np.array([0.0, 1.0], np.float64),
-                                quantization={"uint8": True})
+    manifest, data = _write_one(tmp_path, "w", np.array([0.0, 1.0], np.float64), quantization={"uint8": True})
     assert manifest[0]["weights"][0]["dtype"] == "float32"
     assert manifest[0]["weights"][0]["quantization"]["dtype"] == "uint8"
     assert data.hex() == "00ff"
@@ -195,8 +203,11 @@ def test_float64_is_quantized_after_auto_conversion(tmp_path):
 
 def test_nan_in_quantized_weight_rejected(tmp_path):
     with pytest.raises(ConversionError, match="weight bad contains NaN or Infinity"):
-        write_weights([[("ok", np.ones(2, np.float32)), ("bad", np.array([1, np.nan], np.float32))]],
-                      str(tmp_path), quantization={"uint8": True})
+        write_weights(
+            [[("ok", np.ones(2, np.float32)), ("bad", np.array([1, np.nan], np.float32))]],
+            str(tmp_path),
+            quantization={"uint8": True},
+        )
 
 
 def test_nan_allowed_when_not_quantized(tmp_path):
@@ -206,16 +217,16 @@ def test_nan_allowed_when_not_quantized(tmp_path):
 
 def test_unmatched_pattern_rejected(tmp_path):
     with pytest.raises(ConversionError, match=r"pattern 'Dense\*' \(for uint8\) matches no weight"):
-        write_weights([[("dense/kernel", np.ones(2, np.float32))]], str(tmp_path),
-                      quantization={"uint8": ("Dense*",)})
+        write_weights(
+            [[("dense/kernel", np.ones(2, np.float32))]], str(tmp_path), quantization={"uint8": ("Dense*",)}
+        )
 
 
 # ----------------------------------------------------------------------- reader hardening
 
 
 def _good(tmp_path):
-    manifest = write_weights([[("a", np.arange(4, dtype=np.float32))]], str(tmp_path),
-                             shard_size_bytes=8)
+    manifest = write_weights([[("a", np.arange(4, dtype=np.float32))]], str(tmp_path), shard_size_bytes=8)
     return manifest
 
 
@@ -250,7 +261,9 @@ def test_truncated_shard(tmp_path):
     manifest = _good(tmp_path)
     with open(tmp_path / "group1-shard2of2.bin", "r+b") as f:
         f.truncate(5)
-    with pytest.raises(ConversionError, match=r"group 1: shards hold 13 bytes but the manifest declares at least 16"):
+    with pytest.raises(
+        ConversionError, match=r"group 1: shards hold 13 bytes but the manifest declares at least 16"
+    ):
         read_weights(manifest, str(tmp_path))
 
 
@@ -282,10 +295,25 @@ def test_huge_declared_shape_fails_before_allocating(tmp_path):
 def test_legacy_manifest_without_original_dtype(tmp_path):
     # tfjs 0.x: quantization {min, scale, dtype}; int32 weights were quantized too.
     (tmp_path / "group1-shard1of1").write_bytes(bytes([0, 2, 255, 0, 1]))
-    manifest = [{"paths": ["group1-shard1of1"], "weights": [
-        {"name": "f", "shape": [3], "dtype": "float32", "quantization": {"min": -1.0, "scale": 0.5, "dtype": "uint8"}},
-        {"name": "i", "shape": [2], "dtype": "int32", "quantization": {"min": -0.5, "scale": 1.0, "dtype": "uint8"}},
-    ]}]
+    manifest = [
+        {
+            "paths": ["group1-shard1of1"],
+            "weights": [
+                {
+                    "name": "f",
+                    "shape": [3],
+                    "dtype": "float32",
+                    "quantization": {"min": -1.0, "scale": 0.5, "dtype": "uint8"},
+                },
+                {
+                    "name": "i",
+                    "shape": [2],
+                    "dtype": "int32",
+                    "quantization": {"min": -0.5, "scale": 1.0, "dtype": "uint8"},
+                },
+            ],
+        }
+    ]
     back = dict(read_weights(manifest, str(tmp_path)))
     assert back["f"].dtype == np.float32 and back["f"].tolist() == [-1.0, 0.0, 126.5]
     # Math.round(-0.5) == -0 and Math.round(0.5) == 1 in JS
@@ -295,23 +323,39 @@ def test_legacy_manifest_without_original_dtype(tmp_path):
 def test_dequantize_rounds_like_float32_array(tmp_path):
     # 1 * 0.1 + 0.2 in doubles is 0.30000000000000004, stored into a Float32Array.
     (tmp_path / "s.bin").write_bytes(bytes([1]))
-    manifest = [{"paths": ["s.bin"], "weights": [{"name": "f", "shape": [], "dtype": "float32",
-                 "quantization": {"dtype": "uint8", "min": 0.2, "scale": 0.1, "original_dtype": "float32"}}]}]
+    manifest = [
+        {
+            "paths": ["s.bin"],
+            "weights": [
+                {
+                    "name": "f",
+                    "shape": [],
+                    "dtype": "float32",
+                    "quantization": {"dtype": "uint8", "min": 0.2, "scale": 0.1, "original_dtype": "float32"},
+                }
+            ],
+        }
+    ]
     got = read_weights(manifest, str(tmp_path))[0][1]
     assert got.dtype == np.float32 and got == np.float32(0.1 * 1 + 0.2)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda m: m[0]["weights"][0].update(dtype="float64"), "unsupported dtype 'float64'"),
-    (lambda m: m[0]["weights"][0].update(shape=[-1]), "invalid shape"),
-    (lambda m: m[0]["weights"][0].update(shape=None), "invalid shape"),
-    (lambda m: m[0]["weights"][0].update(name=3), "no valid name"),
-    (lambda m: m[0].update(paths="x"), "must be an object with 'paths' and 'weights' lists"),
-    (lambda m: m[0]["weights"][0].update(quantization={"dtype": "uint8", "min": "0", "scale": 1}),
-     "invalid quantization min"),
-    (lambda m: m[0]["weights"][0].update(quantization={"dtype": "int4"}), "invalid quantization entry"),
-    (lambda m: m.append({"paths": [], "weights": [dict(m[0]["weights"][0])]}), "duplicate weight name a"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda m: m[0]["weights"][0].update(dtype="float64"), "unsupported dtype 'float64'"),
+        (lambda m: m[0]["weights"][0].update(shape=[-1]), "invalid shape"),
+        (lambda m: m[0]["weights"][0].update(shape=None), "invalid shape"),
+        (lambda m: m[0]["weights"][0].update(name=3), "no valid name"),
+        (lambda m: m[0].update(paths="x"), "must be an object with 'paths' and 'weights' lists"),
+        (
+            lambda m: m[0]["weights"][0].update(quantization={"dtype": "uint8", "min": "0", "scale": 1}),
+            "invalid quantization min",
+        ),
+        (lambda m: m[0]["weights"][0].update(quantization={"dtype": "int4"}), "invalid quantization entry"),
+        (lambda m: m.append({"paths": [], "weights": [dict(m[0]["weights"][0])]}), "duplicate weight name a"),
+    ],
+)
 def test_bad_manifest_entries(tmp_path, mutate, message):
     manifest = _good(tmp_path)
     mutate(manifest)
@@ -325,8 +369,11 @@ def test_unwritable_output_is_a_conversion_error(tmp_path):
 
 
 def test_pattern_matching_only_int_weights_is_not_quantized(tmp_path):
-    manifest = write_weights([[("ids", np.arange(3, dtype=np.int32)), ("w", np.ones(2, np.float32))]],
-                             str(tmp_path), quantization={"uint8": ("ids",)})
+    manifest = write_weights(
+        [[("ids", np.arange(3, dtype=np.int32)), ("w", np.ones(2, np.float32))]],
+        str(tmp_path),
+        quantization={"uint8": ("ids",)},
+    )
     assert [("quantization" in e) for e in manifest[0]["weights"]] == [False, False]
 
 
@@ -343,6 +390,8 @@ def test_same_input_same_bytes(tmp_path):
     outs = []
     for run in ("one", "two"):
         (tmp_path / run).mkdir()
-        manifest = write_weights(groups, str(tmp_path / run), shard_size_bytes=999, quantization={"uint16": ("w",)})
+        manifest = write_weights(
+            groups, str(tmp_path / run), shard_size_bytes=999, quantization={"uint16": ("w",)}
+        )
         outs.append((manifest, {p: (tmp_path / run / p).read_bytes() for p in manifest[0]["paths"]}))
     assert outs[0] == outs[1]

@@ -22,7 +22,9 @@ REF_PYTHON = REPO / ".cache" / "reference-venv" / "bin" / "python"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not REF_PYTHON.exists(), reason="reference venv missing (run bench/setup_reference.sh)"),
+    pytest.mark.skipif(
+        not REF_PYTHON.exists(), reason="reference venv missing (run bench/setup_reference.sh)"
+    ),
 ]
 
 _REF_SCRIPT = r"""
@@ -53,11 +55,19 @@ def reference(tmp_path_factory):
         (root / case).mkdir()
         arrays = {f"a{i}_{j}": a for i, g in enumerate(groups) for j, (_, a) in enumerate(g)}
         np.savez(root / case / "w.npz", **arrays)
-        spec = {"groups": [[[f"a{i}_{j}", n] for j, (n, _) in enumerate(g)] for i, g in enumerate(groups)],
-                "shard": shard, "quant": quant}
+        spec = {
+            "groups": [[[f"a{i}_{j}", n] for j, (n, _) in enumerate(g)] for i, g in enumerate(groups)],
+            "shard": shard,
+            "quant": quant,
+        }
         (root / case / "spec.json").write_text(json.dumps(spec))
-    done = subprocess.run([str(REF_PYTHON), "-c", _REF_SCRIPT, str(root)], capture_output=True, text=True,
-                          timeout=900, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    done = subprocess.run(
+        [str(REF_PYTHON), "-c", _REF_SCRIPT, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     manifests = json.loads(done.stdout.strip().splitlines()[-1])
     return {case: (manifests[case], root / case / "ref") for case in manifests}
@@ -67,15 +77,43 @@ def _cases():
     rng = np.random.default_rng(11)
     big = rng.normal(size=(64, 33)).astype(np.float32)
     return {
-        "plain": ([[("k", big), ("b", np.zeros(33, np.float32)), ("i", np.arange(-3, 4, dtype=np.int32))],
-                   [("flag", np.array([True, False])), ("c", np.array([1 + 2j], np.complex64))]], 1000, None),
-        "uint8": ([[("k", big), ("b", np.zeros(33, np.float32)), ("pos", rng.uniform(2, 3, 50).astype(np.float32)),
-                    ("const", np.full(4, -0.7, np.float32))]], 777, {"uint8": True}),
-        "uint16": ([[("k", big), ("neg", -rng.uniform(1, 3, 40).astype(np.float32))]], 4096, {"uint16": True}),
+        "plain": (
+            [
+                [("k", big), ("b", np.zeros(33, np.float32)), ("i", np.arange(-3, 4, dtype=np.int32))],
+                [("flag", np.array([True, False])), ("c", np.array([1 + 2j], np.complex64))],
+            ],
+            1000,
+            None,
+        ),
+        "uint8": (
+            [
+                [
+                    ("k", big),
+                    ("b", np.zeros(33, np.float32)),
+                    ("pos", rng.uniform(2, 3, 50).astype(np.float32)),
+                    ("const", np.full(4, -0.7, np.float32)),
+                ]
+            ],
+            777,
+            {"uint8": True},
+        ),
+        "uint16": (
+            [[("k", big), ("neg", -rng.uniform(1, 3, 40).astype(np.float32))]],
+            4096,
+            {"uint16": True},
+        ),
         "float16": ([[("k", big), ("i", np.arange(5, dtype=np.int32))]], 300, {"float16": True}),
-        "mixed": ([[("dense/kernel", big), ("dense/bias", rng.normal(size=33).astype(np.float32)),
-                    ("other", rng.normal(size=9).astype(np.float32))]], 512,
-                  {"uint8": ["dense/*"], "float16": True}),
+        "mixed": (
+            [
+                [
+                    ("dense/kernel", big),
+                    ("dense/bias", rng.normal(size=33).astype(np.float32)),
+                    ("other", rng.normal(size=9).astype(np.float32)),
+                ]
+            ],
+            512,
+            {"uint8": ["dense/*"], "float16": True},
+        ),
         "autoconv": ([[("f64", rng.normal(size=10)), ("i64", np.arange(4, dtype=np.int64))]], 4096, None),
     }
 

@@ -57,8 +57,13 @@ def _decode_in_tfjs(manifest, model_dir: Path, tmp_path: Path) -> dict:
     script.write_text(_DECODE_JS)
     manifest_path = tmp_path / "manifest.json"
     manifest_path.write_text(json.dumps(manifest))
-    done = subprocess.run(["node", str(script), str(manifest_path), str(model_dir)], capture_output=True,
-                          text=True, env=dict(os.environ, NODE_PATH=str(NODE_MODULES)), timeout=120)
+    done = subprocess.run(
+        ["node", str(script), str(manifest_path), str(model_dir)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, NODE_PATH=str(NODE_MODULES)),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -76,22 +81,34 @@ def _tfjs_array(entry: dict) -> np.ndarray:
 def _weights():
     rng = np.random.default_rng(3)
     return [
-        [("dense/kernel", rng.normal(size=(7, 5)).astype(np.float32)),
-         ("dense/bias", np.zeros(5, np.float32)),
-         ("const", np.full((2, 2), 0.3, np.float32)),
-         ("positive", rng.uniform(1.0, 2.0, size=33).astype(np.float32)),
-         ("ids", np.array([[1, -2], [2**31 - 1, -2**31]], np.int64))],
+        [
+            ("dense/kernel", rng.normal(size=(7, 5)).astype(np.float32)),
+            ("dense/bias", np.zeros(5, np.float32)),
+            ("const", np.full((2, 2), 0.3, np.float32)),
+            ("positive", rng.uniform(1.0, 2.0, size=33).astype(np.float32)),
+            ("ids", np.array([[1, -2], [2**31 - 1, -(2**31)]], np.int64)),
+        ],
         [],
-        [("mask", np.array([True, False, True])),
-         ("cplx", np.array([1 - 2j, 0.25j], np.complex128)),
-         ("vocab", np.array([["héllo", ""], ["😀", "x y"]])),
-         ("scalar", np.float64(-1.25))],
+        [
+            ("mask", np.array([True, False, True])),
+            ("cplx", np.array([1 - 2j, 0.25j], np.complex128)),
+            ("vocab", np.array([["héllo", ""], ["😀", "x y"]])),
+            ("scalar", np.float64(-1.25)),
+        ],
     ]
 
 
 @pytest.mark.tfjs
-@pytest.mark.parametrize("quant", [None, {"uint8": True}, {"uint16": True}, {"float16": True},
-                                   {"uint8": ("dense/*",), "float16": ("positive", "const")}])
+@pytest.mark.parametrize(
+    "quant",
+    [
+        None,
+        {"uint8": True},
+        {"uint16": True},
+        {"float16": True},
+        {"uint8": ("dense/*",), "float16": ("positive", "const")},
+    ],
+)
 def test_tfjs_decodes_what_we_write(tmp_path: Path, quant):
     out = tmp_path / "model"
     out.mkdir()

@@ -48,15 +48,20 @@ def models(tmp_path_factory):
             return {"z": tf.matmul(x, self.w) + 1.0}
 
     mod = Mod()
-    tf.saved_model.save(mod, str(root / "sm"),
-                        signatures={"serving_default": mod.matmul, "plus_one": mod.plus})
+    tf.saved_model.save(
+        mod, str(root / "sm"), signatures={"serving_default": mod.matmul, "plus_one": mod.plus}
+    )
 
     from tensorflow.core.framework import graph_pb2
 
     graph = graph_pb2.GraphDef()
-    for name, op, inputs in (("x", "Placeholder", []), ("w", "Const", []),
-                             ("y", "MatMul", ["x", "w"]), ("out", "Identity", ["y"]),
-                             ("side", "NoOp", ["^out"])):
+    for name, op, inputs in (
+        ("x", "Placeholder", []),
+        ("w", "Const", []),
+        ("y", "MatMul", ["x", "w"]),
+        ("out", "Identity", ["y"]),
+        ("side", "NoOp", ["^out"]),
+    ):
         node = graph.node.add(name=name, op=op)
         node.input.extend(inputs)
     (root / "frozen.pb").write_bytes(graph.SerializeToString())
@@ -150,17 +155,25 @@ def test_unknown_and_missing_inputs(models, tmp_path):
 
 
 def test_minimal_argv_has_only_the_format_and_paths():
-    a = Answers(input_path="m.h5", input_format="keras", output_path="out",
-                output_format="tfjs_layers_model")
+    a = Answers(input_path="m.h5", input_format="keras", output_path="out", output_format="tfjs_layers_model")
     assert wizard.build_argv(a) == ["--input_format=keras", "m.h5", "out"]
 
 
 FULL = Answers(
-    input_path="my models/sm", input_format="tf_saved_model", output_path="web/My Model",
-    output_format="tfjs_graph_model", saved_model_tags=("serve", "gpu"), signature_name="plus_one",
-    quantize_dtype="uint8", quantize_patterns=("dense*", "conv*"), weight_shard_size_bytes=1024,
-    skip_op_check=True, strip_debug_ops=False, control_flow_v2=True,
-    metadata=(("meta", "m.json"),), overwrite=True,
+    input_path="my models/sm",
+    input_format="tf_saved_model",
+    output_path="web/My Model",
+    output_format="tfjs_graph_model",
+    saved_model_tags=("serve", "gpu"),
+    signature_name="plus_one",
+    quantize_dtype="uint8",
+    quantize_patterns=("dense*", "conv*"),
+    weight_shard_size_bytes=1024,
+    skip_op_check=True,
+    strip_debug_ops=False,
+    control_flow_v2=True,
+    metadata=(("meta", "m.json"),),
+    overwrite=True,
 )
 
 
@@ -205,11 +218,23 @@ def test_argv_means_the_same_to_the_converter_cli(tmp_path):
 
 
 def test_layers_only_and_graph_only_flags_are_not_mixed():
-    a = Answers(input_path="m.h5", input_format="keras", output_path="o",
-                output_format="tfjs_graph_model", split_weights_by_layer=False, control_flow_v2=True)
+    a = Answers(
+        input_path="m.h5",
+        input_format="keras",
+        output_path="o",
+        output_format="tfjs_graph_model",
+        split_weights_by_layer=False,
+        control_flow_v2=True,
+    )
     assert "--output_format=tfjs_graph_model" in wizard.build_argv(a)
-    b = Answers(input_path="m.h5", input_format="keras", output_path="o",
-                output_format="tfjs_layers_model", split_weights_by_layer=True, control_flow_v2=True)
+    b = Answers(
+        input_path="m.h5",
+        input_format="keras",
+        output_path="o",
+        output_format="tfjs_layers_model",
+        split_weights_by_layer=True,
+        control_flow_v2=True,
+    )
     assert wizard.build_argv(b) == ["--input_format=keras", "--split_weights_by_layer", "m.h5", "o"]
 
 
@@ -234,8 +259,12 @@ def test_bazel_target_text():
 
 
 def test_bazel_target_paths_are_package_relative_with_filegroup_for_dirs(models):
-    a = Answers(input_path=str(models / "sm"), input_format="tf_saved_model",
-                output_path=str(models / "web"), metadata=(("info", str(models / "m.json")),))
+    a = Answers(
+        input_path=str(models / "sm"),
+        input_format="tf_saved_model",
+        output_path=str(models / "web"),
+        metadata=(("info", str(models / "m.json")),),
+    )
     assert wizard.bazel_target(a, package_dir=str(models)) == (
         'load("@rules_tfjs//rules:defs.bzl", "tfjs_model")\n'
         "\n"
@@ -298,10 +327,22 @@ class Wizard:
     """The real ``tensorflowjs_wizard`` in a pseudo-terminal, answered prompt by prompt."""
 
     def __init__(self, *args: str, cwd: Path):
-        env = dict(os.environ, PYTHONPATH=str(REPO / "converter"), PROMPT_TOOLKIT_NO_CPR="1",
-                   TERM="xterm", COLUMNS="200")
-        self.child = pexpect.spawn(sys.executable, ["-m", "tfjsconv.wizard", *args], cwd=str(cwd),
-                                   env=env, encoding="utf-8", timeout=120, dimensions=(60, 220))
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(REPO / "converter"),
+            PROMPT_TOOLKIT_NO_CPR="1",
+            TERM="xterm",
+            COLUMNS="200",
+        )
+        self.child = pexpect.spawn(
+            sys.executable,
+            ["-m", "tfjsconv.wizard", *args],
+            cwd=str(cwd),
+            env=env,
+            encoding="utf-8",
+            timeout=120,
+            dimensions=(60, 220),
+        )
         self.transcript: list = []
         self.child.logfile_read = self
 
@@ -342,10 +383,10 @@ def test_pty_h5_to_uint8_layers_model_runs_the_converter(models, tmp_path, tfjs)
     out = tmp_path / "web model"
     w = Wizard(cwd=tmp_path)
     w.answer("model to convert:", str(models / "tfk.h5") + ENTER)
-    w.answer("Input format:", ENTER)          # the detected one is first and selected
-    w.answer("Output format:", ENTER)         # tfjs_layers_model (the default)
+    w.answer("Input format:", ENTER)  # the detected one is first and selected
+    w.answer("Output format:", ENTER)  # tfjs_layers_model (the default)
     w.answer("Quantize weights?", DOWN + DOWN + ENTER)  # none, float16, [uint8]
-    w.answer("patterns", ENTER)               # '*'
+    w.answer("patterns", ENTER)  # '*'
     w.answer("shard size", ENTER)
     w.answer("Split weights", "n")
     w.answer("metadata", ENTER)
@@ -354,8 +395,12 @@ def test_pty_h5_to_uint8_layers_model_runs_the_converter(models, tmp_path, tfjs)
     text = w.text
     assert "Detected: HDF5 model saved by Keras 2" in text
     assert _printed_command(text) == [
-        "tensorflowjs_converter", "--input_format=keras", "--quantize_uint8=*",
-        str(models / "tfk.h5"), str(out)]
+        "tensorflowjs_converter",
+        "--input_format=keras",
+        "--quantize_uint8=*",
+        str(models / "tfk.h5"),
+        str(out),
+    ]
     assert 'quantize_uint8 = ["*"],' in text and 'name = "web_model",' in text
     assert "Quantization: uint8" in text  # the converter's summary
 
@@ -379,7 +424,7 @@ def test_pty_saved_model_signature_choice(models, tmp_path, tfjs):
     w.child.expect_exact("Signature:")
     # Both signatures are listed with their tensors; plus_one sorts first.
     w.child.expect_exact("serving_default")
-    w.child.send(ENTER)                       # the pointer starts on serving_default
+    w.child.send(ENTER)  # the pointer starts on serving_default
     w.answer("Quantize weights?", ENTER)
     w.answer("shard size", ENTER)
     w.answer("Graph options", ENTER)
@@ -390,7 +435,11 @@ def test_pty_saved_model_signature_choice(models, tmp_path, tfjs):
     assert "plus_one  (x: float[-1, 4] -> z: float[-1, 2])" in text
     assert "serving_default  (x: float[-1, 4] -> y: float[-1, 2])" in text
     assert _printed_command(text) == [
-        "tensorflowjs_converter", "--input_format=tf_saved_model", str(models / "sm"), str(out)]
+        "tensorflowjs_converter",
+        "--input_format=tf_saved_model",
+        str(models / "sm"),
+        str(out),
+    ]
     x = np.random.RandomState(1).uniform(-1, 1, (3, 4)).astype(np.float32)
     (y,) = tfjs.predict(out, [x], kind="graph")
     np.testing.assert_allclose(y, x @ W, atol=1e-6, rtol=0)
@@ -414,9 +463,16 @@ def test_pty_pick_other_signature_and_confirm_overwrite_dryrun(models, tmp_path)
     w.answer("Overwrite it?", "y")
     assert w.finish() == 0, w.text
     assert _printed_command(w.text) == [
-        "tensorflowjs_converter", "--input_format=tf_saved_model", "--signature_name=plus_one",
-        "--quantize_float16=*kernel*", "--weight_shard_size_bytes=1000", "--control_flow_v2=true",
-        "--overwrite", str(models / "sm"), str(out)]
+        "tensorflowjs_converter",
+        "--input_format=tf_saved_model",
+        "--signature_name=plus_one",
+        "--quantize_float16=*kernel*",
+        "--weight_shard_size_bytes=1000",
+        "--control_flow_v2=true",
+        "--overwrite",
+        str(models / "sm"),
+        str(out),
+    ]
     assert "--dryrun: not converting." in w.text
     assert (out / "keep.txt").read_text() == "x"
 
@@ -434,8 +490,12 @@ def test_pty_frozen_graph_output_nodes_dryrun(models, tmp_path):
     w.answer("Output directory:", "o" + ENTER)
     assert w.finish() == 0, w.text
     assert _printed_command(w.text) == [
-        "tensorflowjs_converter", "--input_format=tf_frozen_model", "--output_node_names=out",
-        str(models / "frozen.pb"), "o"]
+        "tensorflowjs_converter",
+        "--input_format=tf_frozen_model",
+        "--output_node_names=out",
+        str(models / "frozen.pb"),
+        "o",
+    ]
 
 
 @pytest.mark.slow
@@ -457,8 +517,11 @@ def test_pty_layers_model_to_keras_file_in_existing_dir_dryrun(models, tmp_path)
     w.answer("Output file:", "outdir" + ENTER)
     assert w.finish() == 0, w.text
     assert _printed_command(w.text) == [
-        "tensorflowjs_converter", "--input_format=tfjs_layers_model",
-        str(models / "layers" / "model.json"), os.path.join("outdir", "model.h5")]
+        "tensorflowjs_converter",
+        "--input_format=tfjs_layers_model",
+        str(models / "layers" / "model.json"),
+        os.path.join("outdir", "model.h5"),
+    ]
 
 
 @pytest.mark.slow

@@ -143,9 +143,7 @@ class TfjsRuntime:
         if self._node is None:
             raise HarnessDied("node is not on PATH; the tfjs runtime tests need Node 20")
         if not node_modules_present():
-            raise HarnessDied(
-                f"{NODE_MODULES} is missing; run: npm ci --prefix {JS_DIR.as_posix()}"
-            )
+            raise HarnessDied(f"{NODE_MODULES} is missing; run: npm ci --prefix {JS_DIR.as_posix()}")
         self._timeout_s = timeout_s
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -315,7 +313,9 @@ class TfjsRuntime:
         """Dispose every cached model (frees memory between big-model tests)."""
         self.request({"cmd": "clear"})
 
-    def benchmark(self, model_dir, inputs: Inputs, *, kind: str, backend: str = "cpu", runs: int = 20) -> float:
+    def benchmark(
+        self, model_dir, inputs: Inputs, *, kind: str, backend: str = "cpu", runs: int = 20
+    ) -> float:
         """Median inference time in ms (after one warm-up run), outputs read back included."""
         return float(self.run(model_dir, inputs, kind=kind, backend=backend, timeit=runs)["timeit_ms"])
 

@@ -23,8 +23,9 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def example_outputs(bin_dir: Path) -> list[str]:
     """Names of the conversion output directories under <bin>/examples."""
-    return sorted(p.name for p in (bin_dir / "examples").iterdir()
-                  if p.is_dir() and not p.name.endswith(".runfiles"))
+    return sorted(
+        p.name for p in (bin_dir / "examples").iterdir() if p.is_dir() and not p.name.endswith(".runfiles")
+    )
 
 
 def compare(bazel4_bin: Path, bazel7_bin: Path, consumer_bin: Path) -> list[str]:
@@ -45,12 +46,24 @@ def compare(bazel4_bin: Path, bazel7_bin: Path, consumer_bin: Path) -> list[str]
             problems.append(f"consumer {name} differs from examples/{name}")
     summary = json.loads((consumer_bin / "summary.json").read_text())
     expected = [
-        {"label": "mlp_graph", "model_dir": "mlp_graph", "model_json": "mlp_graph/model.json",
-         "format": "tfjs_graph_model", "input_format": "keras", "quantization": {},
-         "weight_shard_size_bytes": 4194304},
-        {"label": "mlp_layers_uint8", "model_dir": "mlp_layers_uint8",
-         "model_json": "mlp_layers_uint8/model.json", "format": "tfjs_layers_model",
-         "input_format": "keras", "quantization": {"uint8": []}, "weight_shard_size_bytes": 24},
+        {
+            "label": "mlp_graph",
+            "model_dir": "mlp_graph",
+            "model_json": "mlp_graph/model.json",
+            "format": "tfjs_graph_model",
+            "input_format": "keras",
+            "quantization": {},
+            "weight_shard_size_bytes": 4194304,
+        },
+        {
+            "label": "mlp_layers_uint8",
+            "model_dir": "mlp_layers_uint8",
+            "model_json": "mlp_layers_uint8/model.json",
+            "format": "tfjs_layers_model",
+            "input_format": "keras",
+            "quantization": {"uint8": []},
+            "weight_shard_size_bytes": 24,
+        },
     ]
     if summary != expected:
         problems.append(f"consumer summary.json: {summary} != {expected}")
@@ -67,8 +80,11 @@ def main(argv: list[str]) -> int:
         print(f"compare_outputs: {p}", file=sys.stderr)
     if not problems:
         n = len(example_outputs(bazel4_bin))
-        print(f"compare_outputs: {n} example outputs and the consumer's 2 byte-identical "
-              "across Bazel 4.2.3 and 7.7.1", file=sys.stderr)
+        print(
+            f"compare_outputs: {n} example outputs and the consumer's 2 byte-identical "
+            "across Bazel 4.2.3 and 7.7.1",
+            file=sys.stderr,
+        )
     return 1 if problems else 0
 
 

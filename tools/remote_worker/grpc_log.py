@@ -41,7 +41,7 @@ def fields(buf: bytes) -> Iterator[Tuple[int, object]]:
             yield num, val
         elif wire == 2:
             size, i = _varint(buf, i)
-            yield num, buf[i:i + size]
+            yield num, buf[i : i + size]
             i += size
         elif wire == 1:
             i += 8
@@ -55,7 +55,7 @@ def entries(data: bytes) -> Iterator[bytes]:
     i = 0
     while i < len(data):
         size, i = _varint(data, i)
-        yield data[i:i + size]
+        yield data[i : i + size]
         i += size
 
 

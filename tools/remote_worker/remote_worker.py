@@ -30,14 +30,16 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-SOURCE = Path("/usr/src/bazel-bootstrap/src/tools/remote/src/main/java/com/google/devtools/"
-              "build/remote/worker")
+SOURCE = Path(
+    "/usr/src/bazel-bootstrap/src/tools/remote/src/main/java/com/google/devtools/build/remote/worker"
+)
 SERVER_JAR = Path("/usr/share/bazel/A-server.jar")
 MAIN_CLASS = "com.google.devtools.build.remote.worker.RemoteWorker"
 # Upstream: NettyServerBuilder.forPort(port) binds every interface.
 _BIND_ALL = "NettyServerBuilder.forPort(workerOptions.listenPort)"
-_BIND_LOCAL = ('NettyServerBuilder.forAddress(new java.net.InetSocketAddress('
-               '"127.0.0.1", workerOptions.listenPort))')
+_BIND_LOCAL = (
+    'NettyServerBuilder.forAddress(new java.net.InetSocketAddress("127.0.0.1", workerOptions.listenPort))'
+)
 # The host's Python: an action that finds it has an undeclared input.
 HOST_PYTHON = ["/usr/lib/python3.11", "/usr/lib/python3", "/usr/local/lib/python3.11"]
 HOST_PYTHON_BINARIES = ["/usr/bin/python3.11", "/usr/bin/python3"]
@@ -83,7 +85,7 @@ def compile_worker(cache_dir: Path) -> Path:
     digest = hashlib.sha256()
     for name, data in srcs.items():
         digest.update(name.encode() + b"\0" + data + b"\0")
-    digest.update(SERVER_JAR.read_bytes()[:1 << 20])
+    digest.update(SERVER_JAR.read_bytes()[: 1 << 20])
     classes = cache_dir / digest.hexdigest()[:16]
     if (classes / "COMPLETE").exists():
         return classes
@@ -96,9 +98,23 @@ def compile_worker(cache_dir: Path) -> Path:
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(data)
         files.append(str(dst))
-    subprocess.run([_jdk_tool("javac"), "-nowarn", "-encoding", "UTF-8", "-proc:none",
-                    "-cp", str(SERVER_JAR), "-d", str(tmp / "classes"), *files],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            _jdk_tool("javac"),
+            "-nowarn",
+            "-encoding",
+            "UTF-8",
+            "-proc:none",
+            "-cp",
+            str(SERVER_JAR),
+            "-d",
+            str(tmp / "classes"),
+            *files,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     (tmp / "COMPLETE").write_text("")
     shutil.rmtree(classes, ignore_errors=True)
     tmp.rename(classes)
@@ -115,8 +131,9 @@ def namespace_script(hide_dirs: Sequence[str], command: Sequence[str]) -> str:
     """Shell script run by `unshare --mount`: hide directories, then exec the worker."""
     lines = ["set -e", "mount --make-rprivate /"]
     for d in list(hide_dirs) + HOST_PYTHON:
-        lines.append(f"if [ -d {shlex.quote(d)} ]; then mount -t tmpfs -o size=1m,mode=0755 "
-                     f"tmpfs {shlex.quote(d)}; fi")
+        lines.append(
+            f"if [ -d {shlex.quote(d)} ]; then mount -t tmpfs -o size=1m,mode=0755 tmpfs {shlex.quote(d)}; fi"
+        )
     for f in HOST_PYTHON_BINARIES:
         lines.append(f"if [ -e {shlex.quote(f)} ]; then mount --bind /dev/null {shlex.quote(f)}; fi")
     lines.append("exec " + " ".join(shlex.quote(c) for c in command))
@@ -143,17 +160,27 @@ class RemoteWorker:
             (self.work_dir / sub).mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         java = [
-            _jdk_tool("java"), f"-Djava.io.tmpdir={self.work_dir / 'tmp'}", "-Xmx1g",
-            "-cp", f"{self.classes / 'classes'}:{SERVER_JAR}", MAIN_CLASS,
-            f"--listen_port={self.port}", f"--work_path={self.work_dir / 'exec'}",
-            f"--cas_path={self.cas}", f"--jobs={self.jobs}",
+            _jdk_tool("java"),
+            f"-Djava.io.tmpdir={self.work_dir / 'tmp'}",
+            "-Xmx1g",
+            "-cp",
+            f"{self.classes / 'classes'}:{SERVER_JAR}",
+            MAIN_CLASS,
+            f"--listen_port={self.port}",
+            f"--work_path={self.work_dir / 'exec'}",
+            f"--cas_path={self.cas}",
+            f"--jobs={self.jobs}",
             f"--pid_file={self.work_dir / 'worker.pid'}",
         ]
         script = namespace_script(self.hide_dirs, java)
         log = open(self.work_dir / "worker.log", "wb")
         # unshare and sh exec into java: the PID we hold is the worker's.
-        self.proc = subprocess.Popen(["unshare", "--mount", "sh", "-c", script],
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "sh", "-c", script],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:

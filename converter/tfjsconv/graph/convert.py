@@ -14,10 +14,10 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 
 from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError
-from tfjsconv.options import ConversionOptions
 from tfjsconv.graph import executability, extract, optimize, scan, streaming, weight_stash
 from tfjsconv.graph.freeze import FrozenModel, freeze_concrete_function
 from tfjsconv.graph.topology import message_to_dict
+from tfjsconv.options import ConversionOptions
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,13 @@ def _tf():
 # --------------------------------------------------------------------------- writing
 
 
-def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOptions,
-                      lazy: Optional[streaming.LazyWeights] = None,
-                      min_bytes: int = weight_stash.DEFAULT_MIN_BYTES) -> None:
+def write_graph_model(
+    frozen: FrozenModel,
+    out_dir: str,
+    options: ConversionOptions,
+    lazy: Optional[streaming.LazyWeights] = None,
+    min_bytes: int = weight_stash.DEFAULT_MIN_BYTES,
+) -> None:
     """Optimize, extract weights, write shards and model.json (single weight group).
 
     ``lazy``: stand-ins of weights still in the checkpoint; the writer reads each one
@@ -57,8 +61,9 @@ def write_graph_model(frozen: FrozenModel, out_dir: str, options: ConversionOpti
     executability.check_model(graph_def, frozen.signature, init_graph, frozen.initializer_signature)
     values = streaming.extract_weights(graph_def, init_graph, lazy, extract.extract_weights)
     if lazy is not None:
-        log.info("%d weights stay in the checkpoint until they are written",
-                 len(streaming.lazy_names(values)))
+        log.info(
+            "%d weights stay in the checkpoint until they are written", len(streaming.lazy_names(values))
+        )
     log.info("writing %d weights and model.json (%d nodes)", len(values), len(graph_def.node))
     manifest = weights.write_weights(
         [values],
@@ -94,9 +99,7 @@ def _read_saved_model_proto(path: str):
     pb = os.path.join(path, "saved_model.pb")
     pbtxt = os.path.join(path, "saved_model.pbtxt")
     if not os.path.isdir(path) or not (os.path.isfile(pb) or os.path.isfile(pbtxt)):
-        raise ConversionError(
-            f"not a SavedModel directory (no saved_model.pb or saved_model.pbtxt): {path}"
-        )
+        raise ConversionError(f"not a SavedModel directory (no saved_model.pb or saved_model.pbtxt): {path}")
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
@@ -110,7 +113,9 @@ def _read_saved_model_proto(path: str):
             with open(pbtxt, "r", encoding="utf-8") as f:
                 text_format.Parse(f.read(), proto)
     except Exception as e:
-        raise ConversionError(f"corrupt SavedModel: cannot parse {os.path.basename(pb if os.path.isfile(pb) else pbtxt)} in {path} ({type(e).__name__})") from e
+        raise ConversionError(
+            f"corrupt SavedModel: cannot parse {os.path.basename(pb if os.path.isfile(pb) else pbtxt)} in {path} ({type(e).__name__})"
+        ) from e
     if not proto.meta_graphs:
         raise ConversionError(f"corrupt SavedModel: {path} holds no MetaGraph")
     return proto
@@ -149,8 +154,9 @@ def _convert_saved_model(
         tags = tuple(options.saved_model_tags) or ("serve",)
     meta = _select_meta_graph(proto, tags, path)
     # Untrusted input: read as protobuf and checked before TensorFlow loads (runs) it.
-    scan.scan_saved_model(path, meta, allow_unsafe=options.allow_unsafe_deserialization,
-                          follow_symlinks=options.follow_symlinks)
+    scan.scan_saved_model(
+        path, meta, allow_unsafe=options.allow_unsafe_deserialization, follow_symlinks=options.follow_symlinks
+    )
     signature_name = options.signature_name or default_signature
     if signature_name not in meta.signature_def:
         available = ", ".join(sorted(k for k in meta.signature_def if not k.startswith("__"))) or "none"
@@ -159,8 +165,11 @@ def _convert_saved_model(
             f"available signatures: {available}"
         )
     generated_by = meta.meta_info_def.tensorflow_version
-    checkpoint = streaming.saved_model_checkpoint(path) if streaming_enabled and len(
-        meta.object_graph_def.nodes) else None
+    checkpoint = (
+        streaming.saved_model_checkpoint(path)
+        if streaming_enabled and len(meta.object_graph_def.nodes)
+        else None
+    )
     del proto, meta
     tf = _tf()
     if use_own_tf_version:
@@ -168,8 +177,9 @@ def _convert_saved_model(
     generated_by = generated_by or tf.__version__
     if checkpoint is not None:
         try:
-            frozen, lazy = _freeze_streaming(path, tags, signature_name, checkpoint, options, generated_by,
-                                             min_bytes)
+            frozen, lazy = _freeze_streaming(
+                path, tags, signature_name, checkpoint, options, generated_by, min_bytes
+            )
         except streaming.StreamingUnsupported as e:
             log.info("streaming the weights is not possible (%s): loading them all", e)
         else:
@@ -180,7 +190,10 @@ def _convert_saved_model(
     func = _signature(model, signature_name, path)
     log.info("freezing variables")
     frozen = freeze_concrete_function(
-        func, root=model, control_flow_v2=options.control_flow_v2, generated_by=generated_by,
+        func,
+        root=model,
+        control_flow_v2=options.control_flow_v2,
+        generated_by=generated_by,
     )
     # Drop the eager variables and traced graphs (reference cycles) before optimizing:
     # from here on the frozen GraphDef is the only copy of the weights.
@@ -205,8 +218,15 @@ def _signature(model, signature_name: str, path: str):
     return func
 
 
-def _freeze_streaming(path: str, tags: Sequence[str], signature_name: str, checkpoint: str,
-                      options: ConversionOptions, generated_by: str, min_bytes: int):
+def _freeze_streaming(
+    path: str,
+    tags: Sequence[str],
+    signature_name: str,
+    checkpoint: str,
+    options: ConversionOptions,
+    generated_by: str,
+    min_bytes: int,
+):
     """Load without the checkpoint, freeze with stand-ins for the large variables."""
     log.info("loading SavedModel %s without its variables (signature %s)", path, signature_name)
     source = streaming.CheckpointSource(checkpoint)
@@ -216,7 +236,10 @@ def _freeze_streaming(path: str, tags: Sequence[str], signature_name: str, check
     keys = streaming.variable_keys(model, source)
     log.info("freezing variables (large ones stay in the checkpoint)")
     frozen = freeze_concrete_function(
-        func, root=model, control_flow_v2=options.control_flow_v2, generated_by=generated_by,
+        func,
+        root=model,
+        control_flow_v2=options.control_flow_v2,
+        generated_by=generated_by,
         stand_ins=(keys, lazy),
     )
     del func, model
@@ -273,7 +296,7 @@ def _resolve_hub_handle(handle: str) -> str:
     if "://" not in handle:
         return handle
     if handle.startswith("file://"):
-        return handle[len("file://"):]
+        return handle[len("file://") :]
     import hashlib
 
     cache = _hub_cache_dir()
@@ -317,7 +340,9 @@ def _load_keras(path: str, options: ConversionOptions):
         try:
             return keras.saving.load_model(path, compile=False, safe_mode=safe)
         except Exception as e:
-            raise ConversionError(f"cannot load Keras model {path}: {type(e).__name__}: {_first_line(e)}") from e
+            raise ConversionError(
+                f"cannot load Keras model {path}: {type(e).__name__}: {_first_line(e)}"
+            ) from e
     try:
         import tf_keras
 
@@ -402,8 +427,11 @@ def layers_to_graph(input_path: str, staging_dir: str, options: ConversionOption
     with tempfile.TemporaryDirectory(prefix="tfjsconv-") as tmp:
         h5 = os.path.join(tmp, "model.h5")
         layers_convert.layers_to_keras_h5(
-            input_path, h5, options.replace(output_format="keras", quantize_float16=None,
-                                             quantize_uint8=None, quantize_uint16=None)
+            input_path,
+            h5,
+            options.replace(
+                output_format="keras", quantize_float16=None, quantize_uint8=None, quantize_uint16=None
+            ),
         )
         model = _load_keras(h5, options)
         _convert_keras_model(model, staging_dir, options)

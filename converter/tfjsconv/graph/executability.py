@@ -59,8 +59,10 @@ class Problem:
 
     def message(self) -> str:
         where = f" in {self.graph}" if self.graph else ""
-        return (f"TensorFlow.js 4.22 cannot run this graph: node '{self.node}' ({self.op}){where} "
-                f"{self.reason}; {self.alternative}")
+        return (
+            f"TensorFlow.js 4.22 cannot run this graph: node '{self.node}' ({self.op}){where} "
+            f"{self.reason}; {self.alternative}"
+        )
 
 
 def _function_ref(ref: str) -> str:
@@ -105,21 +107,39 @@ def graph_problems(
         refs = [ref_node(r) for r in node.input]
         for ref, name in zip(node.input, refs):
             if name not in by_name and name not in fed_names:
-                problems.append(Problem(node.name, node.op, f"reads '{ref}', which is not in the graph",
-                                        "this model file is inconsistent", graph))
+                problems.append(
+                    Problem(
+                        node.name,
+                        node.op,
+                        f"reads '{ref}', which is not in the graph",
+                        "this model file is inconsistent",
+                        graph,
+                    )
+                )
             elif is_control(ref) and by_name.get(name) is not None and by_name[name].op in SWITCH_OPS:
-                problems.append(Problem(
-                    node.name, node.op,
-                    f"has a control input from Switch '{name}', which tfjs reads as the Switch's false output",
-                    alternative, graph))
+                problems.append(
+                    Problem(
+                        node.name,
+                        node.op,
+                        f"has a control input from Switch '{name}', which tfjs reads as the Switch's false output",
+                        alternative,
+                        graph,
+                    )
+                )
         inputs_of[node.name] = refs
         if library is not None:
             for attr in FUNCTION_ATTRS.get(node.op, ()):
                 fn = node.attr[attr].func.name if attr in node.attr else ""
                 if fn not in library:
-                    problems.append(Problem(node.name, node.op,
-                                            f"runs function '{fn}', which the model does not contain",
-                                            "this model file is inconsistent", graph))
+                    problems.append(
+                        Problem(
+                            node.name,
+                            node.op,
+                            f"runs function '{fn}', which the model does not contain",
+                            "this model file is inconsistent",
+                            graph,
+                        )
+                    )
     if problems:
         return problems
 
@@ -134,7 +154,11 @@ def graph_problems(
         for src in distinct:
             children.setdefault(src, []).append(node.name)
         waiting[node.name] = 1 if node.op in MERGE_OPS and refs else len(distinct)
-        seeded = node.op == "Const" or node.name in fed_names or (not refs and not node.op.startswith("Placeholder"))
+        seeded = (
+            node.op == "Const"
+            or node.name in fed_names
+            or (not refs and not node.op.startswith("Placeholder"))
+        )
         if seeded:
             stack.append(node.name)
     stack.extend(sorted(name for name in fed_names if name not in by_name))
@@ -154,8 +178,15 @@ def graph_problems(
         target = ref_node(out)
         if target in ready or target not in by_name:
             if target not in by_name and target not in fed_names:
-                problems.append(Problem(target, "?", "is a model output that is not in the graph",
-                                        "this model file is inconsistent", graph))
+                problems.append(
+                    Problem(
+                        target,
+                        "?",
+                        "is a model output that is not in the graph",
+                        "this model file is inconsistent",
+                        graph,
+                    )
+                )
             continue
         problems.append(_blocker(target, by_name, inputs_of, ready, fed_names, alternative, graph, out))
     return problems
@@ -170,31 +201,49 @@ def _blocker(target, by_name, inputs_of, ready, fed_names, alternative, graph, o
         node = by_name[name]
         missing = [r for r in inputs_of[name] if r not in ready and r in by_name]
         if node.op.startswith("Placeholder") and not inputs_of[name]:
-            return Problem(name, node.op,
-                           f"is a placeholder that is not a model input, and output '{out}' needs it",
-                           "give it as a model input (signature) or freeze its value", graph)
+            return Problem(
+                name,
+                node.op,
+                f"is a placeholder that is not a model input, and output '{out}' needs it",
+                "give it as a model input (signature) or freeze its value",
+                graph,
+            )
         nxt = [m for m in missing if m not in seen]
         if not nxt:
-            return Problem(name, node.op,
-                           f"never gets all its inputs (a cycle not broken by a Merge), so output '{out}' "
-                           "is never computed", alternative, graph)
+            return Problem(
+                name,
+                node.op,
+                f"never gets all its inputs (a cycle not broken by a Merge), so output '{out}' "
+                "is never computed",
+                alternative,
+                graph,
+            )
         name = nxt[0]
 
 
 def runs_otherwise(nodes: Sequence, graph: str = "") -> List[Problem]:
     """Nodes tfjs would run but compute something else with (what the exact rewrites left)."""
     return [
-        Problem(node.name, node.op,
-                "normalizes with the batch's own statistics (is_training=True), but tfjs runs FusedBatchNorm "
-                "with its mean/variance inputs only",
-                "export the model in inference mode (training=False); a float32 one whose batch mean/variance "
-                "outputs are unused is rewritten automatically", graph)
-        for node in nodes if is_training_batch_norm(node)
+        Problem(
+            node.name,
+            node.op,
+            "normalizes with the batch's own statistics (is_training=True), but tfjs runs FusedBatchNorm "
+            "with its mean/variance inputs only",
+            "export the model in inference mode (training=False); a float32 one whose batch mean/variance "
+            "outputs are unused is rewritten automatically",
+            graph,
+        )
+        for node in nodes
+        if is_training_batch_norm(node)
     ]
 
 
-def model_problems(graph_def, signature: Optional[dict], initializer_graph_def=None,
-                   initializer_signature: Optional[dict] = None) -> List[Problem]:
+def model_problems(
+    graph_def,
+    signature: Optional[dict],
+    initializer_graph_def=None,
+    initializer_signature: Optional[dict] = None,
+) -> List[Problem]:
     """Every problem tfjs would hit computing the model's signature outputs.
 
     ``signature`` is the model.json ``signature`` (inputs/outputs -> {"name": ...});
@@ -216,18 +265,38 @@ def model_problems(graph_def, signature: Optional[dict], initializer_graph_def=N
         problems.extend(runs_otherwise(function.node_def, graph=f"function {name}"))
         args = [a.name for a in function.signature.input_arg]
         rets = [function.ret[a.name] for a in function.signature.output_arg if a.name in function.ret]
-        problems.extend(graph_problems(list(function.node_def), args, rets, function_refs=True,
-                                       library=set(library), graph=f"function {name}"))
+        problems.extend(
+            graph_problems(
+                list(function.node_def),
+                args,
+                rets,
+                function_refs=True,
+                library=set(library),
+                graph=f"function {name}",
+            )
+        )
     if initializer_graph_def is not None and len(initializer_graph_def.node):
-        init_outputs = [info["name"] for info in ((initializer_signature or {}).get("outputs") or {}).values()]
-        problems.extend(graph_problems(list(initializer_graph_def.node), [], init_outputs, graph="the initializer"))
+        init_outputs = [
+            info["name"] for info in ((initializer_signature or {}).get("outputs") or {}).values()
+        ]
+        problems.extend(
+            graph_problems(list(initializer_graph_def.node), [], init_outputs, graph="the initializer")
+        )
     return problems
 
 
-def check_model(graph_def, signature: Optional[dict], initializer_graph_def=None,
-                initializer_signature: Optional[dict] = None) -> None:
+def check_model(
+    graph_def,
+    signature: Optional[dict],
+    initializer_graph_def=None,
+    initializer_signature: Optional[dict] = None,
+) -> None:
     """Raise ``ConversionError`` (one line, first problem) if tfjs cannot run the model."""
     problems = model_problems(graph_def, signature, initializer_graph_def, initializer_signature)
     if problems:
-        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        more = (
+            f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+            if len(problems) > 1
+            else ""
+        )
         raise ConversionError(problems[0].message() + more)

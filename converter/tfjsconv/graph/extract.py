@@ -14,9 +14,20 @@ from tfjsconv.graph.freeze import rename_ref
 
 # TensorProto value fields the reference clears from Const nodes (dtype/shape stay).
 _CLEARED_FIELDS = (
-    "tensor_content", "half_val", "float_val", "double_val", "int_val", "string_val",
-    "scomplex_val", "int64_val", "bool_val", "resource_handle_val", "variant_val",
-    "uint32_val", "uint64_val", "dcomplex_val",
+    "tensor_content",
+    "half_val",
+    "float_val",
+    "double_val",
+    "int_val",
+    "string_val",
+    "scomplex_val",
+    "int64_val",
+    "bool_val",
+    "resource_handle_val",
+    "variant_val",
+    "uint32_val",
+    "uint64_val",
+    "dcomplex_val",
 )
 
 Weight = Tuple[str, np.ndarray]

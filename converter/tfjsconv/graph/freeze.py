@@ -35,7 +35,9 @@ class FrozenModel:
 def _tensor_info(name: str, dtype, shape) -> Dict[str, Any]:
     from tensorflow.core.framework import tensor_shape_pb2
 
-    shape_proto = shape.as_proto() if shape is not None else tensor_shape_pb2.TensorShapeProto(unknown_rank=True)
+    shape_proto = (
+        shape.as_proto() if shape is not None else tensor_shape_pb2.TensorShapeProto(unknown_rank=True)
+    )
     return {
         "name": name,
         "dtype": _dtype_name(dtype),
@@ -111,7 +113,9 @@ def freeze_function(
     except (ConversionError, streaming.StreamingUnsupported):
         raise
     except Exception as e:  # TF raises many types here; the user gets one line.
-        raise ConversionError(f"cannot freeze the model's function: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        raise ConversionError(
+            f"cannot freeze the model's function: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from e
     outputs = list(func.outputs)
     prune_unreachable(graph_def, [t.name for t in outputs + inputs])
     for node in graph_def.node:
@@ -185,7 +189,9 @@ def _output_keys(func) -> Tuple[List[Optional[str]], bool]:
     return [None] * len(tf.nest.flatten(structured)) if structured is not None else [None] * len(flat), False
 
 
-def build_signature(func, frozen, resource_ids: Dict[int, int]) -> Tuple[Dict[str, Any], List[Optional[str]], bool]:
+def build_signature(
+    func, frozen, resource_ids: Dict[int, int]
+) -> Tuple[Dict[str, Any], List[Optional[str]], bool]:
     """The tfjs signature of ``func`` (original) as frozen into ``frozen``."""
     user_keys = _flat_input_keys(func)
     n_user = len(user_keys)
@@ -366,4 +372,3 @@ def freeze_concrete_function(
         initializer_graph_def=init_graph if init_graph is not None and len(init_graph.node) else None,
         initializer_signature=init_signature if init_graph is not None and len(init_graph.node) else None,
     )
-

@@ -140,7 +140,9 @@ def numpy_dtype(dtype_enum: int) -> np.dtype:
 def set_fused_ops(node: node_def_pb2.NodeDef, ops: Sequence[bytes]) -> None:
     from tensorflow.core.framework import attr_value_pb2
 
-    node.attr["fused_ops"].CopyFrom(attr_value_pb2.AttrValue(list=attr_value_pb2.AttrValue.ListValue(s=list(ops))))
+    node.attr["fused_ops"].CopyFrom(
+        attr_value_pb2.AttrValue(list=attr_value_pb2.AttrValue.ListValue(s=list(ops)))
+    )
 
 
 def unique_name(base: str, taken: Set[str]) -> str:
@@ -194,7 +196,9 @@ def apply_plan(graph_def: graph_pb2.GraphDef, plan: Plan, keep: Set[str]) -> gra
     return out
 
 
-def _drop_dead(nodes: List[node_def_pb2.NodeDef], candidates: Sequence[str], keep: Set[str]) -> List[node_def_pb2.NodeDef]:
+def _drop_dead(
+    nodes: List[node_def_pb2.NodeDef], candidates: Sequence[str], keep: Set[str]
+) -> List[node_def_pb2.NodeDef]:
     """Remove candidates nobody references, repeating while removals free more of them."""
     pending = {name for name in candidates if name not in keep}
     if not pending:
@@ -203,7 +207,8 @@ def _drop_dead(nodes: List[node_def_pb2.NodeDef], candidates: Sequence[str], kee
     while True:
         index = GraphIndex(n for n in nodes if n.name not in removed)
         newly = {
-            n.name for n in nodes
+            n.name
+            for n in nodes
             if n.name in pending and n.name not in removed and index.consumers(n.name) == 0
         }
         if not newly:

@@ -21,10 +21,32 @@ from typing import Dict, Iterable, List, Set
 
 from tfjsconv.graph.graph_utils import is_control, node_name
 
-_ORDERING_OPS = frozenset({"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit", "RefExit",
-                           "NextIteration", "RefNextIteration", "LoopCond"})
-_EFFECT_PREFIXES = ("TensorArray", "TensorList", "HashTable", "MutableHashTable", "LookupTable",
-                    "InitializeTable", "Assign", "ResourceScatter", "Stack")
+_ORDERING_OPS = frozenset(
+    {
+        "Switch",
+        "RefSwitch",
+        "Merge",
+        "RefMerge",
+        "Enter",
+        "RefEnter",
+        "Exit",
+        "RefExit",
+        "NextIteration",
+        "RefNextIteration",
+        "LoopCond",
+    }
+)
+_EFFECT_PREFIXES = (
+    "TensorArray",
+    "TensorList",
+    "HashTable",
+    "MutableHashTable",
+    "LookupTable",
+    "InitializeTable",
+    "Assign",
+    "ResourceScatter",
+    "Stack",
+)
 
 
 def _inert(graph_def) -> Set[str]:
@@ -86,8 +108,11 @@ def drop_inert_control_inputs(graph_def, keep: Iterable[str]) -> List[str]:
     if not changed:
         return []
     after = _reachable(graph_def, keep)
-    removed = [n.name for n in graph_def.node
-               if n.name in before and n.name not in after and not n.op.startswith("Placeholder")]
+    removed = [
+        n.name
+        for n in graph_def.node
+        if n.name in before and n.name not in after and not n.op.startswith("Placeholder")
+    ]
     gone = set(removed)
     for index in reversed(range(len(graph_def.node))):
         if graph_def.node[index].name in gone:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
-from tfjsconv.graph import ops as op_list
 from tfjsconv.graph import inert_control, rewrites, streaming, weight_stash
+from tfjsconv.graph import ops as op_list
 
 _CPU = "/device:CPU:0"
 _PASS1 = ["pruning", "constfold", "arithmetic", "dependency"] * 2

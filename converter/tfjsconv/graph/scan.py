@@ -61,17 +61,43 @@ _SHAPE_INPUTS: Mapping[str, Tuple[int, str]] = {
     "TensorListReserve": (1, "count"),
     "TensorArrayV3": (0, "count"),
     "ParallelConcat": (-1, "attr"),
-    **{op: (0, "shape") for op in (
-        "StatelessRandomNormal", "StatelessRandomUniform", "StatelessRandomUniformInt",
-        "StatelessRandomUniformFullInt", "StatelessTruncatedNormal", "StatelessRandomNormalV2",
-        "StatelessRandomUniformV2", "StatelessRandomUniformIntV2", "StatelessRandomUniformFullIntV2",
-        "StatelessTruncatedNormalV2", "StatelessRandomBinomial", "StatelessRandomPoisson",
-        "StatelessRandomGammaV2")},
+    **{
+        op: (0, "shape")
+        for op in (
+            "StatelessRandomNormal",
+            "StatelessRandomUniform",
+            "StatelessRandomUniformInt",
+            "StatelessRandomUniformFullInt",
+            "StatelessTruncatedNormal",
+            "StatelessRandomNormalV2",
+            "StatelessRandomUniformV2",
+            "StatelessRandomUniformIntV2",
+            "StatelessRandomUniformFullIntV2",
+            "StatelessTruncatedNormalV2",
+            "StatelessRandomBinomial",
+            "StatelessRandomPoisson",
+            "StatelessRandomGammaV2",
+        )
+    },
 }
 # Bytes per element by DataType enum; unknown types count 8 (the widest scalar).
 _DTYPE_BYTES: Mapping[int, int] = {
-    1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 7: 8, 8: 8, 9: 8, 10: 1, 14: 2, 17: 2, 18: 16, 19: 2,
-    22: 4, 23: 8,
+    1: 4,
+    2: 8,
+    3: 4,
+    4: 1,
+    5: 2,
+    6: 1,
+    7: 8,
+    8: 8,
+    9: 8,
+    10: 1,
+    14: 2,
+    17: 2,
+    18: 16,
+    19: 2,
+    22: 4,
+    23: 8,
 }
 
 
@@ -107,7 +133,8 @@ _IO_NAME = re.compile(
     r"File|Read|Write|Save|Restore|Print|Dataset|Iterator|PyFunc|Queue|Reader|Summary|Proto|Immutable|"
     r"Load|Socket|Rpc|Send|Recv|Tpu|TPU|Remote|Checkpoint|Matching|Glob|Fingerprint|Directory|Env|Debug|"
     r"Barrier|Accumulator|Stage|Unstage|MapPeek|MapUnstage|Collective|Nccl|Xla|Batch(Function)?$|"
-    r"Decode|Encode|Parse|Serialize|Deserialize|Jpeg|Png|Gif|Bmp|Wav|CSV")
+    r"Decode|Encode|Parse|Serialize|Deserialize|Jpeg|Png|Gif|Bmp|Wav|CSV"
+)
 _PATH_ATTR = re.compile(r"file|path|url|stream|source|region|dir|container|shared_name|device", re.IGNORECASE)
 
 
@@ -128,8 +155,10 @@ def derive_compute_ops(op_defs: Iterable[Any]) -> List[str]:
         args = list(op.input_arg) + list(op.output_arg)
         if any(a.type in (resource, variant) for a in args):
             continue
-        if any(a.type in ("string", "list(string)", "func", "list(func)") and _PATH_ATTR.search(a.name)
-               for a in op.attr):
+        if any(
+            a.type in ("string", "list(string)", "func", "list(func)") and _PATH_ATTR.search(a.name)
+            for a in op.attr
+        ):
             continue
         out.append(op.name)
     return sorted(out)
@@ -196,17 +225,21 @@ def _graphs(graph_def: Any) -> Tuple[_Graph, Dict[str, _Graph]]:
         name = fdef.signature.name
         if name in funcs:
             raise UnsafeModelError(f"function {name} is defined twice in the function library")
-        funcs[name] = _Graph(name, _by_name(fdef.node_def, f"function {name}"),
-                             [a.name for a in fdef.signature.input_arg])
+        funcs[name] = _Graph(
+            name, _by_name(fdef.node_def, f"function {name}"), [a.name for a in fdef.signature.input_arg]
+        )
     return top, funcs
 
 
 def _check_call_graph(top: _Graph, funcs: Mapping[str, _Graph], where: str) -> None:
     """Refuse cycles and call chains deeper than ``MAX_CALL_DEPTH`` (iteratively)."""
-    callees = {name: sorted({c for n in g.nodes.values() for c in _called(n, funcs)})
-               for name, g in funcs.items()}
-    missing = sorted({c for n in top.nodes.values() for c in _called(n, funcs) if c not in funcs}
-                     | {c for cs in callees.values() for c in cs if c not in funcs})
+    callees = {
+        name: sorted({c for n in g.nodes.values() for c in _called(n, funcs)}) for name, g in funcs.items()
+    }
+    missing = sorted(
+        {c for n in top.nodes.values() for c in _called(n, funcs) if c not in funcs}
+        | {c for cs in callees.values() for c in cs if c not in funcs}
+    )
     if missing:
         raise UnsafeModelError(f"{where}: calls functions missing from its library: {', '.join(missing[:5])}")
     depth: Dict[str, int] = {}
@@ -224,14 +257,16 @@ def _check_call_graph(top: _Graph, funcs: Mapping[str, _Graph], where: str) -> N
                 depth[name] = 1 + max((depth[c] for c in callees[name]), default=0)
                 if depth[name] > MAX_CALL_DEPTH:
                     raise UnsafeModelError(
-                        f"{where}: function calls nest deeper than {MAX_CALL_DEPTH} levels (at {name})")
+                        f"{where}: function calls nest deeper than {MAX_CALL_DEPTH} levels (at {name})"
+                    )
                 continue
             if child in on_stack:
                 raise UnsafeModelError(f"{where}: the function library is cyclic ({name} calls {child})")
             if child not in depth:
                 if len(stack) > MAX_CALL_DEPTH:
                     raise UnsafeModelError(
-                        f"{where}: function calls nest deeper than {MAX_CALL_DEPTH} levels (at {child})")
+                        f"{where}: function calls nest deeper than {MAX_CALL_DEPTH} levels (at {child})"
+                    )
                 stack.append((child, iter(callees[child])))
                 on_stack.add(child)
 
@@ -305,8 +340,9 @@ def _arg_input(node: Any, callee: str, funcs: Mapping[str, _Graph], index: int) 
     return None
 
 
-def _path_ok(graph: _Graph, ref: str, top: _Graph, funcs: Mapping[str, _Graph], sources: _Sources,
-             budget: List[int]) -> Tuple[bool, str]:
+def _path_ok(
+    graph: _Graph, ref: str, top: _Graph, funcs: Mapping[str, _Graph], sources: _Sources, budget: List[int]
+) -> Tuple[bool, str]:
     """Does the path tensor ``ref`` come only from the model's own files?
 
     Follows Identity chains and function arguments back to their callers (or to the
@@ -349,8 +385,9 @@ def _path_ok(graph: _Graph, ref: str, top: _Graph, funcs: Mapping[str, _Graph], 
     return False, f"the output of {node.op}"
 
 
-def _variable_ok(graph: _Graph, var: str, top: _Graph, funcs: Mapping[str, _Graph], sources: _Sources,
-                 budget: List[int]) -> Tuple[bool, str]:
+def _variable_ok(
+    graph: _Graph, var: str, top: _Graph, funcs: Mapping[str, _Graph], sources: _Sources, budget: List[int]
+) -> Tuple[bool, str]:
     """A top-level variable holds a model file's path if every assignment to it does
     (TF2 SavedModels keep asset paths in such a variable for TF1-style loaders)."""
     handle = graph.nodes.get(var)
@@ -359,10 +396,17 @@ def _variable_ok(graph: _Graph, var: str, top: _Graph, funcs: Mapping[str, _Grap
     shared = handle.attr["shared_name"].s if "shared_name" in handle.attr else b""
     for func in funcs.values():
         for node in func.nodes.values():
-            if node.op == "VarHandleOp" and "shared_name" in node.attr and node.attr["shared_name"].s == shared:
+            if (
+                node.op == "VarHandleOp"
+                and "shared_name" in node.attr
+                and node.attr["shared_name"].s == shared
+            ):
                 return False, f"a variable {func.name} can also write"
-    writers = [n for n in graph.nodes.values()
-               if n.op != "ReadVariableOp" and n.input and _node_of(n.input[0]) == var and n is not handle]
+    writers = [
+        n
+        for n in graph.nodes.values()
+        if n.op != "ReadVariableOp" and n.input and _node_of(n.input[0]) == var and n is not handle
+    ]
     if not writers:
         return False, "a variable nothing assigns"
     for writer in writers:
@@ -422,7 +466,9 @@ def _const_ints(graph: _Graph, ref: str) -> Optional[List[int]]:
             dtype = {3: np.int32, 9: np.int64}.get(tensor.dtype)
             if dtype is None:
                 return None
-            return [int(v) for v in np.frombuffer(tensor.tensor_content, dtype=np.dtype(dtype).newbyteorder("<"))]
+            return [
+                int(v) for v in np.frombuffer(tensor.tensor_content, dtype=np.dtype(dtype).newbyteorder("<"))
+            ]
         values = list(tensor.int_val) or list(tensor.int64_val)
         if not values:
             return None
@@ -435,7 +481,9 @@ def _allocation_problem(graph: _Graph, node: Any) -> Optional[str]:
     index, kind = _SHAPE_INPUTS[node.op]
     data = [i for i in node.input if not i.startswith("^")]
     if kind == "attr":
-        values: Optional[List[int]] = [d.size for d in node.attr["shape"].shape.dim] if "shape" in node.attr else None
+        values: Optional[List[int]] = (
+            [d.size for d in node.attr["shape"].shape.dim] if "shape" in node.attr else None
+        )
         kind = "shape"
     elif index >= len(data):
         return None
@@ -542,15 +590,18 @@ class _Findings:
     def message(self) -> str:
         parts = []
         if self.ops:
-            listed = "; ".join(f"{op} (in {', '.join(sorted(w)[:3])}{', ...' if len(w) > 3 else ''})"
-                               for op, w in sorted(self.ops.items()))
+            listed = "; ".join(
+                f"{op} (in {', '.join(sorted(w)[:3])}{', ...' if len(w) > 3 else ''})"
+                for op, w in sorted(self.ops.items())
+            )
             parts.append(f"ops not allowed in a model to convert: {listed}")
         parts.extend(sorted(set(self.problems))[:5])
         return "; ".join(parts)
 
 
-def _scan_graph_def(graph_def: Any, where: str, findings: _Findings, sources: _Sources,
-                    save_tensor: str = "") -> None:
+def _scan_graph_def(
+    graph_def: Any, where: str, findings: _Findings, sources: _Sources, save_tensor: str = ""
+) -> None:
     allowed = allowlist()
     top, funcs = _graphs(graph_def)
     _check_call_graph(top, funcs, where)
@@ -575,11 +626,15 @@ def _scan_graph_def(graph_def: Any, where: str, findings: _Findings, sources: _S
             if op in _PATH_INPUTS and not on_save_path:
                 data = [i for i in node.input if not i.startswith("^")]
                 index = _PATH_INPUTS[op]
-                ok, found = (False, "nothing") if index >= len(data) else _path_ok(
-                    graph, data[index], top, funcs, sources, [_MAX_TRACE])
+                ok, found = (
+                    (False, "nothing")
+                    if index >= len(data)
+                    else _path_ok(graph, data[index], top, funcs, sources, [_MAX_TRACE])
+                )
                 if not ok:
                     findings.problems.append(
-                        f"{op} in {graph.label} reads {found}, not a file of the SavedModel")
+                        f"{op} in {graph.label} reads {found}, not a file of the SavedModel"
+                    )
 
 
 def _check_assets(model_dir: str, meta: Any, follow_symlinks: bool = False) -> None:
@@ -592,10 +647,13 @@ def _check_assets(model_dir: str, meta: Any, follow_symlinks: bool = False) -> N
         parts = name.replace("\\", "/").split("/")
         if not name or os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts or ":" in name:
             raise UnsafeModelError(
-                f"SavedModel {model_dir}: asset path {name!r} is not a file inside its assets directory")
+                f"SavedModel {model_dir}: asset path {name!r} is not a file inside its assets directory"
+            )
         full = resolve(os.path.join(model_dir, "assets", name))
         if os.path.commonpath([root, full]) != root:
-            raise UnsafeModelError(f"SavedModel {model_dir}: asset {name!r} resolves outside the model directory")
+            raise UnsafeModelError(
+                f"SavedModel {model_dir}: asset {name!r} resolves outside the model directory"
+            )
 
 
 def _bound_assets(meta: Any) -> Dict[str, Tuple[Optional[bool], ...]]:
@@ -617,8 +675,11 @@ def _check_checkpoint(model_dir: str) -> None:
     if not os.path.isfile(prefix + ".index"):
         return
     directory = os.path.dirname(prefix)
-    data_bytes = sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
-                     if f.startswith("variables.data-"))
+    data_bytes = sum(
+        os.path.getsize(os.path.join(directory, f))
+        for f in os.listdir(directory)
+        if f.startswith("variables.data-")
+    )
     try:
         from tensorflow.python.training import py_checkpoint_reader
 
@@ -626,8 +687,9 @@ def _check_checkpoint(model_dir: str) -> None:
         shapes = reader.get_variable_to_shape_map()
         dtypes = reader.get_variable_to_dtype_map()
     except Exception as e:  # noqa: BLE001 - the reader raises several types
-        raise ConversionError(f"corrupt SavedModel: cannot read the variables index in {model_dir} "
-                              f"({type(e).__name__})") from None
+        raise ConversionError(
+            f"corrupt SavedModel: cannot read the variables index in {model_dir} ({type(e).__name__})"
+        ) from None
     declared = 0
     for name, shape in shapes.items():
         dtype = dtypes.get(name)
@@ -640,7 +702,8 @@ def _check_checkpoint(model_dir: str) -> None:
     if declared > data_bytes:
         raise UnsafeModelError(
             f"SavedModel {model_dir}: its variables declare {declared} bytes but the data files hold "
-            f"{data_bytes}")
+            f"{data_bytes}"
+        )
 
 
 def _refuse(findings: _Findings, what: str) -> None:
@@ -648,7 +711,8 @@ def _refuse(findings: _Findings, what: str) -> None:
         return
     raise UnsafeModelError(
         f"refusing to load {what}: {findings.message()}; nothing was run "
-        "(--allow_unsafe_deserialization lifts this for a trusted model)")
+        "(--allow_unsafe_deserialization lifts this for a trusted model)"
+    )
 
 
 def scan_saved_model(model_dir: str, meta: Any, *, allow_unsafe: bool, follow_symlinks: bool = False) -> None:
@@ -666,11 +730,14 @@ def scan_saved_model(model_dir: str, meta: Any, *, allow_unsafe: bool, follow_sy
         return
     asset_tensors = {_node_of(a.tensor_info.name) for a in meta.asset_file_def if a.tensor_info.name}
     saver = meta.saver_def
-    graph_tensors = asset_tensors | ({_node_of(saver.filename_tensor_name)} if saver.filename_tensor_name else set())
+    graph_tensors = asset_tensors | (
+        {_node_of(saver.filename_tensor_name)} if saver.filename_tensor_name else set()
+    )
     sources = _Sources(frozenset(graph_tensors), _bound_assets(meta))
     findings = _Findings()
-    _scan_graph_def(meta.graph_def, f"SavedModel {model_dir}", findings, sources,
-                    save_tensor=saver.save_tensor_name)
+    _scan_graph_def(
+        meta.graph_def, f"SavedModel {model_dir}", findings, sources, save_tensor=saver.save_tensor_name
+    )
     _refuse(findings, f"SavedModel {model_dir}")
 
 

@@ -50,8 +50,9 @@ class CheckpointSource:
         try:
             self._reader = py_checkpoint_reader.NewCheckpointReader(prefix)
         except Exception as e:  # corrupt/truncated index: TF raises various types
-            raise ConversionError(f"cannot read the SavedModel's variables ({prefix}): "
-                                  f"{type(e).__name__}: {_first_line(e)}") from e
+            raise ConversionError(
+                f"cannot read the SavedModel's variables ({prefix}): {type(e).__name__}: {_first_line(e)}"
+            ) from e
         self.shapes: Dict[str, List[int]] = self._reader.get_variable_to_shape_map()
         self.dtypes: Dict[str, Any] = self._reader.get_variable_to_dtype_map()
 
@@ -59,8 +60,9 @@ class CheckpointSource:
         try:
             value = self._reader.get_tensor(key)
         except Exception as e:
-            raise ConversionError(f"cannot read variable {key} from {self.prefix}: "
-                                  f"{type(e).__name__}: {_first_line(e)}") from e
+            raise ConversionError(
+                f"cannot read variable {key} from {self.prefix}: {type(e).__name__}: {_first_line(e)}"
+            ) from e
         return np.asarray(value)
 
     def object_graph(self):
@@ -144,7 +146,8 @@ class LazyTensor:
         if value.dtype != self.dtype or tuple(value.shape) != self.shape:
             raise ConversionError(
                 f"variable {self.key} in the checkpoint has dtype {value.dtype} and shape "
-                f"{list(value.shape)}, the model declares {self.dtype} {list(self.shape)}")
+                f"{list(value.shape)}, the model declares {self.dtype} {list(self.shape)}"
+            )
         if self.factor is not None:
             # fold_batch_norms.scaled_weights' arithmetic, on the streamed tensor.
             from tfjsconv.graph.rewrites.fold_batch_norms import scaled_weights
@@ -170,8 +173,12 @@ class LazyWeights:
     # -- stand-in nodes
 
     def is_stand_in(self, node) -> bool:
-        return (node.op == STAND_IN_OP and "container" in node.attr
-                and node.attr["container"].s == STAND_IN_CONTAINER and node.name in self.tensors)
+        return (
+            node.op == STAND_IN_OP
+            and "container" in node.attr
+            and node.attr["container"].s == STAND_IN_CONTAINER
+            and node.name in self.tensors
+        )
 
     def make_stand_in(self, node, tensor: LazyTensor, dtype_enum: int) -> None:
         """Turn ``node`` (in place) into the stand-in of ``tensor``."""
@@ -277,7 +284,10 @@ def stand_in_converter_data(base: type, keys: Dict[int, str], lazy: LazyWeights)
                 return lazy.source.read(key)
             marker = np.zeros((0,), dtype=dtype)
             pending = self.__dict__.setdefault("_tfjsconv_pending", {})
-            pending[id(marker)] = (marker, LazyTensor(lazy.source, key, np.dtype(dtype), tuple(int(d) for d in shape)))
+            pending[id(marker)] = (
+                marker,
+                LazyTensor(lazy.source, key, np.dtype(dtype), tuple(int(d) for d in shape)),
+            )
             return marker
 
     return _StandInData
@@ -308,11 +318,16 @@ def check_graph_size(graph_def, what: str) -> None:
         raise ConversionError(
             f"the {what} is {size / 2**30:.1f} GiB, over protobuf's 2 GiB message limit: its "
             "weights are used by constant folding so they cannot stay on disk; convert a "
-            "model whose large weights feed MatMul/Conv2D directly")
+            "model whose large weights feed MatMul/Conv2D directly"
+        )
 
 
-def extract_weights(graph_def, initializer_graph_def, lazy: Optional[LazyWeights],
-                    extract: Callable[..., List[Tuple[str, Any]]]) -> List[Tuple[str, Any]]:
+def extract_weights(
+    graph_def,
+    initializer_graph_def,
+    lazy: Optional[LazyWeights],
+    extract: Callable[..., List[Tuple[str, Any]]],
+) -> List[Tuple[str, Any]]:
     """``extract.extract_weights`` where stand-ins yield their LazyTensor, in the same
     order (graph nodes, library functions, then the same for the initializer graph)."""
     if lazy is None or not lazy.tensors:

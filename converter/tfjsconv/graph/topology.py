@@ -79,11 +79,7 @@ def _repeated(field: _d.FieldDescriptor) -> bool:
 
 def _is_map(field: _d.FieldDescriptor) -> bool:
     msg = field.message_type
-    return (
-        msg is not None
-        and msg.GetOptions().map_entry
-        and _repeated(field)
-    )
+    return msg is not None and msg.GetOptions().map_entry and _repeated(field)
 
 
 def message_to_dict(message: Message) -> Dict[str, Any]:

@@ -95,10 +95,19 @@ def fold_const_identities(graph_def, keep: Sequence[str], lazy: Optional[LazyWei
                 continue
             ref = node.input[0]
             source = index.get(ref)
-            is_const = source is not None and (source.op == "Const" or (lazy is not None and lazy.is_stand_in(source)))
-            if (source is None or not is_const or ref.startswith("^") or output_index(ref) != 0
-                    or index.consumers(source.name) != 1 or source.name in protected or source.name in doomed
-                    or len(source.input)):
+            is_const = source is not None and (
+                source.op == "Const" or (lazy is not None and lazy.is_stand_in(source))
+            )
+            if (
+                source is None
+                or not is_const
+                or ref.startswith("^")
+                or output_index(ref) != 0
+                or index.consumers(source.name) != 1
+                or source.name in protected
+                or source.name in doomed
+                or len(source.input)
+            ):
                 continue
             doomed.add(node.name)
             if lazy is not None and lazy.is_stand_in(source):
@@ -199,7 +208,9 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
 
     def producer(ref: str):
         node = by_name.get(node_name(ref))
-        while node is not None and node.op in _PASS_THROUGH and node.input and not node.input[0].startswith("^"):
+        while (
+            node is not None and node.op in _PASS_THROUGH and node.input and not node.input[0].startswith("^")
+        ):
             node = by_name.get(node_name(node.input[0]))
         return node
 
@@ -254,8 +265,12 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
             continue
         groups.setdefault((dtype, shape.SerializeToString(), size), []).append((node.name, content))
         uses = consumers.get(node.name, [])
-        if (node.name in keep or node.input or not uses
-                or not all(opaque_use(user, index) for user, index in uses)):
+        if (
+            node.name in keep
+            or node.input
+            or not uses
+            or not all(opaque_use(user, index) for user, index in uses)
+        ):
             continue
         uniform = _lazy(lazy).stats(node.name)[0] if content is None else _uniform_or_nan(content, dtype)
         if not uniform:
@@ -282,8 +297,9 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
     return [name for name in eligible if name not in duplicated]
 
 
-def stash(graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES,
-          lazy: Optional[LazyWeights] = None) -> Stash:
+def stash(
+    graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES, lazy: Optional[LazyWeights] = None
+) -> Stash:
     """Swap opaque large Consts of ``graph_def`` (in place) for stand-ins.
 
     Streamed weights' stand-ins (``lazy``) that are not opaque get their value read

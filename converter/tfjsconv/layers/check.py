@@ -79,10 +79,12 @@ def activation_problems(config: Mapping[str, Any]) -> List[str]:
     """Activation names in ``config`` tfjs 4.22 does not know (it camelCases the name, as
     every config string, and looks it up among its registered activations)."""
     known = compat.registered_activations()
-    return [f"{key}='{value}' does not exist in TensorFlow.js 4.22"
-            for key in translate.ACTIVATION_KEYS
-            for value in [config.get(key)]
-            if isinstance(value, str) and fields.to_camel(value) not in known]
+    return [
+        f"{key}='{value}' does not exist in TensorFlow.js 4.22"
+        for key in translate.ACTIVATION_KEYS
+        for value in [config.get(key)]
+        if isinstance(value, str) and fields.to_camel(value) not in known
+    ]
 
 
 def behaviour_problems(cls: str, config: Mapping[str, Any]) -> List[str]:
@@ -98,8 +100,10 @@ def behaviour_problems(cls: str, config: Mapping[str, Any]) -> List[str]:
         found.append("padding='causal' is not implemented in TensorFlow.js 4.22")
     interpolation = config.get("interpolation")
     if cls == "UpSampling2D" and interpolation not in (None, "nearest"):
-        found.append(f"interpolation={interpolation!r} is computed differently by TensorFlow.js 4.22 "
-                     "(other pixel centers)")
+        found.append(
+            f"interpolation={interpolation!r} is computed differently by TensorFlow.js 4.22 "
+            "(other pixel centers)"
+        )
     return found
 
 
@@ -113,8 +117,11 @@ def class_problems(model_config: Any) -> List[Problem]:
             found.append(Problem(name, cls, "class is not registered in TensorFlow.js 4.22"))
             continue
         if cls == "Identity":  # registered, but as an initializer (translate rewrites the layer)
-            found.append(Problem(name, cls, "TensorFlow.js 4.22 registers 'Identity' as an initializer, "
-                                            "not as a layer"))
+            found.append(
+                Problem(
+                    name, cls, "TensorFlow.js 4.22 registers 'Identity' as an initializer, not as a layer"
+                )
+            )
             continue
         found += [Problem(name, cls, reason) for reason in behaviour_problems(cls, config)]
         if cls in ("GRU", "GRUCell") and config.get("reset_after"):
@@ -122,8 +129,11 @@ def class_problems(model_config: Any) -> List[Problem]:
             found.append(Problem(name, cls, "reset_after=True is not supported by TensorFlow.js 4.22"))
         ignored = [f for f in fields.unsupported_fields(cls, config) if not f.startswith("reset_after=")]
         if ignored:
-            found.append(Problem(name, cls, f"TensorFlow.js 4.22 ignores {', '.join(ignored)}, "
-                                            "which changes the result"))
+            found.append(
+                Problem(
+                    name, cls, f"TensorFlow.js 4.22 ignores {', '.join(ignored)}, which changes the result"
+                )
+            )
     return found
 
 
@@ -149,8 +159,11 @@ def _dims(cls: str, config: Mapping[str, Any], rank: int) -> Dict[str, Shape]:
         return {"kernel": (None, units), "bias": (units,)}
     if cls in ("LSTM", "GRU", "SimpleRNN") and isinstance(units, int):
         gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[cls]
-        return {"kernel": (None, units * gates), "recurrent_kernel": (units, units * gates),
-                "bias": (units * gates,)}
+        return {
+            "kernel": (None, units * gates),
+            "recurrent_kernel": (units, units * gates),
+            "bias": (units * gates,),
+        }
     if cls == "Embedding" and isinstance(config.get("input_dim"), int):
         return {"embeddings": (config["input_dim"], config.get("output_dim"))}
     if cls.startswith("Conv") and cls[4:6] in ("1D", "2D", "3D") and isinstance(filters, int):
@@ -201,11 +214,40 @@ def created_variables(name: str, cls: str, config: Mapping[str, Any]) -> Optiona
 # Registered classes that create no variables (everything else not in WEIGHT_LAYOUTS
 # is "unknown": its weights are passed through unchecked).
 _WEIGHTLESS_PREFIXES = (
-    "Activation", "Add", "AlphaDropout", "Average", "CategoryEncoding", "CenterCrop",
-    "Concatenate", "Cropping", "Dot", "Dropout", "ELU", "Flatten", "Gaussian", "Global",
-    "Identity", "InputLayer", "LeakyReLU", "Masking", "Max", "Min", "Multiply", "Permute",
-    "RandomWidth", "ReLU", "RepeatVector", "Rescaling", "Reshape", "Resizing", "Softmax",
-    "SpatialDropout", "ThresholdedReLU", "UpSampling", "ZeroPadding", "AveragePooling",
+    "Activation",
+    "Add",
+    "AlphaDropout",
+    "Average",
+    "CategoryEncoding",
+    "CenterCrop",
+    "Concatenate",
+    "Cropping",
+    "Dot",
+    "Dropout",
+    "ELU",
+    "Flatten",
+    "Gaussian",
+    "Global",
+    "Identity",
+    "InputLayer",
+    "LeakyReLU",
+    "Masking",
+    "Max",
+    "Min",
+    "Multiply",
+    "Permute",
+    "RandomWidth",
+    "ReLU",
+    "RepeatVector",
+    "Rescaling",
+    "Reshape",
+    "Resizing",
+    "Softmax",
+    "SpatialDropout",
+    "ThresholdedReLU",
+    "UpSampling",
+    "ZeroPadding",
+    "AveragePooling",
 )
 
 
@@ -228,7 +270,9 @@ def weight_problems(model_config: Any, weights: Sequence[Tuple[str, Sequence[int
     """Pair the manifest with the variables tfjs would create, as ``loadWeights`` does."""
     if not isinstance(model_config, dict):
         return []
-    layers = keras3.layer_configs(model_config) if model_config.get("class_name") in keras3.MODEL_CLASSES else []
+    layers = (
+        keras3.layer_configs(model_config) if model_config.get("class_name") in keras3.MODEL_CLASSES else []
+    )
     expected: Dict[str, Tuple[str, str, Shape]] = {}  # scoped name -> (layer, class, dims)
     unchecked: Dict[str, Tuple[str, str]] = {}  # first name component -> (layer, class)
     for name, cls, cfg in layers:
@@ -246,9 +290,17 @@ def weight_problems(model_config: Any, weights: Sequence[Tuple[str, Sequence[int
         if target in unset:
             layer, cls, dims = expected[target]
             del unset[target]
-            if dims and (len(dims) != len(shape) or any(d is not None and d != s for d, s in zip(dims, shape))):
-                found.append(Problem(layer, cls, f"weight {wname} has shape {list(shape)} but the layer "
-                                                 f"creates {['?' if d is None else d for d in dims]}"))
+            if dims and (
+                len(dims) != len(shape) or any(d is not None and d != s for d, s in zip(dims, shape))
+            ):
+                found.append(
+                    Problem(
+                        layer,
+                        cls,
+                        f"weight {wname} has shape {list(shape)} but the layer "
+                        f"creates {['?' if d is None else d for d in dims]}",
+                    )
+                )
             continue
         owner = unchecked.get(wname.split("/", 1)[0])
         if owner is None:
@@ -269,17 +321,45 @@ def weight_problems(model_config: Any, weights: Sequence[Tuple[str, Sequence[int
 # not to anything else that reads those values, nor in the model's outputs.
 _RNNS = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM2D"})
 # Layers that carry the mask through and compute each timestep on its own.
-_MASK_PASS = frozenset({
-    "Activation", "ActivityRegularization", "AlphaDropout", "BatchNormalization", "Dense",
-    "Dropout", "ELU", "GaussianDropout", "GaussianNoise", "LayerNormalization", "LeakyReLU",
-    "PReLU", "ReLU", "Softmax", "SpatialDropout1D", "ThresholdedReLU", "TimeDistributed",
-    "Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply",
-})
+_MASK_PASS = frozenset(
+    {
+        "Activation",
+        "ActivityRegularization",
+        "AlphaDropout",
+        "BatchNormalization",
+        "Dense",
+        "Dropout",
+        "ELU",
+        "GaussianDropout",
+        "GaussianNoise",
+        "LayerNormalization",
+        "LeakyReLU",
+        "PReLU",
+        "ReLU",
+        "Softmax",
+        "SpatialDropout1D",
+        "ThresholdedReLU",
+        "TimeDistributed",
+        "Add",
+        "Average",
+        "Concatenate",
+        "Maximum",
+        "Minimum",
+        "Multiply",
+    }
+)
 _MaskState = Tuple[bool, Optional[str]]  # (carries a mask, origin of zeroed-vs-repeated steps)
 
 
-def _mask_step(name: str, cls: str, config: Mapping[str, Any], masked: bool, taint: Optional[str],
-               origins: Dict[str, str], found: List[Problem]) -> _MaskState:
+def _mask_step(
+    name: str,
+    cls: str,
+    config: Mapping[str, Any],
+    masked: bool,
+    taint: Optional[str],
+    origins: Dict[str, str],
+    found: List[Problem],
+) -> _MaskState:
     if cls == "Embedding":
         return bool(config.get("mask_zero")), None
     if cls == "Bidirectional":
@@ -307,8 +387,12 @@ def _mask_step(name: str, cls: str, config: Mapping[str, Any], masked: bool, tai
 
 
 def _mask_problem(origin: str, cls: str, consumer: str) -> Problem:
-    return Problem(origin, cls, "with a mask and return_sequences=True Keras outputs zeros at masked "
-                                f"timesteps where TensorFlow.js 4.22 repeats the last output, and {consumer}")
+    return Problem(
+        origin,
+        cls,
+        "with a mask and return_sequences=True Keras outputs zeros at masked "
+        f"timesteps where TensorFlow.js 4.22 repeats the last output, and {consumer}",
+    )
 
 
 def _inbound_layers(layer: Mapping[str, Any]) -> List[str]:
@@ -360,11 +444,38 @@ def mask_problems(model_config: Any) -> List[Problem]:
 # Input ranks, as far as the config fixes them, for BatchNormalization's axis. Classes
 # whose output has the rank of their (first) input; others are handled in _out_rank.
 _SAME_RANK_PREFIXES = (
-    "Activation", "ActivityRegularization", "Add", "AlphaDropout", "Average", "BatchNormalization",
-    "Concatenate", "Conv", "Cropping", "Dense", "DepthwiseConv", "Dropout", "ELU", "Gaussian",
-    "LayerNormalization", "LeakyReLU", "Masking", "Maximum", "MaxPooling", "Minimum", "Multiply",
-    "AveragePooling", "PReLU", "Permute", "ReLU", "Rescaling", "SeparableConv", "Softmax",
-    "SpatialDropout", "ThresholdedReLU", "UpSampling", "ZeroPadding",
+    "Activation",
+    "ActivityRegularization",
+    "Add",
+    "AlphaDropout",
+    "Average",
+    "BatchNormalization",
+    "Concatenate",
+    "Conv",
+    "Cropping",
+    "Dense",
+    "DepthwiseConv",
+    "Dropout",
+    "ELU",
+    "Gaussian",
+    "LayerNormalization",
+    "LeakyReLU",
+    "Masking",
+    "Maximum",
+    "MaxPooling",
+    "Minimum",
+    "Multiply",
+    "AveragePooling",
+    "PReLU",
+    "Permute",
+    "ReLU",
+    "Rescaling",
+    "SeparableConv",
+    "Softmax",
+    "SpatialDropout",
+    "ThresholdedReLU",
+    "UpSampling",
+    "ZeroPadding",
 )
 
 
@@ -420,8 +531,14 @@ def batch_norm_problems(model_config: Any) -> List[Problem]:
             axis = cfg.get("axis", -1)
             axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
             if isinstance(axis, int) and axis not in (-1, rank - 1):
-                found.append(Problem(name, cls, f"axis={axis} on a rank-{rank} input is not the last axis, "
-                                                "which TensorFlow.js 4.22 normalizes wrongly"))
+                found.append(
+                    Problem(
+                        name,
+                        cls,
+                        f"axis={axis} on a rank-{rank} input is not the last axis, "
+                        "which TensorFlow.js 4.22 normalizes wrongly",
+                    )
+                )
         rank = _out_rank(cls, cfg, rank)
         ranks[name] = rank
     return found

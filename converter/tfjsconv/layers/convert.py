@@ -39,14 +39,18 @@ def keras_to_layers(input_path: str, staging_path: str, options: ConversionOptio
 
 def keras_saved_model_to_layers(input_path: str, staging_path: str, options: ConversionOptions) -> None:
     """Keras SavedModel -> (tf_keras) private temp h5 -> the h5 path."""
-    from tfjsconv.layers import tf_keras_io  # imports TensorFlow quietly; loads nothing yet
     from tfjsconv.graph import scan
     from tfjsconv.graph.convert import _read_saved_model_proto
+    from tfjsconv.layers import tf_keras_io  # imports TensorFlow quietly; loads nothing yet
 
     # Untrusted input: every MetaGraph is checked as protobuf before tf_keras loads it.
     for meta in _read_saved_model_proto(input_path).meta_graphs:
-        scan.scan_saved_model(input_path, meta, allow_unsafe=options.allow_unsafe_deserialization,
-                              follow_symlinks=options.follow_symlinks)
+        scan.scan_saved_model(
+            input_path,
+            meta,
+            allow_unsafe=options.allow_unsafe_deserialization,
+            follow_symlinks=options.follow_symlinks,
+        )
 
     with tempfile.TemporaryDirectory(prefix="tfjsconv-") as tmp:
         h5_path = os.path.join(tmp, "model.h5")
@@ -58,7 +62,9 @@ def _layer_prefix(name: str) -> str:
     return name.split("/", 1)[0]
 
 
-def _split_by_layer_prefix(named: List[Tuple[str, np.ndarray]]) -> List[Tuple[str, List[Tuple[str, np.ndarray]]]]:
+def _split_by_layer_prefix(
+    named: List[Tuple[str, np.ndarray]],
+) -> List[Tuple[str, List[Tuple[str, np.ndarray]]]]:
     """Group consecutive weights by their first name component (the layer)."""
     out: List[Tuple[str, List[Tuple[str, np.ndarray]]]] = []
     index: Dict[str, int] = {}
@@ -105,8 +111,7 @@ def _keras3_topology_to_keras2(topo: Dict[str, Any], named, options: ConversionO
             layers.append((name, [(n, a) for n, (_, a) in zip(new_names, ws)]))
     if by_layer:
         raise ConversionError(
-            "weights that do not belong to any layer of the Keras 3 model: "
-            + ", ".join(sorted(by_layer))
+            "weights that do not belong to any layer of the Keras 3 model: " + ", ".join(sorted(by_layer))
         )
     return KerasModel(topo.get("keras_version"), topo.get("backend"), translated, None, layers)
 

@@ -26,11 +26,28 @@ from tfjsconv.layers import translate
 _CONTAINERS = ("Sequential", "Functional", "Model")
 
 # Fields that never change what a loaded model computes.
-_NEUTRAL = frozenset({
-    "activity_regularizer", "implementation", "unroll", "use_cudnn", "fused", "renorm",
-    "renorm_clipping", "renorm_momentum", "momentum", "virtual_batch_size", "adjustment",
-    "trainable", "seed", "noise_shape", "dropout", "recurrent_dropout", "autocast", "rng_type",
-})
+_NEUTRAL = frozenset(
+    {
+        "activity_regularizer",
+        "implementation",
+        "unroll",
+        "use_cudnn",
+        "fused",
+        "renorm",
+        "renorm_clipping",
+        "renorm_momentum",
+        "momentum",
+        "virtual_batch_size",
+        "adjustment",
+        "trainable",
+        "seed",
+        "noise_shape",
+        "dropout",
+        "recurrent_dropout",
+        "autocast",
+        "rng_type",
+    }
+)
 _NEUTRAL_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 
 # Fields whose listed values mean what tfjs-layers does without the field.
@@ -73,8 +90,9 @@ def to_camel(key: str) -> str:
 def _same(value: Any, harmless: Tuple[Any, ...]) -> bool:
     if isinstance(value, list):
         value = tuple(value)
-    return any(value == h and type(value) is type(h) or (isinstance(value, tuple) and value == h)
-               for h in harmless)
+    return any(
+        value == h and type(value) is type(h) or (isinstance(value, tuple) and value == h) for h in harmless
+    )
 
 
 def droppable(key: str, value: Any) -> bool:

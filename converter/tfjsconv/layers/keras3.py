@@ -22,8 +22,7 @@ from tfjsconv.layers import compat
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 # Serialization bookkeeping that Keras 2 readers do not know.
-_DROP_KEYS = frozenset({"module", "registered_name", "build_config", "compile_config",
-                        "shared_object_id"})
+_DROP_KEYS = frozenset({"module", "registered_name", "build_config", "compile_config", "shared_object_id"})
 
 # Keras-3-only layer/initializer arguments: dropped when they hold the value that
 # means "behave like Keras 2", refused otherwise (Keras 2 cannot express them).
@@ -42,7 +41,7 @@ _K3_ONLY_DEFAULTS: Mapping[str, Tuple[Any, ...]] = {
 _ACTIVATION_KEYS = ("activation", "recurrent_activation")
 _K3_CHANGED_ACTIVATIONS: Mapping[str, str] = {
     "hard_sigmoid": "relu6(x + 3) / 6, while TensorFlow.js 4.22's hard_sigmoid is Keras 2's "
-                    "clip(0.2 * x + 0.5, 0, 1)",
+    "clip(0.2 * x + 0.5, 0, 1)",
 }
 # Keras-3-only arguments that only pick an implementation; always safe to drop.
 _K3_IMPL_KEYS = frozenset({"use_cudnn"})
@@ -260,7 +259,7 @@ def _keras2_bidirectional(config: Dict[str, Any]) -> Dict[str, Any]:
     fcfg = dict(forward["config"])
     backward = config.get("backward_layer")
     if backward and str(fcfg.get("name", "")).startswith("forward_"):
-        base = fcfg["name"][len("forward_"):]
+        base = fcfg["name"][len("forward_") :]
         bcfg = dict(backward["config"])
         mirror = (
             backward.get("class_name") == forward.get("class_name")
@@ -296,8 +295,7 @@ def translate_layer(layer: Mapping[str, Any], allow_unsafe: bool, functional: bo
     out: Dict[str, Any] = {"class_name": cls, "config": config}
     if functional:
         out["name"] = name
-        out["inbound_nodes"] = translate_inbound_nodes(layer.get("inbound_nodes", []), where,
-                                                       allow_unsafe)
+        out["inbound_nodes"] = translate_inbound_nodes(layer.get("inbound_nodes", []), where, allow_unsafe)
     return out
 
 
@@ -313,9 +311,7 @@ def translate_model(model: Mapping[str, Any], allow_unsafe: bool) -> Dict[str, A
     layers = [translate_layer(layer, allow_unsafe, functional=True) for layer in cfg["layers"]]
     shifted = {layer["name"] for layer in layers if _has_own_node(layer)}
     for layer in layers:
-        layer["inbound_nodes"] = [
-            [_shift(ref, shifted) for ref in node] for node in layer["inbound_nodes"]
-        ]
+        layer["inbound_nodes"] = [[_shift(ref, shifted) for ref in node] for node in layer["inbound_nodes"]]
     config = {
         "name": cfg.get("name"),
         "trainable": cfg.get("trainable", True),
@@ -350,7 +346,8 @@ def layer_configs(model: Mapping[str, Any]) -> List[Tuple[str, str, Mapping[str,
     cfg = model["config"]
     layers = cfg if isinstance(cfg, list) else cfg.get("layers", [])
     return [
-        (layer.get("name") or layer["config"]["name"], layer["class_name"], layer["config"]) for layer in layers
+        (layer.get("name") or layer["config"]["name"], layer["class_name"], layer["config"])
+        for layer in layers
     ]
 
 
@@ -383,8 +380,11 @@ def keras2_weight_names(layer_name: str, cls: str, config: Mapping[str, Any], co
     if layout is None and cls not in compat.registered_classes():
         from tfjsconv.layers import check  # check builds on this module
 
-        raise ConversionError(check.refusal_text(check.class_problems(
-            {"class_name": cls, "config": {**config, "name": layer_name}})))
+        raise ConversionError(
+            check.refusal_text(
+                check.class_problems({"class_name": cls, "config": {**config, "name": layer_name}})
+            )
+        )
     if layout is None:
         raise ConversionError(
             f"cannot name the {count} Keras 3 weights of layer {layer_name!r}: layer class "

@@ -24,11 +24,11 @@ from tfjsconv.layers import keras3, weight_names
 # (weight name, array) pairs of one layer.
 LayerWeights = Tuple[str, List[Tuple[str, np.ndarray]]]
 
-_ZIP_MAX_MEMBER_BYTES = 4 * 1024 ** 3
+_ZIP_MAX_MEMBER_BYTES = 4 * 1024**3
 # Deflate cannot beat ~1032:1; weights (random floats) compress far less. An entry
 # claiming more than this ratio over a few MB is a zip bomb, not a model.
 _ZIP_MAX_RATIO = 200
-_ZIP_RATIO_FLOOR_BYTES = 64 * 1024 ** 2
+_ZIP_RATIO_FLOOR_BYTES = 64 * 1024**2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +146,13 @@ class H5Weight:
 def _dataset(ds: Any, name: str, path: str, lazy: bool) -> Any:
     dtype = getattr(ds, "dtype", None)
     shape = getattr(ds, "shape", None)
-    if (lazy and isinstance(dtype, np.dtype) and dtype.kind in "fiucb" and shape is not None
-            and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize >= LAZY_MIN_BYTES):
+    if (
+        lazy
+        and isinstance(dtype, np.dtype)
+        and dtype.kind in "fiucb"
+        and shape is not None
+        and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize >= LAZY_MIN_BYTES
+    ):
         return H5Weight(path, ds.name, name, tuple(int(d) for d in shape), dtype)
     return _read_dataset(ds, name, path)
 
@@ -202,7 +207,8 @@ def check_h5_sizes(f: Any, file_bytes: int, path: str) -> None:
     if over:
         raise ConversionError(
             f"{path}: datasets declare more bytes than the file holds ({file_bytes} bytes; "
-            f"first over the limit: {over[0]!r}); refusing to read them")
+            f"first over the limit: {over[0]!r}); refusing to read them"
+        )
 
 
 def _open_h5(source: Any, path: str) -> Any:
@@ -288,10 +294,13 @@ def _check_zip_entry(info: zipfile.ZipInfo, path: str) -> None:
     """
     if info.file_size > _ZIP_MAX_MEMBER_BYTES:
         raise ConversionError(f"{path}: zip entry {info.filename!r} is too large ({info.file_size} bytes)")
-    if info.file_size > _ZIP_RATIO_FLOOR_BYTES and info.file_size > _ZIP_MAX_RATIO * max(info.compress_size, 1):
+    if info.file_size > _ZIP_RATIO_FLOOR_BYTES and info.file_size > _ZIP_MAX_RATIO * max(
+        info.compress_size, 1
+    ):
         raise ConversionError(
             f"{path}: zip entry {info.filename!r} expands {info.compress_size} bytes to {info.file_size} "
-            "(a zip bomb?); refusing to read it")
+            "(a zip bomb?); refusing to read it"
+        )
 
 
 def check_keras_file(path: str) -> None:
@@ -352,7 +361,9 @@ def _groups_by_layer_name(layers_group: Any) -> Dict[str, Any]:
     for key in sorted(layers_group):
         group = layers_group[key]
         vars_group = group["vars"] if "vars" in group else None
-        name = _text(vars_group.attrs["name"]) if vars_group is not None and "name" in vars_group.attrs else key
+        name = (
+            _text(vars_group.attrs["name"]) if vars_group is not None and "name" in vars_group.attrs else key
+        )
         out[name] = group
     return out
 

@@ -63,8 +63,9 @@ def _quietly(fn):
 
 
 @_quietly
-def build_model(topology: Mapping[str, Any], named: Sequence[Tuple[str, np.ndarray]],
-                allow_unsafe: bool) -> Any:
+def build_model(
+    topology: Mapping[str, Any], named: Sequence[Tuple[str, np.ndarray]], allow_unsafe: bool
+) -> Any:
     """A tf_keras model from a layers ``modelTopology`` with weights set by name."""
     config = topology["model_config"]
     check_safe_keras2(config, allow_unsafe)
@@ -147,4 +148,3 @@ def save_keras_zip(model: Any, path: str) -> None:
 @_quietly
 def save_saved_model(model: Any, out_dir: str) -> None:
     tf_keras.models.save_model(model, out_dir, save_format="tf", include_optimizer=False)
-

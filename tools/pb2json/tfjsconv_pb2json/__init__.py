@@ -6,9 +6,9 @@ every weight byte as it is (no re-quantization), so a migrated model computes
 exactly what the legacy one did.
 """
 
+from tfjsconv_pb2json.cli import main
 from tfjsconv_pb2json.legacy import LegacyModel, read_legacy_model
 from tfjsconv_pb2json.migrate import MigrationPlan, plan_migration, write_migration
-from tfjsconv_pb2json.cli import main
 
 __all__ = [
     "LegacyModel",

@@ -47,16 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("src", help="legacy model directory (SRC_ROOT with --batch)")
     parser.add_argument("dest", help="output directory (DEST_ROOT with --batch)")
     parser.add_argument(
-        "--batch", action="store_true",
+        "--batch",
+        action="store_true",
         help="migrate every legacy model directory under SRC into the mirrored path under DEST",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument(
-        "--dry_run", "--dry-run", action="store_true",
+        "--dry_run",
+        "--dry-run",
+        action="store_true",
         help="print what would change and write nothing",
     )
     parser.add_argument(
-        "--no_extra_files", "--no-extra-files", action="store_true",
+        "--no_extra_files",
+        "--no-extra-files",
+        action="store_true",
         help="do not copy files other than the model's own (the Bazel rule sets this)",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
@@ -75,9 +80,7 @@ def _plans(args: argparse.Namespace) -> List[Tuple[MigrationPlan, str]]:
     if dest_real == src_real or dest_real.startswith(src_real + os.sep):
         raise ConversionError(f"DEST_ROOT must not lie inside SRC_ROOT: {args.dest}")
     if not rels:
-        raise ConversionError(
-            f"no legacy model directories ({legacy.PB_NAME}) found under {args.src}"
-        )
+        raise ConversionError(f"no legacy model directories ({legacy.PB_NAME}) found under {args.src}")
     return [
         (plan_migration(os.path.join(args.src, rel)), os.path.normpath(os.path.join(args.dest, rel)))
         for rel in rels
@@ -94,9 +97,7 @@ def run(argv: Sequence[str], out: TextIO) -> None:
         if args.dry_run:
             out.write("\n".join(plan.describe(dest, include_extras=not args.no_extra_files)) + "\n")
             continue
-        write_migration(
-            plan, dest, overwrite=args.overwrite, include_extras=not args.no_extra_files
-        )
+        write_migration(plan, dest, overwrite=args.overwrite, include_extras=not args.no_extra_files)
         if not args.quiet:
             out.write(f"migrated {plan.src} -> {dest}\n")
 

@@ -13,7 +13,7 @@ import math
 import os
 import struct
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from tfjsconv.errors import ConversionError
 from tfjsconv_pb2json import topology
@@ -41,9 +41,7 @@ class LegacyModel:
 
 def is_legacy_dir(path: str) -> bool:
     """True if ``path`` looks like a 0.x model directory (has either legacy file)."""
-    return os.path.isfile(os.path.join(path, PB_NAME)) or os.path.isfile(
-        os.path.join(path, MANIFEST_NAME)
-    )
+    return os.path.isfile(os.path.join(path, PB_NAME)) or os.path.isfile(os.path.join(path, MANIFEST_NAME))
 
 
 def _read_bytes(path: str, what: str) -> bytes:
@@ -67,9 +65,7 @@ def _check_shard_path(path: object, manifest_path: str) -> str:
         or any(p in ("", ".", "..") for p in parts)
         or (len(path) > 1 and path[1] == ":")
     ):
-        raise ConversionError(
-            f"{manifest_path}: shard path {path!r} escapes the model directory"
-        )
+        raise ConversionError(f"{manifest_path}: shard path {path!r} escapes the model directory")
     return path
 
 
@@ -126,8 +122,10 @@ def _validate_manifest(manifest: object, src: str, manifest_path: str) -> Tuple[
     all_paths: List[str] = []
     for g, group in enumerate(manifest, start=1):
         where = f"{manifest_path}: group {g}"
-        if not isinstance(group, dict) or not isinstance(group.get("paths"), list) or not isinstance(
-            group.get("weights"), list
+        if (
+            not isinstance(group, dict)
+            or not isinstance(group.get("paths"), list)
+            or not isinstance(group.get("weights"), list)
         ):
             raise ConversionError(f"{where} must be an object with 'paths' and 'weights' lists")
         sizes = []
@@ -190,7 +188,8 @@ def read_legacy_model(src: str) -> LegacyModel:
         sorted(
             name
             for name in os.listdir(src)
-            if name not in known and os.path.isfile(os.path.join(src, name))
+            if name not in known
+            and os.path.isfile(os.path.join(src, name))
             and not os.path.islink(os.path.join(src, name))
         )
     )
@@ -210,4 +209,3 @@ def find_legacy_dirs(root: str) -> List[str]:
 def new_shard_name(path: str) -> str:
     """The current-format name of a legacy shard: the same path with ``.bin``."""
     return path if path.endswith(".bin") else path + ".bin"
-

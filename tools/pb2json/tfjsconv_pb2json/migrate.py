@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import List, Tuple
 
 from tfjsconv import fsutil
-from tfjsconv.model_json import MODEL_JSON, converted_by, dumps
 from tfjsconv.errors import ConversionError
+from tfjsconv.model_json import MODEL_JSON, converted_by, dumps
 from tfjsconv_pb2json import legacy, topology
-
 
 
 @dataclass(frozen=True)
@@ -109,9 +108,7 @@ def check_dest(src: str, dest: str, *, overwrite: bool = False) -> None:
         if not os.path.isdir(dest):
             raise ConversionError(f"output path exists and is not a directory: {dest}")
         if os.listdir(dest):
-            raise ConversionError(
-                f"output directory is not empty: {dest} (pass --overwrite to replace it)"
-            )
+            raise ConversionError(f"output directory is not empty: {dest} (pass --overwrite to replace it)")
 
 
 def write_migration(

@@ -30,9 +30,7 @@ def parse_graph_def(data: bytes, where: str):
         raise ConversionError(f"{where} is not a binary GraphDef: it has no nodes")
     for index, node in enumerate(graph_def.node):
         if not node.name or not node.op:
-            raise ConversionError(
-                f"{where} is not a valid GraphDef: node #{index} has no name or op"
-            )
+            raise ConversionError(f"{where} is not a valid GraphDef: node #{index} has no name or op")
     return graph_def
 
 

@@ -15,10 +15,9 @@ from typing import List, Optional
 
 from setuptools import Command
 from setuptools.command.build_py import build_py as _build_py
+from setuptools.errors import SetupError  # setuptools >= 59; the hook needs >= 61
 
 from tfjsconv_setuptools.config import ModelJob, model_jobs
-
-from setuptools.errors import SetupError  # setuptools >= 59; the hook needs >= 61
 
 
 def _project_dir(dist) -> str:

@@ -15,7 +15,5 @@ def model_path(package: str, name: str) -> str:
     """
     path = importlib.resources.files(package) / MODELS_DIR / name
     if not path.is_dir():
-        raise FileNotFoundError(
-            f"package {package!r} ships no tfjs model named {name!r} (looked in {path})"
-        )
+        raise FileNotFoundError(f"package {package!r} ships no tfjs model named {name!r} (looked in {path})")
     return str(path)

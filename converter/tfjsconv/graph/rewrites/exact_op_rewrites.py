@@ -118,7 +118,9 @@ def _softsign(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.
     (x,) = data_inputs(node)
     one = _one(unique_name(f"{node.name}/one", taken), node, x)
     abs_x = _helper(unique_name(f"{node.name}/abs", taken), "Abs", [x, *control_inputs(node)], node)
-    denominator = _helper(unique_name(f"{node.name}/denominator", taken), "AddV2", [one.name, abs_x.name], node)
+    denominator = _helper(
+        unique_name(f"{node.name}/denominator", taken), "AddV2", [one.name, abs_x.name], node
+    )
     out = _helper(node.name, "RealDiv", [x, denominator.name], node)
     return [one, abs_x, denominator, out]
 
@@ -148,9 +150,14 @@ def _float32(node: node_def_pb2.NodeDef, attr: str) -> bool:
 def _batch_norm_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
     from tensorflow.core.framework import types_pb2
 
-    return (is_training_batch_norm(node) and len(data_inputs(node)) == 5 and ports <= {0}
-            and node.attr["T"].type == types_pb2.DT_FLOAT and _float32(node, "U")
-            and data_format(node) in _BATCH_NORM_LAYOUTS)
+    return (
+        is_training_batch_norm(node)
+        and len(data_inputs(node)) == 5
+        and ports <= {0}
+        and node.attr["T"].type == types_pb2.DT_FLOAT
+        and _float32(node, "U")
+        and data_format(node) in _BATCH_NORM_LAYOUTS
+    )
 
 
 def _int32_const(name: str, values: Sequence[int], x: str) -> node_def_pb2.NodeDef:
@@ -195,8 +202,11 @@ def _batch_norm(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb
     variance = add(_mean(name("variance"), [square, reduce], like))
     eps = add(const_node(name("epsilon"), np.array(epsilon, dtype=np.float32), types_pb2.DT_FLOAT))
     out[-1].input.append("^" + node_name(x))
-    rsqrt = add(_helper(name("rsqrt"), "Rsqrt", [add(_helper(name("add_epsilon"), "AddV2", [variance, eps], like))],
-                        like))
+    rsqrt = add(
+        _helper(
+            name("rsqrt"), "Rsqrt", [add(_helper(name("add_epsilon"), "AddV2", [variance, eps], like))], like
+        )
+    )
     if channel_shape is not None:  # channels first: [C] -> [C, 1, 1(, 1)]
         shape = add(_int32_const(name("channel_shape"), channel_shape, x))
         scale = add(_reshape(name("scale"), scale, shape, like))
@@ -218,8 +228,11 @@ def _reshape(name: str, tensor: str, shape: str, like: node_def_pb2.NodeDef) -> 
 def _cumulative_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
     from tensorflow.core.framework import types_pb2
 
-    return (len(data_inputs(node)) == 2 and "T" in node.attr
-            and ("Tidx" not in node.attr or node.attr["Tidx"].type == types_pb2.DT_INT32))
+    return (
+        len(data_inputs(node)) == 2
+        and "T" in node.attr
+        and ("Tidx" not in node.attr or node.attr["Tidx"].type == types_pb2.DT_INT32)
+    )
 
 
 def _cumulative(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
@@ -258,7 +271,9 @@ def _bool_reverse(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_
     from tensorflow.core.framework import types_pb2
 
     x, axis = data_inputs(node)
-    as_int = _cast(unique_name(f"{node.name}/to_int32", taken), x, types_pb2.DT_BOOL, types_pb2.DT_INT32, node.device)
+    as_int = _cast(
+        unique_name(f"{node.name}/to_int32", taken), x, types_pb2.DT_BOOL, types_pb2.DT_INT32, node.device
+    )
     reverse = copy_node(node)
     reverse.name = unique_name(f"{node.name}/reverse", taken)
     del reverse.input[:]

@@ -111,9 +111,17 @@ def _match(bn: node_def_pb2.NodeDef, index: GraphIndex, keep):
     return producer, bias_node, bias
 
 
-def fold_factors(conv_op: str, shape: Tuple[int, ...], dtype: np.dtype, mean: np.ndarray, var: np.ndarray,
-                 beta: np.ndarray, gamma: np.ndarray, eps: np.float32, bias: Optional[np.ndarray] = None
-                 ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+def fold_factors(
+    conv_op: str,
+    shape: Tuple[int, ...],
+    dtype: np.dtype,
+    mean: np.ndarray,
+    var: np.ndarray,
+    beta: np.ndarray,
+    gamma: np.ndarray,
+    eps: np.float32,
+    bias: Optional[np.ndarray] = None,
+) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """(factor for ``scaled_weights``, offset) for weights of ``shape``/``dtype``; None
     if shapes disagree.  Needs no weight values, so streamed weights fold too."""
     if len(shape) != 4:
@@ -134,9 +142,16 @@ def scaled_weights(weights: np.ndarray, factor: np.ndarray) -> np.ndarray:
     return (weights.astype(np.float32) * factor).astype(weights.dtype)
 
 
-def folded_values(conv_op: str, weights: np.ndarray, mean: np.ndarray, var: np.ndarray, beta: np.ndarray,
-                  gamma: np.ndarray, eps: np.float32, bias: Optional[np.ndarray] = None
-                  ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+def folded_values(
+    conv_op: str,
+    weights: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    beta: np.ndarray,
+    gamma: np.ndarray,
+    eps: np.float32,
+    bias: Optional[np.ndarray] = None,
+) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """(scaled weights, offset) replacing ``conv -> [+bias] -> BN``; None if shapes disagree.
 
     Pure numpy in float32 (IEEE-exact elementwise ops, so equal on every machine).
@@ -148,8 +163,9 @@ def folded_values(conv_op: str, weights: np.ndarray, mean: np.ndarray, var: np.n
     return scaled_weights(weights, factor), offset
 
 
-def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (),
-                     lazy: Optional[LazyWeights] = None) -> graph_pb2.GraphDef:
+def fold_batch_norms(
+    graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (), lazy: Optional[LazyWeights] = None
+) -> graph_pb2.GraphDef:
     """Return a copy of ``graph_def`` with foldable batch norms folded into their convs.
 
     ``keep``: fetch node names that must survive (a protected conv is not rewired).
@@ -191,8 +207,7 @@ def fold_batch_norms(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (),
             scaled, offset = folded
             dtype = weights_node.attr["dtype"].type
             new_weights = const_node(unique_name(conv.name + "_weights", taken), scaled, dtype)
-        new_offset = const_node(
-            unique_name(conv.name + "_bn_offset", taken), offset, dtype)
+        new_offset = const_node(unique_name(conv.name + "_bn_offset", taken), offset, dtype)
         new_conv = copy_node(conv)
         new_conv.input[list(conv.input).index(conv_inputs[1])] = new_weights.name
         bias_add = new_node(bn.name, "BiasAdd", bn.device)

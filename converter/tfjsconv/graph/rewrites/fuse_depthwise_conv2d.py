@@ -37,8 +37,9 @@ FUSED_OP = "FusedDepthwiseConv2dNative"
 ACTIVATIONS = ("Relu", "Relu6", "Elu")
 
 
-def _fused(dw: node_def_pb2.NodeDef, bias_add: Optional[node_def_pb2.NodeDef],
-           act: Optional[node_def_pb2.NodeDef]) -> node_def_pb2.NodeDef:
+def _fused(
+    dw: node_def_pb2.NodeDef, bias_add: Optional[node_def_pb2.NodeDef], act: Optional[node_def_pb2.NodeDef]
+) -> node_def_pb2.NodeDef:
     last = act if act is not None else bias_add
     assert last is not None, "a fusion has a BiasAdd or an activation"
     chain = [n for n in (dw, bias_add, act) if n is not None]

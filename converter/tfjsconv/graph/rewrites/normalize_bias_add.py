@@ -41,8 +41,7 @@ def _weights_shape(node: Optional[node_def_pb2.NodeDef]) -> Optional[Tuple[int, 
         return None
     if node.op == "Const" and "value" in node.attr:
         return tuple(int(d.size) for d in node.attr["value"].tensor.tensor_shape.dim)
-    if (node.op == STAND_IN_OP and "container" in node.attr
-            and node.attr["container"].s == STAND_IN_CONTAINER):
+    if node.op == STAND_IN_OP and "container" in node.attr and node.attr["container"].s == STAND_IN_CONTAINER:
         return tuple(int(d.size) for d in node.attr["shape"].shape.dim)
     return None
 

@@ -58,8 +58,11 @@ def switch_control_inputs(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (
         if ref not in readers:
             source = index.get(ref)
             assert source is not None, ref  # a Switch output the graph defines
-            node = new_node(unique_name(f"{source.name}/output_{output_index(ref)}_ready", taken), "Identity",
-                            source.device)
+            node = new_node(
+                unique_name(f"{source.name}/output_{output_index(ref)}_ready", taken),
+                "Identity",
+                source.device,
+            )
             node.input.append(ref)
             if "T" in source.attr:
                 node.attr["T"].CopyFrom(source.attr["T"])
