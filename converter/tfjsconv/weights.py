@@ -463,18 +463,15 @@ class ShardWeight:
         return stored.astype(stored.dtype.newbyteorder("="), copy=True)
 
 
-def read_weights_lazily(
-    manifest: Any, model_dir: str, follow_symlinks: bool = False
-) -> List[Tuple[str, Any]]:
-    """``read_weights`` with the same checks, but each numeric weight is a ``ShardWeight``
-    read when it is written: re-sharding a model holds one weight at a time.
-
-    Groups holding string weights (their sizes are only known by decoding) are read
-    eagerly.
-    """
+def _checked_groups(
+    manifest: Any, model_dir: str, follow_symlinks: bool
+) -> Iterator[
+    Tuple[int, Dict[str, Any], List[Tuple[str, Tuple[int, ...], str, Optional[Dict[str, Any]]]], List[str]]
+]:
+    """(group number, group, validated weight specs, safe shard paths) of each manifest
+    group; a malformed group, a duplicate weight name or an escaping path is an error."""
     if not isinstance(manifest, list):
         raise ConversionError("weightsManifest must be a list of weight groups")
-    result: List[Tuple[str, Any]] = []
     seen = set()
     for g, group in enumerate(manifest, start=1):
         if (
@@ -490,7 +487,20 @@ def read_weights_lazily(
             if name in seen:
                 raise ConversionError(f"weights manifest: duplicate weight name {name}")
             seen.add(name)
-        paths = [_safe_shard_path(model_dir, p, g, follow_symlinks) for p in group["paths"]]
+        yield g, group, specs, [_safe_shard_path(model_dir, p, g, follow_symlinks) for p in group["paths"]]
+
+
+def read_weights_lazily(
+    manifest: Any, model_dir: str, follow_symlinks: bool = False
+) -> List[Tuple[str, Any]]:
+    """``read_weights`` with the same checks, but each numeric weight is a ``ShardWeight``
+    read when it is written: re-sharding a model holds one weight at a time.
+
+    Groups holding string weights (their sizes are only known by decoding) are read
+    eagerly.
+    """
+    result: List[Tuple[str, Any]] = []
+    for g, group, specs, paths in _checked_groups(manifest, model_dir, follow_symlinks):
         if any(dtype == "string" for _, _, dtype, _ in specs):
             result.extend(
                 read_weights([group], model_dir, follow_symlinks)
@@ -535,25 +545,8 @@ def read_weights(
     don't match the declared shapes) is a ``ConversionError``; sizes are checked before any
     large allocation.
     """
-    if not isinstance(manifest, list):
-        raise ConversionError("weightsManifest must be a list of weight groups")
     result: List[Tuple[str, np.ndarray]] = []
-    seen = set()
-    for g, group in enumerate(manifest, start=1):
-        if (
-            not isinstance(group, dict)
-            or not isinstance(group.get("paths"), list)
-            or not isinstance(group.get("weights"), list)
-        ):
-            raise ConversionError(
-                f"weights manifest group {g} must be an object with 'paths' and 'weights' lists"
-            )
-        specs = [_validate_weight(w, g) for w in group["weights"]]
-        for name, *_ in specs:
-            if name in seen:
-                raise ConversionError(f"weights manifest: duplicate weight name {name}")
-            seen.add(name)
-        paths = [_safe_shard_path(model_dir, p, g, follow_symlinks) for p in group["paths"]]
+    for g, group, specs, paths in _checked_groups(manifest, model_dir, follow_symlinks):
         fixed = 0
         for name, shape, dtype, meta in specs:
             count = math.prod(shape)
