@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List
 
 import pytest
+from checkout import copy_checkout
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools" / "remote_worker"))
@@ -42,30 +43,13 @@ TARGETS = [
     "//examples:mlp_layers_uint8",
     "//examples:module_graph",
 ]
-_IGNORE = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    ".cache",
-    "node_modules",
-    "bazel-*",
-    "__pycache__",
-    ".pytest_cache",
-    ".hypothesis",
-    "build",
-    "dist",
-    "out",
-    "test-artifacts",
-    "user.bazelrc",
-    "*.pyc",
-)
 
 
 # --- helpers -------------------------------------------------------------------------
 
 
 def copy_workspace(dst: Path) -> Path:
-    shutil.copytree(REPO, dst, ignore=_IGNORE, symlinks=True)
-    return dst
+    return copy_checkout(dst)
 
 
 class Bazel:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import pytest
+from checkout import copy_checkout
 from drift_cases import cases
 
 from tfjsconv import cli, formats
@@ -27,23 +28,6 @@ from tfjsconv import cli, formats
 REPO = Path(__file__).resolve().parents[2]
 BAZEL = shutil.which("bazel")
 pytestmark = pytest.mark.skipif(BAZEL is None, reason="bazel is not installed")
-
-_IGNORE = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    ".cache",
-    "node_modules",
-    "bazel-*",
-    "__pycache__",
-    ".pytest_cache",
-    ".hypothesis",
-    "build",
-    "dist",
-    "out",
-    "test-artifacts",
-    "user.bazelrc",
-    "*.pyc",
-)
 
 
 def _targets() -> List[Tuple[str, str, Optional[str]]]:
@@ -85,7 +69,7 @@ def _analysis_errors(stderr: str) -> Dict[str, str]:
 
 def test_rule_analysis_agrees_with_the_converter(tmp_path):
     workspace = tmp_path / "rules_tfjs"
-    shutil.copytree(REPO, workspace, ignore=_IGNORE, symlinks=True)
+    copy_checkout(workspace)
     pkg = workspace / "drift"
     pkg.mkdir()
     (pkg / "m.h5").write_bytes(b"never read: analysis only")

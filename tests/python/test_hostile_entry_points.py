@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
+from checkout import copy_checkout
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = (
@@ -161,22 +162,8 @@ _EXPECTED = {
 @pytest.mark.slow
 @pytest.mark.skipif(BAZEL is None, reason="bazel is not installed")
 def test_bazel_rule_refuses_hostile_models_with_and_without_workers(hostile, tmp_path):
-    ignore = shutil.ignore_patterns(
-        ".git",
-        ".venv",
-        ".cache",
-        "node_modules",
-        "bazel-*",
-        "__pycache__",
-        "build",
-        "dist",
-        "out",
-        "test-artifacts",
-        "user.bazelrc",
-        "*.pyc",
-    )
     ws = tmp_path / "ws"
-    shutil.copytree(ROOT, ws, ignore=ignore, symlinks=True)
+    copy_checkout(ws)
     pkg = ws / "hostile"
     shutil.copytree(hostile["sm_init_write_file"], pkg / "sm")
     shutil.copyfile(hostile["frozen_write_file"], pkg / "write.pb")

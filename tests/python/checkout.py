@@ -1,0 +1,33 @@
+"""A copy of this checkout for tests that run Bazel in a workspace of their own."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Local state that is not part of the source tree: caches, venvs, Bazel's convenience
+# links, build and test outputs.
+IGNORE = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    ".cache",
+    "node_modules",
+    "bazel-*",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    "build",
+    "dist",
+    "out",
+    "test-artifacts",
+    "user.bazelrc",
+    "*.pyc",
+)
+
+
+def copy_checkout(dst: Path) -> Path:
+    """Copy the source tree (symlinks kept) to ``dst``; return ``dst``."""
+    shutil.copytree(REPO, dst, ignore=IGNORE, symlinks=True)
+    return dst
