@@ -6,10 +6,13 @@ class; it ignores fields it does not know and throws on a few (SeparableConv2D's
 An ignored field is harmless only when it does not change inference. So a field outside
 the accepted set is
 
-- dropped when it only matters for training or picks an implementation
+- harmless when it only matters for training or picks an implementation
   (initializers, regularizers, constraints, ``implementation``, batch-renorm ...), or
   when it holds the value that means what tfjs does anyway (``groups=1``,
-  ``data_format='channels_last'``, ``time_major=False``, ...);
+  ``data_format='channels_last'``, ``time_major=False``, ...). A harmless field is
+  dropped only when the class's constructor reads it (``reads`` in the data file: it
+  throws on it or reads and ignores it); one the constructor never looks at stays, so
+  the topology is the one the reference converter writes;
 - otherwise left in place, and ``unsupported_fields`` reports it so the conversion is
   refused (tfjs would silently compute something else).
 """
@@ -79,6 +82,18 @@ def accepted() -> Mapping[str, FrozenSet[str]]:
     return {cls: frozenset(keys) for cls, keys in data.items()}
 
 
+@functools.lru_cache(maxsize=None)
+def constructor_reads() -> Mapping[str, FrozenSet[str]]:
+    """Class -> camelCase fields its constructor reads without accepting them (``*``: all)."""
+    data = datafiles.load_json("tfjs_layers_fields.json")["reads"]
+    return {cls: frozenset(keys) for cls, keys in data.items()}
+
+
+def _read_by(cls: Optional[str], key: str) -> bool:
+    reads = constructor_reads().get(cls, frozenset()) if isinstance(cls, str) else frozenset()
+    return "*" in reads or to_camel(key) in reads
+
+
 @functools.lru_cache(maxsize=4096)
 def to_camel(key: str) -> str:
     """tfjs's ``toCamelCase`` (applied to every config key it loads)."""
@@ -119,7 +134,7 @@ def _fix_layer(layer: Dict[str, Any]) -> Dict[str, Any]:
             value = _fix_any(value)
         elif key in ("layers", "cells") and isinstance(value, list):
             value = [_fix_any(v) for v in value]
-        if known is not None and to_camel(key) not in known and droppable(key, value):
+        if known is not None and to_camel(key) not in known and droppable(key, value) and _read_by(cls, key):
             continue
         out[key] = value
     if cls == "Bidirectional" and isinstance(out.get("layer"), dict):
@@ -138,8 +153,8 @@ def _fix_any(value: Any) -> Any:
 
 
 def drop_ignored_fields(model_config: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """A copy of ``model_config`` without the fields tfjs ignores and inference does not need,
-    and with ``translate``'s exact rewrites applied to every layer."""
+    """A copy of ``model_config`` without the fields tfjs's constructors read but inference
+    does not need, and with ``translate``'s exact rewrites applied to every layer."""
     return _fix_any(model_config) if model_config is not None else None
 
 
@@ -150,4 +165,6 @@ def unsupported_fields(cls: str, config: Mapping[str, Any]) -> List[str]:
     known = accepted().get(cls)
     if known is None:
         return []
-    return sorted(f"{k}={v!r}" for k, v in config.items() if to_camel(k) not in known)
+    return sorted(
+        f"{k}={v!r}" for k, v in config.items() if to_camel(k) not in known and not droppable(k, v)
+    )

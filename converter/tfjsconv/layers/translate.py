@@ -8,9 +8,10 @@ alone, and ``check`` refuses it at conversion time.
   tfjs's swish is ``x * sigmoid(alpha * x)`` with alpha = 1, Keras's silu ``x * sigmoid(x)``;
 - regularizers ``L1(l1)`` / ``L2(l2)`` -> ``L1L2(l1, 0)`` / ``L1L2(0, l2)`` (tfjs registers
   only L1L2; regularizers never change inference, but an unknown class fails the load);
-- ``activity_regularizer`` is dropped: it only adds a training loss, and tfjs-layers 4.22
-  throws when a layer that has one is called ("Layer invocation in the presence of
-  activity regularizer(s) is not supported yet");
+- a set ``activity_regularizer`` is dropped: it only adds a training loss, and tfjs-layers
+  4.22 throws when a layer that has one is called ("Layer invocation in the presence of
+  activity regularizer(s) is not supported yet"); an unset one (``None``) is kept, as the
+  reference converter writes it;
 - the ``Identity`` layer -> ``Activation('linear')`` (tfjs registers ``Identity`` only
   as an initializer): both return their input and pass its mask on.
 """
@@ -46,7 +47,7 @@ def layer_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     """A layer's ``config`` with its activations and regularizers rewritten."""
     out: Dict[str, Any] = {}
     for key, value in config.items():
-        if key == "activity_regularizer":
+        if key == "activity_regularizer" and value is not None:
             continue
         if key in ACTIVATION_KEYS and isinstance(value, str):
             value = _ACTIVATIONS.get(value, value)
