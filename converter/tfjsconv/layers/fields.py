@@ -165,6 +165,4 @@ def unsupported_fields(cls: str, config: Mapping[str, Any]) -> List[str]:
     known = accepted().get(cls)
     if known is None:
         return []
-    return sorted(
-        f"{k}={v!r}" for k, v in config.items() if to_camel(k) not in known and not droppable(k, v)
-    )
+    return sorted(f"{k}={v!r}" for k, v in config.items() if to_camel(k) not in known and not droppable(k, v))
