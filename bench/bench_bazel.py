@@ -29,30 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import List, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "python")
+)
+import checkout  # noqa: E402
 import common  # noqa: E402
 
 REPO = common.REPO
 BAZEL = shutil.which("bazel") or "bazel"
 
-_IGNORE = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    ".cache",
-    "node_modules",
-    "bazel-*",
-    "__pycache__",
-    ".pytest_cache",
-    ".hypothesis",
-    "build",
-    "dist",
-    "out",
-    "test-artifacts",
-    "user.bazelrc",
-    "*.pyc",
-)
 
 _GENERATE = r"""
 import os, sys
@@ -85,7 +74,7 @@ def _run(cmd: Sequence[str], cwd: str, env=None) -> float:
 
 def make_workspace(root: str, small: int, mobilenet: bool) -> List[str]:
     ws = os.path.join(root, "ws")
-    shutil.copytree(REPO, ws, ignore=_IGNORE, symlinks=True)
+    checkout.copy_checkout(Path(ws))
     pkg = os.path.join(ws, "bench_models")
     os.makedirs(pkg)
     gen = subprocess.run(
