@@ -129,6 +129,66 @@ def test_bench_model_streams_every_kernel(tmp_path, caplog, scaled):
         assert streaming_models.check(str(tmp_path / f"{label}_streamed"), src).startswith("ok: 6/6")
 
 
+def test_each_streamed_weight_is_read_once(tmp_path, caplog, monkeypatch):
+    """The stash's questions about a weight are answered on the read that writes it:
+    a model of varied weights reads every checkpoint key at most once."""
+    src = str(tmp_path / "sm")
+    streaming_models.build(src, 3, 96, False)
+    reads: Dict[str, int] = {}
+    original = streaming.CheckpointSource.read
+
+    def counting(self, key):
+        reads[key] = reads.get(key, 0) + 1
+        return original(self, key)
+
+    monkeypatch.setattr(streaming.CheckpointSource, "read", counting)
+    assert _convert(src, tmp_path / "once", True, 4096, caplog) == 3
+    assert not any("converting again" in r.getMessage() for r in caplog.records)
+    assert len([k for k in reads if "/w" in k or k.startswith("w")]) >= 3, reads
+    assert max(reads.values()) == 1, reads
+
+
+def _module_with_kernels(path: str, kernels: Dict[str, np.ndarray]) -> str:
+    """A tf.Module SavedModel: ``tanh(x @ k)`` chained over ``kernels`` (each 32x32)."""
+    import tensorflow as tf
+
+    class Chain(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ks = [tf.Variable(v, name=n) for n, v in kernels.items()]
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 32], tf.float32, name="x")])
+        def serve(self, x):
+            h = x
+            for k in self.ks:
+                h = tf.tanh(tf.matmul(h, k))
+            return {"y": h}
+
+    module = Chain()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    return path
+
+
+@pytest.mark.parametrize("case", ["uniform", "nan", "duplicate"])
+def test_wrong_optimistic_answer_converts_again(tmp_path, caplog, case):
+    """A large weight that is uniform, holds NaN or equals another (what grappler could
+    use) is found on its read; the conversion runs again, reading first, and writes the
+    full load's bytes."""
+    rng = np.random.default_rng(7)
+    varied = [rng.standard_normal((32, 32)).astype(np.float32) for _ in range(3)]
+    if case == "uniform":
+        varied[1] = np.full((32, 32), 0.25, np.float32)
+    elif case == "nan":
+        varied[1][5, 5] = np.nan
+    else:
+        varied[2] = varied[0].copy()
+    src = _module_with_kernels(str(tmp_path / "sm"), {f"k{i}": v for i, v in enumerate(varied)})
+    _same_both_ways(src, tmp_path, caplog, 64, "f32")
+    streamed = _convert(src, tmp_path / "again", True, 64, caplog)
+    assert any("converting again" in r.getMessage() for r in caplog.records), case
+    assert streamed >= 1
+
+
 def test_writer_holds_one_lazy_weight_at_a_time(tmp_path):
     """``write_weights`` reads a lazy weight when it writes it and drops it after."""
     alive = []

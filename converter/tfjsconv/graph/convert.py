@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shutil
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Set
 
@@ -72,6 +73,8 @@ def write_graph_model(
         quantization=options.quantization_specs or None,
     )
     del values
+    if lazy is not None:
+        lazy.verify()  # before model.json: a wrong optimistic answer means converting again
     model: Dict[str, Any] = {
         "format": "graph-model",
         "generatedBy": frozen.generated_by,
@@ -176,15 +179,22 @@ def _convert_saved_model(
         generated_by = tf.__version__
     generated_by = generated_by or tf.__version__
     if checkpoint is not None:
-        try:
-            frozen, lazy = _freeze_streaming(
-                path, tags, signature_name, checkpoint, options, generated_by, min_bytes
-            )
-        except streaming.StreamingUnsupported as e:
-            log.info("streaming the weights is not possible (%s): loading them all", e)
-        else:
-            write_graph_model(frozen, out_dir, options, lazy, min_bytes)
-            return
+        for optimistic in (True, False):
+            try:
+                frozen, lazy = _freeze_streaming(
+                    path, tags, signature_name, checkpoint, options, generated_by, min_bytes, optimistic
+                )
+            except streaming.StreamingUnsupported as e:
+                log.info("streaming the weights is not possible (%s): loading them all", e)
+                break
+            try:
+                write_graph_model(frozen, out_dir, options, lazy, min_bytes)
+                return
+            except streaming.StreamingRetry as e:
+                log.info("%s: converting again, reading the large weights' values first", e)
+                _empty(out_dir)
+                del frozen, lazy
+                gc.collect()
     log.info("loading SavedModel %s (signature %s)", path, signature_name)
     model = _load_saved_model(path, tags)
     func = _signature(model, signature_name, path)
@@ -226,13 +236,14 @@ def _freeze_streaming(
     options: ConversionOptions,
     generated_by: str,
     min_bytes: int,
+    optimistic: bool = True,
 ):
     """Load without the checkpoint, freeze with stand-ins for the large variables."""
     log.info("loading SavedModel %s without its variables (signature %s)", path, signature_name)
     source = streaming.CheckpointSource(checkpoint)
     model = _load_saved_model(path, tags, skip_checkpoint=True)
     func = _signature(model, signature_name, path)
-    lazy = streaming.LazyWeights(source, min_bytes)
+    lazy = streaming.LazyWeights(source, min_bytes, optimistic)
     keys = streaming.variable_keys(model, source)
     log.info("freezing variables (large ones stay in the checkpoint)")
     frozen = freeze_concrete_function(
@@ -245,6 +256,16 @@ def _freeze_streaming(
     del func, model
     gc.collect()
     return frozen, lazy
+
+
+def _empty(out_dir: str) -> None:
+    """Remove what a conversion attempt wrote into its (private, staging) output dir."""
+    for entry in os.listdir(out_dir):
+        target = os.path.join(out_dir, entry)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        else:
+            os.remove(target)
 
 
 def _first_line(e: BaseException) -> str:

@@ -19,13 +19,20 @@ the streamed tensor, with the rewrite's own arithmetic.
 
 Small variables (below ``min_bytes``: biases, BN statistics, shapes) are read into
 memory at freeze time like before.
+
+The stash rules ask about a large weight's values (all equal or NaN? equal to another
+constant?) before grappler runs, and reading a tensor only to answer would read every
+large weight twice. So ``LazyWeights`` first answers *optimistically* (varied values,
+no duplicate: what trained weights are) and checks each answer on the read that writes
+the tensor (``LazyTensor.on_read``); a wrong answer raises ``StreamingRetry`` and the
+conversion runs again with answers read first, so the output never depends on a guess.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -38,6 +45,11 @@ STAND_IN_OP = "VariableV2"
 
 class StreamingUnsupported(Exception):
     """This model cannot be converted lazily (the caller loads it fully instead)."""
+
+
+class StreamingRetry(Exception):
+    """An optimistic answer about a streamed weight proved wrong when it was read (a
+    uniform/NaN or duplicated large weight): convert again, reading values first."""
 
 
 class CheckpointSource:
@@ -131,6 +143,8 @@ class LazyTensor:
     dtype: np.dtype
     shape: Tuple[int, ...]
     factor: Optional[np.ndarray] = None
+    # Sees the raw value (before ``factor``) on every read: checks optimistic answers.
+    on_read: Optional[Callable[[np.ndarray], None]] = None
 
     @property
     def size(self) -> int:
@@ -148,6 +162,8 @@ class LazyTensor:
                 f"variable {self.key} in the checkpoint has dtype {value.dtype} and shape "
                 f"{list(value.shape)}, the model declares {self.dtype} {list(self.shape)}"
             )
+        if self.on_read is not None:
+            self.on_read(value)
         if self.factor is not None:
             # fold_batch_norms.scaled_weights' arithmetic, on the streamed tensor.
             from tfjsconv.graph.rewrites.fold_batch_norms import scaled_weights
@@ -164,11 +180,16 @@ class LazyTensor:
 class LazyWeights:
     """Stand-in node name -> LazyTensor, plus the value statistics the stash rules need."""
 
-    def __init__(self, source: CheckpointSource, min_bytes: int):
+    def __init__(self, source: CheckpointSource, min_bytes: int, optimistic: bool = True):
         self.source = source
         self.min_bytes = min_bytes
+        self.optimistic = optimistic
         self.tensors: Dict[str, LazyTensor] = {}
         self._stats: Dict[str, Tuple[bool, bytes]] = {}
+        # Optimistic mode, by the stand-in's name when the answer was given:
+        self._claimed_varied: Set[str] = set()  # answered "not uniform, no NaN"
+        self._observed: Dict[str, Tuple[bool, bytes]] = {}  # (uniform or NaN, fingerprint) as read
+        self._groups: List[List[Tuple[str, Optional[bytes]]]] = []  # candidates for duplicates
 
     # -- stand-in nodes
 
@@ -241,6 +262,58 @@ class LazyWeights:
                 self.materialize(node)
 
     # -- what the stash rules need to know about a value
+
+    def uniform_or_nan(self, name: str) -> bool:
+        """Whether the weight's elements are all equal or include NaN (grappler could use it)."""
+        if self.optimistic:
+            self._watch(name)
+            self._claimed_varied.add(name)
+            return False
+        return self.stats(name)[0]
+
+    def fingerprint(self, name: str) -> bytes:
+        """``weight_stash.content_fingerprint`` of the weight (optimistic: one no other has)."""
+        if self.optimistic:
+            self._watch(name)
+            return b"unread:" + name.encode("utf-8")
+        return self.stats(name)[1]
+
+    def note_group(self, members: Sequence[Tuple[str, Optional[bytes]]]) -> None:
+        """Constants of one dtype and shape, one of them a streamed weight the stash may take:
+        (name, fingerprint of a Const's bytes, or None for a stand-in answered unread)."""
+        if self.optimistic:
+            self._groups.append(list(members))
+
+    def _watch(self, name: str) -> None:
+        tensor = self.tensors[name]
+        if tensor.on_read is not None:
+            return
+
+        def observe(value: np.ndarray) -> None:
+            from tfjsconv.graph.weight_stash import content_fingerprint, uniform_or_nan_array
+
+            value = np.ascontiguousarray(value)
+            seen = (uniform_or_nan_array(value), content_fingerprint(value))
+            self._observed[name] = seen
+            if seen[0] and name in self._claimed_varied:
+                raise StreamingRetry(f"{tensor.key} is uniform or holds NaN")
+
+        self.tensors[name] = dataclasses.replace(tensor, on_read=observe)
+
+    def verify(self) -> None:
+        """After the last read: raise ``StreamingRetry`` if an optimistic answer was wrong.
+        A weight never read is in no output (its stand-in was pruned as unreachable, which
+        does not depend on its values), so its answer could not change the result."""
+        for name in sorted(self._claimed_varied):
+            if self._observed.get(name, (False, b""))[0]:
+                raise StreamingRetry(f"{self.source.prefix}: {name} is uniform or holds NaN")
+        for members in self._groups:
+            prints = [
+                fp if fp is not None else self._observed.get(name, (False, None))[1] for name, fp in members
+            ]
+            known = [fp for fp in prints if fp is not None]
+            if len(set(known)) < len(known):
+                raise StreamingRetry("two large weights may be equal")
 
     def stats(self, name: str) -> Tuple[bool, bytes]:
         """(uniform or NaN, fingerprint of the bytes), as ``weight_stash`` computes them

@@ -272,7 +272,9 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
             or not all(opaque_use(user, index) for user, index in uses)
         ):
             continue
-        uniform = _lazy(lazy).stats(node.name)[0] if content is None else _uniform_or_nan(content, dtype)
+        uniform = (
+            _lazy(lazy).uniform_or_nan(node.name) if content is None else _uniform_or_nan(content, dtype)
+        )
         if not uniform:
             eligible.append(node.name)
     # Only duplicates of an eligible constant matter.  Fingerprints first, then full
@@ -283,9 +285,13 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
         if len(members) < 2 or not any(name in wanted for name, _ in members):
             continue
         by_print: Dict[bytes, List[Tuple[str, object]]] = {}
+        noted: List[Tuple[str, Optional[bytes]]] = []
         for name, content in members:
-            fingerprint = _lazy(lazy).stats(name)[1] if content is None else content_fingerprint(content)
+            fingerprint = _lazy(lazy).fingerprint(name) if content is None else content_fingerprint(content)
             by_print.setdefault(fingerprint, []).append((name, content))
+            noted.append((name, None if content is None else fingerprint))
+        if lazy is not None:
+            lazy.note_group(noted)
         for same in by_print.values():
             if len(same) < 2:
                 continue
