@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Peak memory of the layers paths on a multi-GB Keras h5 (weights stream, no TensorFlow).
+"""Peak memory of the Keras h5 paths on a multi-GB h5 (weights stream).
 
 Why: h5 -> layers and layers -> layers (re-quantize / re-shard) must hold about one
-weight at a time (target: peak RSS <= 2 x the largest tensor + the interpreter).  The
+weight at a time (target: peak RSS <= 2 x the largest tensor + the interpreter), and
+h5 -> graph (tf_keras builds the model with uninitialized variables, the writer reads
+each kernel from its h5 dataset) about one weight above the TensorFlow + tf_keras
+baseline.  The
 h5 is written one dataset at a time with h5py (a Keras 2 ``Sequential`` of ``layers``
 Dense layers of ``DIM`` x ``DIM`` float32, 300 MB kernels), so building it fits too.
 Each conversion is one fresh process (``common.measure``) under an address-space cap;
-"copies of largest" = (peak RSS - the start-up RSS of ``import tfjsconv.cli``) / 300 MB.
+"copies of largest" = (peak RSS - the start-up RSS of ``import tfjsconv.cli``; for graph
+outputs, of importing TensorFlow and tf_keras too) / 300 MB.
 
     .venv/bin/python bench/bench_streaming_layers.py [--gb 2.4] [--cap-gb 3]
 """
@@ -101,6 +105,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         base = common.measure(
             [common.PYTHON, "-c", "import tfjsconv.cli, tfjsconv.layers.convert, h5py"], env=env
         )
+        tf_base = common.measure(
+            [
+                common.PYTHON,
+                "-c",
+                "from tfjsconv import tf_env; tf_env.import_tensorflow(); import tfjsconv.cli, "
+                "tfjsconv.graph.convert, tf_keras, h5py",
+            ],
+            env=env,
+        )
         jobs = [
             ("h5 -> layers", ["--input_format=keras", str(h5), str(work / "layers")]),
             (
@@ -118,11 +131,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     str(work / "relayers"),
                 ],
             ),
+            (
+                "h5 -> graph",
+                ["--input_format=keras", "--output_format=tfjs_graph_model", str(h5), str(work / "graph")],
+            ),
+            (
+                "h5 -> graph, uint8",
+                [
+                    "--input_format=keras",
+                    "--output_format=tfjs_graph_model",
+                    "--quantize_uint8",
+                    str(h5),
+                    str(work / "graph_u8"),
+                ],
+            ),
         ]
         rows = []
         for name, flags in jobs:
             res = common.measure(cap + cli + flags, env=env)
-            copies = (res.max_rss_mb - base.max_rss_mb) / TENSOR_MB
+            baseline = tf_base if "graph" in name else base
+            copies = (res.max_rss_mb - baseline.max_rss_mb) / TENSOR_MB
             rows.append(
                 [
                     name,
@@ -135,7 +163,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(rows[-1], flush=True)
         print(
             f"\n{layers * TENSOR_MB / 1024:.1f} GB Keras h5 ({layers} x {TENSOR_MB:.0f} MB kernels), "
-            f"cap {args.cap_gb:g} GB address space, start-up RSS {base.max_rss_mb:.0f} MB\n"
+            f"cap {args.cap_gb:g} GB address space, start-up RSS {base.max_rss_mb:.0f} MB "
+            f"({tf_base.max_rss_mb:.0f} MB with TensorFlow and tf_keras)\n"
         )
         print(common.markdown_table(["job", "wall s", "peak RSS MB", "copies of largest", "result"], rows))
     finally:

@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError
@@ -179,22 +179,14 @@ def _convert_saved_model(
         generated_by = tf.__version__
     generated_by = generated_by or tf.__version__
     if checkpoint is not None:
-        for optimistic in (True, False):
-            try:
-                frozen, lazy = _freeze_streaming(
-                    path, tags, signature_name, checkpoint, options, generated_by, min_bytes, optimistic
-                )
-            except streaming.StreamingUnsupported as e:
-                log.info("streaming the weights is not possible (%s): loading them all", e)
-                break
-            try:
-                write_graph_model(frozen, out_dir, options, lazy, min_bytes)
-                return
-            except streaming.StreamingRetry as e:
-                log.info("%s: converting again, reading the large weights' values first", e)
-                _empty(out_dir)
-                del frozen, lazy
-                gc.collect()
+
+        def attempt(optimistic: bool):
+            return _freeze_streaming(
+                path, tags, signature_name, checkpoint, options, generated_by, min_bytes, optimistic
+            )
+
+        if _write_streamed(attempt, out_dir, options, min_bytes):
+            return
     log.info("loading SavedModel %s (signature %s)", path, signature_name)
     model = _load_saved_model(path, tags)
     func = _signature(model, signature_name, path)
@@ -256,6 +248,32 @@ def _freeze_streaming(
     del func, model
     gc.collect()
     return frozen, lazy
+
+
+def _write_streamed(
+    attempt: Callable[[bool], Tuple[FrozenModel, streaming.LazyWeights]],
+    out_dir: str,
+    options: ConversionOptions,
+    min_bytes: int,
+) -> bool:
+    """Freeze (``attempt(optimistic)``) and write with weights streamed; False when the
+    model cannot stream (the caller loads it whole).  A wrong optimistic answer about a
+    weight's values (``StreamingRetry``) converts again with values read first."""
+    for optimistic in (True, False):
+        try:
+            frozen, lazy = attempt(optimistic)
+        except streaming.StreamingUnsupported as e:
+            log.info("streaming the weights is not possible (%s): loading them all", e)
+            return False
+        try:
+            write_graph_model(frozen, out_dir, options, lazy, min_bytes)
+            return True
+        except streaming.StreamingRetry as e:
+            log.info("%s: converting again, reading the large weights' values first", e)
+            _empty(out_dir)
+            del frozen, lazy
+            gc.collect()
+    return False
 
 
 def _empty(out_dir: str) -> None:
@@ -432,13 +450,70 @@ def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> Non
     write_graph_model(frozen, out_dir, options)
 
 
-def keras_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
-    """keras (h5) / keras_keras (.keras) -> tfjs_graph_model, traced in-process."""
+def keras_to_graph(
+    input_path: str,
+    staging_dir: str,
+    options: ConversionOptions,
+    streaming_enabled: bool = True,
+    min_bytes: int = weight_stash.DEFAULT_MIN_BYTES,
+) -> None:
+    """keras (h5) / keras_keras (.keras) -> tfjs_graph_model, traced in-process.
+
+    A tf_keras h5 file streams its weights (``keras_streaming``) when it can;
+    ``streaming_enabled``/``min_bytes`` exist for tests comparing both ways."""
     from tfjsconv.layers.keras_files import check_keras_file
 
     check_keras_file(input_path)  # size/zip-bomb checks before Keras reads anything
+    if (
+        streaming_enabled
+        and not input_path.endswith(".keras")
+        and _stream_keras_h5(input_path, staging_dir, options, min_bytes)
+    ):
+        return
     model = _load_keras(input_path, options)
     _convert_keras_model(model, staging_dir, options)
+
+
+def _stream_keras_h5(path: str, out_dir: str, options: ConversionOptions, min_bytes: int) -> bool:
+    """tf_keras h5 -> graph model with large weights read from the h5 file when written."""
+    import h5py
+
+    from tfjsconv.graph import keras_streaming
+
+    tf = _tf()
+    try:
+        h5file = h5py.File(path, "r")
+    except OSError:
+        return False  # not an h5 file h5py opens: the full load reports why
+    with h5file:
+        if "model_config" not in h5file.attrs:
+            return False
+
+        def attempt(optimistic: bool):
+            log.info("loading Keras model %s without its weights", path)
+            model, keys, source = keras_streaming.load_lazily(
+                path, not options.allow_unsafe_deserialization, h5file
+            )
+            lazy = streaming.LazyWeights(source, min_bytes, optimistic)
+            try:
+                func = _keras_concrete_function(model)
+            except ConversionError:
+                raise
+            except Exception as e:  # e.g. a layer reading a variable's value while tracing
+                raise streaming.StreamingUnsupported(f"tracing: {type(e).__name__}") from e
+            log.info("freezing variables (large ones stay in the h5 file)")
+            frozen = freeze_concrete_function(
+                func,
+                root=model,
+                control_flow_v2=options.control_flow_v2,
+                generated_by=tf.__version__,
+                stand_ins=(keys, lazy),
+            )
+            del func, model
+            gc.collect()
+            return frozen, lazy
+
+        return _write_streamed(attempt, out_dir, options, min_bytes)
 
 
 def layers_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -50,6 +50,15 @@ class StreamingUnsupported(Exception):
 class StreamingRetry(Exception):
     """An optimistic answer about a streamed weight proved wrong when it was read (a
     uniform/NaN or duplicated large weight): convert again, reading values first."""
+
+
+class WeightSource(Protocol):
+    """Where streamed weights are read from, one at a time, by key."""
+
+    prefix: str
+    shapes: Dict[str, List[int]]
+
+    def read(self, key: str) -> np.ndarray: ...
 
 
 class CheckpointSource:
@@ -138,7 +147,7 @@ def variable_keys(root: Any, source: CheckpointSource) -> Dict[int, str]:
 class LazyTensor:
     """A weight read from the checkpoint when needed; ``factor`` scales it (BN fold)."""
 
-    source: CheckpointSource
+    source: WeightSource
     key: str
     dtype: np.dtype
     shape: Tuple[int, ...]
@@ -180,7 +189,7 @@ class LazyTensor:
 class LazyWeights:
     """Stand-in node name -> LazyTensor, plus the value statistics the stash rules need."""
 
-    def __init__(self, source: CheckpointSource, min_bytes: int, optimistic: bool = True):
+    def __init__(self, source: WeightSource, min_bytes: int, optimistic: bool = True):
         self.source = source
         self.min_bytes = min_bytes
         self.optimistic = optimistic
