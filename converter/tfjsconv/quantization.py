@@ -24,6 +24,7 @@ OS keeps the output identical on every machine.
 from __future__ import annotations
 
 import fnmatch
+import math
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import numpy as np
@@ -129,10 +130,14 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
     if dtype not in QUANTIZATION_DTYPES:
         raise ConversionError(f"unknown quantization dtype {dtype!r}; choose from float16, uint8, uint16")
     flat = data.reshape(-1)
-    if data.size and not all(np.isfinite(part).all() for _, part in _chunks(flat)):
+    # float32 -> float64 is exact and monotonic: the float64 extremes are these.  min/max
+    # propagate NaN, and an infinity is an extreme: finite extremes mean finite values.
+    lo = float(flat.min()) if data.size else 0.0
+    hi = float(flat.max()) if data.size else 0.0
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ConversionError(f"weight {name} contains NaN or Infinity and cannot be quantized to {dtype}")
     if dtype == "float16":
-        if data.size and max(float(data.max()), -float(data.min())) > _FLOAT16_MAX:
+        if max(hi, -lo) > _FLOAT16_MAX:
             raise ConversionError(
                 f"weight {name} has values beyond the float16 range (+-65504); "
                 "it cannot be quantized to float16"
@@ -147,9 +152,6 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
             "scale": 1.0,
             "original_dtype": "float32",
         }
-    # float32 -> float64 is exact and monotonic: the float64 extremes are these.
-    lo = float(flat.min())
-    hi = float(flat.max())
     if lo == hi:
         return np.zeros(data.shape, qtype), {
             "dtype": dtype,
@@ -163,13 +165,14 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
         lo = -zero_point * scale
         hi = quant_max * scale + lo
     stored: np.ndarray = np.empty(flat.size, qtype)
+    buffer = np.empty(min(flat.size, _CHUNK), np.float64)  # one float64 slice, reused
     for start, part in _chunks(flat):
-        wide = part.astype(np.float64)
-        np.clip(wide, lo, hi, out=wide)
+        wide = buffer[: part.size]
+        np.clip(part, lo, hi, out=wide)  # computed in float64, as on float64 copies
         wide -= lo
         wide /= scale
         np.round(wide, out=wide)
-        stored[start : start + wide.size] = wide.astype(qtype)
+        np.copyto(stored[start : start + wide.size], wide, casting="unsafe")
     stored = stored.reshape(data.shape)
     return stored, {"dtype": dtype, "min": float(lo), "scale": float(scale), "original_dtype": "float32"}
 
