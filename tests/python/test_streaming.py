@@ -238,6 +238,28 @@ def test_keras_h5_mobilenet_streams_byte_identically(tmp_path, caplog):
     assert _digest(tmp_path / "streamed") == _digest(tmp_path / "loaded")
 
 
+def test_layers_model_to_graph_streams_byte_identically(tmp_path, caplog):
+    """tfjs_layers_model -> graph goes through an h5 the converter writes; it streams too."""
+    from tfjsconv import api
+
+    src = km.tfk_cnn(str(tmp_path))
+    api.convert(src, str(tmp_path / "layers"), ConversionOptions(input_format="keras"))
+    model_json = str(tmp_path / "layers" / "model.json")
+    outputs = {}
+    for stream in (True, False):
+        out = tmp_path / f"graph_{stream}"
+        out.mkdir()
+        options = ConversionOptions(input_format="tfjs_layers_model", output_format="tfjs_graph_model")
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="tfjsconv.graph.convert"):
+            convert.layers_to_graph(model_json, str(out), options, streaming_enabled=stream, min_bytes=64)
+        messages = [r.getMessage() for r in caplog.records]
+        streamed = any("weights stay in the checkpoint" in m and not m.startswith("0 ") for m in messages)
+        assert streamed == stream and not any("loading them all" in m for m in messages)
+        outputs[stream] = _digest(out)
+    assert outputs[True] == outputs[False]
+
+
 def test_writer_holds_one_lazy_weight_at_a_time(tmp_path):
     """``write_weights`` reads a lazy weight when it writes it and drops it after."""
     alive = []

@@ -516,8 +516,15 @@ def _stream_keras_h5(path: str, out_dir: str, options: ConversionOptions, min_by
         return _write_streamed(attempt, out_dir, options, min_bytes)
 
 
-def layers_to_graph(input_path: str, staging_dir: str, options: ConversionOptions) -> None:
-    """tfjs_layers_model -> Keras h5 (tfjs.layers) -> tfjs_graph_model."""
+def layers_to_graph(
+    input_path: str,
+    staging_dir: str,
+    options: ConversionOptions,
+    streaming_enabled: bool = True,
+    min_bytes: int = weight_stash.DEFAULT_MIN_BYTES,
+) -> None:
+    """tfjs_layers_model -> Keras h5 (tfjs.layers) -> tfjs_graph_model; the h5 (written
+    one weight at a time) streams its weights like ``keras_to_graph``."""
     from tfjsconv.layers import convert as layers_convert
 
     with tempfile.TemporaryDirectory(prefix="tfjsconv-") as tmp:
@@ -529,5 +536,7 @@ def layers_to_graph(input_path: str, staging_dir: str, options: ConversionOption
                 output_format="keras", quantize_float16=None, quantize_uint8=None, quantize_uint16=None
             ),
         )
+        if streaming_enabled and _stream_keras_h5(h5, staging_dir, options, min_bytes):
+            return
         model = _load_keras(h5, options)
         _convert_keras_model(model, staging_dir, options)
