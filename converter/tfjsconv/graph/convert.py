@@ -149,7 +149,7 @@ def _convert_saved_model(
     min_bytes: int = weight_stash.DEFAULT_MIN_BYTES,
 ) -> None:
     """SavedModel -> graph model.  Large variables stream from the checkpoint unless
-    ``streaming_enabled`` is False or the model cannot (a TF1 SavedModel): then all
+    ``streaming_enabled`` is False or the model cannot (TF1 ref variables): then all
     are loaded.  ``min_bytes``: what counts as large (and the weight stash's threshold)."""
     _tf()
     proto = _read_saved_model_proto(path)
@@ -168,11 +168,11 @@ def _convert_saved_model(
             f"available signatures: {available}"
         )
     generated_by = meta.meta_info_def.tensorflow_version
-    checkpoint = (
-        streaming.saved_model_checkpoint(path)
-        if streaming_enabled and len(meta.object_graph_def.nodes)
-        else None
-    )
+    tf1 = not len(meta.object_graph_def.nodes)
+    # TF1 ref variables live inside the loaded function and are restored by it: only a
+    # TF1 graph of resource variables can load without its checkpoint.
+    ref_variables = tf1 and any(n.op in ("VariableV2", "Variable") for n in meta.graph_def.node)
+    checkpoint = streaming.saved_model_checkpoint(path) if streaming_enabled and not ref_variables else None
     del proto, meta
     tf = _tf()
     if use_own_tf_version:
@@ -182,7 +182,7 @@ def _convert_saved_model(
 
         def attempt(optimistic: bool):
             return _freeze_streaming(
-                path, tags, signature_name, checkpoint, options, generated_by, min_bytes, optimistic
+                path, tags, signature_name, checkpoint, options, generated_by, min_bytes, optimistic, tf1
             )
 
         if _write_streamed(attempt, out_dir, options, min_bytes):
@@ -229,14 +229,21 @@ def _freeze_streaming(
     generated_by: str,
     min_bytes: int,
     optimistic: bool = True,
+    tf1: bool = False,
 ):
     """Load without the checkpoint, freeze with stand-ins for the large variables."""
     log.info("loading SavedModel %s without its variables (signature %s)", path, signature_name)
     source = streaming.CheckpointSource(checkpoint)
-    model = _load_saved_model(path, tags, skip_checkpoint=True)
+    try:
+        model = _load_saved_model(path, tags, skip_checkpoint=True)
+    except ConversionError as e:
+        if not tf1:
+            raise
+        # A TF1 init op may read a variable: the checkpoint must be restored first.
+        raise streaming.StreamingUnsupported(str(e)) from e
     func = _signature(model, signature_name, path)
     lazy = streaming.LazyWeights(source, min_bytes, optimistic)
-    keys = streaming.variable_keys(model, source)
+    keys = streaming.variable_keys_v1(model, source) if tf1 else streaming.variable_keys(model, source)
     log.info("freezing variables (large ones stay in the checkpoint)")
     frozen = freeze_concrete_function(
         func,

@@ -143,6 +143,24 @@ def variable_keys(root: Any, source: CheckpointSource) -> Dict[int, str]:
     return keys
 
 
+def variable_keys_v1(root: Any, source: CheckpointSource) -> Dict[int, str]:
+    """``id(variable)`` -> checkpoint key for a TF1 SavedModel (``load_v1_in_v2``'s
+    ``root.variables``): a TF1 Saver names each variable's value by its op name.  Any
+    variable without a key of its name, dtype and shape makes the model load whole."""
+    keys: Dict[int, str] = {}
+    for variable in getattr(root, "variables", None) or []:
+        key = variable.name.split(":")[0]
+        shape = source.shapes.get(key)
+        if shape is None or list(shape) != [int(d) for d in variable.shape]:
+            raise StreamingUnsupported(f"TF1 variable {key} has no checkpoint value of its shape")
+        if np.dtype(source.dtypes[key].as_numpy_dtype) != np.dtype(variable.dtype.as_numpy_dtype):
+            raise StreamingUnsupported(f"TF1 variable {key} is stored as another dtype")
+        keys[id(variable)] = key
+    if not keys:
+        raise StreamingUnsupported("the TF1 SavedModel lists no variables")
+    return keys
+
+
 @dataclasses.dataclass
 class LazyTensor:
     """A weight read from the checkpoint when needed; ``factor`` scales it (BN fold)."""
