@@ -43,6 +43,17 @@ PYTHON = common.PYTHON
 DIM = 8660
 TENSOR_MB = DIM * DIM * 4 / 2**20
 LAYERS = {"0.6": 2, "1.2": 4, "2.4": 8, "4.8": 16}
+COLUMNS = [
+    "GB",
+    "variant",
+    "output",
+    "converter",
+    "wall s",
+    "read+write s",
+    "peak RSS MB",
+    "copies of largest",
+    "check",
+]
 OUTPUTS = {"default": [], "float16": ["--quantize_float16"], "uint8": ["--quantize_uint8"]}
 _BASELINE = (
     "from tfjsconv import tf_env; tf_env.import_tensorflow(); import tfjsconv.cli, tfjsconv.graph.convert"
@@ -184,17 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 print(
                     common.markdown_table(
-                        [
-                            "GB",
-                            "variant",
-                            "output",
-                            "converter",
-                            "wall s",
-                            "read+write s",
-                            "peak RSS MB",
-                            "copies of largest",
-                            "check",
-                        ],
+                        COLUMNS,
                         rows[-1:],
                     ).splitlines()[-1],
                     flush=True,
@@ -230,17 +231,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     print(
         common.markdown_table(
-            [
-                "GB",
-                "variant",
-                "output",
-                "converter",
-                "wall s",
-                "read+write s",
-                "peak RSS MB",
-                "copies of largest",
-                "check",
-            ],
+            COLUMNS,
             rows,
         )
     )

@@ -63,10 +63,18 @@ def _convert(src: str, out: Path, stream: bool, min_bytes: int, caplog, **opts) 
             min_bytes=min_bytes,
             **extra,
         )
+    return _streamed_count(caplog)
+
+
+def _streamed_count(caplog) -> int:
+    """How many weights the last conversion wrote from the checkpoint or h5 file (its log)."""
+    messages = [r.getMessage() for r in caplog.records]
+    if any("loading them all" in m for m in messages):
+        return 0
     found = [
         int(m.group(1))
-        for r in caplog.records
-        for m in [re.match(r"(\d+) weights stay in the checkpoint", r.getMessage())]
+        for text in messages
+        for m in [re.match(r"(\d+) weights stay in the checkpoint", text)]
         if m
     ]
     return found[0] if found else 0
@@ -227,15 +235,7 @@ def _convert_h5(src: str, out: Path, stream: bool, min_bytes: int, caplog, **opt
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="tfjsconv.graph.convert"):
         convert.keras_to_graph(src, str(out), options, streaming_enabled=stream, min_bytes=min_bytes)
-    if any("loading them all" in r.getMessage() for r in caplog.records):
-        return False
-    counts = [
-        int(m.group(1))
-        for r in caplog.records
-        for m in [re.match(r"(\d+) weights stay in the checkpoint", r.getMessage())]
-        if m
-    ]
-    return bool(counts) and counts[0] > 0
+    return _streamed_count(caplog) > 0
 
 
 @pytest.mark.parametrize(
@@ -283,9 +283,8 @@ def test_layers_model_to_graph_streams_byte_identically(tmp_path, caplog):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="tfjsconv.graph.convert"):
             convert.layers_to_graph(model_json, str(out), options, streaming_enabled=stream, min_bytes=64)
-        messages = [r.getMessage() for r in caplog.records]
-        streamed = any("weights stay in the checkpoint" in m and not m.startswith("0 ") for m in messages)
-        assert streamed == stream and not any("loading them all" in m for m in messages)
+        assert (_streamed_count(caplog) > 0) == stream
+        assert not any("loading them all" in r.getMessage() for r in caplog.records)
         outputs[stream] = _digest(out)
     assert outputs[True] == outputs[False]
 
