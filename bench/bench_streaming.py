@@ -4,9 +4,10 @@
 Why: converting a model must cost about the TensorFlow runtime plus a few copies of its
 *largest tensor*, whatever the model's size (``tfjsconv.graph.streaming``).  The models
 are built by ``streaming_models.build`` (the builder streams too): ``layers`` square
-float32 kernels of 300 MB (``DIM`` = 8660) plus biases, in two variants: ``plain``
-(``tanh(x @ W + b)``) and ``scaled`` (``tanh((x @ W) * c + b)``, a constant scale after
-each MatMul, where grappler could fold).  Sizes: 0.6, 1.2, 2.4, 4.8 GB (2, 4, 8, 16
+float32 kernels of 300 MB (``DIM`` = 8660) plus biases, in three variants: ``plain``
+(``tanh(x @ W + b)``), ``scaled`` (``tanh((x @ W) * c + b)``, a constant scale after
+each MatMul) and ``conv_scaled`` (a 1x1 conv times ``c``, which grappler folds into the
+filter: the converter does that fold on the streamed filter).  Sizes: 0.6, 1.2, 2.4, 4.8 GB (2, 4, 8, 16
 layers).
 
 For each size x variant x output (default float32, float16, uint8) our CLI runs once in
@@ -68,7 +69,7 @@ def _capped(cmd: Sequence[str], cap_gb: float) -> List[str]:
     return ["prlimit", f"--as={int(cap_gb * 2**30)}", "--", *cmd]
 
 
-def build(path: Path, layers: int, scaled: bool) -> float:
+def build(path: Path, layers: int, variant: str) -> float:
     start = time.perf_counter()
     out = subprocess.run(
         [
@@ -78,7 +79,7 @@ def build(path: Path, layers: int, scaled: bool) -> float:
             str(path),
             str(layers),
             str(DIM),
-            "1" if scaled else "0",
+            variant,
         ],
         capture_output=True,
         text=True,
@@ -104,9 +105,9 @@ def copy_time(src: Path, dst: Path) -> float:
     return elapsed
 
 
-def check(out: Path, src: Path) -> str:
+def check(out: Path, src: Path, variant: str) -> str:
     res = subprocess.run(
-        [PYTHON, str(HERE / "streaming_models.py"), "check", str(out), str(src)],
+        [PYTHON, str(HERE / "streaming_models.py"), "check", str(out), str(src), variant],
         capture_output=True,
         text=True,
         env=_env(),
@@ -119,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / ".cache" / "bench_streaming"))
     ap.add_argument("--sizes", default="0.6,1.2", help="comma-separated, of " + ",".join(LAYERS))
-    ap.add_argument("--variants", default="plain,scaled")
+    ap.add_argument("--variants", default="plain,scaled,conv_scaled")
     ap.add_argument("--outputs", default=",".join(OUTPUTS))
     ap.add_argument(
         "--reference-sizes", default="0.6", help="sizes the reference converter runs on ('' = none)"
@@ -144,7 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             src = work / f"sm_{size}_{variant}"
             if not (src / "saved_model.pb").is_file():
                 shutil.rmtree(src, ignore_errors=True)
-                built = build(src, LAYERS[size], variant == "scaled")
+                built = build(src, LAYERS[size], variant)
                 print(f"built {src.name} in {built:.1f} s", flush=True)
             io_s = copy_time(src, work / "copy")
             for output in [o for o in args.outputs.split(",") if o]:
@@ -164,7 +165,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 res = common.measure(_capped(cmd, args.cap_gb), env=_env())
                 if res.ok:
                     copies = (res.max_rss_mb - base.max_rss_mb) / TENSOR_MB
-                    verdict = check(out, src)
+                    verdict = check(out, src, variant)
                     rows.append(
                         [
                             size,
@@ -207,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     _capped(common.reference_saved_model_to_graph(ref_exe, str(src), str(out)), args.cap_gb),
                     env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
                 )
-                status = check(out, src) if res.ok else "FAILED: " + res.last_error_line()
+                status = check(out, src, variant) if res.ok else "FAILED: " + res.last_error_line()
                 rows.append(
                     [
                         size,

@@ -73,7 +73,15 @@ def _status(pid: int) -> Dict[str, int]:
 
 def _build_model(path: Path, layers: int, dim: int) -> None:
     subprocess.run(
-        [common.PYTHON, str(HERE / "streaming_models.py"), "build", str(path), str(layers), str(dim), "0"],
+        [
+            common.PYTHON,
+            str(HERE / "streaming_models.py"),
+            "build",
+            str(path),
+            str(layers),
+            str(dim),
+            "plain",
+        ],
         check=True,
         env=_env(),
         capture_output=True,

@@ -1,20 +1,25 @@
 """Build multi-GB SavedModels without holding their weights, and check converted shards.
 
-``build(path, layers, dim, scaled)`` writes a SavedModel whose serving function is
-``layers`` x (``x @ W_i [* c_i] + b_i``, tanh), ``W_i`` of shape ``[dim, dim]`` float32.
+``build(path, layers, dim, variant)`` writes a SavedModel whose serving function is
+``layers`` x (``x @ W_i + b_i``, tanh), ``W_i`` of shape ``[dim, dim]`` float32, in one
+of three ``VARIANTS``: ``plain``; ``scaled``, a constant scale ``c_i`` after each MatMul
+(``(x @ W_i) * c_i``); ``conv_scaled``, each MatMul a 1x1 ``Conv2D`` (``W_i`` of shape
+``[1, 1, dim, dim]``) times ``c_i``, which grappler folds into the filter.
 The builder itself streams (it must fit a machine with less RAM than the model): the
 module's variables are ``UninitializedVariable``s (shapes only), ``saved_model.pb`` is
 written without a checkpoint, and the checkpoint is written one seeded tensor at a time
 (``SaveV2`` per tensor, then ``MergeV2Checkpoints``), with the object graph of a
 same-named tiny twin (``tf.train.Checkpoint``), so ``tf.saved_model.load`` restores it.
 
-``check(model_dir, saved_model)`` reads the converted weights one at a time (never the
-whole model) and compares each with its checkpoint variable (found by shape and, for
-the square kernels, by order): bit-identical for float32, within ``scale/2`` for
-uint8/uint16 and within float16's half-ulp (relative 2**-11) for float16.
+``check(model_dir, saved_model, variant)`` reads the converted weights one at a time
+(never the whole model) and compares each with its checkpoint variable (found by shape
+and, for the square kernels, by order; a ``conv_scaled`` kernel times its ``c_i`` in
+float32, what folding it gives for these normal-range values): bit-identical for
+float32, within ``scale/2`` for uint8/uint16 and within float16's half-ulp (relative
+2**-11) for float16.
 
-Run as a script: ``python streaming_models.py build PATH LAYERS DIM SCALED`` or
-``python streaming_models.py check MODEL_DIR SAVED_MODEL``.
+Run as a script: ``python streaming_models.py build PATH LAYERS DIM VARIANT`` or
+``python streaming_models.py check MODEL_DIR SAVED_MODEL VARIANT``.
 """
 
 from __future__ import annotations
@@ -29,23 +34,33 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 SEED = 20261130
+VARIANTS = ("plain", "scaled", "conv_scaled")
 
 
 def _value(name: str, shape: Tuple[int, ...], index: int) -> np.ndarray:
     rng = np.random.default_rng([SEED, index, len(shape)])
-    if len(shape) == 2:
-        return (rng.standard_normal(shape, dtype=np.float32) / np.float32(math.sqrt(shape[0]))).astype(
+    if len(shape) >= 2:
+        return (rng.standard_normal(shape, dtype=np.float32) / np.float32(math.sqrt(shape[-2]))).astype(
             np.float32
         )
     return (rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1)).astype(np.float32)
 
 
-def build(path: str, layers: int, dim: int, scaled: bool) -> None:
+def _scale(i: int, layers: int) -> np.float32:
+    """The constant after kernel ``i`` (scaled variants)."""
+    return np.float32(0.5 + i / (4.0 * layers))
+
+
+def build(path: str, layers: int, dim: int, variant: str) -> None:
     import tensorflow as tf
     from tensorflow.python.ops.resource_variable_ops import UninitializedVariable
     from tensorflow.python.saved_model import save as save_lib
 
-    names = [(f"w{i}", (dim, dim)) for i in range(layers)] + [(f"b{i}", (dim,)) for i in range(layers)]
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r} is not one of {VARIANTS}")
+    conv = variant == "conv_scaled"
+    kernel = (1, 1, dim, dim) if conv else (dim, dim)
+    names = [(f"w{i}", kernel) for i in range(layers)] + [(f"b{i}", (dim,)) for i in range(layers)]
 
     class Big(tf.Module):
         def __init__(self) -> None:
@@ -55,13 +70,14 @@ def build(path: str, layers: int, dim: int, scaled: bool) -> None:
 
         @tf.function(input_signature=[tf.TensorSpec([1, dim], tf.float32, name="x")])
         def serve(self, x):
-            h = x
+            h = tf.reshape(x, [1, 1, 1, dim]) if conv else x
             for i in range(layers):
-                m = tf.matmul(h, getattr(self, f"w{i}"))
-                if scaled:
-                    m = m * tf.constant(0.5 + i / (4.0 * layers), tf.float32)
+                w = getattr(self, f"w{i}")
+                m = tf.nn.conv2d(h, w, 1, "VALID") if conv else tf.matmul(h, w)
+                if variant != "plain":
+                    m = m * tf.constant(_scale(i, layers))
                 h = tf.tanh(m + getattr(self, f"b{i}"))
-            return {"y": h}
+            return {"y": tf.reshape(h, [1, dim])}
 
     module = Big()
     os.makedirs(path, exist_ok=True)
@@ -132,7 +148,7 @@ def _weight_reader(model_dir: str):
                 f.close()
 
 
-def check(model_dir: str, saved_model: str) -> str:
+def check(model_dir: str, saved_model: str, variant: str = "plain") -> str:
     """Every checkpoint variable has a converted weight that matches it (see module doc)."""
     import tensorflow as tf
 
@@ -148,6 +164,8 @@ def check(model_dir: str, saved_model: str) -> str:
             continue
         key = candidates.pop(0)
         want = reader.get_tensor(key)
+        if variant == "conv_scaled" and want.ndim == 4:
+            want = want * _scale(int(key.split("/")[0][1:]), len(shapes) // 2)
         q = entry.get("quantization")
         if q is None:
             ok = np.array_equal(stored, want)
@@ -171,6 +189,6 @@ def check(model_dir: str, saved_model: str) -> str:
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if sys.argv[1] == "build":
-        build(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1")
+        build(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:
-        print(check(sys.argv[2], sys.argv[3]))
+        print(check(sys.argv[2], sys.argv[3], sys.argv[4]))

@@ -156,23 +156,25 @@ def test_mobilenet_default_threshold_is_byte_identical(tmp_path, caplog):
     assert count >= 10
 
 
-@pytest.mark.parametrize("scaled", [False, True])
-def test_bench_model_streams_every_kernel(tmp_path, caplog, scaled):
+@pytest.mark.parametrize("variant", streaming_models.VARIANTS)
+def test_bench_model_streams_every_kernel(tmp_path, caplog, variant):
     """The benchmark's model, small: every kernel streams (also with a Mul after each
-    MatMul), the output equals the full-load one and matches the checkpoint."""
+    MatMul, and folded into each conv filter), the output equals the full-load one and
+    matches the checkpoint."""
     src = str(tmp_path / "sm")
-    streaming_models.build(src, 3, 96, scaled)
+    streaming_models.build(src, 3, 96, variant)
     for label, opts in QUANTIZATIONS.items():
         count = _same_both_ways(src, tmp_path, caplog, 4096, label, **opts)
         assert count == 3
-        assert streaming_models.check(str(tmp_path / f"{label}_streamed"), src).startswith("ok: 6/6")
+        verdict = streaming_models.check(str(tmp_path / f"{label}_streamed"), src, variant)
+        assert verdict.startswith("ok: 6/6"), verdict
 
 
 def test_each_streamed_weight_is_read_once(tmp_path, caplog, monkeypatch):
     """The stash's questions about a weight are answered on the read that writes it:
     a model of varied weights reads every checkpoint key at most once."""
     src = str(tmp_path / "sm")
-    streaming_models.build(src, 3, 96, False)
+    streaming_models.build(src, 3, 96, "plain")
     reads: Dict[str, int] = {}
     original = streaming.CheckpointSource.read
 
@@ -226,6 +228,91 @@ def test_wrong_optimistic_answer_converts_again(tmp_path, caplog, case):
     streamed = _convert(src, tmp_path / "again", True, 64, caplog)
     assert any("converting again" in r.getMessage() for r in caplog.records), case
     assert streamed >= 1
+
+
+def _conv_scale_model(path: str, case: str) -> str:
+    """A SavedModel of 3x3 convs (4 -> 8 channels) with a constant multiply per ``case``.
+
+    The first filter holds subnormal values and its scale makes some products
+    subnormal: TF's constant folding flushes both, the streamed fold must too.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(11)
+    first = rng.standard_normal((3, 3, 4, 8)).astype(np.float32)
+    first[0, 0, 0, :3] = np.float32(1e-39)  # subnormal inputs
+    first[1, 1, 1, :] = np.float32(1e-20)  # products below float32's normal range
+    second = rng.standard_normal((3, 3, 4, 8)).astype(np.float32)
+    scale = rng.standard_normal(8).astype(np.float32)
+    scale[:2] = np.float32(1e-19)
+
+    def conv(x, w):
+        return tf.nn.conv2d(x, w, 1, "SAME")
+
+    bodies = {
+        "vector_after": lambda m, x: conv(x, m.a) * tf.constant(scale),
+        "scalar_first": lambda m, x: 0.5 * conv(x, m.a),
+        "two_convs_one_scale": lambda m, x: (
+            tf.nn.relu(conv(x, m.a) * tf.constant(scale)) + conv(x, m.b) * tf.constant(scale)
+        ),
+        # Left to grappler (the filter is read in), which must give the same bytes:
+        "ones": lambda m, x: conv(x, m.a) * tf.ones([8]),
+        "two_muls": lambda m, x: conv(x, m.a) * tf.constant(scale) * tf.constant(scale[::-1].copy()),
+        "scale_before": lambda m, x: conv(x * 0.5, m.a),
+        "division": lambda m, x: conv(x, m.a) / tf.constant(np.abs(scale) + 1),  # float16-safe
+        "not_per_channel": lambda m, x: (
+            conv(x, m.a) * tf.constant(rng.standard_normal((8, 1, 8)), tf.float32)
+        ),
+    }
+
+    class Model(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = tf.Variable(first, name="a")
+            self.b = tf.Variable(second, name="b")
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 4], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": tf.nn.relu(bodies[case](self, x))}
+
+    model = Model()
+    tf.saved_model.save(model, path, signatures={"serving_default": model.serve})
+    return path
+
+
+@pytest.mark.parametrize(
+    "case,streamed",
+    [
+        ("vector_after", 1),
+        ("scalar_first", 1),
+        ("two_convs_one_scale", 2),
+        ("ones", 0),
+        ("two_muls", 0),
+        ("scale_before", 0),
+        ("division", 0),
+        ("not_per_channel", 0),
+    ],
+)
+def test_conv_times_constant_folds_on_the_stream(tmp_path, caplog, case, streamed):
+    """``conv(x, W) * C``: grappler's push-down of C into W is done on the streamed W
+    (``stream_folds``), byte-identical to grappler's fold of the loaded W; where grappler's
+    conditions do not hold, W is read in and grappler decides, also identically."""
+    src = _conv_scale_model(str(tmp_path / "sm"), case)
+    for label, opts in QUANTIZATIONS.items():
+        assert _same_both_ways(src, tmp_path, caplog, 64, label, **opts) == streamed, label
+
+
+def test_grappler_multiply_flushes_denormals():
+    """Hand-computed: x86 FTZ/DAZ semantics, sign kept, the constant broadcast per channel."""
+    from tfjsconv.graph.stream_folds import grappler_multiply
+
+    tiny = np.finfo(np.float32).tiny
+    value = np.array([[1e-39, -1e-39, 2.0], [1e-20, -1e-20, 3.0]], np.float32)
+    got = grappler_multiply(value.copy(), np.array([1e30, 1e-20, 0.5], np.float32), False)
+    # 1e-39 is subnormal: read as 0 (not 1e-9); 1e-20 * 1e-20 underflows to -0.
+    expected = np.array([[0.0, -0.0, 1.0], [1e10, -0.0, 1.5]], np.float32)
+    assert got.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
+    assert not ((np.abs(got) < tiny) & (got != 0)).any()
 
 
 def _convert_h5(src: str, out: Path, stream: bool, min_bytes: int, caplog, **opts) -> bool:
@@ -364,7 +451,7 @@ def test_beyond_ram_uint8(tmp_path):
     root = Path(os.environ.get("TFJSCONV_LARGE_DIR", str(tmp_path)))
     src = root / "sm_4.8_beyond_ram"
     out = root / "out_4.8_beyond_ram"
-    streaming_models.build(str(src), 16, 8660, False)
+    streaming_models.build(str(src), 16, 8660, "plain")
     env = dict(os.environ, PYTHONPATH=str(REPO / "converter"), TF_CPP_MIN_LOG_LEVEL="3")
     try:
         res = subprocess.run(

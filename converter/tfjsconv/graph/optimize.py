@@ -8,14 +8,15 @@ grappler remap pass (``_FusedConv2D``, ``_FusedMatMul``); drop
 inputs (and the dead weights only they kept) dropped; control inputs from Switches
 re-expressed for tfjs; op check again.  Each grappler run keeps large opaque weights
 out of grappler (``weight_stash``), after folding ``Const -> Identity`` reads once up
-front.
+front and, for streamed weights, doing grappler's ``conv * constant`` fold on the
+stream (``stream_folds``).
 """
 
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
-from tfjsconv.graph import inert_control, rewrites, streaming, weight_stash
+from tfjsconv.graph import inert_control, rewrites, stream_folds, streaming, weight_stash
 from tfjsconv.graph import ops as op_list
 
 _CPU = "/device:CPU:0"
@@ -114,6 +115,8 @@ def optimize_graph(
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "before optimization")
     weight_stash.fold_const_identities(graph_def, fetch_nodes, lazy)
+    if stash_min_bytes is not None:
+        stream_folds.push_muls_into_streamed_convs(graph_def, fetch_nodes, lazy)
     first = (["debug_stripper"] if strip_debug_ops else []) + _PASS1
     graph_def = run_grappler(graph_def, fetch_nodes, first, experiments, stash_min_bytes, lazy)
     # The rewrites never fold or fuse away a node that is fetched as an output.

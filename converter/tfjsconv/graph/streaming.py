@@ -14,8 +14,10 @@ A stand-in stays value-less only while the graph optimizer provably treats it as
 opaque (the weight stash's rules, ``weight_stash._candidates``); any other use
 (grappler could fold it) reads its value into a real Const first
 (``materialize``), which gives exactly the graph a fully-loaded model gives.
-Batch-norm folding scales a stand-in's values lazily (``LazyTensor.factor``), on
-the streamed tensor, with the rewrite's own arithmetic.
+Folds that change a large weight's values are replayed on the streamed tensor
+(``LazyTensor.steps``): grappler's multiply push-down into a conv filter
+(``graph.stream_folds``, TF's arithmetic reproduced bit for bit) and batch-norm
+folding (the rewrite's own arithmetic).
 
 Small variables (below ``min_bytes``: biases, BN statistics, shapes) are read into
 memory at freeze time like before.
@@ -163,15 +165,18 @@ def variable_keys_v1(root: Any, source: CheckpointSource) -> Dict[int, str]:
 
 @dataclasses.dataclass
 class LazyTensor:
-    """A weight read from the checkpoint when needed; ``factor`` scales it (BN fold)."""
+    """A weight read from the checkpoint when needed, then transformed by ``steps``."""
 
     source: WeightSource
     key: str
     dtype: np.dtype
     shape: Tuple[int, ...]
-    factor: Optional[np.ndarray] = None
-    # Sees the raw value (before ``factor``) on every read: checks optimistic answers.
-    on_read: Optional[Callable[[np.ndarray], None]] = None
+    # Value folds, applied in order: ("mul", constant, constant first) is grappler's
+    # multiply push-down, ("scale", factor) batch-norm folding.
+    steps: Tuple[Tuple[Any, ...], ...] = ()
+    # (stage, callback): each read shows the callback the value after ``stage`` steps
+    # (checks optimistic answers given about the weight as it was at that stage).
+    watchers: Tuple[Tuple[int, Callable[[np.ndarray], None]], ...] = ()
 
     @property
     def size(self) -> int:
@@ -189,19 +194,32 @@ class LazyTensor:
                 f"variable {self.key} in the checkpoint has dtype {value.dtype} and shape "
                 f"{list(value.shape)}, the model declares {self.dtype} {list(self.shape)}"
             )
-        if self.on_read is not None:
-            self.on_read(value)
-        if self.factor is not None:
-            # fold_batch_norms.scaled_weights' arithmetic, on the streamed tensor.
-            from tfjsconv.graph.rewrites.fold_batch_norms import scaled_weights
+        self._show(0, value)
+        for stage, step in enumerate(self.steps, 1):
+            if step[0] == "mul":
+                from tfjsconv.graph.stream_folds import grappler_multiply
 
-            value = scaled_weights(value, self.factor)
+                value = grappler_multiply(value, step[1], step[2])
+            else:
+                # fold_batch_norms.scaled_weights' arithmetic, on the streamed tensor.
+                from tfjsconv.graph.rewrites.fold_batch_norms import scaled_weights
+
+                value = scaled_weights(value, step[1])
+            self._show(stage, value)
         return value
 
+    def _show(self, stage: int, value: np.ndarray) -> None:
+        for at, callback in self.watchers:
+            if at == stage:
+                callback(value)
+
     def scaled(self, factor: np.ndarray) -> "LazyTensor":
-        if self.factor is not None:
-            raise StreamingUnsupported("a stand-in scaled twice")
-        return dataclasses.replace(self, factor=factor)
+        """This tensor times a batch norm's per-channel ``factor``."""
+        return dataclasses.replace(self, steps=self.steps + (("scale", factor),))
+
+    def multiplied(self, constant: np.ndarray, constant_first: bool) -> "LazyTensor":
+        """This tensor times ``constant`` as grappler's constant folding computes it."""
+        return dataclasses.replace(self, steps=self.steps + (("mul", constant, constant_first),))
 
 
 class LazyWeights:
@@ -217,6 +235,7 @@ class LazyWeights:
         self._claimed_varied: Set[str] = set()  # answered "not uniform, no NaN"
         self._observed: Dict[str, Tuple[bool, bytes]] = {}  # (uniform or NaN, fingerprint) as read
         self._groups: List[List[Tuple[str, Optional[bytes]]]] = []  # candidates for duplicates
+        self._watched: Set[str] = set()
 
     # -- stand-in nodes
 
@@ -255,6 +274,15 @@ class LazyWeights:
         self.tensors[new] = self.tensors.pop(old)
         if old in self._stats:
             self._stats[new] = self._stats.pop(old)
+
+    def replace(self, node, new_name: str, tensor: LazyTensor) -> None:
+        """Rename the stand-in ``node`` (in place) and make it stand for ``tensor``
+        (a fold of its old value: cached statistics are dropped)."""
+        del self.tensors[node.name]
+        self._stats.pop(node.name, None)
+        node.name = new_name
+        node.attr["shared_name"].s = new_name.encode("utf-8")
+        self.tensors[new_name] = tensor
 
     def const_shell(self, node) -> None:
         """Turn a stand-in (in place) into the value-less Const the writer leaves in
@@ -312,9 +340,12 @@ class LazyWeights:
             self._groups.append(list(members))
 
     def _watch(self, name: str) -> None:
-        tensor = self.tensors[name]
-        if tensor.on_read is not None:
+        """Check answers about ``name`` on each read of its value as it is now (a fold
+        made later adds steps; the answer was about the value before them)."""
+        if name in self._watched:
             return
+        self._watched.add(name)
+        tensor = self.tensors[name]
 
         def observe(value: np.ndarray) -> None:
             from tfjsconv.graph.weight_stash import content_fingerprint, uniform_or_nan_array
@@ -325,7 +356,9 @@ class LazyWeights:
             if seen[0] and name in self._claimed_varied:
                 raise StreamingRetry(f"{tensor.key} is uniform or holds NaN")
 
-        self.tensors[name] = dataclasses.replace(tensor, on_read=observe)
+        self.tensors[name] = dataclasses.replace(
+            tensor, watchers=tensor.watchers + ((len(tensor.steps), observe),)
+        )
 
     def verify(self) -> None:
         """After the last read: raise ``StreamingRetry`` if an optimistic answer was wrong.

@@ -1,0 +1,169 @@
+"""Grappler's multiply push-down into a conv filter, replayed on a streamed filter.
+
+``Conv2D(x, W) * C`` (C a constant scalar or per-output-channel vector) is folded by
+grappler's constant folding (``MulConvPushDown``) into ``Conv2D(x, W * C)``: the conv
+takes the ``Mul``'s name and the folded filter is named ``<conv>/merged_input``.  To
+fold it grappler needs ``W``'s value, so a streamed filter would have to be read into
+the graph (and copied by grappler several times).  This module does the same rewrite
+before grappler runs, on the stand-in: the new stand-in's value is ``W * C`` computed
+when the writer reads it (``LazyTensor.multiplied``), with TF's arithmetic.
+
+It fires only where grappler provably would (its conditions, in the order it checks
+them) and otherwise leaves the graph alone, so the stash's fallback (read the filter
+in, let grappler fold) still gives the full load's graph.  A test compares both paths
+byte for byte, including subnormal values (TF evaluates folds with denormals flushed
+to zero, inputs and results).
+
+Left to grappler (the filter is read in): a scalar ``Mul`` *before* a conv
+(``FoldMultiplyIntoConv``, which looks through reshapes and transposes), a division
+after a conv, ``Conv3D``, and dtypes other than float32.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict, Optional, Sequence, Set
+
+import numpy as np
+
+from tfjsconv.graph.graph_utils import (
+    GraphIndex,
+    const_array,
+    data_format,
+    data_inputs,
+    is_control,
+    keep_set,
+    node_name,
+    output_index,
+)
+
+if TYPE_CHECKING:
+    from tfjsconv.graph.streaming import LazyWeights
+
+_DT_FLOAT = 1
+_TINY = np.finfo(np.float32).tiny
+_CHUNK_ROWS = 1 << 16
+
+
+def _flush_denormals(values: np.ndarray) -> None:
+    """Subnormal float32 values become zero of the same sign, in place (x86 FTZ/DAZ)."""
+    small = np.abs(values) < _TINY
+    values[small] = np.copysign(np.float32(0), values[small])
+
+
+def grappler_multiply(value: np.ndarray, constant: np.ndarray, constant_first: bool) -> np.ndarray:
+    """``value * constant`` (float32, ``constant`` broadcast on the last axis) as TF's
+    constant folding computes it: denormal inputs and results flushed to zero.  Works
+    in place on ``value`` (the caller's fresh array), in row chunks so the temporaries
+    stay small."""
+    factor = np.array(constant, dtype=np.float32).reshape(-1)
+    _flush_denormals(factor)
+    rows = value.reshape(-1, value.shape[-1] if value.ndim else 1)
+    for start in range(0, rows.shape[0], _CHUNK_ROWS):
+        chunk = rows[start : start + _CHUNK_ROWS]
+        _flush_denormals(chunk)
+        if constant_first:
+            np.multiply(factor, chunk, out=chunk)
+        else:
+            np.multiply(chunk, factor, out=chunk)
+        _flush_denormals(chunk)
+    return value
+
+
+def _valid_const_shape(fmt: bytes, filter_shape: Sequence[int], const_shape: Sequence[int]) -> bool:
+    """grappler's ``IsValidConstShapeForMulConvPushDown``."""
+    if len(const_shape) <= len(fmt) and int(np.prod(const_shape, dtype=np.int64)) == 1:
+        return True
+    if fmt not in (b"NHWC", b"NDHWC") or len(const_shape) > len(filter_shape):
+        return False
+    # Broadcasting must leave the filter's shape, and only the last axis may exceed 1.
+    tail = list(filter_shape[len(filter_shape) - len(const_shape) :])
+    if any(c not in (1, f) for c, f in zip(const_shape, tail)):
+        return False
+    return all(d <= 1 for d in const_shape[:-1])
+
+
+def _uniform(values: np.ndarray, target: float) -> bool:
+    return bool(values.size) and bool((values == target).all())
+
+
+def push_muls_into_streamed_convs(graph_def, keep: Sequence[str], lazy: Optional[LazyWeights]) -> int:
+    """Fold ``Conv2D(x, W) * C`` where ``W`` is a streamed stand-in, in place, as grappler
+    would; returns the number folded.
+
+    As in grappler, the ``Mul`` node becomes the folded filter (a stand-in named
+    ``<conv>/merged_input``, in the ``Mul``'s place) and the conv takes the ``Mul``'s
+    name.  ``W`` stays only for the control edges that read it, ``C`` only if something
+    else reads it.
+    """
+    if lazy is None or not lazy.tensors:
+        return 0
+    protected = keep_set(keep)
+    index = GraphIndex(graph_def.node)
+    data_reads: Dict[str, int] = {}
+    for node in index.nodes:
+        for ref in data_inputs(node):
+            data_reads[node_name(ref)] = data_reads.get(node_name(ref), 0) + 1
+    doomed: Set[str] = set()
+    folded = 0
+    for mul in index.nodes:
+        found = _match(mul, index, data_reads, protected, lazy)
+        if found is None:
+            continue
+        conv, weights, constant_node, constant_first = found
+        constant = const_array(constant_node)
+        assert constant is not None
+        mul_name, merged = mul.name, conv.name + "/merged_input"
+        tensor = lazy.tensors[weights.name].multiplied(constant, constant_first)
+        mul.name = merged
+        lazy.make_stand_in(mul, tensor, _DT_FLOAT)
+        conv.input[list(conv.input).index(data_inputs(conv)[1])] = merged
+        conv.name = mul_name
+        for source in (weights, constant_node):
+            if index.consumers(source.name) == 1:
+                doomed.add(source.name)
+        folded += 1
+    for position in reversed(range(len(graph_def.node))):
+        node = graph_def.node[position]
+        if node.name in doomed:
+            doomed.discard(node.name)
+            lazy.tensors.pop(node.name, None)
+            del graph_def.node[position]
+    return folded
+
+
+def _match(mul, index: GraphIndex, data_reads: Dict[str, int], protected: Set[str], lazy: "LazyWeights"):
+    """(conv, filter stand-in, constant, constant is the Mul's first input) or None."""
+    if mul.op != "Mul" or mul.attr["T"].type != _DT_FLOAT or len(mul.input) != 2:
+        return None
+    if any(is_control(ref) or output_index(ref) != 0 for ref in mul.input):
+        return None
+    left, right = index.get(mul.input[0]), index.get(mul.input[1])
+    if left is None or right is None or left.name == right.name:
+        return None
+    constant_first = left.op == "Const"
+    constant_node, conv = (left, right) if constant_first else (right, left)
+    if constant_node.op != "Const" or conv.op != "Conv2D" or constant_node.input:
+        return None
+    if not (mul.device == conv.device == constant_node.device):
+        return None
+    conv_data = data_inputs(conv)
+    if len(conv_data) != 2 or conv.name in protected or data_reads.get(conv.name, 0) != 1:
+        return None
+    data, weights = index.get(conv_data[0]), index.get(conv_data[1])
+    if data is None or weights is None or output_index(conv_data[1]) != 0:
+        return None
+    if data.op == "Const" or lazy.is_stand_in(data) or not lazy.is_stand_in(weights):
+        return None
+    if data_reads.get(weights.name, 0) != 1 or lazy.tensors[weights.name].dtype != np.float32:
+        return None
+    constant = const_array(constant_node)
+    if constant is None or constant.dtype != np.float32:
+        return None
+    # Constant folding simplifies ``x * 1`` and ``x * 0`` before it pushes a Mul down.
+    if _uniform(constant, 1.0) or _uniform(constant, 0.0):
+        return None
+    if not _valid_const_shape(data_format(conv), lazy.tensors[weights.name].shape, constant.shape):
+        return None
+    if index.get(conv.name + "/merged_input") is not None:
+        return None
+    return conv, weights, constant_node, constant_first
