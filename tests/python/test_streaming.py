@@ -112,9 +112,12 @@ def test_streamed_conversion_is_byte_identical(tmp_path, caplog, name, streams):
 
 
 def test_hub_modules_are_byte_identical(tmp_path, caplog):
+    """TF2 and TF1 Hub modules (the TF1 one of ref variables, as ``hub.Module`` exports)."""
     for builder in (gm.hub_module, gm.tf1_hub_module):
         src, _ = builder(str(tmp_path))
-        _same_both_ways(src, tmp_path, caplog, 64, builder.__name__, input_format="tf_hub")
+        # min_bytes=16: the modules' 4x3 and 3x2 kernels count as large.
+        count = _same_both_ways(src, tmp_path, caplog, 16, builder.__name__, input_format="tf_hub")
+        assert count > 0, builder.__name__
 
 
 def _tf1_saved_model(path: str, resource: bool) -> str:
@@ -140,11 +143,11 @@ def _tf1_saved_model(path: str, resource: bool) -> str:
 
 @pytest.mark.parametrize("resource", [False, True], ids=["ref_variables", "resource_variables"])
 def test_tf1_saved_model_streams_byte_identically(tmp_path, caplog, resource):
-    """TF1 SavedModels (no object graph): variables are matched to checkpoint keys by name."""
+    """TF1 SavedModels (no object graph): variables are matched to checkpoint keys by name
+    (a ref variable is never restored: its ``VariableV2`` node is frozen from the key)."""
     src = _tf1_saved_model(str(tmp_path / "tf1"), resource)
     for label, opts in QUANTIZATIONS.items():
-        # Ref variables are restored inside the loaded function: that model loads whole.
-        assert _same_both_ways(src, tmp_path, caplog, 64, label, **opts) == (2 if resource else 0)
+        assert _same_both_ways(src, tmp_path, caplog, 64, label, **opts) == 2
 
 
 def test_mobilenet_default_threshold_is_byte_identical(tmp_path, caplog):

@@ -169,10 +169,7 @@ def _convert_saved_model(
         )
     generated_by = meta.meta_info_def.tensorflow_version
     tf1 = not len(meta.object_graph_def.nodes)
-    # TF1 ref variables live inside the loaded function and are restored by it: only a
-    # TF1 graph of resource variables can load without its checkpoint.
-    ref_variables = tf1 and any(n.op in ("VariableV2", "Variable") for n in meta.graph_def.node)
-    checkpoint = streaming.saved_model_checkpoint(path) if streaming_enabled and not ref_variables else None
+    checkpoint = streaming.saved_model_checkpoint(path) if streaming_enabled else None
     del proto, meta
     tf = _tf()
     if use_own_tf_version:

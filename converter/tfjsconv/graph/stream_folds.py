@@ -41,13 +41,15 @@ if TYPE_CHECKING:
 
 _DT_FLOAT = 1
 _TINY = np.finfo(np.float32).tiny
-_CHUNK_ROWS = 1 << 16
+_CHUNK_ELEMENTS = 1 << 20  # 4 MiB of float32 per step: temporaries stay small
 
 
 def _flush_denormals(values: np.ndarray) -> None:
     """Subnormal float32 values become zero of the same sign, in place (x86 FTZ/DAZ)."""
-    small = np.abs(values) < _TINY
-    values[small] = np.copysign(np.float32(0), values[small])
+    magnitude = np.abs(values)
+    small = (magnitude < _TINY) & (magnitude > 0)
+    if small.any():  # rare: the common case costs no scatter
+        values[small] = np.copysign(np.float32(0), values[small])
 
 
 def grappler_multiply(value: np.ndarray, constant: np.ndarray, constant_first: bool) -> np.ndarray:
@@ -58,8 +60,9 @@ def grappler_multiply(value: np.ndarray, constant: np.ndarray, constant_first: b
     factor = np.array(constant, dtype=np.float32).reshape(-1)
     _flush_denormals(factor)
     rows = value.reshape(-1, value.shape[-1] if value.ndim else 1)
-    for start in range(0, rows.shape[0], _CHUNK_ROWS):
-        chunk = rows[start : start + _CHUNK_ROWS]
+    step = max(1, _CHUNK_ELEMENTS // max(1, rows.shape[1]))
+    for start in range(0, rows.shape[0], step):
+        chunk = rows[start : start + step]
         _flush_denormals(chunk)
         if constant_first:
             np.multiply(factor, chunk, out=chunk)

@@ -146,9 +146,10 @@ def variable_keys(root: Any, source: CheckpointSource) -> Dict[int, str]:
 
 
 def variable_keys_v1(root: Any, source: CheckpointSource) -> Dict[int, str]:
-    """``id(variable)`` -> checkpoint key for a TF1 SavedModel (``load_v1_in_v2``'s
-    ``root.variables``): a TF1 Saver names each variable's value by its op name.  Any
-    variable without a key of its name, dtype and shape makes the model load whole."""
+    """``id(variable)`` -> checkpoint key for a TF1 SavedModel's resource variables
+    (``load_v1_in_v2``'s ``root.variables``): a TF1 Saver names each variable's value by
+    its op name.  Any variable without a key of its name, dtype and shape makes the
+    model load whole."""
     keys: Dict[int, str] = {}
     for variable in getattr(root, "variables", None) or []:
         key = variable.name.split(":")[0]
@@ -158,9 +159,7 @@ def variable_keys_v1(root: Any, source: CheckpointSource) -> Dict[int, str]:
         if np.dtype(source.dtypes[key].as_numpy_dtype) != np.dtype(variable.dtype.as_numpy_dtype):
             raise StreamingUnsupported(f"TF1 variable {key} is stored as another dtype")
         keys[id(variable)] = key
-    if not keys:
-        raise StreamingUnsupported("the TF1 SavedModel lists no variables")
-    return keys
+    return keys  # empty for ref variables: ``stand_in_converter_data`` finds them by name
 
 
 @dataclasses.dataclass
@@ -396,7 +395,10 @@ class LazyWeights:
 def stand_in_converter_data(base: type, keys: Dict[int, str], lazy: LazyWeights) -> type:
     """A ``_FunctionConverterDataInEager`` subclass that reads variables from the
     checkpoint: small ones by value, large ones as stand-ins (fixed up by
-    ``finish_freeze``)."""
+    ``finish_freeze``).  Captured (resource) variables are found by ``keys``; a TF1 ref
+    variable (a ``VariableV2`` node inside the function, which TensorFlow would read by
+    running the graph) by its node name, the key a TF1 ``Saver`` gives its value."""
+    from tensorflow.python.framework import convert_to_constants as c2c
     from tensorflow.python.framework import dtypes
 
     class _StandInData(base):
@@ -408,13 +410,31 @@ def stand_in_converter_data(base: type, keys: Dict[int, str], lazy: LazyWeights)
                     # A captured constant, not a variable: its value is in memory anyway.
                     return tensor.numpy()
                 raise StreamingUnsupported("a captured variable is not in the checkpoint")
+            return self._value(key, dtypes.as_dtype(tensor.dtype).as_numpy_dtype)
+
+        def _build_tensor_data(self):
+            # Ref variables first: the base class skips those already in tensor_data.
+            for node in self.node_defs.values():
+                if node.op != "VariableV2" or not self._should_convert(node.name):
+                    continue
+                declared = [d.size for d in node.attr["shape"].shape.dim]
+                if list(lazy.source.shapes.get(node.name, [None])) != declared:
+                    raise StreamingUnsupported(f"TF1 variable {node.name} has no checkpoint value of its shape")
+                dtype_enum = node.attr["dtype"].type
+                value = self._value(node.name, dtypes.as_dtype(dtype_enum).as_numpy_dtype)
+                self._tensor_data[node.name] = c2c._TensorData(numpy=value, dtype=dtype_enum, index=None)
+            super()._build_tensor_data()
+
+        def _value(self, key: str, dtype: Any) -> np.ndarray:
             shape = lazy.source.shapes.get(key)
-            dtype = dtypes.as_dtype(tensor.dtype).as_numpy_dtype
             if shape is None:
                 raise StreamingUnsupported(f"{key} is not in the checkpoint")
             nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
             if nbytes < lazy.min_bytes or np.dtype(dtype).kind not in "fiucb":
-                return lazy.source.read(key)
+                value = lazy.source.read(key)
+                if value.dtype != np.dtype(dtype):
+                    raise StreamingUnsupported(f"{key} is stored as {value.dtype}, not {np.dtype(dtype)}")
+                return value
             marker = np.zeros((0,), dtype=dtype)
             pending = self.__dict__.setdefault("_tfjsconv_pending", {})
             pending[id(marker)] = (

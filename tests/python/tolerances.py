@@ -1,0 +1,68 @@
+"""Parity tolerances from an independent bound: TensorFlow's own float32 rounding error.
+
+The same model evaluated in float64 gives ``spread = max|TF32 - TF64|``, the rounding
+error TF's float32 run makes.  tfjs computes in float32 too, with other kernels
+(summation order, JS ``Math`` transcendental functions rounded to float32), so its error
+against the exact result is of the same order; we allow ``tol = 4 * spread`` (triangle
+inequality: |tfjs - TF32| <= |tfjs - TF64| + spread, with tfjs's own error allowed to
+be up to 3x TF's), and never less than 8 float32 ulps of the output scale
+(``8 * 2**-23 * max(1, max|TF64|)``) for outputs whose float32 rounding happens to be
+exact on TF's side.  Without a float64 twin only that ulp floor applies.  Integer and
+string outputs must be equal.  The machine's CPU enters only through the measured
+spread, so the bound follows the CPU the test runs on.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+F32_ULP = 2.0**-23
+SPREAD_FACTOR = 4.0
+ULP_FLOOR = 8.0
+
+
+def max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| in float64; inf on a shape mismatch or unequal non-finite values."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.dtype.kind in "OSU" or b.dtype.kind in "OSU":
+        return 0.0 if all(x == y for x, y in zip(a.reshape(-1), b.reshape(-1))) else float("inf")
+    if a.size == 0:
+        return 0.0
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return 0.0 if np.array_equal(a, b, equal_nan=True) else float("inf")
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def tolerance(ref32: Sequence[np.ndarray], ref64: Optional[Sequence[np.ndarray]]) -> Tuple[float, str]:
+    """(tolerance, how it was derived) -- see the module docstring."""
+    if all(np.asarray(r).dtype.kind not in "fc" for r in ref32):
+        return 0.0, "exact (integer/string outputs)"
+    scale = max([1.0] + [float(np.max(np.abs(r))) for r in (ref64 or ref32) if np.size(r)])
+    floor = ULP_FLOOR * F32_ULP * scale
+    if ref64 is None:
+        return floor, "ulp floor (no float64 twin)"
+    spread = max(max_diff(a, b) for a, b in zip(ref32, ref64))
+    return max(SPREAD_FACTOR * spread, floor), f"4x f32-f64 spread {spread:.2g}"
+
+
+def keras_float64_outputs(path: str, inputs: Mapping[str, np.ndarray]) -> Optional[Dict[str, np.ndarray]]:
+    """A tf_keras SavedModel's outputs (by output name) from its float64 twin, or None
+    when it is not a Keras model or the twin cannot be built."""
+    import coverage_corpus as cc
+    import tf_keras
+
+    try:
+        model = tf_keras.models.load_model(path, compile=False)
+    except Exception:  # noqa: BLE001 - a tf.Module SavedModel has no Keras model
+        return None
+    order = [t.name.split(":")[0] for t in model.inputs]
+    if sorted(order) != sorted(inputs):
+        return None
+    outs = cc.float64_predictions(tf_keras, model, [np.asarray(inputs[name]) for name in order])
+    if outs is None or len(outs) != len(model.output_names):
+        return None
+    return dict(zip(model.output_names, outs))
