@@ -14,15 +14,9 @@ invariant is:
 Anything else -- success at conversion then a load/run error or a mismatch, a traceback
 -- fails the test unless the (case, path) is listed in ``KNOWN_FAILURES``.
 
-Tolerance (per case, from an independent bound, not tuned until green): the same model
-rebuilt with every float32 dtype set to float64 gives ``spread = max|TF32 - TF64|``, the
-rounding error TF's own float32 run makes. tfjs computes in float32 too but with other
-kernels (summation order, JS ``Math`` transcendental functions rounded to float32), so
-its error against the exact result is of the same order; we allow
-``tol = 4 * spread`` (triangle inequality: |tfjs - TF32| <= |tfjs - TF64| + spread, with
-tfjs's own error allowed to be up to 3x TF's), and never less than 8 float32 ulps of the
-output scale (``8 * 2**-23 * max(1, max|TF64|)``) for outputs whose float32 rounding
-happens to be exact on TF's side. Integer and string outputs must be equal.
+Tolerance (per case, from an independent bound, not tuned until green): ``tolerances``
+-- 4x the gap between TF's float32 run and the same model rebuilt in float64, never less
+than 8 float32 ulps of the output scale. Integer and string outputs must be equal.
 
 Results go to ``test-artifacts/coverage-results.json``; ``tools/coverage_table.py`` turns
 them into ``docs/coverage.md`` and the README summary, and ``test_table_is_current``
@@ -44,6 +38,7 @@ import coverage_corpus as cc
 import numpy as np
 import pytest
 from tfjs_runtime import TfjsError
+from tolerances import max_diff, tolerance
 
 from tfjsconv import api
 from tfjsconv.errors import ConversionError
@@ -55,9 +50,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS = REPO_ROOT / "test-artifacts" / "coverage-results.json"
 COMMITTED = REPO_ROOT / "docs" / "coverage.json"
 
-F32_ULP = 2.0**-23
-SPREAD_FACTOR = 4.0
-ULP_FLOOR = 8.0
 
 # Known failures: reason -> "case id|path" pairs that convert but whose model tfjs 4.22 then
 # refuses, cannot run, or runs wrongly. Empty: every such case found so far is fixed or
@@ -143,35 +135,10 @@ def _pair(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> Optional[Lis
         same = [i for i in free if np.shape(got[i]) == np.shape(w)]
         if not same:
             return None
-        best = min(same, key=lambda i: _max_diff(got[i], w))
+        best = min(same, key=lambda i: max_diff(got[i], w))
         order.append(best)
         free.remove(best)
     return order
-
-
-def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a), np.asarray(b)
-    if a.shape != b.shape:
-        return float("inf")
-    if a.dtype.kind in "OSU" or b.dtype.kind in "OSU":
-        return 0.0 if all(x == y for x, y in zip(a.reshape(-1), b.reshape(-1))) else float("inf")
-    if a.size == 0:
-        return 0.0
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return 0.0 if np.array_equal(a, b, equal_nan=True) else float("inf")
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
-
-
-def tolerance(ref32: Sequence[np.ndarray], ref64: Optional[Sequence[np.ndarray]]) -> Tuple[float, str]:
-    """(tolerance, how it was derived) -- see the module docstring."""
-    if all(np.asarray(r).dtype.kind not in "fc" for r in ref32):
-        return 0.0, "exact (integer/string outputs)"
-    scale = max([1.0] + [float(np.max(np.abs(r))) for r in (ref64 or ref32) if np.size(r)])
-    floor = ULP_FLOOR * F32_ULP * scale
-    if ref64 is None:
-        return floor, "ulp floor (no float64 twin)"
-    spread = max(_max_diff(a, b) for a, b in zip(ref32, ref64))
-    return max(SPREAD_FACTOR * spread, floor), f"4x f32-f64 spread {spread:.2g}"
 
 
 def _run_tfjs(
@@ -188,7 +155,7 @@ def _run_tfjs(
             f"outputs differ in number/shape: tfjs {[np.shape(g) for g in got]} "
             f"vs TF {[np.shape(r) for r in ref32]}"
         )
-    return max(_max_diff(got[i], r) for i, r in zip(order, ref32)), ""
+    return max(max_diff(got[i], r) for i, r in zip(order, ref32)), ""
 
 
 # Errors that mean "the wasm backend has no kernel for this op": not a converter problem.

@@ -57,8 +57,10 @@ def keras_float64_outputs(path: str, inputs: Mapping[str, np.ndarray]) -> Option
 
     try:
         model = tf_keras.models.load_model(path, compile=False)
-    except Exception:  # noqa: BLE001 - a tf.Module SavedModel has no Keras model
+    except Exception:  # noqa: BLE001 - not loadable as Keras: no twin
         return None
+    if not isinstance(model, tf_keras.Model):
+        return None  # a tf.Module SavedModel loads as a plain object
     order = [t.name.split(":")[0] for t in model.inputs]
     if sorted(order) != sorted(inputs):
         return None

@@ -419,7 +419,9 @@ def stand_in_converter_data(base: type, keys: Dict[int, str], lazy: LazyWeights)
                     continue
                 declared = [d.size for d in node.attr["shape"].shape.dim]
                 if list(lazy.source.shapes.get(node.name, [None])) != declared:
-                    raise StreamingUnsupported(f"TF1 variable {node.name} has no checkpoint value of its shape")
+                    raise StreamingUnsupported(
+                        f"TF1 variable {node.name} has no checkpoint value of its shape"
+                    )
                 dtype_enum = node.attr["dtype"].type
                 value = self._value(node.name, dtypes.as_dtype(dtype_enum).as_numpy_dtype)
                 self._tensor_data[node.name] = c2c._TensorData(numpy=value, dtype=dtype_enum, index=None)
