@@ -17,6 +17,7 @@ only with ``TFJSCONV_LARGE_TESTS=1``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -347,6 +348,39 @@ def test_keras_h5_streams_byte_identically(tmp_path, caplog, builder, streams):
         assert streamed == streams, label
         _convert_h5(src, tmp_path / f"{label}_loaded", False, 64, caplog, **dict(opts))
         assert _digest(tmp_path / f"{label}_streamed") == _digest(tmp_path / f"{label}_loaded")
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [km.k3_cnn_keras, km.k3_seq_keras, km.k3_zoo_keras, km.k3_nested_keras, km.k3_multi_keras],
+)
+def test_keras3_file_streams_byte_identically(tmp_path, caplog, builder):
+    """Keras 3 ``.keras`` -> graph: weights read in place from the zip's model.weights.h5
+    when written give the bytes of ``keras.saving.load_model``'s full load."""
+    src = builder(str(tmp_path))
+    for label, opts in QUANTIZATIONS.items():
+        # min_bytes=32: the small models' kernels (4x3 and up) count as large.
+        assert _convert_h5(src, tmp_path / f"{label}_streamed", True, 32, caplog, **dict(opts)), label
+        assert not any("loading them all" in r.getMessage() for r in caplog.records)
+        _convert_h5(src, tmp_path / f"{label}_loaded", False, 32, caplog, **dict(opts))
+        assert _digest(tmp_path / f"{label}_streamed") == _digest(tmp_path / f"{label}_loaded")
+
+
+def test_keras3_mobilenet_folds_batch_norms_on_the_stream(tmp_path, caplog):
+    """Keras 3 computes a batch norm as ``x * (gamma * rsqrt(var + eps)) + ...``: grappler
+    folds that scale into the conv filter before it, and so does the streamed conversion
+    (the scale evaluated by TensorFlow, the product on the stream), byte for byte."""
+    from tfjsconv.graph import weight_stash
+
+    src = km.k3_mobilenet_v2_keras(str(tmp_path))
+    min_bytes = weight_stash.DEFAULT_MIN_BYTES
+    assert _convert_h5(src, tmp_path / "streamed", True, min_bytes, caplog)
+    streamed = _streamed_count(caplog)
+    _convert_h5(src, tmp_path / "loaded", False, min_bytes, caplog)
+    assert _digest(tmp_path / "streamed") == _digest(tmp_path / "loaded")
+    model = json.loads((tmp_path / "streamed" / "model.json").read_text())
+    merged = [n["name"] for n in model["modelTopology"]["node"] if n["name"].endswith("/merged_input")]
+    assert len(merged) >= 10 and streamed >= 10, (len(merged), streamed)
 
 
 def test_keras_h5_mobilenet_streams_byte_identically(tmp_path, caplog):

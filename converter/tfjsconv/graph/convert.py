@@ -442,7 +442,9 @@ def _unique_names(names: List[str]) -> List[str]:
     return result
 
 
-def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> None:
+def _convert_keras_model(
+    model, out_dir: str, options: ConversionOptions, min_bytes: int = weight_stash.DEFAULT_MIN_BYTES
+) -> None:
     tf = _tf()
     func = _keras_concrete_function(model)
     log.info("freezing variables")
@@ -451,7 +453,7 @@ def _convert_keras_model(model, out_dir: str, options: ConversionOptions) -> Non
     )
     del func
     gc.collect()
-    write_graph_model(frozen, out_dir, options)
+    write_graph_model(frozen, out_dir, options, min_bytes=min_bytes)
 
 
 def keras_to_graph(
@@ -463,41 +465,42 @@ def keras_to_graph(
 ) -> None:
     """keras (h5) / keras_keras (.keras) -> tfjs_graph_model, traced in-process.
 
-    A tf_keras h5 file streams its weights (``keras_streaming``) when it can;
+    A tf_keras h5 or Keras 3 ``.keras`` file streams its weights (``keras_streaming``)
+    when it can;
     ``streaming_enabled``/``min_bytes`` exist for tests comparing both ways."""
     from tfjsconv.layers.keras_files import check_keras_file
 
     check_keras_file(input_path)  # size/zip-bomb checks before Keras reads anything
-    if (
-        streaming_enabled
-        and not input_path.endswith(".keras")
-        and _stream_keras_h5(input_path, staging_dir, options, min_bytes)
-    ):
+    if streaming_enabled and _stream_keras(input_path, staging_dir, options, min_bytes):
         return
     model = _load_keras(input_path, options)
-    _convert_keras_model(model, staging_dir, options)
+    _convert_keras_model(model, staging_dir, options, min_bytes)
 
 
-def _stream_keras_h5(path: str, out_dir: str, options: ConversionOptions, min_bytes: int) -> bool:
-    """tf_keras h5 -> graph model with large weights read from the h5 file when written."""
+def _stream_keras(path: str, out_dir: str, options: ConversionOptions, min_bytes: int) -> bool:
+    """tf_keras h5 or Keras 3 ``.keras`` -> graph model with large weights read from the
+    file when written; False when the model must be loaded whole."""
     import h5py
 
     from tfjsconv.graph import keras_streaming
 
     tf = _tf()
+    keras3 = path.endswith(".keras")
     try:
-        h5file = h5py.File(path, "r")
+        h5file = keras_streaming.open_keras3_weights(path) if keras3 else h5py.File(path, "r")
+    except streaming.StreamingUnsupported as e:
+        log.info("streaming the weights is not possible (%s): loading them all", e)
+        return False
     except OSError:
         return False  # not an h5 file h5py opens: the full load reports why
     with h5file:
-        if "model_config" not in h5file.attrs:
+        if not keras3 and "model_config" not in h5file.attrs:
             return False
+        load = keras_streaming.load_keras3_lazily if keras3 else keras_streaming.load_lazily
 
         def attempt(optimistic: bool):
             log.info("loading Keras model %s without its weights", path)
-            model, keys, source = keras_streaming.load_lazily(
-                path, not options.allow_unsafe_deserialization, h5file
-            )
+            model, keys, source = load(path, not options.allow_unsafe_deserialization, h5file)
             lazy = streaming.LazyWeights(source, min_bytes, optimistic)
             try:
                 func = _keras_concrete_function(model)
@@ -540,7 +543,7 @@ def layers_to_graph(
                 output_format="keras", quantize_float16=None, quantize_uint8=None, quantize_uint16=None
             ),
         )
-        if streaming_enabled and _stream_keras_h5(h5, staging_dir, options, min_bytes):
+        if streaming_enabled and _stream_keras(h5, staging_dir, options, min_bytes):
             return
         model = _load_keras(h5, options)
-        _convert_keras_model(model, staging_dir, options)
+        _convert_keras_model(model, staging_dir, options, min_bytes)

@@ -1,4 +1,6 @@
-"""A Keras 2 (tf_keras) h5 model whose weights stay in the h5 file until they are written.
+"""Keras models whose weights stay in their file until they are written.
+
+A Keras 2 (tf_keras) h5 file:
 
 ``tf_keras.models.load_model`` builds every variable with its initializer's values and
 then assigns the file's: two full copies of the weights before freezing starts. Here
@@ -16,11 +18,18 @@ model whole instead (``StreamingUnsupported``): a streamed model is always one w
 file values go to its variables unchanged. Freezing then reads small variables from the
 file and leaves large ones as stand-ins (``graph.streaming``), exactly as for a
 SavedModel's checkpoint.
+
+A Keras 3 ``.keras`` file (``load_keras3_lazily``): the same idea through Keras 3's own
+config deserializer and state loader, reading ``model.weights.h5`` in place inside the
+zip (Keras stores members uncompressed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import struct
+import zipfile
 from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
@@ -133,6 +142,151 @@ def load_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int,
     except _NotAsIs as e:
         raise StreamingUnsupported(f"tf_keras transforms the file's weights ({e})") from e
     except Exception as e:  # a model tf_keras cannot build this way: load it whole instead
+        raise StreamingUnsupported(
+            f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
+        ) from e
+    if not keys:
+        raise StreamingUnsupported("no weights were mapped to the file")
+    return model, keys, source
+
+
+# -- Keras 3 ``.keras`` files
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra length
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``size`` bytes at ``start`` of a file: a stored
+    (uncompressed) zip member h5py can read in place, without a copy in memory or on disk."""
+
+    def __init__(self, path: str, start: int, size: int):
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._start, self._size, self._pos = start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self._size - self._pos))
+        if not n:
+            return 0
+        self._file.seek(self._start + self._pos)
+        got = self._file.readinto(memoryview(buffer)[:n])
+        self._pos += got or 0
+        return got or 0
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def open_keras3_weights(path: str) -> Any:
+    """``model.weights.h5`` of a ``.keras`` zip, opened in place (h5py over ``_Window``);
+    ``StreamingUnsupported`` if it is compressed or missing."""
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(_KERAS3_WEIGHTS)
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise StreamingUnsupported(f"{_KERAS3_WEIGHTS} is compressed in the archive")
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            signature, name_length, extra_length = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+            end = f.seek(0, io.SEEK_END)
+        start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+        if signature != b"PK\x03\x04" or start + info.file_size > end:
+            raise StreamingUnsupported(f"{_KERAS3_WEIGHTS}'s zip header is inconsistent")
+        return h5py.File(_Window(path, start, info.file_size), "r")
+    except (KeyError, OSError, zipfile.BadZipFile, struct.error) as e:
+        raise StreamingUnsupported(f"{_KERAS3_WEIGHTS}: {type(e).__name__}") from e
+
+
+_KERAS3_WEIGHTS = "model.weights.h5"
+
+
+def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int, str], H5Source]:
+    """The Keras 3 model of the ``.keras`` file ``path`` with uninitialized variables,
+    ``id(tf.Variable)`` -> dataset path in ``h5file`` (its weights), and the source.
+
+    Keras builds the model from ``config.json`` with each variable's initializer never
+    run (an uninitialized ``tf.Variable`` instead), then Keras's own state loader walks
+    the model and its ``load_own_variables`` hands each variable a value-less dataset
+    reference, which the patched ``assign`` records.  A layer that wants a value (to
+    transform it, or an asset) makes the model load whole (``StreamingUnsupported``)."""
+    from tensorflow.python.ops.resource_variable_ops import UninitializedVariable
+
+    try:
+        from keras.src.backend.tensorflow import core as tf_backend
+        from keras.src.saving import saving_lib
+    except ImportError as e:
+        raise StreamingUnsupported(f"Keras 3's loader is not available ({e})") from e
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if len(names) > 3 or "config.json" not in names:
+            raise StreamingUnsupported("the archive has assets or no config.json")
+        config_json = archive.read("config.json")
+    source = H5Source(path + "/" + _KERAS3_WEIGHTS, h5file)
+    keys: Dict[int, str] = {}
+
+    def uninitialized(variable: Any, initializer: Any) -> None:
+        variable._initialize(
+            UninitializedVariable(
+                shape=variable._shape, dtype=variable._dtype, name=variable.name, trainable=variable.trainable
+            )
+        )
+
+    def record(variable: Any, value: Any) -> Any:
+        if not isinstance(value, _DatasetRef):
+            raise _NotAsIs("a computed value")
+        if tuple(variable.shape) != value.shape or np.dtype(variable.dtype) != value.dtype:
+            raise _NotAsIs(f"{value.path} is {value.dtype} {list(value.shape)}, its variable differs")
+        keys[id(variable.value)] = value.path
+        source.shapes[value.path] = list(value.shape)
+        return value
+
+    class _LazyStore(saving_lib.H5IOStore):
+        """Keras's h5 store over ``h5file``, handing out dataset references."""
+
+        def _get_h5_file(self, path_or_io: Any, mode: Any = None) -> Any:
+            return h5file
+
+        def __getitem__(self, key: str) -> Any:
+            dataset = self._h5_entry_group[key]
+            if "dtype" in dataset.attrs:  # bfloat16 stored as raw bytes: a conversion
+                raise _NotAsIs(dataset.name)
+            return _DatasetRef(dataset)
+
+        def close(self) -> None:
+            pass  # the caller owns h5file
+
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_patched(tf_backend.Variable, "_initialize_with_initializer", uninitialized))
+            model = saving_lib._model_from_config(config_json, None, False, safe_mode)
+            stack.enter_context(_patched(tf_backend.Variable, "assign", record))
+            saving_lib._load_state(
+                model,
+                weights_store=_LazyStore(_KERAS3_WEIGHTS, mode="r"),
+                assets_store=None,
+                inner_path="",
+                visited_saveables=set(),
+            )
+    except _NotAsIs as e:
+        raise StreamingUnsupported(f"Keras transforms the file's weights ({e})") from e
+    except Exception as e:  # a model Keras cannot build or load this way: load it whole
         raise StreamingUnsupported(
             f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
         ) from e

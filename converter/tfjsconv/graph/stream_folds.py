@@ -14,7 +14,8 @@ in, let grappler fold) still gives the full load's graph.  A test compares both 
 byte for byte, including subnormal values (TF evaluates folds with denormals flushed
 to zero, inputs and results).
 
-Left to grappler (the filter is read in): a scalar ``Mul`` *before* a conv
+Left to grappler (the filter is read in): a ``C`` that is not computed from constants
+alone, a scalar ``Mul`` *before* a conv
 (``FoldMultiplyIntoConv``, which looks through reshapes and transposes), a division
 after a conv, ``Conv3D``, and dtypes other than float32.
 """
@@ -93,10 +94,13 @@ def push_muls_into_streamed_convs(graph_def, keep: Sequence[str], lazy: Optional
     """Fold ``Conv2D(x, W) * C`` where ``W`` is a streamed stand-in, in place, as grappler
     would; returns the number folded.
 
-    As in grappler, the ``Mul`` node becomes the folded filter (a stand-in named
+    ``C`` is a ``Const`` or a small subgraph of ``Const``s that grappler folds first (a
+    Keras 3 batch norm's ``gamma * rsqrt(var + eps)``): that one is evaluated here by
+    TensorFlow's own kernels, in one session run, as constant folding would.  As in
+    grappler, the ``Mul`` node becomes the folded filter (a stand-in named
     ``<conv>/merged_input``, in the ``Mul``'s place) and the conv takes the ``Mul``'s
-    name.  ``W`` stays only for the control edges that read it, ``C`` only if something
-    else reads it.
+    name.  ``W`` stays only for the control edges that read it, a ``Const`` ``C`` only if
+    something else reads it (grappler prunes what is left unread).
     """
     if lazy is None or not lazy.tensors:
         return 0
@@ -106,28 +110,27 @@ def push_muls_into_streamed_convs(graph_def, keep: Sequence[str], lazy: Optional
     for node in index.nodes:
         for ref in data_inputs(node):
             data_reads[node_name(ref)] = data_reads.get(node_name(ref), 0) + 1
+    matches = [m for m in (_match(mul, index, data_reads, protected, lazy) for mul in index.nodes) if m]
+    values = _constant_values(index, [m[2] for m in matches], lazy)
     doomed: Set[str] = set()
     folded = 0
-    for mul in index.nodes:
-        found = _match(mul, index, data_reads, protected, lazy)
-        if found is None:
+    for mul, conv, constant_node, constant_first in matches:
+        weights = index.get(data_inputs(conv)[1])
+        constant = values.get(constant_node.name)
+        assert weights is not None
+        if constant is None or not _foldable(constant, conv, lazy.tensors[weights.name].shape):
             continue
-        conv, weights, constant_node, constant_first = found
-        constant = const_array(constant_node)
-        assert constant is not None
         mul_name, merged = mul.name, conv.name + "/merged_input"
         tensor = lazy.tensors[weights.name].multiplied(constant, constant_first)
         mul.name = merged
         lazy.make_stand_in(mul, tensor, _DT_FLOAT)
         conv.input[list(conv.input).index(data_inputs(conv)[1])] = merged
         conv.name = mul_name
-        for source in (weights, constant_node):
-            if index.consumers(source.name) == 1:
-                doomed.add(source.name)
+        doomed.update(n.name for n in (weights, constant_node) if index.consumers(n.name) == 1)
         folded += 1
     for position in reversed(range(len(graph_def.node))):
         node = graph_def.node[position]
-        if node.name in doomed:
+        if node.name in doomed and (node.op == "Const" or lazy.is_stand_in(node)):
             doomed.discard(node.name)
             lazy.tensors.pop(node.name, None)
             del graph_def.node[position]
@@ -135,7 +138,8 @@ def push_muls_into_streamed_convs(graph_def, keep: Sequence[str], lazy: Optional
 
 
 def _match(mul, index: GraphIndex, data_reads: Dict[str, int], protected: Set[str], lazy: "LazyWeights"):
-    """(conv, filter stand-in, constant, constant is the Mul's first input) or None."""
+    """(Mul, conv, constant node, constant is the Mul's first input) where the graph has
+    grappler's pattern around a streamed filter; the constant's value is checked later."""
     if mul.op != "Mul" or mul.attr["T"].type != _DT_FLOAT or len(mul.input) != 2:
         return None
     if any(is_control(ref) or output_index(ref) != 0 for ref in mul.input):
@@ -143,9 +147,9 @@ def _match(mul, index: GraphIndex, data_reads: Dict[str, int], protected: Set[st
     left, right = index.get(mul.input[0]), index.get(mul.input[1])
     if left is None or right is None or left.name == right.name:
         return None
-    constant_first = left.op == "Const"
+    constant_first = right.op == "Conv2D"
     constant_node, conv = (left, right) if constant_first else (right, left)
-    if constant_node.op != "Const" or conv.op != "Conv2D" or constant_node.input:
+    if conv.op != "Conv2D" or constant_node.op == "Conv2D" or lazy.is_stand_in(constant_node):
         return None
     if not (mul.device == conv.device == constant_node.device):
         return None
@@ -159,14 +163,80 @@ def _match(mul, index: GraphIndex, data_reads: Dict[str, int], protected: Set[st
         return None
     if data_reads.get(weights.name, 0) != 1 or lazy.tensors[weights.name].dtype != np.float32:
         return None
-    constant = const_array(constant_node)
-    if constant is None or constant.dtype != np.float32:
-        return None
-    # Constant folding simplifies ``x * 1`` and ``x * 0`` before it pushes a Mul down.
-    if _uniform(constant, 1.0) or _uniform(constant, 0.0):
-        return None
-    if not _valid_const_shape(data_format(conv), lazy.tensors[weights.name].shape, constant.shape):
-        return None
     if index.get(conv.name + "/merged_input") is not None:
         return None
-    return conv, weights, constant_node, constant_first
+    return mul, conv, constant_node, constant_first
+
+
+def _foldable(constant: np.ndarray, conv, filter_shape: Sequence[int]) -> bool:
+    if constant.dtype != np.float32:
+        return False
+    # Constant folding simplifies ``x * 1`` and ``x * 0`` before it pushes a Mul down.
+    if _uniform(constant, 1.0) or _uniform(constant, 0.0):
+        return False
+    return _valid_const_shape(data_format(conv), filter_shape, constant.shape)
+
+
+# At most this many nodes in a constant subgraph evaluated for a fold (a batch norm's
+# scale is ~5): anything bigger is left to grappler.
+_MAX_SUBGRAPH = 32
+
+
+def _constant_values(index: GraphIndex, nodes: Sequence, lazy: "LazyWeights") -> Dict[str, np.ndarray]:
+    """Name -> value of each node that is a ``Const`` or computed from ``Const``s only
+    (a small, stateless subgraph), the others left out.  Computed ones are evaluated in
+    one TensorFlow session: the kernels constant folding runs, with its denormal flush."""
+    values: Dict[str, np.ndarray] = {}
+    needed: Dict[str, Set[str]] = {}
+    for node in nodes:
+        if node.op == "Const":
+            value = const_array(node)
+            if value is not None:
+                values[node.name] = value
+            continue
+        ancestors = _constant_ancestors(index, node, lazy)
+        if ancestors is not None:
+            needed[node.name] = ancestors
+    if not needed:
+        return values
+    import tensorflow as tf
+    from tensorflow.core.framework import graph_pb2
+
+    subgraph = graph_pb2.GraphDef()
+    for name in sorted(set().union(*needed.values())):
+        subgraph.node.add().CopyFrom(index.by_name[name])
+    names = sorted(needed)
+    try:
+        with tf.Graph().as_default() as graph:
+            tf.graph_util.import_graph_def(subgraph, name="")
+            with tf.compat.v1.Session(graph=graph) as session:
+                results = session.run([name + ":0" for name in names])
+    except Exception:  # noqa: BLE001 - grappler decides instead (the filter is read in)
+        return values
+    values.update((name, np.asarray(result)) for name, result in zip(names, results))
+    return values
+
+
+def _constant_ancestors(index: GraphIndex, node, lazy: "LazyWeights") -> Optional[Set[str]]:
+    """``node`` and everything it reads, if all of it is stateless and rooted in
+    ``Const``s (no input, stand-in, or function call); else None."""
+    from tensorflow.python.framework import op_def_registry
+
+    seen: Set[str] = set()
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        if len(seen) > _MAX_SUBGRAPH or lazy.is_stand_in(current):
+            return None
+        op_def = op_def_registry.get(current.op)
+        if op_def is None or op_def.is_stateful or (not current.input and current.op != "Const"):
+            return None
+        for ref in current.input:
+            source = index.get(ref)
+            if source is None:
+                return None
+            pending.append(source)
+    return seen

@@ -14,9 +14,11 @@ A constant is stashed only when grappler provably treats it as opaque:
   ``DepthwiseConv2dNative`` or ``MatMul``, or as the table of a ``GatherV2``; those ops
   have a non-constant data input (else they would consume a constant-derived value,
   and fold);
-* no ``Mul``/``Div`` sits right before or after a conv (grappler folds a scalar
-  multiply into conv filters: ``FoldMultiplyIntoConv``, ``MulConvPushDown``; neither
-  applies to ``MatMul``, so a scaled MatMul's weights are stashed);
+* no ``Mul``/``Div`` sits right before or after a conv, also across the addition of an
+  all-zero constant (grappler folds a scalar multiply into conv filters:
+  ``FoldMultiplyIntoConv``, ``MulConvPushDown``; neither applies to ``MatMul``, so a
+  scaled MatMul's weights are stashed; a streamed filter with a constant ``Mul`` right
+  after its conv is folded before grappler runs, ``stream_folds``);
 * its value is not uniform (all zeros / all ones simplify ``MatMul``; uniform tensors
   are re-encoded by constant compression) and contains no NaN;
 * no other constant has the same bytes (grappler would de-duplicate the pair);
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, AbstractSet, Any, Dict, List, Optional, Sequen
 
 import numpy as np
 
-from tfjsconv.graph.graph_utils import GraphIndex, keep_set, node_name, numpy_dtype, output_index
+from tfjsconv.graph.graph_utils import GraphIndex, const_array, keep_set, node_name, numpy_dtype, output_index
 
 if TYPE_CHECKING:
     from tfjsconv.graph.streaming import LazyWeights
@@ -51,6 +53,11 @@ _WEIGHT_CONSUMERS = {
 }
 _PASS_THROUGH = frozenset({"Identity", "Snapshot", "Transpose", "Cast", "Reshape"})
 _SCALING = frozenset({"Mul", "MulNoNan", "RealDiv", "Div", "DivNoNan"})
+# Adding an all-zero constant is simplified away by grappler, which can then bring a
+# scale next to the conv before it (a Keras 3 conv's zero bias before a batch norm).
+_ADDING = frozenset({"Add", "AddV2", "BiasAdd", "Sub"})
+# What keeps a constant's values (zeros stay zeros) on the way to such an addition.
+_RESHAPING = _PASS_THROUGH | {"Squeeze", "ExpandDims"}
 # Ops whose weights grappler folds a neighbouring constant multiply into.
 _SCALE_FOLDING = frozenset({"Conv2D", "DepthwiseConv2dNative"})
 # What a stashed weight becomes while grappler runs.  Not a Placeholder: grappler
@@ -214,15 +221,31 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
             node = by_name.get(node_name(node.input[0]))
         return node
 
+    def adds_zero(user, index: int) -> bool:
+        """``user`` adds an all-zero constant to its input ``index`` (grappler drops it)."""
+        if user.op not in _ADDING or index not in (0, 1) or len(user.input) < 2:
+            return False
+        other = user.input[1 - index]
+        if user.op == "Sub" and index == 1:
+            return False  # 0 - x is not x
+        source = by_name.get(node_name(other))
+        while source is not None and source.op in _RESHAPING and source.input:
+            source = by_name.get(node_name(source.input[0]))
+        if other.startswith("^") or source is None or source.op != "Const" or source.name in stand_ins:
+            return False
+        value = const_array(source)
+        return value is not None and value.size > 0 and value.dtype.kind in "fiu" and not value.any()
+
     def scaled_after(name: str) -> bool:
         # Iterative on purpose: a recursive closure is a reference cycle, which would
         # keep this graph's nodes (and so all its weights) alive until the next gc.
         pending, seen = [name], {name}
         while pending:
-            for user, _ in consumers.get(pending.pop(), []):
+            for user, index in consumers.get(pending.pop(), []):
                 if user.op in _SCALING:
                     return True
-                if user.op in _PASS_THROUGH and user.name not in seen:
+                through = user.op in _PASS_THROUGH or adds_zero(user, index)
+                if through and user.name not in seen:
                     seen.add(user.name)
                     pending.append(user.name)
         return False
