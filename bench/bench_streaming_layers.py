@@ -5,7 +5,8 @@ Why: h5 -> layers and layers -> layers (re-quantize / re-shard) must hold about 
 weight at a time (target: peak RSS <= 2 x the largest tensor + the interpreter), and
 h5 -> graph (tf_keras builds the model with uninitialized variables, the writer reads
 each kernel from its h5 dataset) about one weight above the TensorFlow + tf_keras
-baseline.  The
+baseline.  The same model as a Keras 3 ``.keras`` zip goes to layers (its weights read
+in place inside the zip) and to graph (Keras 3 builds the model, uninitialized).  The
 h5 is written one dataset at a time with h5py (a Keras 2 ``Sequential`` of ``layers``
 Dense layers of ``DIM`` x ``DIM`` float32, 300 MB kernels), so building it fits too.
 Each conversion is one fresh process (``common.measure``) under an address-space cap;
@@ -86,6 +87,53 @@ def build_h5(path: Path, layers: int) -> None:
             inner.create_dataset("bias:0", data=rng.standard_normal((DIM,), dtype=np.float32))
 
 
+def _keras3_config(layers: int) -> dict:
+    """config.json of a Keras 3 ``Sequential`` of ``layers`` Dense(DIM, tanh) layers: Keras
+    writes it for a tiny twin (dimension 7), which is then widened to ``DIM``."""
+    import keras
+
+    tiny = keras.Sequential(
+        [keras.Input((7,), name="x")]
+        + [keras.layers.Dense(7, activation="tanh", name=f"d{i}") for i in range(layers)],
+        name="big",
+    )
+
+    def widen(value):
+        if isinstance(value, dict):
+            return {k: (DIM if k == "units" and v == 7 else widen(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return (
+                [DIM if v == 7 else widen(v) for v in value] if None in value else [widen(v) for v in value]
+            )
+        return value
+
+    return widen(json.loads(tiny.to_json()))
+
+
+def build_keras3(path: Path, layers: int) -> None:
+    """A ``.keras`` zip of the same model: Keras 3's weights layout (``layers/dense_<i>/vars``)
+    written one dataset at a time with h5py, stored uncompressed in the zip as Keras does."""
+    import zipfile
+
+    import h5py
+
+    weights = path.with_suffix(".weights.h5")
+    with h5py.File(weights, "w") as f:
+        f.create_group("layers")
+        for i in range(layers):
+            group = f["layers"].create_group("dense" if i == 0 else f"dense_{i}").create_group("vars")
+            group.attrs["name"] = f"d{i}"
+            rng = np.random.default_rng(i)
+            group.create_dataset("0", data=rng.standard_normal((DIM, DIM), dtype=np.float32))
+            group.create_dataset("1", data=rng.standard_normal((DIM,), dtype=np.float32))
+        f.create_group("vars").attrs["name"] = "big"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("config.json", json.dumps(_keras3_config(layers)))
+        archive.write(weights, "model.weights.h5")
+    weights.unlink()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / ".cache" / "bench_streaming_layers"))
@@ -97,8 +145,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work.mkdir(parents=True)
     layers = max(1, round(args.gb * 2**30 / (DIM * DIM * 4)))
     h5 = work / "big.h5"
+    keras3 = work / "big.keras"
     try:
         build_h5(h5, layers)
+        build_keras3(keras3, layers)
         env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
         cli = [common.PYTHON, "-m", "tfjsconv.cli", "--quiet"]
         cap = ["prlimit", f"--as={int(args.cap_gb * 2**30)}", "--"]
@@ -143,6 +193,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "--quantize_uint8",
                     str(h5),
                     str(work / "graph_u8"),
+                ],
+            ),
+            (".keras -> layers", ["--input_format=keras_keras", str(keras3), str(work / "k3_layers")]),
+            (
+                ".keras -> graph",
+                [
+                    "--input_format=keras_keras",
+                    "--output_format=tfjs_graph_model",
+                    str(keras3),
+                    str(work / "k3_graph"),
+                ],
+            ),
+            (
+                ".keras -> graph, uint8",
+                [
+                    "--input_format=keras_keras",
+                    "--output_format=tfjs_graph_model",
+                    "--quantize_uint8",
+                    str(keras3),
+                    str(work / "k3_graph_u8"),
                 ],
             ),
         ]

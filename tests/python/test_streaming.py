@@ -555,6 +555,61 @@ def test_lazy_shard_reader_equals_eager_reader(tmp_path):
         weights.read_weights_lazily(manifest, str(tmp_path))
 
 
+def test_keras3_zip_weights_are_read_in_place(tmp_path):
+    """.keras -> layers: a stored model.weights.h5 is read in place inside the zip, large
+    weights when written (``H5Weight`` of the member); a recompressed archive is read
+    from memory.  Both give Keras's own weights and the same layers model."""
+    import zipfile
+
+    import keras
+
+    from tfjsconv import api
+    from tfjsconv.layers import keras_files
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((200,), name="x"), keras.layers.Dense(100, name="d")])
+    stored = tmp_path / "m.keras"
+    model.save(stored)
+    deflated = tmp_path / "deflated.keras"
+    with zipfile.ZipFile(stored) as src, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    want = model.get_weights()
+    for path, lazy in ((stored, True), (deflated, False)):
+        ((_, weights),) = keras_files.read_keras_zip(str(path)).layers
+        kernel, bias = (w for _, w in weights)
+        assert isinstance(kernel, keras_files.H5Weight) == lazy  # 80 KB kernel
+        assert isinstance(bias, np.ndarray)  # 400 B bias: read now
+        np.testing.assert_array_equal(kernel.read() if lazy else kernel, want[0])
+        np.testing.assert_array_equal(bias, want[1])
+        api.convert(str(path), str(tmp_path / f"out_{lazy}"), ConversionOptions(input_format="keras_keras"))
+    assert _digest(tmp_path / "out_True") == _digest(tmp_path / "out_False")
+
+
+def test_keras_saved_model_to_layers_streams(tmp_path, monkeypatch):
+    """keras_saved_model -> layers: loaded without its checkpoint, each layer's weights
+    copied from the checkpoint as the h5 writer asks; same bytes as the full load."""
+    from tfjsconv import api
+    from tfjsconv.layers import tf_keras_io
+
+    outputs = {}
+    original = tf_keras_io._stream_to_h5
+    for name in ("cnn_bn", "lstm"):
+        src, _ = getattr(gm, name)(str(tmp_path))
+        streamed = []
+        monkeypatch.setattr(
+            tf_keras_io, "_stream_to_h5", lambda *a: streamed.append(original(*a)) or streamed[-1]
+        )
+        options = ConversionOptions(input_format="keras_saved_model", output_format="tfjs_layers_model")
+        api.convert(src, str(tmp_path / f"{name}_streamed"), options)
+        assert streamed == [True], name
+        monkeypatch.setattr(tf_keras_io, "_stream_to_h5", lambda *a: False)
+        api.convert(src, str(tmp_path / f"{name}_loaded"), options)
+        outputs[name] = (_digest(tmp_path / f"{name}_streamed"), _digest(tmp_path / f"{name}_loaded"))
+    for name, (streamed_files, loaded_files) in outputs.items():
+        assert streamed_files == loaded_files, name
+
+
 def test_h5_weights_are_read_when_written(tmp_path):
     """h5 -> layers: large datasets are ``H5Weight``s whose values equal the eager read."""
     import tf_keras

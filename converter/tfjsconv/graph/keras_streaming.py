@@ -27,8 +27,6 @@ zip (Keras stores members uncompressed).
 from __future__ import annotations
 
 import contextlib
-import io
-import struct
 import zipfile
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -133,18 +131,28 @@ def load_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int,
             keys[id(variable)] = ref.path
             source.shapes[ref.path] = list(ref.shape)
 
+    with _lazy_load("tf_keras"), contextlib.ExitStack() as stack:
+        stack.enter_context(_patched(hdf5_format, "load_subset_weights_from_hdf5_group", refs))
+        stack.enter_context(_patched(backend, "batch_set_value", record))
+        stack.enter_context(tf.variable_creator_scope(creator))
+        model = tf_keras.models.load_model(path, compile=False, safe_mode=safe_mode)
+    return _mapped(model, keys, source)
+
+
+@contextlib.contextmanager
+def _lazy_load(loader: str) -> Iterator[None]:
+    """Any failure of ``loader`` building the model lazily means: load it whole instead."""
     try:
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(_patched(hdf5_format, "load_subset_weights_from_hdf5_group", refs))
-            stack.enter_context(_patched(backend, "batch_set_value", record))
-            stack.enter_context(tf.variable_creator_scope(creator))
-            model = tf_keras.models.load_model(path, compile=False, safe_mode=safe_mode)
+        yield
     except _NotAsIs as e:
-        raise StreamingUnsupported(f"tf_keras transforms the file's weights ({e})") from e
-    except Exception as e:  # a model tf_keras cannot build this way: load it whole instead
+        raise StreamingUnsupported(f"{loader} transforms the file's weights ({e})") from e
+    except Exception as e:  # a model it cannot build this way
         raise StreamingUnsupported(
             f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
         ) from e
+
+
+def _mapped(model: Any, keys: Dict[int, str], source: H5Source) -> Tuple[Any, Dict[int, str], H5Source]:
     if not keys:
         raise StreamingUnsupported("no weights were mapped to the file")
     return model, keys, source
@@ -152,65 +160,19 @@ def load_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int,
 
 # -- Keras 3 ``.keras`` files
 
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... file name length, extra length
-
-
-class _Window(io.RawIOBase):
-    """A read-only, seekable view of ``size`` bytes at ``start`` of a file: a stored
-    (uncompressed) zip member h5py can read in place, without a copy in memory or on disk."""
-
-    def __init__(self, path: str, start: int, size: int):
-        super().__init__()
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self._start, self._size, self._pos = start, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        n = max(0, min(len(buffer), self._size - self._pos))
-        if not n:
-            return 0
-        self._file.seek(self._start + self._pos)
-        got = self._file.readinto(memoryview(buffer)[:n])
-        self._pos += got or 0
-        return got or 0
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
 def open_keras3_weights(path: str) -> Any:
-    """``model.weights.h5`` of a ``.keras`` zip, opened in place (h5py over ``_Window``);
-    ``StreamingUnsupported`` if it is compressed or missing."""
+    """``model.weights.h5`` of a ``.keras`` zip, opened in place (h5py over a
+    ``ZipMemberWindow``); ``StreamingUnsupported`` if it is compressed or missing."""
     import h5py
 
+    from tfjsconv.layers.keras_files import stored_member
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo(_KERAS3_WEIGHTS)
-        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+        window = stored_member(path, _KERAS3_WEIGHTS)
+        if window is None:
             raise StreamingUnsupported(f"{_KERAS3_WEIGHTS} is compressed in the archive")
-        with open(path, "rb") as f:
-            f.seek(info.header_offset)
-            signature, name_length, extra_length = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
-            end = f.seek(0, io.SEEK_END)
-        start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-        if signature != b"PK\x03\x04" or start + info.file_size > end:
-            raise StreamingUnsupported(f"{_KERAS3_WEIGHTS}'s zip header is inconsistent")
-        return h5py.File(_Window(path, start, info.file_size), "r")
-    except (KeyError, OSError, zipfile.BadZipFile, struct.error) as e:
+        return h5py.File(window, "r")
+    except (KeyError, OSError, zipfile.BadZipFile, ConversionError) as e:
         raise StreamingUnsupported(f"{_KERAS3_WEIGHTS}: {type(e).__name__}") from e
 
 
@@ -272,24 +234,15 @@ def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Di
         def close(self) -> None:
             pass  # the caller owns h5file
 
-    try:
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(_patched(tf_backend.Variable, "_initialize_with_initializer", uninitialized))
-            model = saving_lib._model_from_config(config_json, None, False, safe_mode)
-            stack.enter_context(_patched(tf_backend.Variable, "assign", record))
-            saving_lib._load_state(
-                model,
-                weights_store=_LazyStore(_KERAS3_WEIGHTS, mode="r"),
-                assets_store=None,
-                inner_path="",
-                visited_saveables=set(),
-            )
-    except _NotAsIs as e:
-        raise StreamingUnsupported(f"Keras transforms the file's weights ({e})") from e
-    except Exception as e:  # a model Keras cannot build or load this way: load it whole
-        raise StreamingUnsupported(
-            f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
-        ) from e
-    if not keys:
-        raise StreamingUnsupported("no weights were mapped to the file")
-    return model, keys, source
+    with _lazy_load("Keras"), contextlib.ExitStack() as stack:
+        stack.enter_context(_patched(tf_backend.Variable, "_initialize_with_initializer", uninitialized))
+        model = saving_lib._model_from_config(config_json, None, False, safe_mode)
+        stack.enter_context(_patched(tf_backend.Variable, "assign", record))
+        saving_lib._load_state(
+            model,
+            weights_store=_LazyStore(_KERAS3_WEIGHTS, mode="r"),
+            assets_store=None,
+            inner_path="",
+            visited_saveables=set(),
+        )
+    return _mapped(model, keys, source)

@@ -13,6 +13,7 @@ import dataclasses
 import io
 import json
 import os
+import struct
 import zipfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -122,13 +123,83 @@ def _read_dataset(ds: Any, name: str, path: str) -> np.ndarray:
 # Datasets at least this large are read when written (``H5Weight``), smaller ones now.
 LAZY_MIN_BYTES = 1 << 16
 
+_ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature ... name length, extra length
+
+
+class ZipMemberWindow(io.RawIOBase):
+    """A read-only, seekable view of a stored (uncompressed) zip member, read in place:
+    h5py opens a ``.keras`` file's weights through it without a copy in memory or on
+    disk (Keras stores its members uncompressed)."""
+
+    def __init__(self, path: str, start: int, size: int):
+        super().__init__()
+        self.size = size
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._start, self._pos = start, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self.size - self._pos))
+        if not n:
+            return 0
+        self._file.seek(self._start + self._pos)
+        got = self._file.readinto(memoryview(buffer)[:n]) or 0
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def stored_member(path: str, name: str) -> Optional[ZipMemberWindow]:
+    """A window onto member ``name`` of the zip ``path`` if it is stored uncompressed,
+    else None.  A local header that disagrees with the central directory is an error."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(_ZIP_LOCAL_HEADER.size)
+        end = f.seek(0, io.SEEK_END)
+    if len(header) != _ZIP_LOCAL_HEADER.size:
+        raise ConversionError(f"{path}: zip entry {name!r} has a truncated header")
+    signature, name_length, extra_length = _ZIP_LOCAL_HEADER.unpack(header)
+    start = info.header_offset + _ZIP_LOCAL_HEADER.size + name_length + extra_length
+    if signature != b"PK\x03\x04" or start + info.file_size > end:
+        raise ConversionError(f"{path}: zip entry {name!r} lies outside the file")
+    return ZipMemberWindow(path, start, info.file_size)
+
 
 class H5Weight:
     """An h5 dataset read only when the weight writer asks (``weights.LazyArray``):
     converting an h5 to a layers model holds one weight at a time."""
 
-    def __init__(self, path: str, dataset: str, name: str, shape: Tuple[int, ...], dtype: np.dtype):
-        self._path, self._dataset, self._name = path, dataset, name
+    def __init__(
+        self,
+        path: str,
+        dataset: str,
+        name: str,
+        shape: Tuple[int, ...],
+        dtype: np.dtype,
+        member: Optional[str] = None,
+    ):
+        # ``member``: the h5 file is this stored member of the zip ``path`` (a .keras file).
+        self._path, self._dataset, self._name, self._member = path, dataset, name, member
         self.shape, self.dtype = shape, dtype
 
     @property
@@ -136,14 +207,21 @@ class H5Weight:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def read(self) -> np.ndarray:
-        with _open_h5(self._path, self._path) as f:
-            value = _read_dataset(f[self._dataset], self._name, self._path)
+        if self._member is None:
+            with _open_h5(self._path, self._path) as f:
+                value = _read_dataset(f[self._dataset], self._name, self._path)
+        else:
+            window = stored_member(self._path, self._member)
+            if window is None:
+                raise ConversionError(f"{self._path}: {self._member} changed while converting")
+            with window, _open_h5(window, f"{self._path}!{self._member}") as f:
+                value = _read_dataset(f[self._dataset], self._name, self._path)
         if value.shape != self.shape or value.dtype != self.dtype:
             raise ConversionError(f"{self._path}: weight {self._name!r} changed while converting")
         return value
 
 
-def _dataset(ds: Any, name: str, path: str, lazy: bool) -> Any:
+def _dataset(ds: Any, name: str, path: str, lazy: bool, member: Optional[str] = None) -> Any:
     dtype = getattr(ds, "dtype", None)
     shape = getattr(ds, "shape", None)
     if (
@@ -153,7 +231,7 @@ def _dataset(ds: Any, name: str, path: str, lazy: bool) -> Any:
         and shape is not None
         and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize >= LAZY_MIN_BYTES
     ):
-        return H5Weight(path, ds.name, name, tuple(int(d) for d in shape), dtype)
+        return H5Weight(path, ds.name, name, tuple(int(d) for d in shape), dtype, member)
     return _read_dataset(ds, name, path)
 
 
@@ -218,7 +296,12 @@ def _open_h5(source: Any, path: str) -> Any:
         f = h5py.File(source, "r")
     except OSError as e:
         raise ConversionError(f"not a readable HDF5 file: {path} ({e})") from None
-    size = source.getbuffer().nbytes if isinstance(source, io.BytesIO) else os.path.getsize(source)
+    if isinstance(source, io.BytesIO):
+        size = source.getbuffer().nbytes
+    elif isinstance(source, ZipMemberWindow):
+        size = source.size
+    else:
+        size = os.path.getsize(source)
     try:
         check_h5_sizes(f, size, path)
     except BaseException:
@@ -313,44 +396,62 @@ def check_keras_file(path: str) -> None:
                     _safe_member(info.filename, path)
                     _check_zip_entry(info, path)
                 weights = zf.getinfo("model.weights.h5") if "model.weights.h5" in zf.namelist() else None
-                data = zf.read(weights) if weights is not None else None
+                window = stored_member(path, weights.filename) if weights is not None else None
+                # A compressed member (not what Keras writes) is checked from memory.
+                data = zf.read(weights) if weights is not None and window is None else None
         except (zipfile.BadZipFile, OSError) as e:
             raise ConversionError(f"not a readable .keras zip file: {path} ({e})") from None
-        if data is not None:
+        if window is not None:
+            with window:
+                _open_h5(window, path + "!model.weights.h5").close()
+        elif data is not None:
             _open_h5(io.BytesIO(data), path + "!model.weights.h5").close()
         return
     _open_h5(path, path).close()
 
 
-def _read_zip(path: str) -> Dict[str, bytes]:
-    """The members of a ``.keras`` zip, read in memory (never extracted to disk)."""
+_KERAS3_WEIGHTS = "model.weights.h5"
+
+
+def _read_zip(path: str) -> Tuple[Dict[str, bytes], Optional[ZipMemberWindow]]:
+    """The members of a ``.keras`` zip read in memory (never extracted to disk), and
+    the weights member as a window when it is stored uncompressed (then not read)."""
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
         raise ConversionError(f"not a readable .keras zip file: {path} ({e})") from None
+    window = None
     with zf:
         members: Dict[str, bytes] = {}
         for info in zf.infolist():
             _safe_member(info.filename, path)
-            if info.filename in ("config.json", "metadata.json", "model.weights.h5"):
+            if info.filename in ("config.json", "metadata.json", _KERAS3_WEIGHTS):
                 _check_zip_entry(info, path)
+                if info.filename == _KERAS3_WEIGHTS:
+                    window = stored_member(path, info.filename)
+                    if window is not None:
+                        continue
                 members[info.filename] = zf.read(info)
-    for required in ("config.json", "model.weights.h5"):
-        if required not in members:
-            raise ConversionError(f"{path}: .keras file has no {required!r}")
-    return members
+    if "config.json" not in members:
+        raise ConversionError(f"{path}: .keras file has no 'config.json'")
+    if window is None and _KERAS3_WEIGHTS not in members:
+        raise ConversionError(f"{path}: .keras file has no {_KERAS3_WEIGHTS!r}")
+    return members, window
 
 
-def _vars_group_arrays(group: Any) -> List[np.ndarray]:
-    """Arrays of a Keras 3 layer group: own ``vars/i`` first, then sub-objects."""
-    arrays: List[np.ndarray] = []
+def _vars_group_arrays(group: Any, path: str, lazy: bool) -> List[Any]:
+    """Arrays of a Keras 3 layer group: own ``vars/i`` first, then sub-objects; ``lazy``:
+    large ones as ``H5Weight``s of the zip's stored weights member."""
+    arrays: List[Any] = []
     if "vars" in group:
         vars_group = group["vars"]
-        arrays += [np.asarray(vars_group[k][()]) for k in sorted(vars_group, key=int)]
+        arrays += [
+            _dataset(vars_group[k], k, path, lazy, _KERAS3_WEIGHTS) for k in sorted(vars_group, key=int)
+        ]
     children = [k for k in group if k != "vars" and hasattr(group[k], "keys")]
     rank = {name: i for i, name in enumerate(keras3.CHILD_ORDER)}
     for key in sorted(children, key=lambda k: (rank.get(k, len(rank)), k)):
-        arrays += _vars_group_arrays(group[key])
+        arrays += _vars_group_arrays(group[key], path, lazy)
     return arrays
 
 
@@ -368,21 +469,21 @@ def _groups_by_layer_name(layers_group: Any) -> Dict[str, Any]:
     return out
 
 
-def _zip_layer_arrays(group: Any, cls: str, cfg: Mapping[str, Any]) -> List[np.ndarray]:
+def _zip_layer_arrays(group: Any, cls: str, cfg: Mapping[str, Any], path: str, lazy: bool) -> List[Any]:
     """A layer's arrays in Keras 2 order; nested models go layer by layer in config order."""
     if cls not in keras3.MODEL_CLASSES:
-        return _vars_group_arrays(group)
+        return _vars_group_arrays(group, path, lazy)
     inner = _groups_by_layer_name(group["layers"]) if "layers" in group else {}
-    arrays: List[np.ndarray] = []
+    arrays: List[Any] = []
     for name, icls, icfg in keras3.layer_configs({"config": cfg}):
         if name in inner:
-            arrays += _zip_layer_arrays(inner[name], icls, icfg)
+            arrays += _zip_layer_arrays(inner[name], icls, icfg, path, lazy)
     return arrays
 
 
 def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
     """A Keras 3 ``.keras`` zip: config.json + model.weights.h5 (+ metadata.json)."""
-    members = _read_zip(path)
+    members, window = _read_zip(path)
     try:
         config = json.loads(members["config.json"])
         metadata = json.loads(members.get("metadata.json", b"{}"))
@@ -391,12 +492,14 @@ def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
     keras_version = metadata.get("keras_version")
     translated = keras3.translate_model(config, allow_unsafe)
     classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(translated)}
-    by_name: Dict[str, List[np.ndarray]] = {}
-    with _open_h5(io.BytesIO(members["model.weights.h5"]), path + "!model.weights.h5") as f:
+    by_name: Dict[str, List[Any]] = {}
+    # A stored weights member is read in place, each large weight when it is written.
+    source: Any = window if window is not None else io.BytesIO(members[_KERAS3_WEIGHTS])
+    with source, _open_h5(source, f"{path}!{_KERAS3_WEIGHTS}") as f:
         groups = _groups_by_layer_name(f["layers"]) if "layers" in f else {}
         for name, group in groups.items():
             cls, cfg = classes.get(name, ("<not in config>", {}))
-            by_name[name] = _zip_layer_arrays(group, cls, cfg)
+            by_name[name] = _zip_layer_arrays(group, cls, cfg, path, window is not None)
         if "vars" in f and len(f["vars"]):
             raise ConversionError(f"{path}: model-level variables are not supported")
     unknown = sorted(n for n, arrays in by_name.items() if arrays and n not in classes)

@@ -112,12 +112,56 @@ def build_model(
 
 @_quietly
 def saved_model_to_h5(saved_model_dir: str, h5_path: str) -> None:
-    """Load a Keras SavedModel with tf_keras and re-save it as HDF5."""
+    """Load a Keras SavedModel with tf_keras and re-save it as HDF5.
+
+    The weights stream when they can (``_stream_to_h5``): the model is loaded without
+    its checkpoint and each layer's weights are copied from the checkpoint into the h5
+    file as tf_keras writes that layer, so only one layer's weights are ever in memory.
+    """
+    if _stream_to_h5(saved_model_dir, h5_path):
+        return
     try:
         model = tf_keras.models.load_model(saved_model_dir, compile=False)
     except Exception as e:  # noqa: BLE001
         raise ConversionError(f"cannot load Keras SavedModel {saved_model_dir}: {e}") from None
     model.save(h5_path, save_format="h5")
+
+
+def _stream_to_h5(saved_model_dir: str, h5_path: str) -> bool:
+    """``saved_model_to_h5`` with values read from the checkpoint as tf_keras's h5 writer
+    asks for them (``backend.batch_get_value``, one layer at a time); False when the
+    model cannot (a variable without a checkpoint key): the caller loads it whole."""
+    import tensorflow as tf
+    from tf_keras.src import backend
+
+    from tfjsconv.graph import streaming
+
+    prefix = streaming.saved_model_checkpoint(saved_model_dir)
+    if prefix is None:
+        return False
+    skip = tf.saved_model.LoadOptions(experimental_skip_checkpoint=True)
+    try:
+        source = streaming.CheckpointSource(prefix)
+        model = tf_keras.models.load_model(saved_model_dir, compile=False, options=skip)
+        keys = streaming.variable_keys(model, source)
+    except (ConversionError, streaming.StreamingUnsupported):
+        return False
+    except Exception:  # noqa: BLE001 - the full load reports why the model cannot load
+        return False
+    if not model.weights or any(id(v) not in keys for v in model.weights):
+        logging.getLogger(__name__).info("a Keras variable has no checkpoint key: loading the model whole")
+        return False
+
+    def read(variables: Sequence[Any]) -> List[np.ndarray]:
+        return [source.read(keys[id(v)]) for v in variables]
+
+    original = backend.batch_get_value
+    backend.batch_get_value = read
+    try:
+        model.save(h5_path, save_format="h5")
+    finally:
+        backend.batch_get_value = original
+    return True
 
 
 @_quietly
