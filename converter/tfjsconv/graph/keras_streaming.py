@@ -160,6 +160,7 @@ def _mapped(model: Any, keys: Dict[int, str], source: H5Source) -> Tuple[Any, Di
 
 # -- Keras 3 ``.keras`` files
 
+
 def open_keras3_weights(path: str) -> Any:
     """``model.weights.h5`` of a ``.keras`` zip, opened in place (h5py over a
     ``ZipMemberWindow``); ``StreamingUnsupported`` if it is compressed or missing."""
