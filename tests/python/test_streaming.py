@@ -336,7 +336,7 @@ def _convert_h5(src: str, out: Path, stream: bool, min_bytes: int, caplog, **opt
         (km.tfk_cnn, True),  # BatchNorm folded into the stream, depthwise conv, skip connection
         (km.tfk_lstm, False),  # loop-body weights are read at freeze time (as for SavedModels)
         (km.tfk_nested, True),  # a Sequential inside a functional model
-        (km.k3_cnn_h5, False),  # Keras 3's h5 layout: tf_keras cannot build it, full load
+        (km.k3_cnn_h5, True),  # Keras 3's h5 layout: tf_keras cannot build it, Keras 3 does
     ],
 )
 def test_keras_h5_streams_byte_identically(tmp_path, caplog, builder, streams):

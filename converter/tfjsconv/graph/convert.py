@@ -496,7 +496,7 @@ def _stream_keras(path: str, out_dir: str, options: ConversionOptions, min_bytes
     with h5file:
         if not keras3 and "model_config" not in h5file.attrs:
             return False
-        load = keras_streaming.load_keras3_lazily if keras3 else keras_streaming.load_lazily
+        load = keras_streaming.load_keras3_lazily if keras3 else keras_streaming.load_h5_lazily
 
         def attempt(optimistic: bool):
             log.info("loading Keras model %s without its weights", path)

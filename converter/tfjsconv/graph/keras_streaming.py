@@ -21,7 +21,9 @@ SavedModel's checkpoint.
 
 A Keras 3 ``.keras`` file (``load_keras3_lazily``): the same idea through Keras 3's own
 config deserializer and state loader, reading ``model.weights.h5`` in place inside the
-zip (Keras stores members uncompressed).
+zip (Keras stores members uncompressed).  A Keras 3 h5 file (``load_keras3_h5_lazily``)
+through Keras 3's legacy h5 loader, when tf_keras cannot build it (``load_h5_lazily``,
+the full load's order).
 """
 
 from __future__ import annotations
@@ -53,7 +55,11 @@ class H5Source:
 
 
 class _NotAsIs(Exception):
-    """tf_keras wanted a weight's value (to transform it): this file cannot stream."""
+    """Keras wanted a weight's value (to transform it): this file cannot stream."""
+
+
+class WouldTransform(StreamingUnsupported):
+    """The loader transforms the file's values on the way: load the model whole."""
 
 
 class _DatasetRef:
@@ -145,7 +151,7 @@ def _lazy_load(loader: str) -> Iterator[None]:
     try:
         yield
     except _NotAsIs as e:
-        raise StreamingUnsupported(f"{loader} transforms the file's weights ({e})") from e
+        raise WouldTransform(f"{loader} transforms the file's weights ({e})") from e
     except Exception as e:  # a model it cannot build this way
         raise StreamingUnsupported(
             f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
@@ -180,6 +186,48 @@ def open_keras3_weights(path: str) -> Any:
 _KERAS3_WEIGHTS = "model.weights.h5"
 
 
+class _Keras3Variables:
+    """Keras 3 (TensorFlow backend) variables created uninitialized, and ``assign`` of a
+    ``_DatasetRef`` recorded as ``id(tf.Variable)`` -> dataset path instead of read."""
+
+    def __init__(self, source: H5Source):
+        try:
+            from keras.src.backend.tensorflow import core as tf_backend
+        except ImportError as e:
+            raise StreamingUnsupported(f"Keras 3's TensorFlow variables are not available ({e})") from e
+
+        self.variable_class = tf_backend.Variable
+        self.source = source
+        self.keys: Dict[int, str] = {}
+
+    def uninitialized(self) -> Any:
+        from tensorflow.python.ops.resource_variable_ops import UninitializedVariable
+
+        def create(variable: Any, initializer: Any) -> None:
+            variable._initialize(
+                UninitializedVariable(
+                    shape=variable._shape,
+                    dtype=variable._dtype,
+                    name=variable.name,
+                    trainable=variable.trainable,
+                )
+            )
+
+        return _patched(self.variable_class, "_initialize_with_initializer", create)
+
+    def recording(self) -> Any:
+        def record(variable: Any, value: Any) -> Any:
+            if not isinstance(value, _DatasetRef):
+                raise _NotAsIs("a computed value")
+            if tuple(variable.shape) != value.shape or np.dtype(variable.dtype) != value.dtype:
+                raise _NotAsIs(f"{value.path} is {value.dtype} {list(value.shape)}, its variable differs")
+            self.keys[id(variable.value)] = value.path
+            self.source.shapes[value.path] = list(value.shape)
+            return value
+
+        return _patched(self.variable_class, "assign", record)
+
+
 def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int, str], H5Source]:
     """The Keras 3 model of the ``.keras`` file ``path`` with uninitialized variables,
     ``id(tf.Variable)`` -> dataset path in ``h5file`` (its weights), and the source.
@@ -189,10 +237,7 @@ def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Di
     the model and its ``load_own_variables`` hands each variable a value-less dataset
     reference, which the patched ``assign`` records.  A layer that wants a value (to
     transform it, or an asset) makes the model load whole (``StreamingUnsupported``)."""
-    from tensorflow.python.ops.resource_variable_ops import UninitializedVariable
-
     try:
-        from keras.src.backend.tensorflow import core as tf_backend
         from keras.src.saving import saving_lib
     except ImportError as e:
         raise StreamingUnsupported(f"Keras 3's loader is not available ({e})") from e
@@ -201,24 +246,7 @@ def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Di
         if len(names) > 3 or "config.json" not in names:
             raise StreamingUnsupported("the archive has assets or no config.json")
         config_json = archive.read("config.json")
-    source = H5Source(path + "/" + _KERAS3_WEIGHTS, h5file)
-    keys: Dict[int, str] = {}
-
-    def uninitialized(variable: Any, initializer: Any) -> None:
-        variable._initialize(
-            UninitializedVariable(
-                shape=variable._shape, dtype=variable._dtype, name=variable.name, trainable=variable.trainable
-            )
-        )
-
-    def record(variable: Any, value: Any) -> Any:
-        if not isinstance(value, _DatasetRef):
-            raise _NotAsIs("a computed value")
-        if tuple(variable.shape) != value.shape or np.dtype(variable.dtype) != value.dtype:
-            raise _NotAsIs(f"{value.path} is {value.dtype} {list(value.shape)}, its variable differs")
-        keys[id(variable.value)] = value.path
-        source.shapes[value.path] = list(value.shape)
-        return value
+    variables = _Keras3Variables(H5Source(path + "/" + _KERAS3_WEIGHTS, h5file))
 
     class _LazyStore(saving_lib.H5IOStore):
         """Keras's h5 store over ``h5file``, handing out dataset references."""
@@ -236,9 +264,9 @@ def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Di
             pass  # the caller owns h5file
 
     with _lazy_load("Keras"), contextlib.ExitStack() as stack:
-        stack.enter_context(_patched(tf_backend.Variable, "_initialize_with_initializer", uninitialized))
+        stack.enter_context(variables.uninitialized())
         model = saving_lib._model_from_config(config_json, None, False, safe_mode)
-        stack.enter_context(_patched(tf_backend.Variable, "assign", record))
+        stack.enter_context(variables.recording())
         saving_lib._load_state(
             model,
             weights_store=_LazyStore(_KERAS3_WEIGHTS, mode="r"),
@@ -246,4 +274,42 @@ def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Di
             inner_path="",
             visited_saveables=set(),
         )
-    return _mapped(model, keys, source)
+    return _mapped(model, variables.keys, variables.source)
+
+
+def load_keras3_h5_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int, str], H5Source]:
+    """``load_keras3_lazily`` for a Keras 3 legacy h5 file (``model.save("x.h5")``):
+    Keras 3's legacy h5 loader maps layers to weight groups; each group it would read
+    is handed over as ``_DatasetRef``s."""
+    try:
+        import keras
+        from keras.src.legacy.saving import legacy_h5_format
+    except ImportError as e:
+        raise StreamingUnsupported(f"Keras 3's h5 loader is not available ({e})") from e
+    variables = _Keras3Variables(H5Source(path, h5file))
+
+    def refs(group: Any) -> List[_DatasetRef]:
+        names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
+        return [_DatasetRef(group[name]) for name in names]
+
+    with _lazy_load("Keras"), contextlib.ExitStack() as stack:
+        stack.enter_context(variables.uninitialized())
+        stack.enter_context(variables.recording())
+        stack.enter_context(_patched(legacy_h5_format, "load_subset_weights_from_hdf5_group", refs))
+        model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+    return _mapped(model, variables.keys, variables.source)
+
+
+def load_h5_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int, str], H5Source]:
+    """A Keras h5 file the way the full load reads it: tf_keras first, then (a Keras 3
+    file tf_keras cannot build) Keras 3."""
+    try:
+        return load_lazily(path, safe_mode, h5file)
+    except WouldTransform:
+        raise  # tf_keras builds it (the full load does too), reading values on the way
+    except StreamingUnsupported:
+        version = h5file.attrs.get("keras_version", b"")
+        version = version.decode("utf-8", "replace") if isinstance(version, bytes) else str(version)
+        if not version.startswith("3."):
+            raise
+        return load_keras3_h5_lazily(path, safe_mode, h5file)
