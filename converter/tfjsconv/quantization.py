@@ -9,6 +9,10 @@ reference converter exactly:
   ReLU outputs stay exact). ``min == max`` stores zeros with ``scale = 1.0``.
 * ``float16``: ``x.astype(float16)`` (IEEE round-to-nearest-even).
 
+Large weights are processed in slices on up to four threads; every step is elementwise
+(or a min/max), so the bytes are the same for any slicing or thread count (tested
+against the whole-array math).
+
 All affine arithmetic is done in float64. That is what the reference does under NumPy >= 2
 (NEP 50 promotes the float32 array to float64 when combined with ``np.float64`` scalars);
 under NumPy 1.x value-based casting kept it in float32, which changes about 1 code in 10^4
@@ -25,7 +29,10 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from typing import Any, Dict, Mapping, Sequence, Tuple
+import os
+import queue
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -44,11 +51,29 @@ _FLOAT16_MAX = float(np.finfo(np.float16).max)
 # (every operation is elementwise, so the bytes do not depend on the slicing), so its
 # float64 temporaries cost 32 MiB instead of twice the weight.
 _CHUNK = 1 << 22
+# Slices run on this many threads at most (numpy releases the GIL in these loops, and
+# each slice's result lands in its own part of the output: the bytes do not depend on
+# the thread count).
+_MAX_THREADS = 4
 
 
 def _chunks(flat: np.ndarray):
     for start in range(0, flat.size, _CHUNK):
         yield start, flat[start : start + _CHUNK]
+
+
+def _threads(size: int) -> int:
+    return max(1, min(_MAX_THREADS, os.cpu_count() or 1, -(-size // _CHUNK)))
+
+
+def _each_slice(flat: np.ndarray, work: Callable[[int, np.ndarray], Any]) -> list:
+    """``work(start, slice)`` for every ``_CHUNK`` slice of ``flat``, results in order;
+    on threads when there is more than one slice."""
+    threads = _threads(flat.size)
+    if threads == 1:
+        return [work(start, part) for start, part in _chunks(flat)]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda item: work(*item), _chunks(flat)))
 
 
 def _spec_patterns(dtype: str, spec: Any) -> Tuple[bool, Tuple[str, ...]]:
@@ -132,8 +157,9 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
     flat = data.reshape(-1)
     # float32 -> float64 is exact and monotonic: the float64 extremes are these.  min/max
     # propagate NaN, and an infinity is an extreme: finite extremes mean finite values.
-    lo = float(flat.min()) if data.size else 0.0
-    hi = float(flat.max()) if data.size else 0.0
+    extremes = np.array(_each_slice(flat, lambda _, part: (part.min(), part.max())), np.float32)
+    lo = float(extremes[:, 0].min()) if data.size else 0.0
+    hi = float(extremes[:, 1].max()) if data.size else 0.0
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ConversionError(f"weight {name} contains NaN or Infinity and cannot be quantized to {dtype}")
     if dtype == "float16":
@@ -142,7 +168,9 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
                 f"weight {name} has values beyond the float16 range (+-65504); "
                 "it cannot be quantized to float16"
             )
-        return data.astype(np.float16), {"dtype": "float16", "original_dtype": "float32"}
+        half = np.empty(flat.size, np.float16)
+        _each_slice(flat, lambda start, part: np.copyto(half[start : start + part.size], part, "same_kind"))
+        return half.reshape(data.shape), {"dtype": "float16", "original_dtype": "float32"}
 
     qtype, quant_max = _AFFINE[dtype]
     if data.size == 0:
@@ -165,14 +193,21 @@ def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple
         lo = -zero_point * scale
         hi = quant_max * scale + lo
     stored: np.ndarray = np.empty(flat.size, qtype)
-    buffer = np.empty(min(flat.size, _CHUNK), np.float64)  # one float64 slice, reused
-    for start, part in _chunks(flat):
+    buffers: queue.SimpleQueue = queue.SimpleQueue()  # one float64 slice per thread, reused
+    for _ in range(_threads(flat.size)):
+        buffers.put(np.empty(min(flat.size, _CHUNK), np.float64))
+
+    def affine(start: int, part: np.ndarray) -> None:
+        buffer = buffers.get()
         wide = buffer[: part.size]
         np.clip(part, lo, hi, out=wide)  # computed in float64, as on float64 copies
         wide -= lo
         wide /= scale
         np.round(wide, out=wide)
         np.copyto(stored[start : start + wide.size], wide, casting="unsafe")
+        buffers.put(buffer)
+
+    _each_slice(flat, affine)
     stored = stored.reshape(data.shape)
     return stored, {"dtype": dtype, "min": float(lo), "scale": float(scale), "original_dtype": "float32"}
 
