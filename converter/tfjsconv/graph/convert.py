@@ -543,7 +543,4 @@ def layers_to_graph(
                 output_format="keras", quantize_float16=None, quantize_uint8=None, quantize_uint16=None
             ),
         )
-        if streaming_enabled and _stream_keras(h5, staging_dir, options, min_bytes):
-            return
-        model = _load_keras(h5, options)
-        _convert_keras_model(model, staging_dir, options, min_bytes)
+        keras_to_graph(h5, staging_dir, options, streaming_enabled, min_bytes)

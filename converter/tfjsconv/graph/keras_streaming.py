@@ -36,6 +36,7 @@ import numpy as np
 
 from tfjsconv.errors import ConversionError
 from tfjsconv.graph.streaming import StreamingUnsupported
+from tfjsconv.layers.keras_files import KERAS3_WEIGHTS
 
 
 class H5Source:
@@ -175,15 +176,12 @@ def open_keras3_weights(path: str) -> Any:
     from tfjsconv.layers.keras_files import stored_member
 
     try:
-        window = stored_member(path, _KERAS3_WEIGHTS)
+        window = stored_member(path, KERAS3_WEIGHTS)
         if window is None:
-            raise StreamingUnsupported(f"{_KERAS3_WEIGHTS} is compressed in the archive")
+            raise StreamingUnsupported(f"{KERAS3_WEIGHTS} is compressed in the archive")
         return h5py.File(window, "r")
     except (KeyError, OSError, zipfile.BadZipFile, ConversionError) as e:
-        raise StreamingUnsupported(f"{_KERAS3_WEIGHTS}: {type(e).__name__}") from e
-
-
-_KERAS3_WEIGHTS = "model.weights.h5"
+        raise StreamingUnsupported(f"{KERAS3_WEIGHTS}: {type(e).__name__}") from e
 
 
 class _Keras3Variables:
@@ -246,7 +244,7 @@ def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Di
         if len(names) > 3 or "config.json" not in names:
             raise StreamingUnsupported("the archive has assets or no config.json")
         config_json = archive.read("config.json")
-    variables = _Keras3Variables(H5Source(path + "/" + _KERAS3_WEIGHTS, h5file))
+    variables = _Keras3Variables(H5Source(path + "/" + KERAS3_WEIGHTS, h5file))
 
     class _LazyStore(saving_lib.H5IOStore):
         """Keras's h5 store over ``h5file``, handing out dataset references."""
@@ -269,7 +267,7 @@ def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Di
         stack.enter_context(variables.recording())
         saving_lib._load_state(
             model,
-            weights_store=_LazyStore(_KERAS3_WEIGHTS, mode="r"),
+            weights_store=_LazyStore(KERAS3_WEIGHTS, mode="r"),
             assets_store=None,
             inner_path="",
             visited_saveables=set(),

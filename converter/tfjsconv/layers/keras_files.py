@@ -120,6 +120,9 @@ def _read_dataset(ds: Any, name: str, path: str) -> np.ndarray:
         raise ConversionError(f"{path}: cannot read weight {name!r}: {e}") from None
 
 
+# The weights member of a Keras 3 ``.keras`` zip.
+KERAS3_WEIGHTS = "model.weights.h5"
+
 # Datasets at least this large are read when written (``H5Weight``), smaller ones now.
 LAZY_MIN_BYTES = 1 << 16
 
@@ -395,7 +398,7 @@ def check_keras_file(path: str) -> None:
                 for info in zf.infolist():
                     _safe_member(info.filename, path)
                     _check_zip_entry(info, path)
-                weights = zf.getinfo("model.weights.h5") if "model.weights.h5" in zf.namelist() else None
+                weights = zf.getinfo(KERAS3_WEIGHTS) if KERAS3_WEIGHTS in zf.namelist() else None
                 window = stored_member(path, weights.filename) if weights is not None else None
                 # A compressed member (not what Keras writes) is checked from memory.
                 data = zf.read(weights) if weights is not None and window is None else None
@@ -403,14 +406,11 @@ def check_keras_file(path: str) -> None:
             raise ConversionError(f"not a readable .keras zip file: {path} ({e})") from None
         if window is not None:
             with window:
-                _open_h5(window, path + "!model.weights.h5").close()
+                _open_h5(window, f"{path}!{KERAS3_WEIGHTS}").close()
         elif data is not None:
-            _open_h5(io.BytesIO(data), path + "!model.weights.h5").close()
+            _open_h5(io.BytesIO(data), f"{path}!{KERAS3_WEIGHTS}").close()
         return
     _open_h5(path, path).close()
-
-
-_KERAS3_WEIGHTS = "model.weights.h5"
 
 
 def _read_zip(path: str) -> Tuple[Dict[str, bytes], Optional[ZipMemberWindow]]:
@@ -425,17 +425,17 @@ def _read_zip(path: str) -> Tuple[Dict[str, bytes], Optional[ZipMemberWindow]]:
         members: Dict[str, bytes] = {}
         for info in zf.infolist():
             _safe_member(info.filename, path)
-            if info.filename in ("config.json", "metadata.json", _KERAS3_WEIGHTS):
+            if info.filename in ("config.json", "metadata.json", KERAS3_WEIGHTS):
                 _check_zip_entry(info, path)
-                if info.filename == _KERAS3_WEIGHTS:
+                if info.filename == KERAS3_WEIGHTS:
                     window = stored_member(path, info.filename)
                     if window is not None:
                         continue
                 members[info.filename] = zf.read(info)
     if "config.json" not in members:
         raise ConversionError(f"{path}: .keras file has no 'config.json'")
-    if window is None and _KERAS3_WEIGHTS not in members:
-        raise ConversionError(f"{path}: .keras file has no {_KERAS3_WEIGHTS!r}")
+    if window is None and KERAS3_WEIGHTS not in members:
+        raise ConversionError(f"{path}: .keras file has no {KERAS3_WEIGHTS!r}")
     return members, window
 
 
@@ -446,7 +446,7 @@ def _vars_group_arrays(group: Any, path: str, lazy: bool) -> List[Any]:
     if "vars" in group:
         vars_group = group["vars"]
         arrays += [
-            _dataset(vars_group[k], k, path, lazy, _KERAS3_WEIGHTS) for k in sorted(vars_group, key=int)
+            _dataset(vars_group[k], k, path, lazy, KERAS3_WEIGHTS) for k in sorted(vars_group, key=int)
         ]
     children = [k for k in group if k != "vars" and hasattr(group[k], "keys")]
     rank = {name: i for i, name in enumerate(keras3.CHILD_ORDER)}
@@ -494,8 +494,8 @@ def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
     classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(translated)}
     by_name: Dict[str, List[Any]] = {}
     # A stored weights member is read in place, each large weight when it is written.
-    source: Any = window if window is not None else io.BytesIO(members[_KERAS3_WEIGHTS])
-    with source, _open_h5(source, f"{path}!{_KERAS3_WEIGHTS}") as f:
+    source: Any = window if window is not None else io.BytesIO(members[KERAS3_WEIGHTS])
+    with source, _open_h5(source, f"{path}!{KERAS3_WEIGHTS}") as f:
         groups = _groups_by_layer_name(f["layers"]) if "layers" in f else {}
         for name, group in groups.items():
             cls, cfg = classes.get(name, ("<not in config>", {}))
