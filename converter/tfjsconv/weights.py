@@ -310,34 +310,34 @@ def _validate_weight(entry: Any, group: int) -> Tuple[str, Tuple[int, ...], str,
     name = entry.get("name")
     if not isinstance(name, str) or not name:
         raise ConversionError(f"{where}: a weight entry has no valid name")
+    # repr: a name from a manifest may hold a newline, and the error stays one line.
+    what = f"{where}: weight {name!r}"
     shape = entry.get("shape")
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
-        raise ConversionError(f"{where}: weight {name} has an invalid shape {shape!r}")
+        raise ConversionError(f"{what} has an invalid shape {shape!r}")
     dtype = entry.get("dtype")
     if not isinstance(dtype, str) or (dtype not in _ITEMSIZE and dtype != "string"):
-        raise ConversionError(f"{where}: weight {name} has unsupported dtype {dtype!r}")
+        raise ConversionError(f"{what} has unsupported dtype {dtype!r}")
     q = entry.get("quantization")
     if q is None:
         return name, tuple(shape), dtype, None
     if not isinstance(q, dict) or not isinstance(q.get("dtype"), str) or q["dtype"] not in _QUANT_ITEMSIZE:
-        raise ConversionError(f"{where}: weight {name} has an invalid quantization entry")
+        raise ConversionError(f"{what} has an invalid quantization entry")
     # tfjs decodes by the weight's own dtype; original_dtype (absent in legacy manifests)
     # must agree with it when present.
     original = q.get("original_dtype", dtype)
     if dtype not in ("float32", "int32") or original != dtype:
-        raise ConversionError(
-            f"{where}: weight {name} of dtype {dtype} cannot be quantized (original_dtype {original!r})"
-        )
+        raise ConversionError(f"{what} of dtype {dtype} cannot be quantized (original_dtype {original!r})")
     if q["dtype"] == "float16" and dtype != "float32":
-        raise ConversionError(f"{where}: weight {name}: float16 quantization needs a float32 weight")
+        raise ConversionError(f"{what}: float16 quantization needs a float32 weight")
     meta = {"dtype": q["dtype"], "original_dtype": original}
     if q["dtype"] in ("uint8", "uint16"):
         for key in ("min", "scale"):
             value = q.get(key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConversionError(f"{where}: weight {name} has an invalid quantization {key}")
+                raise ConversionError(f"{what} has an invalid quantization {key}")
             meta[key] = float(value)
     return name, tuple(shape), dtype, meta
 
@@ -378,15 +378,15 @@ def _decode_strings(
 ) -> Tuple[np.ndarray, int]:
     where = f"weights manifest group {group}"
     if count * 4 > len(data) - offset:
-        raise ConversionError(f"{where}: shard bytes too short for string weight {name}")
+        raise ConversionError(f"{where}: shard bytes too short for string weight {name!r}")
     items: List[Any] = []
     for _ in range(count):
         if offset + 4 > len(data):
-            raise ConversionError(f"{where}: shard bytes too short for string weight {name}")
+            raise ConversionError(f"{where}: shard bytes too short for string weight {name!r}")
         length = int.from_bytes(data[offset : offset + 4], "little")
         offset += 4
         if offset + length > len(data):
-            raise ConversionError(f"{where}: shard bytes too short for string weight {name}")
+            raise ConversionError(f"{where}: shard bytes too short for string weight {name!r}")
         raw = bytes(data[offset : offset + length])
         offset += length
         try:
