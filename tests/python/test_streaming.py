@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import graph_models as gm
 import keras_models as km
@@ -234,8 +234,9 @@ def test_wrong_optimistic_answer_converts_again(tmp_path, caplog, case):
     assert streamed >= 1
 
 
-def _conv_scale_model(path: str, case: str) -> str:
-    """A SavedModel of 3x3 convs (4 -> 8 channels) with a constant multiply per ``case``.
+def _conv_scale_model(path: str, case: str) -> Tuple[str, np.ndarray, np.ndarray]:
+    """A SavedModel of 3x3 convs (4 -> 8 channels) with a constant multiply per ``case``;
+    returns (path, first filter, its scale).
 
     The first filter holds subnormal values and its scale makes some products
     subnormal: TF's constant folding flushes both, the streamed fold must too.
@@ -281,7 +282,7 @@ def _conv_scale_model(path: str, case: str) -> str:
 
     model = Model()
     tf.saved_model.save(model, path, signatures={"serving_default": model.serve})
-    return path
+    return path, first, scale
 
 
 @pytest.mark.parametrize(
@@ -301,7 +302,7 @@ def test_conv_times_constant_folds_on_the_stream(tmp_path, caplog, case, streame
     """``conv(x, W) * C``: grappler's push-down of C into W is done on the streamed W
     (``stream_folds``), byte-identical to grappler's fold of the loaded W; where grappler's
     conditions do not hold, W is read in and grappler decides, also identically."""
-    src = _conv_scale_model(str(tmp_path / "sm"), case)
+    src, _, _ = _conv_scale_model(str(tmp_path / "sm"), case)
     for label, opts in QUANTIZATIONS.items():
         assert _same_both_ways(src, tmp_path, caplog, 64, label, **opts) == streamed, label
 
@@ -317,6 +318,50 @@ def test_grappler_multiply_flushes_denormals():
     expected = np.array([[0.0, -0.0, 1.0], [1e10, -0.0, 1.5]], np.float32)
     assert got.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
     assert not ((np.abs(got) < tiny) & (got != 0)).any()
+
+
+@pytest.mark.tfjs
+def test_streamed_models_run_in_tfjs(tfjs, tmp_path, caplog):
+    """Streamed outputs run in tfjs 4.22 with the source model's results: a conv filter
+    folded with its scale on the stream, a TF1 SavedModel of ref variables, and a Keras 3
+    MobileNetV2 (batch norms folded on the stream).  Bound (``tolerances``): 4x the gap
+    between TF's float32 run and the same computation in float64."""
+    import coverage_corpus as cc
+    import keras
+    import tensorflow as tf
+    import tolerances
+
+    rng = np.random.default_rng(5)
+
+    def check(out: Path, x: np.ndarray, want32: np.ndarray, want64) -> None:
+        bound, why = tolerances.tolerance([want32], None if want64 is None else [want64])
+        assert why.startswith("4x"), why  # a real float64 twin, not the floor
+        (got,) = tfjs.predict(out, [x], kind="graph")
+        assert tolerances.max_diff(got, want32) <= bound, (out.name, why)
+
+    src, first, scale = _conv_scale_model(str(tmp_path / "conv"), "vector_after")
+    assert _convert(src, tmp_path / "conv_out", True, 64, caplog) == 1
+    x = rng.standard_normal((2, 8, 8, 4)).astype(np.float32)
+    want32 = gm.predict_saved_model(src, {"x": x})["y"]
+    conv64 = tf.nn.conv2d(x.astype(np.float64), first.astype(np.float64), 1, "SAME").numpy()
+    check(tmp_path / "conv_out", x, want32, np.maximum(conv64 * scale.astype(np.float64), 0.0))
+
+    src = _tf1_saved_model(str(tmp_path / "tf1"), resource=False)
+    assert _convert(src, tmp_path / "tf1_out", True, 64, caplog) == 2
+    x = rng.standard_normal((3, 32)).astype(np.float32)
+    want32 = gm.predict_saved_model(src, {"x": x}, tags=["serve"])["y"]
+    reader = tf.train.load_checkpoint(os.path.join(src, "variables", "variables"))
+    h = x.astype(np.float64)
+    for key in ("w0", "w1"):
+        h = np.tanh(h @ reader.get_tensor(key).astype(np.float64))
+    check(tmp_path / "tf1_out", x, want32, h)
+
+    src = km.k3_mobilenet_v2_keras(str(tmp_path))
+    assert _convert_h5(src, tmp_path / "k3_out", True, 4096, caplog)
+    model = keras.saving.load_model(src)
+    x = rng.standard_normal((1, 96, 96, 3)).astype(np.float32)
+    (want64,) = cc.float64_predictions(keras, model, [x]) or [None]
+    check(tmp_path / "k3_out", x, model(x).numpy(), want64)
 
 
 def _convert_h5(src: str, out: Path, stream: bool, min_bytes: int, caplog, **opts) -> bool:
