@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -227,7 +228,10 @@ def test_real_pants_codegen_is_cached(keras_h5, tmp_path):
     (repo / "models").mkdir(parents=True)
     shutil.copyfile(keras_h5, repo / "models" / "mlp.h5")
     log = tmp_path / "conversions.log"
-    wrapper = repo / "convert.sh"
+    # Pants' process cache (~/.cache/pants) outlives this test, and pytest reuses tmp paths
+    # across sessions (pytest-1/...), so a fixed wrapper path gave a cache hit from an earlier
+    # run on the first export. The wrapper path is argv[0], part of the cache key: make it new.
+    wrapper = repo / f"convert-{uuid.uuid4().hex}.sh"
     wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {_converter()} "$@"\n')
     wrapper.chmod(0o755)
     (repo / "pants.toml").write_text(
