@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tolerances
 
 jax = pytest.importorskip("jax")
 nn = pytest.importorskip("flax.linen")
@@ -18,7 +19,18 @@ from tfjsconv.jax_conversion import convert_jax  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-TOL = 1e-5
+
+def jax_bound(fn, *args) -> float:
+    """``tolerances``' parity bound for ``fn(*args)``: JAX's float32 result against the
+    same function on float64 params and inputs (``enable_x64`` only inside this call)."""
+    ref32 = np.asarray(fn(*args))
+    with jax.experimental.enable_x64():
+        wide = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), args)
+        ref64 = np.asarray(fn(*wide))
+    assert ref64.dtype == np.float64, ref64.dtype
+    tol, how = tolerances.tolerance([ref32], [ref64])
+    assert how.startswith("4x"), how
+    return tol
 
 
 class SmallCNN(nn.Module):
@@ -76,7 +88,9 @@ def test_saved_model_step_uses_plain_tf_ops(dense, tmp_path):
             ops |= {n.op for n in f.node_def}
     assert not any(op.startswith("Xla") for op in ops), sorted(ops)
     (y,) = fn(tf.constant(x)).values()
-    np.testing.assert_allclose(y.numpy(), np.asarray(model.apply(params, x)), atol=TOL, rtol=0)
+    np.testing.assert_allclose(
+        y.numpy(), np.asarray(model.apply(params, x)), atol=jax_bound(model.apply, params, x), rtol=0
+    )
 
 
 @pytest.mark.tfjs
@@ -89,7 +103,9 @@ def test_dense_fixed_batch_in_tfjs(tfjs, dense, tmp_path):
     ) == str(out)
     assert not any(op.startswith("Xla") for op in _ops(out))
     (y,) = tfjs.predict(out, [x], kind="graph")
-    np.testing.assert_allclose(y, np.asarray(model.apply(params, x)), atol=TOL, rtol=0)
+    np.testing.assert_allclose(
+        y, np.asarray(model.apply(params, x)), atol=jax_bound(model.apply, params, x), rtol=0
+    )
 
 
 @pytest.mark.tfjs
@@ -101,7 +117,9 @@ def test_cnn_fixed_batch_in_tfjs(tfjs, cnn, tmp_path):
         model.apply, params, input_signatures=[tf.TensorSpec([2, 8, 8, 1], tf.float32)], model_dir=str(out)
     )
     (y,) = tfjs.predict(out, [x], kind="graph")
-    np.testing.assert_allclose(y, np.asarray(model.apply(params, x)), atol=TOL, rtol=0)
+    np.testing.assert_allclose(
+        y, np.asarray(model.apply(params, x)), atol=jax_bound(model.apply, params, x), rtol=0
+    )
 
 
 @pytest.mark.tfjs
@@ -121,7 +139,9 @@ def test_cnn_polymorphic_batch_in_tfjs(tfjs, cnn, tmp_path):
     for batch in (1, 3):
         x = _rand(batch, 8, 8, 1, seed=5 + batch)
         (y,) = tfjs.predict(out, [x], kind="graph")
-        np.testing.assert_allclose(y, np.asarray(model.apply(params, x)), atol=TOL, rtol=0)
+        np.testing.assert_allclose(
+            y, np.asarray(model.apply(params, x)), atol=jax_bound(model.apply, params, x), rtol=0
+        )
 
 
 @pytest.mark.tfjs
@@ -168,7 +188,9 @@ def test_two_inputs_keep_their_order(tfjs, dense, tmp_path):
         input_signatures=[tf.TensorSpec([2, 4], tf.float32), tf.TensorSpec([2, 3], tf.float32)],
     )
     (y,) = tfjs.predict(out, [x, bias], kind="graph")
-    np.testing.assert_allclose(y, np.asarray(apply_fn(params, x, bias)), atol=TOL, rtol=0)
+    np.testing.assert_allclose(
+        y, np.asarray(apply_fn(params, x, bias)), atol=jax_bound(apply_fn, params, x, bias), rtol=0
+    )
 
 
 def test_conversion_is_byte_identical_across_runs(dense, tmp_path):

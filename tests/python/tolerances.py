@@ -14,7 +14,7 @@ spread, so the bound follows the CPU the test runs on.
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -68,3 +68,48 @@ def keras_float64_outputs(path: str, inputs: Mapping[str, np.ndarray]) -> Option
     if outs is None or len(outs) != len(model.output_names):
         return None
     return dict(zip(model.output_names, outs))
+
+
+def keras_tolerance(model, inputs: Sequence[np.ndarray]) -> Tuple[float, str]:
+    """The bound for an in-memory Keras model (tf_keras or Keras 3) on ``inputs``: its own
+    float32 run against its float64 twin (same config in float64, same weights)."""
+    import coverage_corpus as cc
+
+    inputs = [np.asarray(x) for x in inputs]
+    return tolerance(cc.predict(model, inputs), cc.float64_predictions(None, model, inputs))
+
+
+def graph_float64_outputs(
+    graph_def, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]
+) -> Optional[List[np.ndarray]]:
+    """A frozen GraphDef's outputs from its float64 twin: every float32 type attribute and
+    constant widened to float64, float32 feeds too.  None when TF cannot run the twin
+    (an op without a float64 kernel)."""
+    import tensorflow as tf
+    from tensorflow.core.framework import types_pb2
+
+    twin = type(graph_def)()
+    twin.CopyFrom(graph_def)
+    for node in twin.node:
+        for attr in node.attr.values():
+            if attr.WhichOneof("value") == "type" and attr.type == types_pb2.DT_FLOAT:
+                attr.type = types_pb2.DT_DOUBLE
+            elif attr.WhichOneof("value") == "list":
+                attr.list.type[:] = [
+                    types_pb2.DT_DOUBLE if t == types_pb2.DT_FLOAT else t for t in attr.list.type
+                ]
+            elif attr.WhichOneof("value") == "tensor" and attr.tensor.dtype == types_pb2.DT_FLOAT:
+                wide = tf.make_ndarray(attr.tensor).astype(np.float64)
+                attr.tensor.CopyFrom(tf.make_tensor_proto(wide))
+    wide_feeds = {
+        name: (np.asarray(v, np.float64) if np.asarray(v).dtype == np.float32 else v)
+        for name, v in feeds.items()
+    }
+    try:
+        with tf.Graph().as_default() as graph:
+            tf.compat.v1.import_graph_def(twin, name="")
+            with tf.compat.v1.Session(graph=graph) as session:
+                outs = session.run(list(fetches), wide_feeds)
+    except Exception:  # noqa: BLE001 - no float64 kernel for some op: no twin
+        return None
+    return [np.asarray(o) for o in outs]
