@@ -75,6 +75,10 @@ def test_folded_graph_matches_tf(case):
     replaced += [node(graph_def, r).input[1] for r in bn.input[:1] if node(graph_def, r).op != old_conv.op]
     assert not {r.split(":")[0] for r in replaced} & {n.name for n in folded.node}
     x = random([2, 5, 5, C_IN], 7)
+    # Folding rounds each W * scale once and reorders the 27-term sums: a few float32 ulps
+    # (2^-23 = 1.2e-7) of outputs of O(1-10), ~1e-6; 1e-5 leaves 10x for the sums' own
+    # rounding.  A wrong fold (scale on the wrong axis, a dropped mean or bias) moves
+    # outputs by O(1).  FusedBatchNorm has no float64 kernel, so no float64 twin here.
     np.testing.assert_allclose(
         run_graph(folded, {x_name: x}, out), run_graph(graph_def, {x_name: x}, out), rtol=1e-5, atol=1e-5
     )
