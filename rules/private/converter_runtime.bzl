@@ -54,12 +54,22 @@ def _import_root(files, marker):
             return root or "."
     fail("rules_tfjs: %s not found among the converter's files" % marker)
 
-def converter_command(ctx):
-    """How a conversion action starts the converter.
+# A migration (`tfjs_migrated_model`) runs tfjs_pb2json through the same tool and runtime.
+MIGRATION_RUNTIME_ATTRS = dict(
+    CONVERTER_RUNTIME_ATTRS,
+    _pb2json_files = attr.label(
+        default = Label("//tools/pb2json:tfjsconv_pb2json_files"),
+        doc = "The tfjs_pb2json sources (they import the converter's).",
+    ),
+)
+
+def converter_command(ctx, migrate = False):
+    """How a conversion (or migration) action starts the converter.
 
     Args:
       ctx: the rule context; its CONVERTER_RUNTIME_ATTRS name the snapshot, the converter
-        sources and the locked site-packages.
+        sources and the locked site-packages (MIGRATION_RUNTIME_ATTRS for `migrate`).
+      migrate: run tfjs_pb2json instead of the converter CLI.
 
     Returns:
       (executable, startup arguments, tool inputs, extra env) for `ctx.actions.run`.
@@ -68,7 +78,14 @@ def converter_command(ctx):
     interpreter = ctx.file._python_interpreter
     script = ctx.file._tool_script
     converter = ctx.files._converter_files
-    site_dir = _dirname(ctx.file._site_packages_lock.path) + "/site-packages"
+    migration = ctx.files._pb2json_files if migrate else []
+
+    # Import roots, in sys.path order: the converter first (a worker watches it for
+    # changes), the migration tool's sources, then the locked site-packages.
+    roots = [_import_root(converter, "tfjsconv/__init__.py")]
+    if migrate:
+        roots.append(_import_root(migration, "tfjsconv_pb2json/__init__.py"))
+    roots.append(_dirname(ctx.file._site_packages_lock.path) + "/site-packages")
     startup = [
         "--library-path",
         _dirname(loader.path),
@@ -76,15 +93,16 @@ def converter_command(ctx):
         "-s",
         "-S",
         script.path,
-        "--sys_path=" + _import_root(converter, "tfjsconv/__init__.py"),
-        "--sys_path=" + site_dir,
-    ]
+    ] + ["--sys_path=" + root for root in roots]
+    if migrate:
+        startup.append("--migrate")
     if ctx.var.get("tfjs_check_hermetic", "0") == "1":
         startup.append("--check_hermetic")
     tools = depset(
         [script, ctx.file._site_packages_lock, loader, interpreter],
         transitive = [
             depset(converter),
+            depset(migration),
             depset(ctx.files._python_files),
             depset(ctx.files._site_packages),
         ],

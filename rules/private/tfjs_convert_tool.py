@@ -21,12 +21,15 @@ interpreter of ``tfjs_python_snapshot`` started through its own dynamic loader, 
 * ``--check_hermetic``: after each request, fail if a loaded shared object or an
   imported module lives outside the action's input tree (the working directory),
   proving on an executor that nothing came from the host by accident.
+* ``--migrate``: run ``tfjs_pb2json`` (the ``TfjsMigrate`` action of
+  ``tfjs_migrated_model``) once instead of the converter CLI, in the same runtime.
 """
 
 from __future__ import annotations
 
 import atexit
 import codecs
+import contextlib
 import io
 import itertools
 import json
@@ -50,19 +53,22 @@ _HOST_ALLOWED = (
 )
 
 
-def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, List[str]]:
-    """(sys_path entries, check_hermetic, remaining args) from the leading startup flags."""
+def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, bool, List[str]]:
+    """(sys_path entries, check_hermetic, migrate, remaining args) from the leading
+    startup flags."""
     paths: List[str] = []
-    check = False
+    check = migrate = False
     rest: List[str] = []
     for arg in argv:
         if arg.startswith("--sys_path="):
             paths.append(arg[len("--sys_path=") :])
         elif arg == "--check_hermetic":
             check = True
+        elif arg == "--migrate":
+            migrate = True
         else:
             rest.append(arg)
-    return paths, check, rest
+    return paths, check, migrate, rest
 
 
 def foreign_files(root: str) -> List[str]:
@@ -117,12 +123,28 @@ def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str
 
         code = report_internal_error("tfjs_convert_tool", buf)
     _reset_framework_state()
+    return _hermetic_verdict(code, buf, check_hermetic), buf.getvalue()
+
+
+def run_migration(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str]:
+    """Run tfjs_pb2json in-process; return (exit code, combined output)."""
+    from tfjsconv_pb2json import cli as pb2json
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        code = pb2json.main(list(argv))
+    return _hermetic_verdict(code, buf, check_hermetic), buf.getvalue()
+
+
+def _hermetic_verdict(code: int, buf: IO[str], check_hermetic: bool) -> int:
+    """``code``, or 4 (with the files named in ``buf``) when ``check_hermetic`` finds a
+    module or shared object that came from outside the action's inputs."""
     if check_hermetic:
         bad = foreign_files(os.getcwd())
         if bad:
             buf.write("tfjs_convert_tool: files outside the action's inputs were used: %s\n" % ", ".join(bad))
-            code = code or 4
-    return code, buf.getvalue()
+            return code or 4
+    return code
 
 
 def _reset_framework_state() -> None:
@@ -242,7 +264,7 @@ def worker_main(
 
 
 def main(argv: Sequence[str]) -> int:
-    paths, check_hermetic, argv = split_startup_args(argv)
+    paths, check_hermetic, migrate, argv = split_startup_args(argv)
     # Before the converter is imported: the declared inputs come first on sys.path.
     sys.path[:0] = paths
     _private_home()
@@ -253,7 +275,7 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
         protocol_out = os.fdopen(protocol_fd, "w", encoding="utf-8")
         return worker_main(sys.stdin.buffer, protocol_out, check_hermetic, paths[:1])
-    code, output = run_cli(argv, check_hermetic)
+    code, output = (run_migration if migrate else run_cli)(argv, check_hermetic)
     if output:
         sys.stderr.write(output)
     return code

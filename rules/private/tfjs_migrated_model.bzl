@@ -12,6 +12,7 @@ The output is one directory named after the target holding `model.json` and the
 model's own files (the .pb, the manifest and its shards) are written.
 """
 
+load(":converter_runtime.bzl", "MIGRATION_RUNTIME_ATTRS", "converter_command")
 load(":formats.bzl", "ACTION_ENV", "MODEL_JSON")
 load(":providers.bzl", "TfjsModelInfo")
 
@@ -48,14 +49,21 @@ def _tfjs_migrated_model_impl(ctx):
     args.add("--quiet")
     args.add(root)
     args.add(out_dir.path)
+
+    # The converter's hermetic runtime (the @tfjs_python snapshot, the locked
+    # site-packages): the same files locally, in a sandbox and on a remote executor.
+    executable, startup, tools, runtime_env = converter_command(ctx, migrate = True)
+    env = dict(ACTION_ENV)
+    env.update(runtime_env)
     ctx.actions.run(
-        executable = ctx.executable._tool,
-        arguments = [args],
+        executable = executable,
+        arguments = startup + [args],
         inputs = ctx.files.srcs,
+        tools = tools,
         outputs = [out_dir],
         mnemonic = "TfjsMigrate",
         progress_message = "Migrating legacy tfjs model %s" % ctx.label,
-        env = ACTION_ENV,
+        env = env,
         execution_requirements = {"block-network": "1"},
     )
     return [
@@ -74,19 +82,17 @@ def _tfjs_migrated_model_impl(ctx):
 
 tfjs_migrated_model_rule = rule(
     implementation = _tfjs_migrated_model_impl,
-    attrs = {
-        "srcs": attr.label_list(
-            mandatory = True,
-            allow_files = True,
-            doc = "The legacy model's files: tensorflowjs_model.pb, weights_manifest.json " +
-                  "and every shard the manifest lists (all under one directory).",
-        ),
-        "_tool": attr.label(
-            default = Label("//tools/pb2json:tfjs_pb2json"),
-            executable = True,
-            cfg = "exec",
-        ),
-    },
+    attrs = dict(
+        {
+            "srcs": attr.label_list(
+                mandatory = True,
+                allow_files = True,
+                doc = "The legacy model's files: tensorflowjs_model.pb, weights_manifest.json " +
+                      "and every shard the manifest lists (all under one directory).",
+            ),
+        },
+        **MIGRATION_RUNTIME_ATTRS
+    ),
     provides = [TfjsModelInfo],
     doc = "Migrates a legacy tfjs 0.x graph model to the current model.json format.",
 )

@@ -78,23 +78,20 @@ def _action_test_impl(ctx):
     action = actions[0]
     info = target[TfjsModelInfo]
 
-    # A conversion starts the @tfjs_python snapshot through its own dynamic loader:
-    # argv = loader, --library-path DIR, interpreter, -s, -S, tool, --sys_path=...;
+    # A conversion or migration starts the @tfjs_python snapshot through its own dynamic
+    # loader: argv = loader, --library-path DIR, interpreter, -s, -S, tool, --sys_path=...;
     # the rest is what the param file (the worker request) holds, which analysis sees
-    # expanded. Other actions (migration) start their tool directly: argv[0].
+    # expanded (a migration: --migrate, then tfjs_pb2json's arguments).
     argv = action.argv
-    snapshot = argv[0].endswith("/ld-linux-x86-64.so.2")
-    if snapshot:
-        asserts.equals(env, "--library-path", argv[1])
-        asserts.true(env, argv[3].endswith("/bin/python3.11"), "interpreter: " + argv[3])
-        asserts.equals(env, ["-s", "-S", "rules/private/tfjs_convert_tool.py"], argv[4:7])
-        rest = argv[7:]
-        for _ in range(len(rest)):
-            if not rest or not rest[0].startswith("--sys_path="):
-                break
-            rest = rest[1:]
-    else:
-        rest = argv[1:]
+    asserts.true(env, argv[0].endswith("/ld-linux-x86-64.so.2"), "loader: " + argv[0])
+    asserts.equals(env, "--library-path", argv[1])
+    asserts.true(env, argv[3].endswith("/bin/python3.11"), "interpreter: " + argv[3])
+    asserts.equals(env, ["-s", "-S", "rules/private/tfjs_convert_tool.py"], argv[4:7])
+    rest = argv[7:]
+    for _ in range(len(rest)):
+        if not rest or not rest[0].startswith("--sys_path="):
+            break
+        rest = rest[1:]
 
     # Output paths differ per configuration: "$OUT" is the target's tree artifact, "$DIR"
     # the directory holding it (for chained targets).
@@ -106,12 +103,11 @@ def _action_test_impl(ctx):
         expected.append(a)
     asserts.equals(env, expected, rest)
 
-    # The complete environment is the one pinned list (plus, for the snapshot, its
-    # PYTHONHOME); the values outputs depend on are spelled out here as well.
+    # The complete environment is the one pinned list (plus the snapshot's PYTHONHOME);
+    # the values outputs depend on are spelled out here as well.
     action_env = dict(action.env)
-    if snapshot:
-        home = action_env.pop("PYTHONHOME", "")
-        asserts.true(env, home.endswith("tfjs_python"), "PYTHONHOME: " + home)
+    home = action_env.pop("PYTHONHOME", "")
+    asserts.true(env, home.endswith("tfjs_python"), "PYTHONHOME: " + home)
     asserts.equals(env, ACTION_ENV, action_env)
     for key, value in ctx.attr.env.items():
         asserts.equals(env, value, action.env.get(key), "env %s" % key)

@@ -516,6 +516,32 @@ def test_remote_execution_matches_local_outputs(env, worker):
     assert up.blob_bytes > 500_000_000, up.blob_bytes
 
 
+MIGRATION = "//tests/fixtures/legacy:mlp_migrated"
+
+
+def test_remote_migration_matches_local_output(env, worker):
+    """tfjs_migrated_model runs tfjs_pb2json in the converter's runtime: on the executor,
+    with the hermetic check on, it writes what the local sandboxed build writes."""
+    first: Bazel = env["first"]
+    out = first.bin_dir() / "tests" / "fixtures" / "legacy" / "mlp_migrated"
+    local_spawns = first.build(MIGRATION)
+    assert [s["runner"] for s in local_spawns if s.get("mnemonic") == "TfjsMigrate"] == ["linux-sandbox"]
+    local = tree_bytes(out)
+    assert "model.json" in local and len(local) > 1
+    spawns = [
+        s
+        for s in first.build(
+            "--config=remote", f"--remote_executor={worker.url}", "--define=tfjs_check_hermetic=1", MIGRATION
+        )
+        if s.get("mnemonic") == "TfjsMigrate"
+    ]
+    assert [s["runner"] for s in spawns] == ["remote"], [(s["mnemonic"], s["runner"]) for s in spawns]
+    args = spawns[0]["commandArgs"]
+    assert args[0].endswith("/lib/ld-linux-x86-64.so.2") and "--migrate" in args, args[:12]
+    assert "--check_hermetic" in args, args
+    assert tree_bytes(out) == local
+
+
 def test_remote_new_action_uploads_no_inputs_again(env, worker):
     """A new conversion on a warm executor sends only its own small blobs; the
     target's exec_properties reach the executor's platform (routing to big machines)."""
