@@ -54,22 +54,41 @@ def _import_root(files, marker):
             return root or "."
     fail("rules_tfjs: %s not found among the converter's files" % marker)
 
-# A migration (`tfjs_migrated_model`) runs tfjs_pb2json through the same tool and runtime.
+# Other actions run through the same tool and runtime, with their own sources on
+# sys.path: `tfjs_migrated_model`'s TfjsMigrate (tfjs_pb2json) and `tfjs_model_test`'s
+# TfjsPredict (TensorFlow's predictions of the source model).
 MIGRATION_RUNTIME_ATTRS = dict(
     CONVERTER_RUNTIME_ATTRS,
-    _pb2json_files = attr.label(
+    _entry_files = attr.label(
         default = Label("//tools/pb2json:tfjsconv_pb2json_files"),
         doc = "The tfjs_pb2json sources (they import the converter's).",
     ),
 )
 
-def converter_command(ctx, migrate = False):
-    """How a conversion (or migration) action starts the converter.
+PREDICT_RUNTIME_ATTRS = dict(
+    CONVERTER_RUNTIME_ATTRS,
+    _entry_files = attr.label(
+        default = Label("//rules/private:tfjs_predict_tool.py"),
+        allow_files = True,
+        doc = "The TfjsPredict tool (it imports the converter's TF set-up).",
+    ),
+)
+
+# entry -> the file among `_entry_files` whose directory is the import root.
+_ENTRY_MARKERS = {
+    "migrate": "tfjsconv_pb2json/__init__.py",
+    "predict": "tfjs_predict_tool.py",
+}
+
+def converter_command(ctx, entry = "convert"):
+    """How a conversion (or migration, or prediction) action starts its tool.
 
     Args:
       ctx: the rule context; its CONVERTER_RUNTIME_ATTRS name the snapshot, the converter
-        sources and the locked site-packages (MIGRATION_RUNTIME_ATTRS for `migrate`).
-      migrate: run tfjs_pb2json instead of the converter CLI.
+        sources and the locked site-packages (MIGRATION_RUNTIME_ATTRS or
+        PREDICT_RUNTIME_ATTRS add the entry's own sources).
+      entry: "convert" (the converter CLI, also as a worker), "migrate" (tfjs_pb2json) or
+        "predict" (tfjs_predict_tool).
 
     Returns:
       (executable, startup arguments, tool inputs, extra env) for `ctx.actions.run`.
@@ -78,13 +97,13 @@ def converter_command(ctx, migrate = False):
     interpreter = ctx.file._python_interpreter
     script = ctx.file._tool_script
     converter = ctx.files._converter_files
-    migration = ctx.files._pb2json_files if migrate else []
+    own = ctx.files._entry_files if entry != "convert" else []
 
     # Import roots, in sys.path order: the converter first (a worker watches it for
-    # changes), the migration tool's sources, then the locked site-packages.
+    # changes), the entry's own sources, then the locked site-packages.
     roots = [_import_root(converter, "tfjsconv/__init__.py")]
-    if migrate:
-        roots.append(_import_root(migration, "tfjsconv_pb2json/__init__.py"))
+    if own:
+        roots.append(_import_root(own, _ENTRY_MARKERS[entry]))
     roots.append(_dirname(ctx.file._site_packages_lock.path) + "/site-packages")
     startup = [
         "--library-path",
@@ -94,15 +113,15 @@ def converter_command(ctx, migrate = False):
         "-S",
         script.path,
     ] + ["--sys_path=" + root for root in roots]
-    if migrate:
-        startup.append("--migrate")
+    if own:
+        startup.append("--entry=" + entry)
     if ctx.var.get("tfjs_check_hermetic", "0") == "1":
         startup.append("--check_hermetic")
     tools = depset(
         [script, ctx.file._site_packages_lock, loader, interpreter],
         transitive = [
             depset(converter),
-            depset(migration),
+            depset(own),
             depset(ctx.files._python_files),
             depset(ctx.files._site_packages),
         ],

@@ -21,8 +21,9 @@ interpreter of ``tfjs_python_snapshot`` started through its own dynamic loader, 
 * ``--check_hermetic``: after each request, fail if a loaded shared object or an
   imported module lives outside the action's input tree (the working directory),
   proving on an executor that nothing came from the host by accident.
-* ``--migrate``: run ``tfjs_pb2json`` (the ``TfjsMigrate`` action of
-  ``tfjs_migrated_model``) once instead of the converter CLI, in the same runtime.
+* ``--entry=migrate`` / ``--entry=predict``: run ``tfjs_pb2json`` (the ``TfjsMigrate``
+  action of ``tfjs_migrated_model``) or ``tfjs_predict_tool`` (``tfjs_model_test``'s
+  ``TfjsPredict``) once instead of the converter CLI, in the same runtime.
 """
 
 from __future__ import annotations
@@ -53,22 +54,23 @@ _HOST_ALLOWED = (
 )
 
 
-def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, bool, List[str]]:
-    """(sys_path entries, check_hermetic, migrate, remaining args) from the leading
-    startup flags."""
+def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, str, List[str]]:
+    """(sys_path entries, check_hermetic, entry, remaining args) from the leading
+    startup flags; the entry is "convert" unless ``--entry=`` names another."""
     paths: List[str] = []
-    check = migrate = False
+    check = False
+    entry = "convert"
     rest: List[str] = []
     for arg in argv:
         if arg.startswith("--sys_path="):
             paths.append(arg[len("--sys_path=") :])
         elif arg == "--check_hermetic":
             check = True
-        elif arg == "--migrate":
-            migrate = True
+        elif arg.startswith("--entry="):
+            entry = arg[len("--entry=") :]
         else:
             rest.append(arg)
-    return paths, check, migrate, rest
+    return paths, check, entry, rest
 
 
 def foreign_files(root: str) -> List[str]:
@@ -126,13 +128,25 @@ def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str
     return _hermetic_verdict(code, buf, check_hermetic), buf.getvalue()
 
 
-def run_migration(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str]:
-    """Run tfjs_pb2json in-process; return (exit code, combined output)."""
-    from tfjsconv_pb2json import cli as pb2json
-
+def run_entry(entry: str, argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str]:
+    """Run tfjs_pb2json ("migrate") or tfjs_predict_tool ("predict") in-process; return
+    (exit code, combined output)."""
+    if entry == "migrate":
+        from tfjsconv_pb2json.cli import main as entry_main
+    elif entry == "predict":
+        from tfjs_predict_tool import main as entry_main
+    else:
+        return 2, "tfjs_convert_tool: unknown --entry=%s (convert, migrate or predict)\n" % entry
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        code = pb2json.main(list(argv))
+        try:
+            code = entry_main(list(argv))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        except Exception:  # a tool bug: its traceback, in the action's output
+            from tfjsconv.errors import report_internal_error
+
+            code = report_internal_error("tfjs_convert_tool", buf)
     return _hermetic_verdict(code, buf, check_hermetic), buf.getvalue()
 
 
@@ -264,7 +278,7 @@ def worker_main(
 
 
 def main(argv: Sequence[str]) -> int:
-    paths, check_hermetic, migrate, argv = split_startup_args(argv)
+    paths, check_hermetic, entry, argv = split_startup_args(argv)
     # Before the converter is imported: the declared inputs come first on sys.path.
     sys.path[:0] = paths
     _private_home()
@@ -275,7 +289,10 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
         protocol_out = os.fdopen(protocol_fd, "w", encoding="utf-8")
         return worker_main(sys.stdin.buffer, protocol_out, check_hermetic, paths[:1])
-    code, output = (run_migration if migrate else run_cli)(argv, check_hermetic)
+    if entry == "convert":
+        code, output = run_cli(argv, check_hermetic)
+    else:
+        code, output = run_entry(entry, argv, check_hermetic)
     if output:
         sys.stderr.write(output)
     return code

@@ -53,7 +53,7 @@ class IterRequestsTest(unittest.TestCase):
 
 class HermeticTest(unittest.TestCase):
     def test_startup_flags_are_split_from_the_request(self):
-        paths, check, migrate, rest = tool.split_startup_args(
+        paths, check, entry, rest = tool.split_startup_args(
             [
                 "--sys_path=converter",
                 "--sys_path=external/tfjs_pip/site-packages",
@@ -63,12 +63,17 @@ class HermeticTest(unittest.TestCase):
         )
         self.assertEqual(paths, ["converter", "external/tfjs_pip/site-packages"])
         self.assertTrue(check)
-        self.assertFalse(migrate)
+        self.assertEqual(entry, "convert")
         self.assertEqual(rest, ["@bazel-out/x.params"])
         self.assertEqual(
-            tool.split_startup_args(["--sys_path=tools/pb2json", "--migrate", "--quiet", "src", "dst"]),
-            (["tools/pb2json"], False, True, ["--quiet", "src", "dst"]),
+            tool.split_startup_args(["--sys_path=tools/pb2json", "--entry=migrate", "--quiet", "src", "dst"]),
+            (["tools/pb2json"], False, "migrate", ["--quiet", "src", "dst"]),
         )
+
+    def test_an_unknown_entry_is_an_error_not_a_conversion(self):
+        code, output = tool.run_entry("frobnicate", ["x"])
+        self.assertEqual(code, 2)
+        self.assertIn("unknown --entry=frobnicate", output)
 
     def test_modules_and_libraries_outside_the_root_are_reported(self):
         # This process imported json and loaded libc from the host: not under an empty dir.

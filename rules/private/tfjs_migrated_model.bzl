@@ -52,7 +52,7 @@ def _tfjs_migrated_model_impl(ctx):
 
     # The converter's hermetic runtime (the @tfjs_python snapshot, the locked
     # site-packages): the same files locally, in a sandbox and on a remote executor.
-    executable, startup, tools, runtime_env = converter_command(ctx, migrate = True)
+    executable, startup, tools, runtime_env = converter_command(ctx, entry = "migrate")
     env = dict(ACTION_ENV)
     env.update(runtime_env)
     ctx.actions.run(

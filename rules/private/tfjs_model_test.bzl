@@ -1,5 +1,6 @@
 """Implementation of `tfjs_model_test`: run a converted model in the real TensorFlow.js runtime."""
 
+load(":converter_runtime.bzl", "PREDICT_RUNTIME_ATTRS", "converter_command")
 load(":formats.bzl", "ACTION_ENV")
 load(":providers.bzl", "TfjsModelInfo")
 
@@ -57,17 +58,24 @@ def _expected_outputs(ctx, info):
     args.add("--output", expected)
     if ctx.attr.signature_name:
         args.add("--signature_name", ctx.attr.signature_name)
+
+    # The converter's hermetic runtime: the same TF and Keras as the conversion, and
+    # runnable on a remote executor.
+    executable, startup, tools, runtime_env = converter_command(ctx, entry = "predict")
+    env = dict(ACTION_ENV)
+    env.update(runtime_env)
     ctx.actions.run(
-        executable = ctx.executable._predict_tool,
-        arguments = [args],
+        executable = executable,
+        arguments = startup + [args],
         inputs = depset(ctx.files.reference_model + [ctx.file.inputs]),
+        tools = tools,
         outputs = [expected],
         mnemonic = "TfjsPredict",
         progress_message = "Computing TensorFlow's predictions of %s for %s" % (
             ctx.attr.reference_model.label,
             ctx.label,
         ),
-        env = ACTION_ENV,
+        env = env,
         execution_requirements = {"block-network": "1"},
     )
     return expected
@@ -128,7 +136,7 @@ JSON formats: inputs `{"inputs": [{"name"?, "shape", "dtype"?, "data": [flat]}]}
 outputs `{"outputs": [{"name"?, "shape", "data": [flat]}]}` (graph models match
 outputs by name when every expected output has one, otherwise by position).
 """,
-    attrs = {
+    attrs = dict({
         "model": attr.label(
             mandatory = True,
             providers = [TfjsModelInfo],
@@ -185,10 +193,5 @@ outputs by name when every expected output has one, otherwise by position).
             default = Label("@tfjs_npm//:runtime"),
             allow_files = True,
         ),
-        "_predict_tool": attr.label(
-            default = Label("//rules/private:tfjs_predict_tool"),
-            executable = True,
-            cfg = "exec",
-        ),
-    },
+    }, **PREDICT_RUNTIME_ATTRS),
 )

@@ -81,7 +81,7 @@ def _action_test_impl(ctx):
     # A conversion or migration starts the @tfjs_python snapshot through its own dynamic
     # loader: argv = loader, --library-path DIR, interpreter, -s, -S, tool, --sys_path=...;
     # the rest is what the param file (the worker request) holds, which analysis sees
-    # expanded (a migration: --migrate, then tfjs_pb2json's arguments).
+    # expanded (a migration: --entry=migrate, then tfjs_pb2json's arguments).
     argv = action.argv
     asserts.true(env, argv[0].endswith("/ld-linux-x86-64.so.2"), "loader: " + argv[0])
     asserts.equals(env, "--library-path", argv[1])

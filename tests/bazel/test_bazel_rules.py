@@ -516,30 +516,50 @@ def test_remote_execution_matches_local_outputs(env, worker):
     assert up.blob_bytes > 500_000_000, up.blob_bytes
 
 
-MIGRATION = "//tests/fixtures/legacy:mlp_migrated"
+# The other actions that run in the converter's runtime: a migration (tfjs_pb2json) and a
+# tfjs_model_test's TF predictions (building the test target runs that action).
+RUNTIME_ACTIONS = {
+    "TfjsMigrate": ("//tests/fixtures/legacy:mlp_migrated", "tests/fixtures/legacy/mlp_migrated"),
+    "TfjsPredict": ("//examples:mlp_graph_test", "examples/mlp_graph_test.expected.json"),
+}
 
 
-def test_remote_migration_matches_local_output(env, worker):
-    """tfjs_migrated_model runs tfjs_pb2json in the converter's runtime: on the executor,
-    with the hermetic check on, it writes what the local sandboxed build writes."""
+def test_remote_migration_and_prediction_match_local_outputs(env, worker):
+    """tfjs_migrated_model and tfjs_model_test's TfjsPredict run in the converter's
+    runtime: on the executor, with the hermetic check on, they write what the local
+    sandboxed build writes."""
     first: Bazel = env["first"]
-    out = first.bin_dir() / "tests" / "fixtures" / "legacy" / "mlp_migrated"
-    local_spawns = first.build(MIGRATION)
-    assert [s["runner"] for s in local_spawns if s.get("mnemonic") == "TfjsMigrate"] == ["linux-sandbox"]
-    local = tree_bytes(out)
-    assert "model.json" in local and len(local) > 1
-    spawns = [
-        s
-        for s in first.build(
-            "--config=remote", f"--remote_executor={worker.url}", "--define=tfjs_check_hermetic=1", MIGRATION
-        )
-        if s.get("mnemonic") == "TfjsMigrate"
+    targets = [target for target, _ in RUNTIME_ACTIONS.values()]
+
+    def built() -> Dict[str, Dict[str, bytes]]:
+        found = {}
+        for mnemonic, (_, path) in RUNTIME_ACTIONS.items():
+            out = first.bin_dir() / path
+            found[mnemonic] = tree_bytes(out) if out.is_dir() else {out.name: out.read_bytes()}
+        return found
+
+    local_spawns = [s for s in first.build(*targets) if s.get("mnemonic") in RUNTIME_ACTIONS]
+    assert sorted((s["mnemonic"], s["runner"]) for s in local_spawns) == [
+        ("TfjsMigrate", "linux-sandbox"),
+        ("TfjsPredict", "linux-sandbox"),
     ]
-    assert [s["runner"] for s in spawns] == ["remote"], [(s["mnemonic"], s["runner"]) for s in spawns]
-    args = spawns[0]["commandArgs"]
-    assert args[0].endswith("/lib/ld-linux-x86-64.so.2") and "--migrate" in args, args[:12]
-    assert "--check_hermetic" in args, args
-    assert tree_bytes(out) == local
+    local = built()
+    assert (
+        "model.json" in local["TfjsMigrate"]
+        and b'"outputs"' in local["TfjsPredict"]["mlp_graph_test.expected.json"]
+    )
+    remote_args = ["--config=remote", f"--remote_executor={worker.url}", "--define=tfjs_check_hermetic=1"]
+    spawns = [s for s in first.build(*remote_args, *targets) if s.get("mnemonic") in RUNTIME_ACTIONS]
+    assert sorted((s["mnemonic"], s["runner"]) for s in spawns) == [
+        ("TfjsMigrate", "remote"),
+        ("TfjsPredict", "remote"),
+    ]
+    for s in spawns:
+        args = s["commandArgs"]
+        assert args[0].endswith("/lib/ld-linux-x86-64.so.2"), args[:3]
+        entry = {"TfjsMigrate": "--entry=migrate", "TfjsPredict": "--entry=predict"}[s["mnemonic"]]
+        assert entry in args and "--check_hermetic" in args, args[:14]
+    assert built() == local
 
 
 def test_remote_new_action_uploads_no_inputs_again(env, worker):
