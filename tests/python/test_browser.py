@@ -89,8 +89,7 @@ def test_example_model_runs_in_headless_chromium(example_model, record_property,
     source = tf_keras.models.load_model(str(h5), compile=False)
     x = np.random.default_rng(20261125).uniform(-2, 2, (3, source.input_shape[-1])).astype(np.float32)
     expected = np.asarray(source(x, training=False), dtype=np.float32)
-    bound, how = tolerances.keras_tolerance(source, [x])
-    assert how.startswith("4x"), how
+    bound = tolerances.keras_bound(source, [x])
 
     serve = _load_serve_module()
     server, base = serve.start_server(model_dir)

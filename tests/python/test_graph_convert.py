@@ -84,15 +84,6 @@ def floor_tol(expected: dict) -> float:
     return tolerances.tolerance(list(expected.values()), None)[0]
 
 
-def keras3_tol(model, inputs) -> float:
-    """Tolerance of a Keras 3 model from its float64 twin (``coverage_corpus``)."""
-    import coverage_corpus as cc
-    import keras
-
-    ref32 = cc.predict(model, inputs)
-    return tolerances.tolerance(ref32, cc.float64_predictions(keras, model, inputs))[0]
-
-
 def convert(src: str, out: Path, **opts) -> Path:
     opts.setdefault("input_format", "tf_saved_model")
     opts.setdefault("output_format", "tfjs_graph_model")
@@ -338,7 +329,7 @@ def test_keras3_file_to_graph(tfjs, models, tmp_path):
     out = convert(path, tmp_path / "k3", input_format="keras_keras")
     model = load(out)
     (name,) = model["signature"]["outputs"]
-    bound = keras3_tol(model3, list(x.values()))
+    bound = tolerances.keras_bound(model3, list(x.values()))
     assert_runtime_matches(tfjs, out, list(x.values()), {name: want}, tol=bound, backends=("cpu", "wasm"))
 
 
@@ -458,7 +449,7 @@ def test_keras3_h5_to_graph(tfjs, models, tmp_path):
     out = convert(str(h5), tmp_path / "k3h5", input_format="keras")
     (name,) = load(out)["signature"]["outputs"]
     want = model3(x["features"]).numpy()
-    bound = keras3_tol(model3, list(x.values()))
+    bound = tolerances.keras_bound(model3, list(x.values()))
     assert_runtime_matches(tfjs, out, list(x.values()), {name: want}, tol=bound)
 
 

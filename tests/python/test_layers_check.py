@@ -1,7 +1,7 @@
 """Layers models as tfjs-layers 4.22 loads them: weight names, config fields, refusals.
 
 The oracle is the real runtime (tests/js harness) against tf_keras's own predictions.
-Tolerance (``parity_tol``, from ``tolerances.py``): the same model run in float64 gives
+Tolerance (``tolerances.keras_bound``): the same model run in float64 gives
 the size of float32 rounding on these outputs; tfjs and TensorFlow each differ from the
 exact result by about that much, so their difference is bounded by twice it -- we allow
 4x, and at least 8 float32 ulps of the output scale for models whose float32 and float64
@@ -27,14 +27,6 @@ from tfjsconv.layers import check, fields
 from tfjsconv.options import ConversionOptions
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
-
-
-def parity_tol(model, x) -> float:
-    """``model``'s parity bound on ``x`` (``tolerances.keras_tolerance``); every model
-    here has a float64 twin, so the bound is never just the ulp floor by accident."""
-    tol, how = tolerances.keras_tolerance(model, [x])
-    assert how.startswith("4x"), how
-    return tol
 
 
 def convert(src, out, **opts) -> Path:
@@ -189,7 +181,7 @@ def test_uniquified_h5_runs_in_tfjs(tfjs, uniquified, tmp_path):
     x = np.random.default_rng(5).standard_normal((2, 6, 6, 3)).astype(np.float32)
     got = tfjs.predict(convert(old, tmp_path / "l"), [x], kind="layers")[0]
     want = model.predict(x, verbose=0)
-    tol = parity_tol(model, x)
+    tol = tolerances.keras_bound(model, [x])
     print(f"uniquified max|tfjs-keras|={np.abs(got - want).max():.3g} tol={tol:.3g}")
     np.testing.assert_allclose(got, want, atol=tol, rtol=0)
 
@@ -226,7 +218,7 @@ def test_separable_conv_fields_dropped_and_runs(tfjs, tmp_path):
     x = np.random.default_rng(2).standard_normal((2, 7, 7, 3)).astype(np.float32)
     got = tfjs.predict(out, [x], kind="layers")[0]
     want = model.predict(x, verbose=0)
-    tol = parity_tol(model, x)
+    tol = tolerances.keras_bound(model, [x])
     print(f"separable max|tfjs-keras|={np.abs(got - want).max():.3g} tol={tol:.3g}")
     np.testing.assert_allclose(got, want, atol=tol, rtol=0)
 
@@ -355,7 +347,7 @@ def test_masked_bidirectional_runs_where_tfjs_agrees(tfjs, tmp_path, keras3, sta
 
     twin = _masked_bidi(tf_keras, stacked, sequences)
     twin.set_weights(model.get_weights())
-    tol = parity_tol(twin, TOKENS)
+    tol = tolerances.keras_bound(twin, [TOKENS])
     print(
         f"masked bidi keras3={keras3} stacked={stacked} max diff {np.abs(got - want).max():.3g} tol={tol:.3g}"
     )
@@ -423,7 +415,9 @@ def test_reference_style_layers_model_with_uniquified_names_runs(tfjs, uniquifie
     out = convert(ours / "model.json", tmp_path / "l2", input_format="tfjs_layers_model")
     x = np.random.default_rng(5).standard_normal((2, 6, 6, 3)).astype(np.float32)
     got = tfjs.predict(out, [x], kind="layers")[0]
-    np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=parity_tol(model, x), rtol=0)
+    np.testing.assert_allclose(
+        got, model.predict(x, verbose=0), atol=tolerances.keras_bound(model, [x]), rtol=0
+    )
 
 
 # --- what tfjs-layers 4.22 loads but then rejects or computes otherwise ------------------
@@ -608,4 +602,4 @@ def test_identity_silu_and_l1_l2_are_translated_and_run(tfjs, tmp_path):
     x = np.random.default_rng(4).standard_normal((2, 6)).astype(np.float32)
     want = np.asarray(model.predict(x, verbose=0))
     got = tfjs.predict(out, [x], kind="layers")[0]
-    np.testing.assert_allclose(got, want, atol=parity_tol(model, x), rtol=0)
+    np.testing.assert_allclose(got, want, atol=tolerances.keras_bound(model, [x]), rtol=0)

@@ -67,9 +67,7 @@ def parity_bound(frozen: lg.FrozenGraph, x: np.ndarray) -> float:
     ref64 = tolerances.graph_float64_outputs(
         frozen.graph_def, {frozen.input_name + ":0": x}, [frozen.output_name + ":0"]
     )
-    tol, how = tolerances.tolerance([frozen.run(x)], ref64)
-    assert how.startswith("4x"), how
-    return tol
+    return tolerances.twin_tolerance([frozen.run(x)], ref64)
 
 
 def dequantized_reference(frozen: lg.FrozenGraph, model_dir: Path) -> lg.FrozenGraph:
