@@ -38,7 +38,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import IO, Iterator, List, Sequence, Tuple
+from typing import IO, Callable, Iterator, List, Sequence, Tuple
 
 # Host files any Linux process may read that cannot change a conversion's bytes:
 # kernel pseudo-files, anonymous shared memory (memfd, SysV) and glibc's C.UTF-8 locale
@@ -111,21 +111,10 @@ def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str
     """Run the converter CLI in-process; return (exit code, combined output)."""
     from tfjsconv import cli
 
-    buf = io.StringIO()
-    try:
-        # Sandboxes (linux-sandbox, sandboxed workers) stage every declared input as a
-        # symlink out of the sandbox; Bazel, not the model, decides what those are.
-        code = cli.main(["--follow_symlinks", *argv], stdout=buf, stderr=buf)
-    except SystemExit as exc:  # a library calling sys.exit must not end the worker
-        code = exc.code if isinstance(exc.code, int) else 1
-        if exc.code is not None and not isinstance(exc.code, int):
-            buf.write("%s\n" % (exc.code,))
-    except Exception:  # a converter bug: report it instead of killing the worker
-        from tfjsconv.errors import report_internal_error
-
-        code = report_internal_error("tfjs_convert_tool", buf)
-    _reset_framework_state()
-    return _hermetic_verdict(code, buf, check_hermetic), buf.getvalue()
+    # Sandboxes (linux-sandbox, sandboxed workers) stage every declared input as a
+    # symlink out of the sandbox; Bazel, not the model, decides what those are.
+    args = ["--follow_symlinks", *argv]
+    return _captured(lambda out: cli.main(args, stdout=out, stderr=out), check_hermetic)
 
 
 def run_entry(entry: str, argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str]:
@@ -137,28 +126,37 @@ def run_entry(entry: str, argv: Sequence[str], check_hermetic: bool = False) -> 
         from tfjs_predict_tool import main as entry_main
     else:
         return 2, "tfjs_convert_tool: unknown --entry=%s (convert, migrate or predict)\n" % entry
+
+    def run(out: IO[str]) -> int:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            return entry_main(list(argv))
+
+    return _captured(run, check_hermetic)
+
+
+def _captured(run: Callable[[IO[str]], int], check_hermetic: bool) -> Tuple[int, str]:
+    """``run(out)``'s exit code and everything it wrote to ``out``.  Nothing it raises
+    ends the process (a worker serves the next request): ``sys.exit`` becomes its code,
+    a bug its traceback.  With ``check_hermetic``, a module or shared object loaded from
+    outside the action's inputs fails the request (exit 4, the files named)."""
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        try:
-            code = entry_main(list(argv))
-        except SystemExit as exc:  # argparse's usage errors
-            code = exc.code if isinstance(exc.code, int) else 1
-        except Exception:  # a tool bug: its traceback, in the action's output
-            from tfjsconv.errors import report_internal_error
+    try:
+        code = run(buf)
+    except SystemExit as exc:  # a library (or argparse) calling sys.exit
+        code = exc.code if isinstance(exc.code, int) else 1
+        if exc.code is not None and not isinstance(exc.code, int):
+            buf.write("%s\n" % (exc.code,))
+    except Exception:  # a bug: report it instead of killing the worker
+        from tfjsconv.errors import report_internal_error
 
-            code = report_internal_error("tfjs_convert_tool", buf)
-    return _hermetic_verdict(code, buf, check_hermetic), buf.getvalue()
-
-
-def _hermetic_verdict(code: int, buf: IO[str], check_hermetic: bool) -> int:
-    """``code``, or 4 (with the files named in ``buf``) when ``check_hermetic`` finds a
-    module or shared object that came from outside the action's inputs."""
+        code = report_internal_error("tfjs_convert_tool", buf)
+    _reset_framework_state()
     if check_hermetic:
         bad = foreign_files(os.getcwd())
         if bad:
             buf.write("tfjs_convert_tool: files outside the action's inputs were used: %s\n" % ", ".join(bad))
-            return code or 4
-    return code
+            code = code or 4
+    return code, buf.getvalue()
 
 
 def _reset_framework_state() -> None:
