@@ -36,6 +36,7 @@ import numpy as np
 
 from tfjsconv.errors import ConversionError
 from tfjsconv.graph.streaming import StreamingUnsupported
+from tfjsconv.layers.keras3 import is_keras3_version
 from tfjsconv.layers.keras_files import KERAS3_WEIGHTS
 
 
@@ -307,7 +308,8 @@ def load_h5_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[i
         raise  # tf_keras builds it (the full load does too), reading values on the way
     except StreamingUnsupported:
         version = h5file.attrs.get("keras_version", b"")
-        version = version.decode("utf-8", "replace") if isinstance(version, bytes) else str(version)
-        if not version.startswith("3."):
+        if not is_keras3_version(
+            version.decode("utf-8", "replace") if isinstance(version, bytes) else version
+        ):
             raise
         return load_keras3_h5_lazily(path, safe_mode, h5file)
