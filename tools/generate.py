@@ -96,6 +96,7 @@ def formats_bzl(fmt: ModuleType) -> str:
         ("MAIN_OUTPUT", "Name of the main output inside the target's directory.", dict(fmt.MAIN_OUTPUT)),
         ("MODEL_JSON", "The file name of a tfjs model's topology + weights manifest.", fmt.MODEL_JSON),
         ("QUANTIZATION_DTYPES", "quantize_<dtype> options.", list(fmt.QUANTIZATION_DTYPES)),
+        ("ERROR_METRICS", "error_metric values of quantize_budget.", list(fmt.ERROR_METRICS)),
         ("DEFAULT_SHARD_SIZE_BYTES", "weight_shard_size_bytes' default.", fmt.DEFAULT_SHARD_SIZE_BYTES),
         (
             "OPTION_DEFAULTS",

@@ -64,6 +64,11 @@ def validate_options(options: ConversionOptions) -> None:
     message = formats.problem(options.input_format, options.output_format, option_values(options))
     if message:
         raise UsageError(message)
+    budget_values = {name: getattr(options, name) for name in ("quantize_budget", *formats.BUDGET_OPTIONS)}
+    budget_values.update(option_values(options))
+    message = formats.budget_problem(options.resolved_output_format or "", budget_values)
+    if message:
+        raise UsageError(message)
 
 
 def convert(input_path: str, output_path: str, options: ConversionOptions) -> str:
@@ -86,7 +91,23 @@ def convert(input_path: str, output_path: str, options: ConversionOptions) -> st
     kind = "file" if options.resolved_output_format in _FILE_OUTPUTS else "dir"
     with fsutil.staged_output(output_path, kind=kind, overwrite=options.overwrite) as staging:
         converter(input_path, staging, options)
+        if options.quantize_budget is not None:
+            _quantize_to_budget(staging, options)
     return output_path
+
+
+def _quantize_to_budget(staging: str, options: ConversionOptions) -> None:
+    """The ``quantize_budget`` search on the staged model; its report beside model.json
+    or, staged the same way, in ``options.quantization_report_dir``."""
+    from tfjsconv.quantize_search import apply
+
+    if not options.quantization_report_dir:
+        apply.quantize_to_budget(staging, options, staging)
+        return
+    with fsutil.staged_output(
+        options.quantization_report_dir, kind="dir", overwrite=options.overwrite
+    ) as reports:
+        apply.quantize_to_budget(staging, options, reports)
 
 
 # --- Convenience functions: one per conversion, mirroring the CLI -------------------

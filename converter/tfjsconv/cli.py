@@ -26,6 +26,7 @@ from typing import IO, Any, List, Optional, Sequence, Tuple
 import tfjsconv
 from tfjsconv import api, progress, tf_env
 from tfjsconv.errors import ConversionError, UsageError, report_internal_error
+from tfjsconv.formats import ERROR_METRICS
 from tfjsconv.options import (
     DEFAULT_SHARD_SIZE_BYTES,
     INPUT_FORMATS,
@@ -70,6 +71,13 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
 
 
+def _budget(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+
+
 def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
@@ -96,6 +104,28 @@ def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
             help=f"quantize weights to {dtype}; optional comma-separated fnmatch patterns "
             "of weight names (no value: every weight no other pattern claims)",
         )
+    p.add_argument(
+        "--quantize_budget",
+        type=_budget,
+        metavar="MAX_ERROR",
+        help="choose each weight's dtype (float32/float16/uint16/uint8) for the fewest bytes "
+        "whose outputs stay within MAX_ERROR of float32's (measured in TensorFlow); writes "
+        "quantization_report.{json,md,svg}",
+    )
+    p.add_argument(
+        "--calibration_inputs",
+        metavar="FILE",
+        help="inputs for --quantize_budget: .npz or .json {input name: array}; default: "
+        "generated from the signature",
+    )
+    p.add_argument(
+        "--error_metric", choices=ERROR_METRICS, help="--quantize_budget's metric (default max_abs)"
+    )
+    p.add_argument(
+        "--quantization_report_dir",
+        metavar="DIR",
+        help="write --quantize_budget's report here instead of beside model.json",
+    )
     p.add_argument(
         "--quantization_bytes",
         type=int,
@@ -267,6 +297,10 @@ def options_from_args(args: argparse.Namespace) -> ConversionOptions:
         overwrite=args.overwrite,
         allow_unsafe_deserialization=args.allow_unsafe_deserialization,
         follow_symlinks=args.follow_symlinks,
+        quantize_budget=args.quantize_budget,
+        calibration_inputs=args.calibration_inputs,
+        error_metric=args.error_metric,
+        quantization_report_dir=args.quantization_report_dir,
         **quant,
     )
 

@@ -83,6 +83,11 @@ MAIN_OUTPUT: Dict[str, str] = {
 MODEL_JSON = "model.json"
 
 QUANTIZATION_DTYPES: Tuple[str, ...] = ("float16", "uint8", "uint16")
+# --quantize_budget: how the quantized model's outputs are compared with float32's
+# (tfjsconv.quantize_search.metrics defines each), and the options only it takes.
+ERROR_METRICS: Tuple[str, ...] = ("max_abs", "max_rel", "top1")
+DEFAULT_ERROR_METRIC = "max_abs"
+BUDGET_OPTIONS: Tuple[str, ...] = ("calibration_inputs", "error_metric", "quantization_report_dir")
 DEFAULT_SHARD_SIZE_BYTES = 4 * 1024 * 1024
 
 # The options every build tool exposes (Bazel attributes, Pants fields, setuptools
@@ -169,6 +174,33 @@ def output_format_problem(input_format: str, output_format: Optional[str]) -> Tu
             out,
         )
     return None, out
+
+
+def budget_problem(output_format: str, values: Mapping[str, Any]) -> Optional[str]:
+    """The first reason the ``quantize_budget`` options are refused, or None.
+
+    ``values`` maps quantize_budget (a float or None), the ``BUDGET_OPTIONS`` and the
+    ``quantize_<dtype>`` options to the user's values.
+    """
+    budget = values.get("quantize_budget")
+    if budget is None:
+        for name in BUDGET_OPTIONS:
+            if values.get(name):
+                return f"{name} applies only with quantize_budget"
+        return None
+    if output_format not in TFJS_OUTPUTS:
+        return (
+            f"quantize_budget applies only to the {_either(TFJS_OUTPUTS)} output format, not {output_format}"
+        )
+    if not isinstance(budget, (int, float)) or not (0.0 <= budget < float("inf")):
+        return f"quantize_budget must be a finite number >= 0, got {budget}"
+    for dtype in QUANTIZATION_DTYPES:
+        if is_set("quantize_" + dtype, values.get("quantize_" + dtype)):
+            return f"quantize_budget chooses every weight's dtype; do not combine it with quantize_{dtype}"
+    metric = values.get("error_metric")
+    if metric and metric not in ERROR_METRICS:
+        return f'unknown error_metric "{metric}"; choose one of: {", ".join(ERROR_METRICS)}'
+    return None
 
 
 def problem(input_format: str, output_format: Optional[str], values: Mapping[str, Any]) -> Optional[str]:

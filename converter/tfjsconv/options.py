@@ -53,6 +53,14 @@ class ConversionOptions:
     use_structured_outputs_names: bool = False
     skip_op_check: bool = False
     experiments: bool = False
+    # Choose every weight's dtype so the outputs stay within this error of float32's
+    # (tfjsconv.quantize_search); the calibration inputs (.npz/.json; None = generated),
+    # the metric (formats.ERROR_METRICS; None = the default) and where the report goes
+    # (None = beside model.json).
+    quantize_budget: Optional[float] = None
+    calibration_inputs: Optional[str] = None
+    error_metric: Optional[str] = None
+    quantization_report_dir: Optional[str] = None
     # Replace an existing, non-empty output instead of refusing.
     overwrite: bool = False
     # Allow Keras Lambda layers / custom objects to be deserialized (runs code).

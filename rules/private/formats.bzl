@@ -82,6 +82,13 @@ QUANTIZATION_DTYPES = [
     "uint16",
 ]
 
+# error_metric values of quantize_budget.
+ERROR_METRICS = [
+    "max_abs",
+    "max_rel",
+    "top1",
+]
+
 # weight_shard_size_bytes' default.
 DEFAULT_SHARD_SIZE_BYTES = 4194304
 
