@@ -79,19 +79,24 @@ def tfjs_model(name, src, input_format, metadata = None, **kwargs):
         **kwargs
     )
 
-def tfjs_quantized_model(name, src, input_format, dtype, patterns = None, metadata = None, **kwargs):
+def tfjs_quantized_model(name, src, input_format, dtype = "", patterns = None, metadata = None, **kwargs):
     """A tfjs_model whose weights are quantized; quantization is required.
+
+    Either one `dtype` for the weights `patterns` select, or `max_error`: every weight's
+    dtype chosen by measured error (`calibration`, `error_metric`; the
+    `quantization_report` output group holds the report).
 
     Args:
       name: target name; also the name of the output directory.
       src: as for tfjs_model.
       input_format: as for tfjs_model.
-      dtype: float16, uint8 or uint16 (checked at analysis time).
+      dtype: float16, uint8 or uint16 (checked at analysis time); or "" with max_error.
       patterns: fnmatch patterns of weight (node) names to quantize with `dtype`,
         e.g. ["dense/kernel*"]; None or [] quantizes every weight that no other
         quantize_* pattern claims.
       metadata: dict of name -> JSON file label.
-      **kwargs: every other tfjs_model attribute (including extra quantize_* lists).
+      **kwargs: every other tfjs_model attribute (including extra quantize_* lists),
+        and max_error, calibration, error_metric.
     """
     _tfjs_quantized_model_rule(
         name = name,

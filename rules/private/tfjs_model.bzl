@@ -6,6 +6,7 @@ load(
     "ACTION_ENV",
     "DEFAULT_OUTPUT_FORMAT",
     "DEFAULT_SHARD_SIZE_BYTES",
+    "ERROR_METRICS",
     "INPUT_FORMATS",
     "MAIN_OUTPUT",
     "MODEL_JSON",
@@ -32,7 +33,7 @@ def _quantization(ctx):
         if patterns:
             quant[dtype] = list(patterns)
     dtype = getattr(ctx.attr, "dtype", None)
-    if dtype != None:
+    if dtype:
         if dtype not in QUANTIZATION_DTYPES:
             _fail(ctx, "unknown quantization dtype %r; choose one of: %s" % (dtype, ", ".join(QUANTIZATION_DTYPES)))
         for p in ctx.attr.patterns:
@@ -40,6 +41,52 @@ def _quantization(ctx):
                 _fail(ctx, "patterns must be non-empty and contain no ',': %r" % p)
         quant[dtype] = quant.get(dtype, []) + list(ctx.attr.patterns)
     return quant
+
+def _is_number(text):
+    """Whether `text` is a non-negative decimal number (Starlark has no float())."""
+    mantissa, _, exponent = text.lower().partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    if not (whole + fraction) or not (whole + fraction).isdigit():
+        return False
+    if "e" in text.lower():
+        digits = exponent[1:] if exponent[:1] in ("+", "-") else exponent
+        return digits.isdigit()
+    return True
+
+def _budget(ctx, quant, out_fmt):
+    """The max_error attributes of tfjs_quantized_model, checked; None when unset.
+
+    Returns:
+      None, or a struct(max_error, calibration (File or None), error_metric).
+    """
+    if not hasattr(ctx.attr, "max_error"):
+        return None
+    max_error = ctx.attr.max_error
+    if not max_error:
+        if not ctx.attr.dtype:
+            _fail(ctx, "set dtype (one dtype for the chosen weights) or max_error (a dtype per weight, chosen by measured error)")
+        if ctx.attr.calibration or ctx.attr.error_metric:
+            _fail(ctx, "calibration and error_metric apply only with max_error")
+        return None
+    if ctx.attr.dtype:
+        _fail(ctx, "dtype and max_error cannot both be set: max_error chooses every weight's dtype")
+    if not _is_number(max_error):
+        _fail(ctx, "max_error must be a number >= 0, got %r" % max_error)
+    for dtype in QUANTIZATION_DTYPES:
+        if dtype in quant:
+            _fail(ctx, "max_error chooses every weight's dtype; do not combine it with quantize_%s" % dtype)
+    if out_fmt not in TFJS_OUTPUTS:
+        _fail(ctx, "max_error applies only to the %s output format, not %s" % (" or ".join(TFJS_OUTPUTS), out_fmt))
+    metric = ctx.attr.error_metric
+    if metric and metric not in ERROR_METRICS:
+        _fail(ctx, "unknown error_metric %r; choose one of: %s" % (metric, ", ".join(ERROR_METRICS)))
+    calibration = None
+    if ctx.attr.calibration:
+        files = ctx.files.calibration
+        if len(files) != 1:
+            _fail(ctx, "calibration must be exactly one .npz or .json file, %s gives %d" % (ctx.attr.calibration.label, len(files)))
+        calibration = files[0]
+    return struct(max_error = max_error, calibration = calibration, error_metric = metric)
 
 def _validate(ctx, quant):
     """The converter's own check (validate.bzl), then what only a rule must check.
@@ -128,6 +175,7 @@ def _tfjs_model_impl(ctx):
     out_fmt = _validate(ctx, quant)
     input_path = _input_path(ctx, in_fmt)
     metadata, metadata_files = _metadata_flag(ctx)
+    budget = _budget(ctx, quant, out_fmt)
 
     out_dir = ctx.actions.declare_directory(ctx.label.name)
     main_output = out_dir.path + "/" + MAIN_OUTPUT[out_fmt]
@@ -168,6 +216,18 @@ def _tfjs_model_impl(ctx):
         args.add("--split_weights_by_layer")
     if ctx.attr.skip_op_check:
         args.add("--skip_op_check")
+    outputs, output_groups, budget_files = [out_dir], {}, []
+    if budget:
+        report_dir = ctx.actions.declare_directory(ctx.label.name + "_quantization_report")
+        args.add("--quantize_budget=" + budget.max_error)
+        if budget.calibration:
+            args.add("--calibration_inputs=" + budget.calibration.path)
+            budget_files.append(budget.calibration)
+        if budget.error_metric:
+            args.add("--error_metric=" + budget.error_metric)
+        args.add("--quantization_report_dir=" + report_dir.path)
+        outputs.append(report_dir)
+        output_groups["quantization_report"] = depset([report_dir])
 
     # The directory Bazel pre-creates is empty; --overwrite lets the converter replace it.
     args.add("--overwrite")
@@ -185,9 +245,9 @@ def _tfjs_model_impl(ctx):
     ctx.actions.run(
         executable = executable,
         arguments = startup + [args],
-        inputs = depset(ctx.files.src + metadata_files),
+        inputs = depset(ctx.files.src + metadata_files + budget_files),
         tools = tools,
-        outputs = [out_dir],
+        outputs = outputs,
         mnemonic = "TfjsConvert",
         progress_message = "Converting %s to %s (%s)" % (ctx.attr.src.label, out_fmt, ctx.label),
         env = env,
@@ -212,6 +272,7 @@ def _tfjs_model_impl(ctx):
             quantization = quant,
             weight_shard_size_bytes = ctx.attr.weight_shard_size_bytes if out_fmt in TFJS_OUTPUTS else None,
         ),
+        OutputGroupInfo(**output_groups),
     ]
 
 # The doc= strings are the one home of the attribute documentation: the tables in
@@ -301,9 +362,30 @@ tfjs_model_rule = rule(
 
 _QUANT_ATTRS = dict(_COMMON_ATTRS)
 _QUANT_ATTRS.update({
+    "calibration": attr.label(
+        allow_files = [".npz", ".json"],
+        doc = "With `max_error`: the inputs the error is measured on (`.npz`, or `.json` " +
+              "`{input name: nested list}`); none = generated from the model's signature " +
+              "(the report says so).",
+    ),
     "dtype": attr.string(
-        mandatory = True,
-        doc = "Quantization dtype: " + ", ".join(QUANTIZATION_DTYPES) + "; checked at analysis.",
+        default = "",
+        doc = "Quantization dtype: " + ", ".join(QUANTIZATION_DTYPES) + "; checked at analysis. " +
+              "Set this or `max_error`.",
+    ),
+    "error_metric": attr.string(
+        default = "",
+        doc = "With `max_error`: " + ", ".join(ERROR_METRICS) + " (empty = max_abs): largest " +
+              "absolute output difference, the same relative to each output's range, or the " +
+              "fraction of samples whose top-1 class changes.",
+    ),
+    "max_error": attr.string(
+        default = "",
+        doc = "Choose each weight's dtype (float32, float16, uint16, uint8) for the fewest " +
+              "bytes whose outputs stay within this error of float32's on the calibration " +
+              "inputs (a decimal number >= 0, measured in TensorFlow). Adds the " +
+              "`quantization_report` output group (`<name>_quantization_report/`: .json, " +
+              ".md table, .svg plot).",
     ),
     "patterns": attr.string_list(
         doc = "Weight-name patterns for `dtype`; empty = every weight that no " +

@@ -190,6 +190,42 @@ _FAILURES = {
         {"input_format": "tfjs_layers_model", "output_format": "keras_saved_model", "quantize_uint8": ["*"]},
         "quantize_uint8 applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras_saved_model",
     ),
+    "budget_neither": (
+        tfjs_quantized_model,
+        {"input_format": "keras"},
+        "set dtype (one dtype for the chosen weights) or max_error (a dtype per weight, chosen by measured error)",
+    ),
+    "budget_and_dtype": (
+        tfjs_quantized_model,
+        {"input_format": "keras", "dtype": "uint8", "max_error": "0.1"},
+        "dtype and max_error cannot both be set: max_error chooses every weight's dtype",
+    ),
+    "budget_not_number": (tfjs_quantized_model, {"input_format": "keras", "max_error": "-1"}, "max_error must be a number >= 0, got \"-1\""),
+    "budget_with_pattern": (
+        tfjs_quantized_model,
+        {"input_format": "keras", "max_error": "0.1", "quantize_uint8": ["*"]},
+        "max_error chooses every weight's dtype; do not combine it with quantize_uint8",
+    ),
+    "budget_for_keras_output": (
+        tfjs_quantized_model,
+        {"input_format": "tfjs_layers_model", "output_format": "keras", "max_error": "1e-3"},
+        "max_error applies only to the tfjs_graph_model or tfjs_layers_model output format, not keras",
+    ),
+    "budget_bad_metric": (
+        tfjs_quantized_model,
+        {"input_format": "keras", "max_error": "0.1", "error_metric": "l2"},
+        "unknown error_metric \"l2\"; choose one of: max_abs, max_rel, top1",
+    ),
+    "budget_two_calibration_files": (
+        tfjs_quantized_model,
+        {"input_format": "keras", "max_error": "0.1", "calibration": ":two_json"},
+        "calibration must be exactly one .npz or .json file, $PKG:two_json gives 2",
+    ),
+    "calibration_without_budget": (
+        tfjs_quantized_model,
+        {"input_format": "keras", "dtype": "uint8", "calibration": "testdata/calib.npz"},
+        "calibration and error_metric apply only with max_error",
+    ),
     "empty_src": (tfjs_model, {"input_format": "keras", "src": ":empty"}, "src $PKG:empty provides no files"),
     "two_files_for_keras": (
         tfjs_model,
