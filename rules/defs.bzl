@@ -1,6 +1,6 @@
 """Public API of rules_tfjs: convert TensorFlow / Keras models to TensorFlow.js at build time.
 
-    load("//rules:defs.bzl", "tfjs_model", "tfjs_model_test", "tfjs_quantized_model", "TfjsModelInfo")
+    load("//rules:defs.bzl", "tfjs_model", "tfjs_model_test", "tfjs_quantized_model", "tfjs_web_package", "TfjsModelInfo")
 
     tfjs_model(
         name = "mlp_graph",                      # output: bazel-bin/<pkg>/mlp_graph/model.json
@@ -23,6 +23,7 @@ load(
     _tfjs_quantized_model_rule = "tfjs_quantized_model_rule",
 )
 load("//rules/private:tfjs_model_test.bzl", _tfjs_model_test = "tfjs_model_test")
+load("//rules/private:tfjs_web_package.bzl", _tfjs_web_package_rule = "tfjs_web_package_rule")
 
 TfjsModelInfo = _TfjsModelInfo
 
@@ -34,6 +35,11 @@ tfjs_model_test = _tfjs_model_test
 # Migrates a legacy tfjs 0.x model (tensorflowjs_model.pb + weights_manifest.json) to
 # model.json; see tools/pb2json/README.md.
 tfjs_migrated_model = _tfjs_migrated_model_rule
+
+# Packages a converted model for web apps: one directory `npm pack` accepts, with
+# content-hashed shards, .gz/.br copies, integrity.json, a checking loader and typings;
+# see README.md "Shipping to a web app".
+tfjs_web_package = _tfjs_web_package_rule
 
 def _invert_metadata(name, metadata):
     """{name: label} -> {label: name}, the shape attr.label_keyed_string_dict needs."""

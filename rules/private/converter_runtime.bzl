@@ -74,6 +74,9 @@ PREDICT_RUNTIME_ATTRS = dict(
     ),
 )
 
+# `tfjs_web_package`'s TfjsWebPackage lives in the converter's sources (tfjsconv.webpackage).
+WEB_PACKAGE_RUNTIME_ATTRS = CONVERTER_RUNTIME_ATTRS
+
 # entry -> the file among `_entry_files` whose directory is the import root.
 _ENTRY_MARKERS = {
     "migrate": "tfjsconv_pb2json/__init__.py",
@@ -87,8 +90,8 @@ def converter_command(ctx, entry = "convert"):
       ctx: the rule context; its CONVERTER_RUNTIME_ATTRS name the snapshot, the converter
         sources and the locked site-packages (MIGRATION_RUNTIME_ATTRS or
         PREDICT_RUNTIME_ATTRS add the entry's own sources).
-      entry: "convert" (the converter CLI, also as a worker), "migrate" (tfjs_pb2json) or
-        "predict" (tfjs_predict_tool).
+      entry: "convert" (the converter CLI, also as a worker), "migrate" (tfjs_pb2json),
+        "predict" (tfjs_predict_tool) or "web_package" (tfjsconv.webpackage's CLI).
 
     Returns:
       (executable, startup arguments, tool inputs, extra env) for `ctx.actions.run`.
@@ -97,7 +100,7 @@ def converter_command(ctx, entry = "convert"):
     interpreter = ctx.file._python_interpreter
     script = ctx.file._tool_script
     converter = ctx.files._converter_files
-    own = ctx.files._entry_files if entry != "convert" else []
+    own = ctx.files._entry_files if entry in _ENTRY_MARKERS else []
 
     # Import roots, in sys.path order: the converter first (a worker watches it for
     # changes), the entry's own sources, then the locked site-packages.
@@ -113,7 +116,7 @@ def converter_command(ctx, entry = "convert"):
         "-S",
         script.path,
     ] + ["--sys_path=" + root for root in roots]
-    if own:
+    if entry != "convert":
         startup.append("--entry=" + entry)
     if ctx.var.get("tfjs_check_hermetic", "0") == "1":
         startup.append("--check_hermetic")

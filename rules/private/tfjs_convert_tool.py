@@ -21,9 +21,11 @@ interpreter of ``tfjs_python_snapshot`` started through its own dynamic loader, 
 * ``--check_hermetic``: after each request, fail if a loaded shared object or an
   imported module lives outside the action's input tree (the working directory),
   proving on an executor that nothing came from the host by accident.
-* ``--entry=migrate`` / ``--entry=predict``: run ``tfjs_pb2json`` (the ``TfjsMigrate``
-  action of ``tfjs_migrated_model``) or ``tfjs_predict_tool`` (``tfjs_model_test``'s
-  ``TfjsPredict``) once instead of the converter CLI, in the same runtime.
+* ``--entry=migrate`` / ``--entry=predict`` / ``--entry=web_package``: run
+  ``tfjs_pb2json`` (the ``TfjsMigrate`` action of ``tfjs_migrated_model``),
+  ``tfjs_predict_tool`` (``tfjs_model_test``'s ``TfjsPredict``) or the web packaging
+  (``tfjs_web_package``'s ``TfjsWebPackage``) once instead of the converter CLI, in the
+  same runtime.
 """
 
 from __future__ import annotations
@@ -118,14 +120,16 @@ def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str
 
 
 def run_entry(entry: str, argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str]:
-    """Run tfjs_pb2json ("migrate") or tfjs_predict_tool ("predict") in-process; return
-    (exit code, combined output)."""
+    """Run tfjs_pb2json ("migrate"), tfjs_predict_tool ("predict") or tfjs_web_package
+    ("web_package") in-process; return (exit code, combined output)."""
     if entry == "migrate":
         from tfjsconv_pb2json.cli import main as entry_main
     elif entry == "predict":
         from tfjs_predict_tool import main as entry_main
+    elif entry == "web_package":
+        from tfjsconv.webpackage.cli import main as entry_main
     else:
-        return 2, "tfjs_convert_tool: unknown --entry=%s (convert, migrate or predict)\n" % entry
+        return 2, "tfjs_convert_tool: unknown --entry=%s (convert, migrate, predict or web_package)\n" % entry
 
     def run(out: IO[str]) -> int:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):

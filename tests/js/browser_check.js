@@ -3,7 +3,10 @@
 // prints the result as one JSON line on stdout.
 //
 //   node browser_check.js --url URL --screenshot out.png [--chromium /usr/bin/chromium]
-//                         [--timeout-ms 120000]
+//                         [--timeout-ms 120000] [--gl swiftshader]
+//
+// --gl swiftshader gives the page WebGL 2 through SwiftShader (tfjs' webgl backend);
+// without it the GPU is off.
 //
 // Uses the system Chromium through puppeteer-core (no browser download) with a fresh
 // profile directory that is deleted afterwards. Page console output and errors go to
@@ -16,7 +19,7 @@ const path = require('path');
 const puppeteer = require('puppeteer-core');
 
 function parseArgs(argv) {
-  const args = { chromium: '/usr/bin/chromium', timeoutMs: 120000 };
+  const args = { chromium: '/usr/bin/chromium', timeoutMs: 120000, gl: 'none' };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i];
     const value = argv[i + 1];
@@ -25,6 +28,7 @@ function parseArgs(argv) {
     else if (key === '--screenshot') args.screenshot = value;
     else if (key === '--chromium') args.chromium = value;
     else if (key === '--timeout-ms') args.timeoutMs = Number(value);
+    else if (key === '--gl' && ['none', 'swiftshader'].includes(value)) args.gl = value;
     else throw new Error(`unknown argument ${key}`);
   }
   if (!args.url) throw new Error('--url is required');
@@ -43,7 +47,7 @@ async function main() {
       args: [
         '--headless',
         '--no-sandbox',
-        '--disable-gpu',
+        ...(args.gl === 'swiftshader' ? ['--use-angle=swiftshader', '--enable-unsafe-swiftshader'] : ['--disable-gpu']),
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
