@@ -404,7 +404,7 @@ class ShardWeight:
 
     def __init__(
         self,
-        paths: List[str],
+        shards: Sequence[Tuple[str, int]],
         offset: int,
         count: int,
         shape: Tuple[int, ...],
@@ -412,7 +412,9 @@ class ShardWeight:
         meta: Optional[Dict[str, Any]],
         name: str,
     ):
-        self._paths, self._offset, self._count, self._meta, self.name = paths, offset, count, meta, name
+        # ``shards``: (path, size) of the group's shard files, sized once per group when
+        # the manifest was checked against them (not once per weight).
+        self._shards, self._offset, self._count, self._meta, self.name = shards, offset, count, meta, name
         self.shape = shape
         self._storage = _QUANT_STORAGE[meta["dtype"]] if meta else _STORAGE[dtype]
         self._dtype_name = dtype
@@ -432,8 +434,7 @@ class ShardWeight:
         view = memoryview(buf)
         skip, filled = self._offset, 0
         try:
-            for path in self._paths:
-                size = os.path.getsize(path)
+            for path, size in self._shards:
                 if skip >= size:
                     skip -= size
                     continue
@@ -511,16 +512,17 @@ def read_weights_lazily(
             )
             continue
         try:
-            total = sum(os.path.getsize(p) for p in paths)
+            shards = [(p, os.path.getsize(p)) for p in paths]
         except OSError as e:
             raise ConversionError(
                 f"weights manifest group {g}: cannot read shard: {e.strerror or e}"
             ) from None
+        total = sum(size for _, size in shards)
         offset = 0
         entries = []
         for name, shape, dtype, meta in specs:
             count = math.prod(shape)
-            entries.append(ShardWeight(paths, offset, count, shape, dtype, meta, name))
+            entries.append(ShardWeight(shards, offset, count, shape, dtype, meta, name))
             offset += count * (_QUANT_ITEMSIZE[meta["dtype"]] if meta else _ITEMSIZE[dtype])
         if total < offset:
             raise ConversionError(

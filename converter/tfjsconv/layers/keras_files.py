@@ -188,21 +188,64 @@ def stored_member(path: str, name: str) -> Optional[ZipMemberWindow]:
     return ZipMemberWindow(path, start, info.file_size)
 
 
+class LazyH5File:
+    """The h5 file (or stored ``.keras`` member) that a model's ``H5Weight``s read from.
+
+    The reader size-checked the whole file (``check_h5_sizes``) when it opened it. Lazy
+    reads share one handle, opened on the first read and kept until ``close`` (or
+    collection), and check only the dataset they read: its declared shape and dtype must
+    be the ones seen then, so each read allocates what the file check allowed. A
+    conversion visits the file's objects once, whatever the number of weights.
+    """
+
+    def __init__(self, path: str, member: Optional[str] = None):
+        # ``member``: the h5 file is this stored member of the zip ``path`` (a .keras file).
+        self.path, self.member = path, member
+        self._file: Any = None
+        self._window: Optional[ZipMemberWindow] = None
+
+    def _open(self) -> Any:
+        if self._file is not None:
+            return self._file
+        import h5py
+
+        source: Any = self.path
+        if self.member is not None:
+            self._window = stored_member(self.path, self.member)
+            if self._window is None:
+                raise ConversionError(f"{self.path}: {self.member} changed while converting")
+            source = self._window
+        try:
+            self._file = h5py.File(source, "r")
+        except OSError as e:
+            self.close()
+            raise ConversionError(f"{self.path}: cannot reopen the weights while converting ({e})") from None
+        return self._file
+
+    def read(self, dataset: str, name: str, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        ds = self._open().get(dataset)
+        if ds is None or not hasattr(ds, "dtype") or tuple(ds.shape) != shape or ds.dtype != dtype:
+            raise ConversionError(f"{self.path}: weight {name!r} changed while converting")
+        return _read_dataset(ds, name, self.path)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._window is not None:
+            self._window.close()
+            self._window = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class H5Weight:
     """An h5 dataset read only when the weight writer asks (``weights.LazyArray``):
     converting an h5 to a layers model holds one weight at a time."""
 
-    def __init__(
-        self,
-        path: str,
-        dataset: str,
-        name: str,
-        shape: Tuple[int, ...],
-        dtype: np.dtype,
-        member: Optional[str] = None,
-    ):
-        # ``member``: the h5 file is this stored member of the zip ``path`` (a .keras file).
-        self._path, self._dataset, self._name, self._member = path, dataset, name, member
+    def __init__(self, source: LazyH5File, dataset: str, name: str, shape: Tuple[int, ...], dtype: np.dtype):
+        self._source, self._dataset, self._name = source, dataset, name
         self.shape, self.dtype = shape, dtype
 
     @property
@@ -210,35 +253,31 @@ class H5Weight:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def read(self) -> np.ndarray:
-        if self._member is None:
-            with _open_h5(self._path, self._path) as f:
-                value = _read_dataset(f[self._dataset], self._name, self._path)
-        else:
-            window = stored_member(self._path, self._member)
-            if window is None:
-                raise ConversionError(f"{self._path}: {self._member} changed while converting")
-            with window, _open_h5(window, f"{self._path}!{self._member}") as f:
-                value = _read_dataset(f[self._dataset], self._name, self._path)
+        value = self._source.read(self._dataset, self._name, self.shape, self.dtype)
         if value.shape != self.shape or value.dtype != self.dtype:
-            raise ConversionError(f"{self._path}: weight {self._name!r} changed while converting")
+            raise ConversionError(f"{self._source.path}: weight {self._name!r} changed while converting")
         return value
 
 
-def _dataset(ds: Any, name: str, path: str, lazy: bool, member: Optional[str] = None) -> Any:
+def _dataset(ds: Any, name: str, path: str, lazy: Optional[LazyH5File]) -> Any:
+    """The dataset's value now, or (``lazy`` given, large and numeric) an ``H5Weight``
+    read from ``lazy`` when written."""
     dtype = getattr(ds, "dtype", None)
     shape = getattr(ds, "shape", None)
     if (
-        lazy
+        lazy is not None
         and isinstance(dtype, np.dtype)
         and dtype.kind in "fiucb"
         and shape is not None
         and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize >= LAZY_MIN_BYTES
     ):
-        return H5Weight(path, ds.name, name, tuple(int(d) for d in shape), dtype, member)
+        return H5Weight(lazy, ds.name, name, tuple(int(d) for d in shape), dtype)
     return _read_dataset(ds, name, path)
 
 
-def _h5_layer_weights(group: Any, layer: str, path: str, lazy: bool = False) -> List[Tuple[str, Any]]:
+def _h5_layer_weights(
+    group: Any, layer: str, path: str, lazy: Optional[LazyH5File] = None
+) -> List[Tuple[str, Any]]:
     """One layer group's weights in its ``weight_names`` order, names without ``:0``;
     ``lazy``: large numeric ones as ``H5Weight``s."""
     out = []
@@ -316,10 +355,11 @@ def _open_h5(source: Any, path: str) -> Any:
 def read_h5(path: str, allow_unsafe: bool = False, lazy: bool = False) -> KerasModel:
     """A Keras 2 or Keras 3 ``model.save('x.h5')`` file, or a weights-only h5; ``lazy``:
     large weights are ``H5Weight``s, read when written."""
+    source = LazyH5File(path) if lazy else None
     with _open_h5(path, path) as f:
         if "layer_names" in f.attrs:  # weights-only file (model.save_weights)
             layers = [
-                (name, _h5_layer_weights(f[name], name, path, lazy))
+                (name, _h5_layer_weights(f[name], name, path, source))
                 for name in _names(f.attrs, "layer_names")
             ]
             return KerasModel(None, None, None, None, [layer for layer in layers if layer[1]])
@@ -337,7 +377,7 @@ def read_h5(path: str, allow_unsafe: bool = False, lazy: bool = False) -> KerasM
             stored.append("top_level_model_weights")
         config_names = [n for n, _, _ in keras3.layer_configs(model_config)]
         order = _order_layers(config_names, stored)
-        raw = [(n, _h5_layer_weights(weights[n], n, path, lazy)) for n in order if n in weights]
+        raw = [(n, _h5_layer_weights(weights[n], n, path, source)) for n in order if n in weights]
 
     if keras3.is_keras3_version(keras_version):
         config = keras3.translate_model(model_config, allow_unsafe)
@@ -439,15 +479,13 @@ def _read_zip(path: str) -> Tuple[Dict[str, bytes], Optional[ZipMemberWindow]]:
     return members, window
 
 
-def _vars_group_arrays(group: Any, path: str, lazy: bool) -> List[Any]:
+def _vars_group_arrays(group: Any, path: str, lazy: Optional[LazyH5File]) -> List[Any]:
     """Arrays of a Keras 3 layer group: own ``vars/i`` first, then sub-objects; ``lazy``:
     large ones as ``H5Weight``s of the zip's stored weights member."""
     arrays: List[Any] = []
     if "vars" in group:
         vars_group = group["vars"]
-        arrays += [
-            _dataset(vars_group[k], k, path, lazy, KERAS3_WEIGHTS) for k in sorted(vars_group, key=int)
-        ]
+        arrays += [_dataset(vars_group[k], k, path, lazy) for k in sorted(vars_group, key=int)]
     children = [k for k in group if k != "vars" and hasattr(group[k], "keys")]
     rank = {name: i for i, name in enumerate(keras3.CHILD_ORDER)}
     for key in sorted(children, key=lambda k: (rank.get(k, len(rank)), k)):
@@ -469,7 +507,9 @@ def _groups_by_layer_name(layers_group: Any) -> Dict[str, Any]:
     return out
 
 
-def _zip_layer_arrays(group: Any, cls: str, cfg: Mapping[str, Any], path: str, lazy: bool) -> List[Any]:
+def _zip_layer_arrays(
+    group: Any, cls: str, cfg: Mapping[str, Any], path: str, lazy: Optional[LazyH5File]
+) -> List[Any]:
     """A layer's arrays in Keras 2 order; nested models go layer by layer in config order."""
     if cls not in keras3.MODEL_CLASSES:
         return _vars_group_arrays(group, path, lazy)
@@ -495,11 +535,12 @@ def read_keras_zip(path: str, allow_unsafe: bool = False) -> KerasModel:
     by_name: Dict[str, List[Any]] = {}
     # A stored weights member is read in place, each large weight when it is written.
     source: Any = window if window is not None else io.BytesIO(members[KERAS3_WEIGHTS])
+    lazy = LazyH5File(path, KERAS3_WEIGHTS) if window is not None else None
     with source, _open_h5(source, f"{path}!{KERAS3_WEIGHTS}") as f:
         groups = _groups_by_layer_name(f["layers"]) if "layers" in f else {}
         for name, group in groups.items():
             cls, cfg = classes.get(name, ("<not in config>", {}))
-            by_name[name] = _zip_layer_arrays(group, cls, cfg, path, window is not None)
+            by_name[name] = _zip_layer_arrays(group, cls, cfg, path, lazy)
         if "vars" in f and len(f["vars"]):
             raise ConversionError(f"{path}: model-level variables are not supported")
     unknown = sorted(n for n, arrays in by_name.items() if arrays and n not in classes)
