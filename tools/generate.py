@@ -6,8 +6,8 @@
 * ``rules/private/formats.bzl`` and ``tools/pants_tfjs/pants_tfjs/formats.py`` from
   ``converter/tfjsconv/formats.py`` (formats, pairs, defaults, option rules, env);
 * the attribute and provider tables of ``README.md`` and ``rules/README.md`` from the
-  ``doc=`` strings of ``rules/private/tfjs_model.bzl`` and ``providers.bzl`` (a small
-  extractor: Debian has no stardoc).
+  ``doc=`` strings of ``rules/private/tfjs_model.bzl``, ``tfjs_web_package.bzl`` and
+  ``providers.bzl`` (a small extractor: Debian has no stardoc).
 
 Standard library only; Starlark is read with Python's ``ast`` (the subset used in the
 attribute dictionaries is valid Python).
@@ -28,6 +28,7 @@ FORMATS_PY = "converter/tfjsconv/formats.py"
 FORMATS_BZL = "rules/private/formats.bzl"
 PANTS_FORMATS = "tools/pants_tfjs/pants_tfjs/formats.py"
 RULE_BZL = "rules/private/tfjs_model.bzl"
+WEB_PACKAGE_BZL = "rules/private/tfjs_web_package.bzl"
 PROVIDERS_BZL = "rules/private/providers.bzl"
 READMES = ("README.md", "rules/README.md")
 GENERATED = f"Generated from {FORMATS_PY} by tools/generate.py; do not edit."
@@ -133,6 +134,8 @@ def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
     ``", ".join(NAME)``, ``str(x)`` and ``Label("...")``."""
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _eval(node.left, names) + _eval(node.right, names)
+    if isinstance(node, ast.List):
+        return [_eval(e, names) for e in node.elts]
     if isinstance(node, ast.Name):
         if node.id in ("True", "False", "None"):
             return {"True": True, "False": False, "None": None}[node.id]
@@ -214,6 +217,22 @@ def attribute_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def web_package_attribute_table() -> str:
+    """The Markdown table of ``tfjs_web_package``'s public attributes."""
+    lines = ["| Attribute | Type | Default | Meaning |", "|---|---|---|---|"]
+    for name, kind, kw in _attr_dicts(WEB_PACKAGE_BZL, {"TfjsModelInfo": "TfjsModelInfo"})[
+        "WEB_PACKAGE_ATTRS"
+    ]:
+        typ = _TYPES.get(kind, kind) + (" (mandatory)" if kw.get("mandatory") else "")
+        default = (
+            ""
+            if kw.get("mandatory")
+            else "`" + starlark(kw.get("default", _EMPTY.get(kind)), inline=True) + "`"
+        )
+        lines.append(f"| `{name}` | {typ} | {default} | {_cell(kw.get('doc', ''))} |")
+    return "\n".join(lines) + "\n"
+
+
 def provider_table() -> str:
     """The Markdown table of ``TfjsModelInfo``'s fields, from ``providers.bzl``."""
     for node in ast.parse(_read(PROVIDERS_BZL)).body:
@@ -248,6 +267,7 @@ def outputs() -> Dict[str, str]:
     blocks: List[Tuple[str, Callable[[], str]]] = [
         ("attributes", attribute_table),
         ("provider", provider_table),
+        ("web_package_attributes", web_package_attribute_table),
     ]
     for readme in READMES:
         text = _read(readme)

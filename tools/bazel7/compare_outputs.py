@@ -5,8 +5,9 @@ Run by `./dev test` after both builds:
     python3 tools/bazel7/compare_outputs.py BAZEL4_BIN BAZEL7_BIN CONSUMER_BIN
 
 Every output directory of //examples/... must exist in both bin trees with identical
-files; the consumer module's conversions (same attributes as two examples) must equal
-the examples', and its summary must carry the TfjsModelInfo fields it read.
+files (conversions and the tfjs_web_package npm packages, WEB_PACKAGES at least); the
+consumer module's conversions (same attributes as two examples) must equal the
+examples', and its summary must carry the TfjsModelInfo fields it read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+# tfjs_web_package outputs in //examples: each must be built by both Bazels, and hold a
+# package.json (what `npm pack` packs).
+WEB_PACKAGES = ("mlp_web", "mlp_layers_uint8_web")
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -41,6 +46,11 @@ def compare(bazel4_bin: Path, bazel7_bin: Path, consumer_bin: Path) -> list[str]
         if a != b:
             changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             problems.append(f"examples/{name}: Bazel 4 and 7 differ in {changed}")
+    for name in WEB_PACKAGES:
+        if name not in names4 or name not in names7:
+            problems.append(f"examples/{name}: the web package was not built by both Bazels")
+        elif not (bazel4_bin / "examples" / name / "package.json").is_file():
+            problems.append(f"examples/{name}: no package.json")
     for name in ("mlp_graph", "mlp_layers_uint8"):
         if tree(consumer_bin / name) != tree(bazel4_bin / "examples" / name):
             problems.append(f"consumer {name} differs from examples/{name}")
@@ -81,8 +91,8 @@ def main(argv: list[str]) -> int:
     if not problems:
         n = len(example_outputs(bazel4_bin))
         print(
-            f"compare_outputs: {n} example outputs and the consumer's 2 byte-identical "
-            "across Bazel 4.2.3 and 7.7.1",
+            f"compare_outputs: {n} example outputs ({len(WEB_PACKAGES)} of them web packages) and "
+            "the consumer's 2 byte-identical across Bazel 4.2.3 and 7.7.1",
             file=sys.stderr,
         )
     return 1 if problems else 0

@@ -163,6 +163,10 @@ def _encode(task: Tuple[str, str, bytes]) -> bytes:
     return compress.brotli_bytes(data, binary=not name.endswith((".json", ".js")))
 
 
+def _task_order(task: Tuple[str, str, bytes]) -> Tuple[int, str, str]:
+    return -len(task[2]), task[0], task[1]
+
+
 def _human(size: int) -> str:
     for unit, scale in (("MB", 1e6), ("kB", 1e3)):
         if size >= scale:
@@ -207,12 +211,18 @@ def package_files(
     files["index.d.ts"] = typings.typescript(desc, package_name).encode("utf-8")
 
     served = sorted(files.keys() - {"index.d.ts"})
-    # zlib and brotli release the GIL: every (file, codec) pair on its own thread.
-    tasks = [(n, codec, files[n]) for n in served for codec in ("gz", "br")]
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        encoded = list(pool.map(_encode, tasks))
+    # zlib and brotli release the GIL: each (content, codec) pair on its own thread,
+    # largest first; model.json and its hashed copy are compressed once.
+    unique = {files[n]: n for n in reversed(served)}
+    tasks = sorted(
+        ((n, codec, data) for data, n in unique.items() for codec in ("gz", "br")), key=_task_order
+    )
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        done = dict(zip(((n, codec) for n, codec, _ in tasks), pool.map(_encode, tasks)))
     rows: List[Dict[str, Any]] = []
-    for name, gz, br in zip(served, encoded[0::2], encoded[1::2]):
+    for name in served:
+        first = unique[files[name]]
+        gz, br = done[(first, "gz")], done[(first, "br")]
         raw = len(files[name])
         rows.append(
             {
