@@ -216,3 +216,13 @@ def load_keras_model(model_json: str) -> Any:
         import tf_keras  # heavy; only here
 
         return tf_keras.models.load_model(path, compile=False)
+
+
+def web_package(
+    model_dir: str, output_dir: str, package_name: str, version: str, *, overwrite: bool = False
+) -> str:
+    """A converted tfjs model -> an npm package directory for web apps (``tfjs_web_package``:
+    hashed shards, .gz/.br, integrity.json, loader, typings, report); returns its path."""
+    from tfjsconv.webpackage import build_web_package
+
+    return build_web_package(model_dir, output_dir, package_name, version, overwrite=overwrite).path

@@ -31,6 +31,7 @@ def test_doc_has_examples_for_every_conversion_function():
         "write_weights",
         "read_weights",
         "convert_jax",
+        "web_package",
     ):
         assert fn + "(" in code, fn
 
