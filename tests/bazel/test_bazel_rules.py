@@ -521,13 +521,14 @@ def test_remote_execution_matches_local_outputs(env, worker):
 RUNTIME_ACTIONS = {
     "TfjsMigrate": ("//tests/fixtures/legacy:mlp_migrated", "tests/fixtures/legacy/mlp_migrated"),
     "TfjsPredict": ("//examples:mlp_graph_test", "examples/mlp_graph_test.expected.json"),
+    "TfjsWebPackage": ("//examples:mlp_web", "examples/mlp_web"),
 }
 
 
 def test_remote_migration_and_prediction_match_local_outputs(env, worker):
-    """tfjs_migrated_model and tfjs_model_test's TfjsPredict run in the converter's
-    runtime: on the executor, with the hermetic check on, they write what the local
-    sandboxed build writes."""
+    """tfjs_migrated_model, tfjs_model_test's TfjsPredict and tfjs_web_package run in the
+    converter's runtime: on the executor, with the hermetic check on, they write what the
+    local sandboxed build writes."""
     first: Bazel = env["first"]
     targets = [target for target, _ in RUNTIME_ACTIONS.values()]
 
@@ -542,22 +543,29 @@ def test_remote_migration_and_prediction_match_local_outputs(env, worker):
     assert sorted((s["mnemonic"], s["runner"]) for s in local_spawns) == [
         ("TfjsMigrate", "linux-sandbox"),
         ("TfjsPredict", "linux-sandbox"),
+        ("TfjsWebPackage", "linux-sandbox"),
     ]
     local = built()
     assert (
         "model.json" in local["TfjsMigrate"]
         and b'"outputs"' in local["TfjsPredict"]["mlp_graph_test.expected.json"]
+        and "package.json" in local["TfjsWebPackage"]
     )
     remote_args = ["--config=remote", f"--remote_executor={worker.url}", "--define=tfjs_check_hermetic=1"]
     spawns = [s for s in first.build(*remote_args, *targets) if s.get("mnemonic") in RUNTIME_ACTIONS]
     assert sorted((s["mnemonic"], s["runner"]) for s in spawns) == [
         ("TfjsMigrate", "remote"),
         ("TfjsPredict", "remote"),
+        ("TfjsWebPackage", "remote"),
     ]
     for s in spawns:
         args = s["commandArgs"]
         assert args[0].endswith("/lib/ld-linux-x86-64.so.2"), args[:3]
-        entry = {"TfjsMigrate": "--entry=migrate", "TfjsPredict": "--entry=predict"}[s["mnemonic"]]
+        entry = {
+            "TfjsMigrate": "--entry=migrate",
+            "TfjsPredict": "--entry=predict",
+            "TfjsWebPackage": "--entry=web_package",
+        }[s["mnemonic"]]
         assert entry in args and "--check_hermetic" in args, args[:14]
     assert built() == local
 
