@@ -66,6 +66,7 @@ PYPROJECT = textwrap.dedent(
     src = "models/mlp.h5"
     input_format = "keras"
     quantize_uint8 = ["*kernel*"]
+    web_package = { name = "@sample/mlp-uint8", version = "0.1.0" }
     """
 )
 
@@ -142,6 +143,16 @@ def test_wheel_ships_converted_models_reproducibly(keras_model, tmp_path):
     ]
     assert all(n in record for n in models)
     assert not any(n.startswith("models/") for n in names)  # sources stay out
+    # web_package: the npm package of mlp_uint8 (tfjs_web_package's files) beside it.
+    web = sorted(n for n in names if n.startswith("sample_pkg/tfjs_web/"))
+    assert {"package.json", "index.js", "index.d.ts", "integrity.json", "model.json"} <= {
+        n.rsplit("/", 1)[1] for n in web
+    }
+    assert all(n.startswith("sample_pkg/tfjs_web/mlp_uint8/") and n in record for n in web)
+    with zipfile.ZipFile(wheel_a) as zf:
+        assert (
+            json.loads(zf.read("sample_pkg/tfjs_web/mlp_uint8/package.json"))["name"] == "@sample/mlp-uint8"
+        )
 
     # Install into a fresh venv; numpy/h5py/tfjsconv come from the project venv via .pth.
     venv = tmp_path / "venv"
@@ -233,6 +244,12 @@ def test_config_maps_to_conversion_options(tmp_path):
     assert job.options.skip_op_check is True
     assert job.source_files == ("m.h5", "meta.json")
     assert job.output_dir("/b") == os.path.join("/b", "pkg", "tfjs_models", "m")
+    assert job.web is None
+    (job,) = _jobs(
+        tmp_path, 'src = "m.h5"\ninput_format = "keras"\nweb_package = {name = "m", version = "1.0.0"}\n'
+    )
+    assert job.web == ("m", "1.0.0")
+    assert job.web_dir("/b") == os.path.join("/b", "pkg", "tfjs_web", "m")
 
 
 @pytest.mark.parametrize(
@@ -248,6 +265,16 @@ def test_config_maps_to_conversion_options(tmp_path):
         (
             'src = "m.h5"\ninput_format = "keras"\nmetadata = {a = "x.json"}\n',
             "cannot read metadata file x.json",
+        ),
+        ('src = "m.h5"\ninput_format = "keras"\nweb_package = "m"\n', "'web_package' must be a table"),
+        (
+            'src = "m.h5"\ninput_format = "keras"\nweb_package = {name = "M M", version = "1.0.0"}\n',
+            "web_package: package name 'M M' is not a valid npm name",
+        ),
+        (
+            'src = "m.h5"\ninput_format = "keras"\noutput_format = "keras"\n'
+            'web_package = {name = "m", version = "1.0.0"}\n',
+            "needs a tfjs_* output_format",
         ),
     ],
 )

@@ -60,7 +60,8 @@ class WebPackage:
     summary: str
 
 
-def _check_name_version(package_name: str, version: str) -> None:
+def check_name_version(package_name: str, version: str) -> None:
+    """npm's package-name rules and SemVer: a one-line ConversionError otherwise."""
     if len(package_name) > 214 or not _NPM_NAME.match(package_name):
         raise ConversionError(
             f"package name {package_name!r} is not a valid npm name (lower case letters, digits, "
@@ -199,7 +200,7 @@ def package_files(
     model_dir: str, package_name: str, version: str, follow_symlinks: bool = False
 ) -> Tuple[Dict[str, bytes], Dict[str, Any]]:
     """Every file of the package (relative name -> bytes) and the report, in memory."""
-    _check_name_version(package_name, version)
+    check_name_version(package_name, version)
     model, files, groups = _read_model(model_dir, follow_symlinks)
     stable = model_json.dumps(model)
     hashed = hashed_name(MODEL_JSON, stable)

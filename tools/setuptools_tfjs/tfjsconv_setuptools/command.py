@@ -1,7 +1,8 @@
 """setuptools commands that convert the models declared in pyproject.toml.
 
 ``build_tfjs`` converts each ``[tool.tfjsconv.models.<name>]`` into
-``build_lib/<package>/tfjs_models/<name>/``; the ``build_py`` subclass runs it after
+``build_lib/<package>/tfjs_models/<name>/`` (and, with ``web_package``, its npm web
+package into ``build_lib/<package>/tfjs_web/<name>/``); the ``build_py`` subclass runs it after
 the normal build and lists its files in ``get_outputs()`` (so installers record them)
 and the model sources in ``get_source_files()`` (so an sdist carries them).
 Conversion output is deterministic, and bdist_wheel honours SOURCE_DATE_EPOCH, so two
@@ -70,6 +71,11 @@ class build_tfjs(Command):
             os.makedirs(os.path.dirname(out), exist_ok=True)
             try:
                 api.convert(job.src, out, job.options)
+                if job.web is not None:
+                    web = job.web_dir(self._build_lib())
+                    self.announce(f"packaging tfjs model {job.name!r} for the web -> {web}", level=2)
+                    os.makedirs(os.path.dirname(web), exist_ok=True)
+                    api.web_package(out, web, *job.web, overwrite=True)
             except ConversionError as exc:
                 raise SetupError(f"tfjsconv: model {job.name!r}: {exc}") from None
 
@@ -77,6 +83,8 @@ class build_tfjs(Command):
         outputs: List[str] = []
         for job in _jobs(self.distribution):
             outputs.extend(_walk(job.output_dir(self._build_lib())))
+            if job.web is not None:
+                outputs.extend(_walk(job.web_dir(self._build_lib())))
         return outputs
 
     def get_source_files(self) -> List[str]:

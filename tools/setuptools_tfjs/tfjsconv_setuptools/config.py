@@ -18,13 +18,15 @@ from tfjsconv.errors import ConversionError
 from tfjsconv.options import ConversionOptions, patterns
 
 MODELS_DIR = "tfjs_models"
+# tfjs_web_package outputs (npm package directories a web server serves from the wheel).
+WEB_DIR = "tfjs_web"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 # Keys copied to ConversionOptions as-is, with the type each must have: the build
 # tools' options (tfjsconv.formats.OPTIONS) by kind.
 _BOOL_KEYS = tuple(name for name, (kind, _) in formats.OPTIONS.items() if kind == "bool")
 _LIST_KEYS = tuple(name for name, (kind, _) in formats.OPTIONS.items() if kind == "string_list")
-_KNOWN_KEYS = frozenset(("src", "input_format", "output_format", "package", *formats.OPTIONS))
+_KNOWN_KEYS = frozenset(("src", "input_format", "output_format", "package", "web_package", *formats.OPTIONS))
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,14 @@ class ModelJob:
     options: ConversionOptions
     # Input files (relative to the project root) an sdist must carry.
     source_files: Tuple[str, ...]
+    # (npm package name, version) of the model's web package, or None.
+    web: Optional[Tuple[str, str]] = None
 
     def output_dir(self, build_lib: str) -> str:
         return os.path.join(build_lib, *self.package.split("."), MODELS_DIR, self.name)
+
+    def web_dir(self, build_lib: str) -> str:
+        return os.path.join(build_lib, *self.package.split("."), WEB_DIR, self.name)
 
 
 def load_pyproject(project_dir: str) -> Mapping[str, Any]:
@@ -155,6 +162,7 @@ def _job(name: str, table: Any, project_dir: str, packages: Sequence[str]) -> Mo
             raise ConversionError(f"{where}: metadata file {rel} is not valid JSON") from None
         sources.append(rel.replace(os.sep, "/"))
     kwargs["metadata"] = tuple(metadata)
+    web = _web_package(table.get("web_package"), output_format, where)
     kwargs["overwrite"] = True  # build_lib is scratch space; rebuilds replace old models
     options = ConversionOptions(**kwargs)
     try:
@@ -168,7 +176,28 @@ def _job(name: str, table: Any, project_dir: str, packages: Sequence[str]) -> Mo
         package=package,
         options=options,
         source_files=tuple(sources),
+        web=web,
     )
+
+
+def _web_package(value: Any, output_format: Optional[str], where: str) -> Optional[Tuple[str, str]]:
+    """``web_package = { name = "@acme/mlp", version = "1.0.0" }`` -> (name, version)."""
+    if value is None:
+        return None
+    from tfjsconv.webpackage.package import check_name_version
+
+    if not isinstance(value, dict) or set(value) != {"name", "version"}:
+        raise ConversionError(f"{where}: 'web_package' must be a table with 'name' and 'version'")
+    name, version = value["name"], value["version"]
+    if not isinstance(name, str) or not isinstance(version, str):
+        raise ConversionError(f"{where}: 'web_package' name and version must be strings")
+    if output_format is not None and not output_format.startswith("tfjs_"):
+        raise ConversionError(f"{where}: 'web_package' needs a tfjs_* output_format, not {output_format}")
+    try:
+        check_name_version(name, version)
+    except ConversionError as exc:
+        raise ConversionError(f"{where}: web_package: {exc}") from None
+    return name, version
 
 
 def model_jobs(
