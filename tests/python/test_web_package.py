@@ -48,6 +48,7 @@ APP_SRC = WEB_DIR / "app"
 NPM_CACHE = REPO_ROOT / ".cache" / "npm"
 SOURCE_H5 = REPO_ROOT / "examples" / "models" / "mlp_keras2.h5"
 PACKAGE = "@rules-tfjs/mlp-web"  # as //examples:mlp_web, which the app imports
+LAYERS_PACKAGE = "@rules-tfjs/mlp-layers-web"  # the same MLP as a layers model
 VERSION = "1.0.0"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BROTLI_STATIC = Path("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so")
@@ -82,6 +83,14 @@ def packages(tmp_path_factory) -> List[Path]:
     first = build_web_package(str(model), str(base / "a" / "pkg"), PACKAGE, VERSION)
     second = build_web_package(str(elsewhere), str(base / "b" / "out" / "mlp-web"), PACKAGE, VERSION)
     return [Path(first.path), Path(second.path)]
+
+
+@pytest.fixture(scope="module")
+def layers_package(tmp_path_factory) -> Path:
+    """The example MLP as a layers model, packaged: the loader's tf.loadLayersModel path."""
+    base = tmp_path_factory.mktemp("web_package_layers")
+    model = api.convert_keras(str(SOURCE_H5), str(base / "mlp_layers"))
+    return Path(build_web_package(model, str(base / "pkg"), LAYERS_PACKAGE, VERSION).path)
 
 
 def test_package_is_byte_identical_across_runs_and_paths(packages) -> None:
@@ -235,8 +244,8 @@ def _npm_pack(package_dir: Path, dest: Path) -> Path:
     return dest / json.loads(proc.stdout)[0]["filename"]
 
 
-def _scratch_project(app: Path, tarball: Path) -> None:
-    """tests/web's project (package.json, lock, installed tree) + the tarball, offline."""
+def _scratch_project(app: Path, tarballs: List[Path]) -> None:
+    """tests/web's project (package.json, lock, installed tree) + the tarballs, offline."""
     app.mkdir()
     for name in ("package.json", "package-lock.json"):
         shutil.copy(WEB_DIR / name, app / name)
@@ -249,7 +258,16 @@ def _scratch_project(app: Path, tarball: Path) -> None:
     hidden_lock.unlink()  # npm rewrites it: a copy, not a link into tests/web
     hidden_lock.write_bytes(data)
     _run(
-        ["npm", "install", "--offline", "--no-audit", "--no-fund", "--cache", str(NPM_CACHE), str(tarball)],
+        [
+            "npm",
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            "--cache",
+            str(NPM_CACHE),
+            *map(str, tarballs),
+        ],
         cwd=app,
     )
     for src in APP_SRC.iterdir():
@@ -324,13 +342,13 @@ http {{
 
 
 @pytest.fixture(scope="module")
-def web_app(packages, nginx, tmp_path_factory) -> dict:
+def web_app(packages, layers_package, nginx, tmp_path_factory) -> dict:
     """Pack, install, type-check, bundle, serve and run once; the tests read the results."""
     _require_web_tools()
     base = tmp_path_factory.mktemp("web_app")
     tarballs = [_npm_pack(p, base / f"pack{i}") for i, p in enumerate(packages)]
     app = base / "app"
-    _scratch_project(app, tarballs[0])
+    _scratch_project(app, [tarballs[0], _npm_pack(layers_package, base / "pack_layers")])
     tsc = ["node", str(app / "node_modules" / "typescript" / "bin" / "tsc")]
     good = _run([*tsc, "-p", "tsconfig.json"], cwd=app, check=False)
     (app / "tsconfig.bad.json").write_text(
@@ -346,6 +364,7 @@ def web_app(packages, nginx, tmp_path_factory) -> dict:
     shutil.copy(app / "index.html", site / "index.html")
     installed = app / "node_modules" / "@rules-tfjs" / "mlp-web"
     shutil.copytree(installed, site / "pkg")
+    shutil.copytree(app / "node_modules" / "@rules-tfjs" / "mlp-layers-web", site / "pkg-layers")
     shutil.copytree(app / "node_modules" / "@tensorflow" / "tfjs-backend-wasm" / "dist", site / "wasm")
     # A copy with one byte of its shard flipped (and no precompressed copies of it).
     corrupt = Path(shutil.copytree(installed, site / "corrupt"))
@@ -442,11 +461,12 @@ def test_nginx_serves_precompressed_files_with_content_encoding(web_app) -> None
 
 @pytest.mark.browser
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", ["graph", "layers"])
 @pytest.mark.parametrize("backend", ["webgl", "wasm"])
-def test_loaded_package_matches_tensorflow_in_chromium(web_app, backend, record_property) -> None:
-    """The bundled app's predictions on each backend match tf_keras on the source .h5
-    within the model's parity bound (tolerances.keras_bound: 4x TF's float32-vs-float64
-    gap). No backend factor: wasm computes in float32 like the cpu backend, and webgl
+def test_loaded_package_matches_tensorflow_in_chromium(web_app, backend, kind, record_property) -> None:
+    """The bundled app's predictions (graph and layers packages of the example MLP) on
+    each backend match tf_keras on the source .h5 within the model's parity bound
+    (tolerances.keras_bound: 4x TF's float32-vs-float64 gap, at least 8 ulps). No backend factor: wasm computes in float32 like the cpu backend, and webgl
     here renders to float32 textures (asserted: WEBGL_RENDER_FLOAT32_ENABLED), so its
     arithmetic is float32 too; a float16-texture device would need a wider bound."""
     result = web_app["result"]
@@ -456,7 +476,8 @@ def test_loaded_package_matches_tensorflow_in_chromium(web_app, backend, record_
     if backend == "webgl":
         assert run["webglVersion"] == 2
     expected = web_app["expected"]
-    got = np.asarray(run["data"], dtype=np.float32).reshape(run["shape"])
+    data, shape = (run["data"], run["shape"]) if kind == "graph" else (run["layersData"], run["layersShape"])
+    got = np.asarray(data, dtype=np.float32).reshape(shape)
     assert got.shape == expected.shape
     record_property("max_abs_diff", float(np.max(np.abs(got - expected))))
     np.testing.assert_allclose(got, expected, rtol=0, atol=web_app["bound"])

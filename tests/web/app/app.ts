@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { IntegrityError, inputs, load } from '@rules-tfjs/mlp-web';
+import { load as loadLayers } from '@rules-tfjs/mlp-layers-web';
 
 declare global {
   interface Window {
@@ -20,15 +21,23 @@ async function predictOn(backend: string, x: number[][]) {
   if (graphModel.inputs.length !== Object.keys(inputs).length) throw new Error('unexpected inputs');
   // Typed: the input's name and rank come from the package's index.d.ts.
   const y: tf.Tensor2D = model.predict({ hidden_input: tf.tensor2d(x) });
+  // The same MLP as a layers model: predict typed by the input's rank, in input order.
+  const layersModel = await loadLayers({ baseUrl: new URL('pkg-layers/', location.href) });
+  const asLayersModel: tf.LayersModel = layersModel; // the typed Model is a tf.LayersModel
+  if (asLayersModel.inputs.length !== 1) throw new Error('unexpected layers inputs');
+  const ly = layersModel.predict(tf.tensor2d(x)) as tf.Tensor;
   const result = {
     backend: tf.getBackend(),
     shape: y.shape,
     data: Array.from(await y.data()),
+    layersShape: ly.shape,
+    layersData: Array.from(await ly.data()),
     float32: backend === 'webgl' ? tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED') : true,
     webglVersion: backend === 'webgl' ? tf.env().getNumber('WEBGL_VERSION') : 0,
   };
-  y.dispose();
+  tf.dispose([y, ly]);
   model.dispose();
+  layersModel.dispose();
   return result;
 }
 
