@@ -257,19 +257,14 @@ def _scratch_project(app: Path, tarballs: List[Path]) -> None:
     data = hidden_lock.read_bytes()
     hidden_lock.unlink()  # npm rewrites it: a copy, not a link into tests/web
     hidden_lock.write_bytes(data)
+    # --legacy-peer-deps: npm's automatic peer install would ask the registry for
+    # @tensorflow/tfjs' metadata (not in a cache `npm ci` filled) although the lock already
+    # holds 4.22.0; whether that satisfies the packages' peer range is `npm ls`'s check.
     _run(
-        [
-            "npm",
-            "install",
-            "--offline",
-            "--no-audit",
-            "--no-fund",
-            "--cache",
-            str(NPM_CACHE),
-            *map(str, tarballs),
-        ],
+        ["npm", "install", "--offline", "--legacy-peer-deps", "--no-audit", "--no-fund", "--loglevel=error",
+         "--cache", str(NPM_CACHE), *map(str, tarballs)],
         cwd=app,
-    )
+    )  # fmt: skip
     for src in APP_SRC.iterdir():
         shutil.copy(src, app / src.name)
 
@@ -349,6 +344,9 @@ def web_app(packages, layers_package, nginx, tmp_path_factory) -> dict:
     tarballs = [_npm_pack(p, base / f"pack{i}") for i, p in enumerate(packages)]
     app = base / "app"
     _scratch_project(app, [tarballs[0], _npm_pack(layers_package, base / "pack_layers")])
+    npm_ls = _run(
+        ["npm", "ls", "--offline", "--cache", str(NPM_CACHE), "@tensorflow/tfjs"], cwd=app, check=False
+    )
     tsc = ["node", str(app / "node_modules" / "typescript" / "bin" / "tsc")]
     good = _run([*tsc, "-p", "tsconfig.json"], cwd=app, check=False)
     (app / "tsconfig.bad.json").write_text(
@@ -391,6 +389,7 @@ def web_app(packages, layers_package, nginx, tmp_path_factory) -> dict:
     assert lines, f"no result from the browser (exit {browser.returncode}):\n{browser.stderr[-4000:]}"
     return {
         "tarballs": tarballs,
+        "npm_ls": npm_ls,
         "installed": installed,
         "tsc_good": good,
         "tsc_bad": bad,
@@ -412,6 +411,10 @@ def test_npm_pack_tarball_is_byte_identical_and_holds_the_package(web_app, packa
         names = sorted(m.name.removeprefix("package/") for m in tar.getmembers() if m.isfile())
     assert names == sorted(tree(packages[0]))
     assert tree(web_app["installed"]) == tree(packages[0])
+    # Installed beside @tensorflow/tfjs 4.22.0 from the lock: the peer range holds.
+    ls = web_app["npm_ls"]
+    assert ls.returncode == 0, ls.stdout + ls.stderr
+    assert f"{PACKAGE}@{VERSION}" in ls.stdout and "@tensorflow/tfjs@4.22.0 deduped" in ls.stdout
 
 
 @pytest.mark.browser
