@@ -213,6 +213,8 @@ def _bad_cases(root: Path, x: np.ndarray) -> List[Tuple[List[str], str]]:
     empty.write_bytes(b"")
     garbage = root / "garbage.npz"
     garbage.write_bytes(b"not a zip")
+    ragged = root / "ragged.json"
+    ragged.write_text(json.dumps({"img": [[1.0, 2.0], [3.0]]}))
     return [
         (["--quantize_budget=-0.1"], "quantize_budget must be a finite number >= 0, got -0.1"),
         (["--quantize_budget=nan"], "quantize_budget must be a finite number >= 0, got nan"),
@@ -240,6 +242,10 @@ def _bad_cases(root: Path, x: np.ndarray) -> List[Tuple[List[str], str]]:
         (
             ["--quantize_budget=0.1", "--calibration_inputs=" + _npz(root / "nan.npz", img=nan)],
             "calibration input 'img' contains NaN or Infinity",
+        ),
+        (
+            ["--quantize_budget=0.1", f"--calibration_inputs={ragged}"],
+            "calibration input 'img' in " + str(ragged) + " is not a rectangular list of numbers",
         ),
         (
             ["--quantize_budget=0.1", "--calibration_inputs=" + str(root / "missing.json")],
@@ -274,3 +280,42 @@ def test_bad_input_is_one_line_and_writes_nothing(source, tmp_path):
             assert message in lines[0], (flags, lines[0])
         assert not out_dir.exists() and not report_dir.exists(), flags
         assert not [p for p in os.listdir(tmp_path) if p.startswith(".tfjsconv")], flags
+
+
+def test_budget_above_uniform_uint8_takes_it_without_searching(source, tmp_path):
+    out = _convert(source, tmp_path / "u8", "tfjs_graph_model", 1.0)
+    report = json.loads((out / "quantization_report.json").read_text())
+    assert report["evaluations"] == 4  # the reference and the three uniform runs
+    assert report["chosen"] == report["uniform"]["uint8"]
+    assert _bytes(out) == report["uniform"]["uint8"]["bytes"]
+
+
+def test_search_keeps_to_the_cap_and_the_budget():
+    """The search on a synthetic model whose error is a known function of the dtypes
+    (each weight adds its own error per dtype; the largest sum is the model's error)."""
+    from tfjsconv.quantize_search import search
+
+    rng = np.random.default_rng(0)
+    weights = [search.Weight(f"w{i:02d}", (int(rng.integers(10, 400)),), True) for i in range(40)]
+    arrays = {w.name: rng.normal(0, 1, w.shape).astype(np.float32) for w in weights}
+    cost = {
+        w.name: {"float16": 1e-4 * (i + 1), "uint16": 1e-5 * (i + 1), "uint8": 3e-3 * (i + 1)}
+        for i, w in enumerate(weights)
+    }
+    calls = []
+
+    def measure(assignment):
+        calls.append(dict(assignment))
+        err = sum(cost[n][d] for n, d in assignment.items())
+        return err, err
+
+    budget = 0.05
+    result = search.search(weights, arrays, measure, budget, max_evaluations=40)
+    assert result.evaluations == len(calls) + 1 <= 40
+    assert result.grouped  # 40 weights do not fit 40 evaluations one by one
+    assert result.error == sum(cost[n][d] for n, d in result.assignment.items()) <= budget
+    two_byte = search.total_bytes(weights, {w.name: "uint16" for w in weights})
+    # Uniform uint16 is within budget here (sum 8.2e-3), uniform uint8 is not (2.46).
+    assert result.bytes < two_byte
+    again = search.search(weights, arrays, measure, budget, max_evaluations=40)
+    assert again.assignment == result.assignment

@@ -265,15 +265,19 @@ class LayersEvaluator:
         self.fed = sorted(self._weights)
         self.specs = tuple(
             InputSpec(
-                tensor.name.split(":")[0]
-                if not hasattr(self._model, "input_names")
-                else self._model.input_names[i],
+                self._model.input_names[i],  # the InputLayer names tfjs-layers feeds by
                 tuple(None if d is None else int(d) for d in tensor.shape),
                 tensor.dtype.name,
             )
             for i, tensor in enumerate(self._model.inputs)
         )
         self.output_names = tuple(self._model.output_names)
+        # One traced graph for every run: the variables are read by reference, so an
+        # assignment between runs is seen without retracing.
+        keras_model = self._model
+        self._call = tf_env.import_tensorflow().function(
+            lambda *xs: keras_model(list(xs) if len(xs) > 1 else xs[0], training=False)
+        )
         self._inputs: Tuple[np.ndarray, ...] = ()
         self._current: Dict[str, np.ndarray] = {}
 
@@ -288,9 +292,7 @@ class LayersEvaluator:
                 self._variables[name].assign(array)
                 self._current[name] = array
         try:
-            outs = self._model(
-                list(self._inputs) if len(self._inputs) > 1 else self._inputs[0], training=False
-            )
+            outs = self._call(*self._inputs)
         except Exception as exc:  # noqa: BLE001 - Keras raises many types for bad inputs
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConversionError(

@@ -23,6 +23,14 @@ def _num(value: float) -> Any:
     return value if math.isfinite(value) else ("Infinity" if value > 0 else "NaN")
 
 
+def _contribution(w: search.Weight, dtype: str, measured: Mapping[str, float]) -> Any:
+    """The weight's measured error at its dtype; 0 unquantized; None when not measured
+    (the search stopped at uniform uint8)."""
+    if not w.quantizable or dtype == "float32":
+        return 0.0
+    return _num(measured[dtype]) if dtype in measured else None
+
+
 def build(
     result: search.Result,
     weights: Sequence[search.Weight],
@@ -44,7 +52,7 @@ def build(
                 "shape": list(w.shape),
                 "dtype": dtype,
                 "bytes": size,
-                "error_contribution": _num(measured.get(dtype, 0.0)) if w.quantizable else 0.0,
+                "error_contribution": _contribution(w, dtype, measured),
                 "grouped": w.name in result.grouped,
             }
         )
@@ -93,9 +101,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         shape = "x".join(str(d) for d in row["shape"]) or "scalar"
         note = " (group)" if row["grouped"] else ""
         name = row["name"].replace("|", "\\|")
-        lines.append(
-            f"| `{name}` | {shape} | {row['dtype']} | {row['bytes']} | {row['error_contribution']}{note} |"
-        )
+        measured = "not measured" if row["error_contribution"] is None else row["error_contribution"]
+        lines.append(f"| `{name}` | {shape} | {row['dtype']} | {row['bytes']} | {measured}{note} |")
     return "\n".join(lines) + "\n"
 
 

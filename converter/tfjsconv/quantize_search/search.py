@@ -25,8 +25,10 @@ The algorithm, in four steps, every one deterministic (sorted by bytes then name
    Then, while evaluations remain, try each later move on its own on top of the kept
    configuration and keep it when the measured error stays within budget.
 
-The uniform float16/uint16/uint8 configurations are measured too (for the report); when
-one of them is within budget and smaller than the search's result, it is chosen.
+The uniform float16/uint16/uint8 configurations are measured first (for the report);
+when uniform uint8 is within budget nothing can be smaller and the search stops there,
+and when another uniform choice is within budget and smaller than the search's result,
+it is chosen.
 
 Cost: 1 reference run + 3 uniform runs + 2 per unit + ~log2(moves) + the optional tail,
 never more than ``max_evaluations`` (the units are grouped to fit it).
@@ -190,6 +192,20 @@ def search(
             continue
         config = {w.name: dtype for w in quantizable}
         uniform[dtype] = Point(total_bytes(weights, config), count(config)[0])
+
+    smallest = uniform["uint8"]
+    if smallest is not None and smallest.error <= budget:  # no mix can be smaller
+        return Result(
+            assignment={w.name: "uint8" for w in sorted(quantizable, key=lambda w: w.name)},
+            error=smallest.error,
+            bytes=smallest.bytes,
+            evaluations=count.used,
+            units=0,
+            grouped=(),
+            contribution={},
+            uniform=uniform,
+            tried=(),
+        )
 
     unit_list = _units(quantizable, max_evaluations)
     units = dict(unit_list)
