@@ -75,6 +75,15 @@ class HermeticTest(unittest.TestCase):
         self.assertEqual(code, 2)
         self.assertIn("unknown --entry=frobnicate", output)
 
+    def test_the_web_package_entry_runs_its_cli_and_returns_its_error(self):
+        # A missing model directory: the packaging's one-line error and exit code, captured.
+        with tempfile.TemporaryDirectory() as tmp:
+            missing = os.path.join(tmp, "no_model")
+            args = [missing, os.path.join(tmp, "out"), "--package_name", "x", "--version", "1.0.0"]
+            code, output = tool.run_entry("web_package", args)
+        self.assertEqual(code, 1)
+        self.assertEqual(output, "tfjs_web_package: error: model directory not found: %s\n" % missing)
+
     def test_modules_and_libraries_outside_the_root_are_reported(self):
         # This process imported json and loaded libc from the host: not under an empty dir.
         import json as host_module
