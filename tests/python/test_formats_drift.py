@@ -184,4 +184,12 @@ def test_setuptools_hook_agrees(tmp_path: Path):
 def test_setuptools_hook_knows_every_option():
     from tfjsconv_setuptools import config
 
-    assert config._KNOWN_KEYS == {"src", "input_format", "output_format", "package", *formats.OPTIONS}
+    # web_package: the hook's own key (a tfjs_web_package output), not a converter option.
+    assert config._KNOWN_KEYS == {
+        "src",
+        "input_format",
+        "output_format",
+        "package",
+        "web_package",
+        *formats.OPTIONS,
+    }
