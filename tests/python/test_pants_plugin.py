@@ -179,6 +179,26 @@ def keras_h5(tmp_path_factory):
     return path
 
 
+def test_web_package_args():
+    """web_package_name/version -> tfjs_web_package on the model's output directory."""
+    assert argv.web_package_args(spec(), "models", "m") is None
+    web = argv.web_package_args(spec(web_package_name="@a/m", web_package_version="1.0.0"), "models", "m")
+    assert web == (
+        "models/m_web",
+        ["models/m", "models/m_web", "--package_name", "@a/m", "--version", "1.0.0", "--quiet"],
+    )
+    with pytest.raises(InvalidTfjsModel, match="set both web_package_name and web_package_version"):
+        argv.web_package_args(spec(web_package_name="m"), "models", "m")
+    keras_out = spec(
+        input_format="tfjs_layers_model",
+        output_format="keras",
+        web_package_name="m",
+        web_package_version="1.0.0",
+    )
+    with pytest.raises(InvalidTfjsModel, match="needs a tfjs_\\* output_format, not keras"):
+        argv.web_package_args(keras_out, "models", "m")
+
+
 def _converter() -> str:
     exe = Path(sys.executable).with_name("tensorflowjs_converter")
     return str(exe) if exe.exists() else shutil.which("tensorflowjs_converter") or ""
@@ -245,10 +265,12 @@ def test_real_pants_codegen_is_cached(keras_h5, tmp_path):
 
         [tfjs]
         converter = "{wrapper}"
+        web_packager = "{Path(_converter()).with_name("tfjs_web_package")}"
         """)
     )
     (repo / "models" / "BUILD").write_text(
-        'tfjs_model(name="mlp", sources=["mlp.h5"], input_format="keras", weight_shard_size_bytes=64)\n'
+        'tfjs_model(name="mlp", sources=["mlp.h5"], input_format="keras", weight_shard_size_bytes=64,\n'
+        '           web_package_name="@acme/mlp", web_package_version="1.0.0")\n'
     )
 
     def export() -> list:
@@ -263,6 +285,10 @@ def test_real_pants_codegen_is_cached(keras_h5, tmp_path):
     assert len(export()) == 1
     files = sorted(p.name for p in (repo / "dist" / "codegen" / "models" / "mlp").iterdir())
     assert files[-1] == "model.json" and files[0].startswith("group1-shard1of")
+    # The web package of the converted files, beside them (tfjs_web_package's layout).
+    web = repo / "dist" / "codegen" / "models" / "mlp_web"
+    assert json.loads((web / "package.json").read_text())["name"] == "@acme/mlp"
+    assert (web / "index.d.ts").is_file() and (web / "integrity.json").is_file()
     assert len(export()) == 1  # second run: served from Pants' cache, no conversion
     (repo / "models" / "BUILD").write_text(
         'tfjs_model(name="mlp", sources=["mlp.h5"], input_format="keras", weight_shard_size_bytes=32)\n'

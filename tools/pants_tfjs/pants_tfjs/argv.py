@@ -39,6 +39,7 @@ __all__ = [
     "input_path",
     "output_paths",
     "validate",
+    "web_package_args",
 ]
 
 
@@ -67,6 +68,9 @@ class TfjsModelSpec:
     use_structured_outputs_names: bool = False
     split_weights_by_layer: bool = False
     skip_op_check: bool = False
+    # tfjs_web_package of the converted model (both or neither; tfjs_* outputs only).
+    web_package_name: Optional[str] = None
+    web_package_version: Optional[str] = None
 
     def fail(self, message: str) -> "InvalidTfjsModel":
         return InvalidTfjsModel(f"{self.address}: {message}")
@@ -180,6 +184,24 @@ def converter_args(spec: TfjsModelSpec, spec_path: str, input_path_: str, output
         args.append("--skip_op_check")
     args += ["--overwrite", "--quiet", input_path_, output_path]
     return args
+
+
+def web_package_args(
+    spec: TfjsModelSpec, spec_path: str, target_name: str
+) -> Optional[Tuple[str, List[str]]]:
+    """(output directory ``<dir>/<target>_web``, ``tfjs_web_package`` arguments) when the
+    target asks for a web package, else None. The packaging checks name and version."""
+    name, version = spec.web_package_name, spec.web_package_version
+    if not name and not version:
+        return None
+    if not (name and version):
+        raise spec.fail("set both web_package_name and web_package_version, or neither")
+    out = validate(spec)
+    if out not in TFJS_OUTPUTS:
+        raise spec.fail(f"web_package_name needs a tfjs_* output_format, not {out}")
+    model_dir, _ = output_paths(spec, spec_path, target_name)
+    web_dir = model_dir + "_web"
+    return web_dir, [model_dir, web_dir, "--package_name", name, "--version", version, "--quiet"]
 
 
 # Pinned process environment: the same variables the Bazel action sets.

@@ -13,7 +13,7 @@ import os
 from pants.core.target_types import ResourceSourceField
 from pants.core.util_rules.system_binaries import BinaryPathRequest, BinaryPaths, BinaryPathTest
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import Digest, Snapshot
+from pants.engine.fs import Digest, MergeDigests, Snapshot
 from pants.engine.internals.selectors import Get
 from pants.engine.process import Process, ProcessResult
 from pants.engine.rules import collect_rules, rule
@@ -44,6 +44,10 @@ class TfjsSubsystem(Subsystem):
         default=["<PATH>"],
         help="Directories to search for the converter; `<PATH>` is the environment's PATH.",
     )
+    web_packager = StrOption(
+        default="tfjs_web_package",
+        help="Name (searched on `search_paths`) or absolute path of tfjsconv's web packaging CLI.",
+    )
 
 
 class GenerateTfjsModelRequest(GenerateSourcesRequest):
@@ -69,15 +73,8 @@ async def generate_tfjs_model(request: GenerateTfjsModelRequest, tfjs: TfjsSubsy
     out_dir, out_path = argv.output_paths(spec, spec_path, target.address.target_name)
     args = argv.converter_args(spec, spec_path, model_input, out_path)
 
-    if os.path.isabs(tfjs.converter):
-        search, name = [os.path.dirname(tfjs.converter)], os.path.basename(tfjs.converter)
-    else:
-        env_vars = await Get(EnvironmentVars, EnvironmentVarsRequest(["PATH"]))
-        search = list(_search_path(tfjs.search_paths, env_vars.get("PATH", "")))
-        name = tfjs.converter
-    path_request = BinaryPathRequest(
-        binary_name=name, search_path=search, test=BinaryPathTest(args=["--version"])
-    )
+    env_vars = await Get(EnvironmentVars, EnvironmentVarsRequest(["PATH"]))
+    path_request = _binary_request(tfjs.converter, tfjs.search_paths, env_vars, "--version")
     found = await Get(BinaryPaths, BinaryPathRequest, path_request)
     converter = found.first_path_or_raise(path_request, rationale="convert tfjs_model targets")
 
@@ -94,7 +91,37 @@ async def generate_tfjs_model(request: GenerateTfjsModelRequest, tfjs: TfjsSubsy
             level=LogLevel.DEBUG,
         ),
     )
-    return GeneratedSources(await Get(Snapshot, Digest, result.output_digest))
+    web = argv.web_package_args(spec, spec_path, target.address.target_name)
+    if web is None:
+        return GeneratedSources(await Get(Snapshot, Digest, result.output_digest))
+    # The web package: tfjs_web_package on the converted files, a second cached process.
+    web_dir, web_args = web
+    web_request = _binary_request(tfjs.web_packager, tfjs.search_paths, env_vars, "--help")
+    web_found = await Get(BinaryPaths, BinaryPathRequest, web_request)
+    packager = web_found.first_path_or_raise(web_request, rationale="package tfjs_model targets for the web")
+    env["TFJSCONV_WEB_FINGERPRINT"] = packager.fingerprint
+    packaged = await Get(
+        ProcessResult,
+        Process(
+            argv=(packager.path, *web_args),
+            description=f"Packaging {target.address} for the web as {spec.web_package_name}",
+            input_digest=result.output_digest,
+            output_directories=(web_dir,),
+            env=env,
+            level=LogLevel.DEBUG,
+        ),
+    )
+    merged = await Get(Digest, MergeDigests([result.output_digest, packaged.output_digest]))
+    return GeneratedSources(await Get(Snapshot, Digest, merged))
+
+
+def _binary_request(binary: str, search_paths, env_vars: EnvironmentVars, test_arg: str) -> BinaryPathRequest:
+    """Find ``binary`` by absolute path, or by name on ``search_paths`` (``<PATH>``: the env's)."""
+    if os.path.isabs(binary):
+        search, name = [os.path.dirname(binary)], os.path.basename(binary)
+    else:
+        search, name = list(_search_path(search_paths, env_vars.get("PATH", ""))), binary
+    return BinaryPathRequest(binary_name=name, search_path=search, test=BinaryPathTest(args=[test_arg]))
 
 
 def rules():

@@ -115,6 +115,19 @@ class TfjsSkipOpCheckField(BoolField):
     help = "Do not fail on ops the tfjs runtime does not support."
 
 
+class TfjsWebPackageNameField(StringField):
+    alias = "web_package_name"
+    help = (
+        "Also write the model's npm web package (tfjs_web_package: hashed shards, .gz/.br, "
+        "integrity-checking loader, typings) under `<dir>/<target name>_web/`, with this npm name."
+    )
+
+
+class TfjsWebPackageVersionField(StringField):
+    alias = "web_package_version"
+    help = "The web package's version (SemVer); set with `web_package_name`."
+
+
 class TfjsModelDependencies(Dependencies):
     pass
 
@@ -136,6 +149,8 @@ FIELDS = (
     TfjsStructuredOutputsField,
     TfjsSplitWeightsField,
     TfjsSkipOpCheckField,
+    TfjsWebPackageNameField,
+    TfjsWebPackageVersionField,
 )
 
 
@@ -170,4 +185,6 @@ def spec_from_target(target: Target) -> argv.TfjsModelSpec:
         use_structured_outputs_names=target[TfjsStructuredOutputsField].value,
         split_weights_by_layer=target[TfjsSplitWeightsField].value,
         skip_op_check=target[TfjsSkipOpCheckField].value,
+        web_package_name=target[TfjsWebPackageNameField].value or None,
+        web_package_version=target[TfjsWebPackageVersionField].value or None,
     )
