@@ -207,6 +207,20 @@ def test_existing_output_is_not_clobbered(packages, tmp_path, capsys) -> None:
     assert (out / "package.json").is_file() and not (out / "keep.txt").exists()
 
 
+def test_a_shard_path_outside_the_model_directory_is_refused(packages, tmp_path, capsys) -> None:
+    """The manifest is input too: a path that climbs out of the model is not read."""
+    model = tmp_path / "model"
+    shutil.copytree(packages[0], model)
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 268)
+    meta = json.loads((model / "model.json").read_text())
+    meta["weightsManifest"][0]["paths"] = ["../secret.bin"]
+    (model / "model.json").write_text(json.dumps(meta))
+    code = cli.main([str(model), str(tmp_path / "out"), "--package_name", "x", "--version", "1.0.0"])
+    err = capsys.readouterr().err
+    assert code == 1 and "points outside the model directory" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_directory_without_model_json_is_refused(tmp_path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     code = cli.main(
