@@ -54,6 +54,8 @@ def build(
                 "bytes": size,
                 "error_contribution": _contribution(w, dtype, measured),
                 "grouped": w.name in result.grouped,
+                # Every dtype the search measured this weight at (alone, others float32).
+                "measured": {d: _num(e) for d, e in sorted(measured.items())},
             }
         )
     return {
@@ -94,15 +96,16 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
         "Error contribution: the model's error with only that weight at its dtype (others float32).",
         "",
-        "| weight | shape | dtype | bytes | error contribution |",
-        "|---|---|---|---:|---:|",
+        "| weight | shape | dtype | bytes | error contribution | alone at uint8 |",
+        "|---|---|---|---:|---:|---:|",
     ]
     for row in report["weights"]:
         shape = "x".join(str(d) for d in row["shape"]) or "scalar"
         note = " (group)" if row["grouped"] else ""
         name = row["name"].replace("|", "\\|")
         measured = "not measured" if row["error_contribution"] is None else row["error_contribution"]
-        lines.append(f"| `{name}` | {shape} | {row['dtype']} | {row['bytes']} | {measured}{note} |")
+        uint8 = row["measured"].get("uint8", "-")
+        lines.append(f"| `{name}` | {shape} | {row['dtype']} | {row['bytes']} | {measured}{note} | {uint8} |")
     return "\n".join(lines) + "\n"
 
 
