@@ -319,3 +319,28 @@ def test_search_keeps_to_the_cap_and_the_budget():
     assert result.bytes < two_byte
     again = search.search(weights, arrays, measure, budget, max_evaluations=40)
     assert again.assignment == result.assignment
+
+
+@pytest.mark.parametrize("output_format", ["tfjs_graph_model", "tfjs_layers_model"])
+def test_evaluator_runs_the_written_model_like_tensorflow(source, tmp_path, output_format):
+    """The search's TF run of the converted model (tfjs-only ops re-spelled for the graph:
+    FusedDepthwiseConv2dNative, Prelu) gives the source model's predictions, within the
+    model's float32 parity bound; swapping in other weight values changes the outputs."""
+    from tfjsconv import model_json
+    from tfjsconv.options import ConversionOptions
+    from tfjsconv.quantize_search import apply
+
+    out = tmp_path / "f32"
+    api.convert_keras(source["h5"], str(out), output_format=output_format)
+    model, named = model_json.load_tfjs_model(str(out))
+    evaluator = apply._evaluator(model, named, ConversionOptions())
+    if output_format == "tfjs_graph_model":
+        ops = {n["op"] for n in model["modelTopology"]["node"]}
+        assert {"FusedDepthwiseConv2dNative", "Prelu"} & ops, ops  # the re-spelled ops are exercised
+    evaluator.set_inputs([source["x"]])
+    got = evaluator.run()[0]
+    assert tolerances.max_diff(got, source["reference"]) <= source["bound"]
+    first = evaluator.fed[0]
+    zeros = {first: np.zeros_like(dict(named)[first])}
+    assert tolerances.max_diff(evaluator.run(zeros)[0], source["reference"]) > source["bound"]
+    evaluator.close()
