@@ -1,6 +1,6 @@
 """The size-vs-error plot of the quantization report, written as plain SVG text.
 
-No plotting library: a fixed 640x400 canvas, linear axes from 0 to the largest value
+No plotting library: a fixed 640x400 canvas, linear axes from 0 to past the largest value
 (bytes in KiB on x, error on y), grey dots for every configuration the search measured,
 labelled squares for the uniform dtypes, a red diamond for the chosen mix and a dashed
 line at the budget. Numbers are printed with fixed precision so the bytes are the same
@@ -37,7 +37,7 @@ def plot(
 ) -> str:
     """The SVG document (a str ending in a newline)."""
     points = [p for p in uniform.values() if p is not None] + [chosen] + list(tried)
-    xmax = max([p[0] for p in points] + [1]) / 1024.0
+    xmax = max([p[0] for p in points] + [1]) / 1024.0 * 1.15  # room for the labels
     errors = [p[1] for p in points if _finite(p[1])] + ([budget] if _finite(budget) else [])
     ymax = max(errors + [1e-12]) * 1.1
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
@@ -75,12 +75,15 @@ def plot(
     for point in tried:
         x, y = xy(point)
         out.append(f'<circle cx="{_fmt(x)}" cy="{_fmt(y)}" r="2.5" fill="#bbb"/>')
+    # float16 and uint16 share their size and often their error: uint16's label goes below.
     for dtype, mark in uniform.items():
         if mark is None:
             continue
         x, y = xy(mark)
         out.append(f'<rect x="{_fmt(x - 4)}" y="{_fmt(y - 4)}" width="8" height="8" fill="#1f77b4"/>')
-        out.append(f'<text x="{_fmt(x + 6)}" y="{_fmt(y - 6)}">{_esc(dtype)}</text>')
+        out.append(
+            f'<text x="{_fmt(x + 6)}" y="{_fmt(y + (14 if dtype == "uint16" else -6))}">{_esc(dtype)}</text>'
+        )
     x, y = xy(chosen)
     out.append(
         f'<polygon points="{_fmt(x)},{_fmt(y - 7)} {_fmt(x + 7)},{_fmt(y)} {_fmt(x)},{_fmt(y + 7)} '
