@@ -75,14 +75,16 @@ def plot(
     for point in tried:
         x, y = xy(point)
         out.append(f'<circle cx="{_fmt(x)}" cy="{_fmt(y)}" r="2.5" fill="#bbb"/>')
-    # float16 and uint16 share their size and often their error: uint16's label goes below.
+    # float16 and uint16 share their size and often their error: uint16's label goes left.
     for dtype, mark in uniform.items():
         if mark is None:
             continue
         x, y = xy(mark)
         out.append(f'<rect x="{_fmt(x - 4)}" y="{_fmt(y - 4)}" width="8" height="8" fill="#1f77b4"/>')
+        left = dtype == "uint16"
+        anchor = ' text-anchor="end"' if left else ""
         out.append(
-            f'<text x="{_fmt(x + 6)}" y="{_fmt(y + (14 if dtype == "uint16" else -6))}">{_esc(dtype)}</text>'
+            f'<text x="{_fmt(x - 6 if left else x + 6)}" y="{_fmt(y - 6)}"{anchor}>{_esc(dtype)}</text>'
         )
     x, y = xy(chosen)
     out.append(
