@@ -29,8 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(
@@ -72,7 +72,7 @@ def _run(cmd: Sequence[str], cwd: str, env=None) -> float:
     return wall
 
 
-def make_workspace(root: str, small: int, mobilenet: bool) -> List[str]:
+def make_workspace(root: str, small: int, mobilenet: bool) -> list[str]:
     ws = os.path.join(root, "ws")
     checkout.copy_checkout(Path(ws))
     pkg = os.path.join(ws, "bench_models")
@@ -121,7 +121,7 @@ def main(argv: Sequence[str]) -> int:
         # Warm the repository/fetch step once so no row pays for the pip install.
         _run([BAZEL, f"--output_base={ob}", "build", "--nobuild", "//bench_models:all"], ws)
 
-        def digests() -> List[str]:
+        def digests() -> list[str]:
             return [common.tree_digest(os.path.join(ws, "bazel-bin", "bench_models", m)) for m in names]
 
         t = bazel_cold(ws, ob, "linux-sandbox")

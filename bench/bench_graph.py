@@ -16,8 +16,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -36,16 +36,16 @@ _CONVERT = (
 )
 
 
-def ours(src: str, out: str, fmt: str) -> List[str]:
+def ours(src: str, out: str, fmt: str) -> list[str]:
     return [common.PYTHON, "-c", _CONVERT, src, out, fmt]
 
 
-def reference(exe: str, src: str, out: str, fmt: str) -> List[str]:
+def reference(exe: str, src: str, out: str, fmt: str) -> list[str]:
     # Flags before the positionals (a value-less flag would swallow the input path).
     return [exe, f"--input_format={fmt}", "--output_format=tfjs_graph_model", src, out]
 
 
-def bench(cmd: Sequence[str], out: str, runs: int, env=None) -> List[object]:
+def bench(cmd: Sequence[str], out: str, runs: int, env=None) -> list[object]:
     results = []
     for _ in range(runs):
         shutil.rmtree(out, ignore_errors=True)
@@ -57,7 +57,7 @@ def bench(cmd: Sequence[str], out: str, runs: int, env=None) -> List[object]:
     return [summary["ok_runs"], summary["wall_s"], summary["max_rss_mb"], size]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=224, help="MobileNetV2 input size")
     ap.add_argument("--classes", type=int, default=1000, help="MobileNetV2 classes (1000: the 14 MB model)")

@@ -26,8 +26,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -80,7 +80,7 @@ def op_summary(model_dir: str) -> str:
     return f"{len(nodes)} nodes: " + ", ".join(f"{op} {k}" for op, k in sorted(counts.items()))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20, help="timed runs per measurement (median)")
     ap.add_argument("--batch", type=int, default=1, help="batch size of the timed inputs (1 or 2)")
@@ -106,7 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             x, want = data["x"], data["want"]
         ref_exe = os.environ.get("REFERENCE_CONVERTER") or common.reference_converter()
         env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
-        models: Dict[str, str] = {}
+        models: dict[str, str] = {}
         conv_rows = []
         for name, cmd, job_env in [
             ("tfjsconv", common.ours_saved_model_to_graph(src, str(work / "out_ours")), env),
@@ -141,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 for name, out in models.items():
                     (got,) = rt.predict(out, {input_name: x}, kind="graph", backend=backend)
                     diffs[name] = float(np.max(np.abs(got.astype(np.float64) - want)))
-                times: Dict[str, List[float]] = {name: [] for name in models}
+                times: dict[str, list[float]] = {name: [] for name in models}
                 # ABBA pairs; wasm is fast, so more pairs buy it less noise for little time.
                 pairs = args.wasm_pairs if backend == "wasm" else 1
                 order = (list(models) + list(reversed(models))) * pairs

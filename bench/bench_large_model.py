@@ -28,8 +28,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -119,7 +119,7 @@ def model_bytes() -> int:
     return sum(4 * (a * b + b) for _, (a, b) in VARIABLES)
 
 
-def _quiet_env() -> Dict[str, str]:
+def _quiet_env() -> dict[str, str]:
     return dict(
         os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0", PYTHONPATH=str(REPO / "converter")
     )
@@ -171,7 +171,7 @@ def verify(src: str, out: str) -> str:
         with np.load(npz) as data:
             expected = [data[k] for k in sorted(data.files)]
     manifest = load_model_json(os.path.join(out, "model.json"))["weightsManifest"]
-    got: Dict[tuple, list] = {}
+    got: dict[tuple, list] = {}
     for _, array in read_weights(manifest, out):
         got.setdefault(tuple(array.shape), []).append(array)
     bad = []
@@ -183,7 +183,7 @@ def verify(src: str, out: str) -> str:
     return "ok: 4/4 variables bit-identical" if not bad else f"FAILED: {', '.join(bad)} missing or different"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=None, help="keep the model and outputs here (default: a temp dir)")
     ap.add_argument("--stages", action="store_true", help="also print our RSS after each conversion stage")

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -62,7 +62,7 @@ def build_mobilenet(out_dir: str) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def ours_cmd() -> List[str]:
+def ours_cmd() -> list[str]:
     script = os.path.join(os.path.dirname(PYTHON), "tensorflowjs_converter")
     return [script] if os.path.exists(script) else [PYTHON, "-m", "tfjsconv.cli"]
 
@@ -91,7 +91,7 @@ def compare_outputs(ours: str, ref: str) -> str:
     return f"topology {'same' if same_topo else 'differs'}; {len(da)} weights, max diff {diff:.3g}"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", help="keep models and outputs in this directory")

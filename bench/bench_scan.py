@@ -24,8 +24,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -57,9 +57,9 @@ import os, sys, time
 from tfjsconv import tf_env
 tf_env.import_tensorflow()
 from tfjsconv.graph import scan
-from tfjsconv.graph.convert import _read_saved_model_proto
+from tfjsconv.proto_readers import read_saved_model_proto
 start = time.perf_counter()
-proto = _read_saved_model_proto(sys.argv[1])
+proto = read_saved_model_proto(sys.argv[1])
 parsed = time.perf_counter()
 for meta in proto.meta_graphs:
     scan.scan_saved_model(sys.argv[1], meta, allow_unsafe=False)
@@ -74,10 +74,10 @@ import sys, time
 from tfjsconv import tf_env
 tf_env.import_tensorflow()
 from tensorflow.core.framework import graph_pb2
-from tfjsconv.graph import scan
+from tfjsconv import proto_readers
 start = time.perf_counter()
 if sys.argv[2] == "streamed":
-    g = scan.read_graph_def(sys.argv[1])
+    g = proto_readers.read_graph_def(sys.argv[1])
 else:
     g = graph_pb2.GraphDef()
     with open(sys.argv[1], "rb") as f:
@@ -124,7 +124,7 @@ def main(argv: Sequence[str]) -> int:
         if not os.path.isfile(frozen):
             _helper(_FREEZE, large, frozen)
         idle = _measure([PYTHON, "-c", _IDLE])
-        rows: List[List[object]] = []
+        rows: list[list[object]] = []
         reference = os.environ.get("REFERENCE_CONVERTER")
         for name, path in (("MobileNetV2 SavedModel", mnv2), ("374 MB SavedModel", large)):
             scanned = _measure([PYTHON, "-c", _SCAN, path])

@@ -31,8 +31,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -61,11 +61,11 @@ _BASELINE = (
 )
 
 
-def _env() -> Dict[str, str]:
+def _env() -> dict[str, str]:
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO / "converter"))
 
 
-def _capped(cmd: Sequence[str], cap_gb: float) -> List[str]:
+def _capped(cmd: Sequence[str], cap_gb: float) -> list[str]:
     return ["prlimit", f"--as={int(cap_gb * 2**30)}", "--", *cmd]
 
 
@@ -116,7 +116,7 @@ def check(out: Path, src: Path, variant: str) -> str:
     return lines[-1] if lines else f"check failed: {res.stderr.strip().splitlines()[-1:]}"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / ".cache" / "bench_streaming"))
     ap.add_argument("--sizes", default="0.6,1.2", help="comma-separated, of " + ",".join(LAYERS))

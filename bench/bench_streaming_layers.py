@@ -23,8 +23,8 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -134,7 +134,7 @@ def build_keras3(path: Path, layers: int) -> None:
     weights.unlink()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / ".cache" / "bench_streaming_layers"))
     ap.add_argument("--gb", type=float, default=2.4, help="weights in the h5 (300 MB per layer)")

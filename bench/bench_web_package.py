@@ -21,8 +21,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -75,7 +75,7 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.2f}"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workdir", default=None)
@@ -90,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         gm.mobilenet_v2(str(work), size=224, classes=1000)
     env = dict(os.environ, PYTHONPATH=str(REPO / "converter"))
     ref_exe = os.environ.get("REFERENCE_CONVERTER")
-    rows: List[List[object]] = []
+    rows: list[list[object]] = []
     for variant in VARIANTS:
         model = work / f"mnv2_{variant}"
         convert_s = _median_wall(

@@ -28,8 +28,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -58,11 +58,11 @@ LARGE = [
 ]
 
 
-def _env() -> Dict[str, str]:
+def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO / "converter"), TF_CPP_MIN_LOG_LEVEL="3")
 
 
-def _status(pid: int) -> Dict[str, int]:
+def _status(pid: int) -> dict[str, int]:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         return {
             line.split(":")[0]: int(line.split()[1]) // 1024
@@ -88,7 +88,7 @@ def _build_model(path: Path, layers: int, dim: int) -> None:
     )
 
 
-def _workers() -> List[int]:
+def _workers() -> list[int]:
     """PIDs of running rules_tfjs persistent workers."""
     found = []
     for entry in os.listdir("/proc"):
@@ -104,7 +104,7 @@ def _workers() -> List[int]:
     return sorted(found)
 
 
-def via_bazel(work: Path, layers: int) -> List[List[object]]:
+def via_bazel(work: Path, layers: int) -> list[list[object]]:
     ws = checkout.copy_checkout(work / "ws")
     pkg = ws / "big"
     _build_model(pkg / "tiny_sm", 2, 64)
@@ -117,7 +117,7 @@ def via_bazel(work: Path, layers: int) -> List[List[object]]:
     ] + [call for _, call in LARGE]
     (pkg / "BUILD.bazel").write_text("\n".join(rules) + "\n")
     base = [BAZEL, f"--output_base={work / 'ob'}"]
-    rows: List[List[object]] = []
+    rows: list[list[object]] = []
     try:
         for target in ["tiny"] + [name for name, _ in LARGE]:
             proc = subprocess.run(
@@ -169,7 +169,7 @@ def _request(worker: subprocess.Popen, i: int, src: str, out: Path, flags: Seque
     return json.loads(worker.stdout.readline())
 
 
-def direct(work: Path, layers: int) -> List[List[object]]:
+def direct(work: Path, layers: int) -> list[list[object]]:
     tiny, big = work / "tiny_sm", work / "big_sm"
     _build_model(tiny, 2, 64)
     _build_model(big, layers, DIM)
@@ -180,13 +180,13 @@ def direct(work: Path, layers: int) -> List[List[object]]:
         stderr=subprocess.DEVNULL,
         env=_env(),
     )
-    jobs: List[Tuple[str, Path, Sequence[str]]] = [
+    jobs: list[tuple[str, Path, Sequence[str]]] = [
         ("tiny model (baseline)", tiny, ()),
         ("large, float32", big, ()),
         ("large, float16", big, ("--quantize_float16",)),
         ("large, uint8", big, ("--quantize_uint8",)),
     ]
-    rows: List[List[object]] = []
+    rows: list[list[object]] = []
     for i, (label, src, flags) in enumerate(jobs):
         out = work / f"out{i}"
         response = _request(worker, i, str(src), out, flags)
@@ -204,7 +204,7 @@ def direct(work: Path, layers: int) -> List[List[object]]:
     return rows
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gb", type=float, default=2.4, help="weights of the large model (300 MB a layer)")
     ap.add_argument("--direct", action="store_true", help="drive the worker without Bazel")

@@ -20,7 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
-from typing import Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
@@ -28,7 +28,7 @@ VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 PYTHON = VENV_PYTHON if os.path.exists(VENV_PYTHON) else sys.executable
 
 
-def ours_saved_model_to_graph(src: str, out: str) -> List[str]:
+def ours_saved_model_to_graph(src: str, out: str) -> list[str]:
     """Our CLI converting a SavedModel to a graph model (quiet: no progress lines)."""
     return [
         PYTHON,
@@ -42,7 +42,7 @@ def ours_saved_model_to_graph(src: str, out: str) -> List[str]:
     ]
 
 
-def reference_saved_model_to_graph(exe: str, src: str, out: str) -> List[str]:
+def reference_saved_model_to_graph(exe: str, src: str, out: str) -> list[str]:
     """The reference converter ``exe`` doing the same (flags before the positionals)."""
     return [exe, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model", src, out]
 
@@ -101,10 +101,10 @@ class Result:
 def measure(
     cmd: Sequence[str],
     *,
-    cwd: Optional[str] = None,
-    env: Optional[Mapping[str, str]] = None,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
     timeout: float = 1800,
-    scratch: Optional[str] = None,
+    scratch: str | None = None,
 ) -> Result:
     """Run ``cmd`` once in a fresh probe process; return wall time, peak RSS and output."""
     import tempfile
@@ -139,12 +139,12 @@ def measure(
     )
 
 
-def measure_repeated(cmd: Sequence[str], runs: int, **kw) -> List[Result]:
+def measure_repeated(cmd: Sequence[str], runs: int, **kw) -> list[Result]:
     """``runs`` independent measurements of the same command."""
     return [measure(cmd, **kw) for _ in range(runs)]
 
 
-def summarize(results: Sequence[Result]) -> Dict[str, object]:
+def summarize(results: Sequence[Result]) -> dict[str, object]:
     """Median wall/RSS over the successful runs (all runs if none succeeded)."""
     good = [r for r in results if r.ok] or list(results)
     return {
@@ -155,7 +155,7 @@ def summarize(results: Sequence[Result]) -> Dict[str, object]:
     }
 
 
-def files_with_sizes(path: str) -> List[tuple]:
+def files_with_sizes(path: str) -> list[tuple]:
     """Sorted (relative path, size) of every file under ``path`` (or the file itself)."""
     if os.path.isfile(path):
         return [(os.path.basename(path), os.path.getsize(path))]

@@ -29,7 +29,6 @@ import math
 import os
 import sys
 import tempfile
-from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -37,7 +36,7 @@ SEED = 20261130
 VARIANTS = ("plain", "scaled", "conv_scaled")
 
 
-def _value(name: str, shape: Tuple[int, ...], index: int) -> np.ndarray:
+def _value(name: str, shape: tuple[int, ...], index: int) -> np.ndarray:
     rng = np.random.default_rng([SEED, index, len(shape)])
     if len(shape) >= 2:
         return (rng.standard_normal(shape, dtype=np.float32) / np.float32(math.sqrt(shape[-2]))).astype(
@@ -128,7 +127,7 @@ def _weight_reader(model_dir: str):
                 nonlocal current
                 parts = []
                 while n:
-                    chunk = files[current].read(n)
+                    chunk = files[current].read(n)  # noqa: B023 - read() runs within this iteration only
                     if not chunk:
                         current += 1
                         continue
@@ -154,7 +153,7 @@ def check(model_dir: str, saved_model: str, variant: str = "plain") -> str:
 
     reader = tf.train.load_checkpoint(os.path.join(saved_model, "variables", "variables"))
     shapes = {k: tuple(v) for k, v in reader.get_variable_to_shape_map().items() if "VARIABLE_VALUE" in k}
-    by_shape: Dict[Tuple[int, ...], List[str]] = {}
+    by_shape: dict[tuple[int, ...], list[str]] = {}
     for key in sorted(shapes, key=lambda k: int(k.split("/")[0][1:])):
         by_shape.setdefault(shapes[key], []).append(key)
     matched, worst = 0, 0.0

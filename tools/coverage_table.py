@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "docs" / "coverage.json"
@@ -59,7 +60,7 @@ def outcome(res: Mapping[str, Any]) -> str:
     return str(res["outcome"])
 
 
-def outcomes(doc: Mapping[str, Any]) -> Dict[str, str]:
+def outcomes(doc: Mapping[str, Any]) -> dict[str, str]:
     """ "case|path" -> outcome, the part of the results the committed table must agree on."""
     return {
         f"{cid}|{path}": outcome(res)
@@ -68,9 +69,9 @@ def outcomes(doc: Mapping[str, Any]) -> Dict[str, str]:
     }
 
 
-def normalize(results: Mapping[str, Any]) -> Dict[str, Any]:
+def normalize(results: Mapping[str, Any]) -> dict[str, Any]:
     """What is committed: outcomes, messages and diffs (2 significant digits), no timings."""
-    cases: Dict[str, Any] = {}
+    cases: dict[str, Any] = {}
     for cid in sorted(results["cases"]):
         case = results["cases"][cid]
         paths = {}
@@ -99,7 +100,7 @@ class _Notes:
     """Numbered footnotes, one per distinct message, in order of first use."""
 
     def __init__(self) -> None:
-        self.items: List[str] = []
+        self.items: list[str] = []
 
     def ref(self, text: str) -> str:
         text = " ".join(text.split()).replace("|", "\\|")
@@ -125,8 +126,8 @@ def cell(res: Mapping[str, Any], notes: _Notes) -> str:
     return f"– {notes.ref(res.get('message', 'not buildable'))}"
 
 
-def counts(doc: Mapping[str, Any]) -> Dict[str, Dict[str, int]]:
-    table: Dict[str, Dict[str, int]] = {p: {k: 0 for k in ORDER} for p in PATH_TITLES}
+def counts(doc: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {p: {k: 0 for k in ORDER} for p in PATH_TITLES}
     for key, kind in outcomes(doc).items():
         table[key.split("|", 1)[1]][COUNTED_AS.get(kind, kind)] += 1
     return table
@@ -144,8 +145,8 @@ def summary(doc: Mapping[str, Any]) -> str:
 
 def doc_markdown(doc: Mapping[str, Any]) -> str:
     notes = _Notes()
-    keras_rows: List[str] = []
-    graph_rows: List[str] = []
+    keras_rows: list[str] = []
+    graph_rows: list[str] = []
     for cid, case in doc["cases"].items():
         paths = case["paths"]
         if "sm:graph" in paths:
@@ -211,11 +212,11 @@ def splice(readme: str, section: str) -> str:
     return head + section + tail
 
 
-def expected(doc: Mapping[str, Any]) -> Tuple[str, str]:
+def expected(doc: Mapping[str, Any]) -> tuple[str, str]:
     return doc_markdown(doc), splice(README.read_text(encoding="utf-8"), readme_section(doc))
 
 
-def check() -> List[str]:
+def check() -> list[str]:
     """Files that differ from what docs/coverage.json generates."""
     doc = json.loads(COMMITTED.read_text(encoding="utf-8"))
     md, readme = expected(doc)
@@ -240,7 +241,7 @@ def update(results_path: Path) -> None:
     README.write_text(readme, encoding="utf-8")
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--update", type=Path, metavar="RESULTS_JSON")

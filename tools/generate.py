@@ -20,8 +20,9 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS_PY = "converter/tfjsconv/formats.py"
@@ -79,7 +80,7 @@ def starlark(value: Any, indent: int = 0, inline: bool = False) -> str:
 
 
 def formats_bzl(fmt: ModuleType) -> str:
-    tables: List[Tuple[str, str, Any]] = [
+    tables: list[tuple[str, str, Any]] = [
         ("INPUT_FORMATS", "Every --input_format.", list(fmt.INPUT_FORMATS)),
         ("OUTPUT_FORMATS", "Every --output_format.", list(fmt.OUTPUT_FORMATS)),
         ("TFJS_OUTPUTS", "Outputs made of model.json + weight shards.", list(fmt.TFJS_OUTPUTS)),
@@ -150,14 +151,14 @@ def _eval(node: ast.AST, names: Mapping[str, Any]) -> Any:
     return ast.literal_eval(node)
 
 
-def _attr_dicts(rel: str, names: Mapping[str, Any]) -> Dict[str, List[Tuple[str, str, Dict[str, Any]]]]:
+def _attr_dicts(rel: str, names: Mapping[str, Any]) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
     """``{dict name: [(attr name, attr kind, {kwarg: value})]}`` for the attribute
     dictionaries of a .bzl file (``X = {...}`` and ``X.update({...})``)."""
-    found: Dict[str, List[Tuple[str, str, Dict[str, Any]]]] = {}
+    found: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
 
-    def entries(d: ast.Dict) -> List[Tuple[str, str, Dict[str, Any]]]:
+    def entries(d: ast.Dict) -> list[tuple[str, str, dict[str, Any]]]:
         rows = []
-        for key, value in zip(d.keys, d.values):
+        for key, value in zip(d.keys, d.values, strict=False):
             if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
                 continue
             if not (isinstance(value.func.value, ast.Name) and value.func.value.id == "attr"):
@@ -240,7 +241,7 @@ def provider_table() -> str:
             fields = next(kw.value for kw in node.value.keywords if kw.arg == "fields")
             assert isinstance(fields, ast.Dict)
             lines = ["| Field | Meaning |", "|---|---|"]
-            for key, value in zip(fields.keys, fields.values):
+            for key, value in zip(fields.keys, fields.values, strict=False):
                 assert key is not None
                 lines.append(f"| `{ast.literal_eval(key)}` | {_cell(_eval(value, {}))} |")
             return "\n".join(lines) + "\n"
@@ -260,11 +261,11 @@ def replace_block(text: str, name: str, body: str, where: str) -> str:
 # --- driver --------------------------------------------------------------------------
 
 
-def outputs() -> Dict[str, str]:
+def outputs() -> dict[str, str]:
     """Every generated file: repository-relative path -> the content it should have."""
     fmt = load_formats()
     result = {FORMATS_BZL: formats_bzl(fmt), PANTS_FORMATS: pants_formats_py()}
-    blocks: List[Tuple[str, Callable[[], str]]] = [
+    blocks: list[tuple[str, Callable[[], str]]] = [
         ("attributes", attribute_table),
         ("provider", provider_table),
         ("web_package_attributes", web_package_attribute_table),
@@ -277,13 +278,13 @@ def outputs() -> Dict[str, str]:
     return result
 
 
-def stale(expected: Optional[Dict[str, str]] = None) -> List[str]:
+def stale(expected: dict[str, str] | None = None) -> list[str]:
     """The generated files whose content differs from what this script writes."""
     expected = outputs() if expected is None else expected
     return sorted(rel for rel, content in expected.items() if _read(rel) != content)
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     expected = outputs()
     if argv == ["--check"]:
         bad = stale(expected)

@@ -13,7 +13,8 @@ import importlib
 import logging
 import os
 import tempfile
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from tfjsconv import formats, fsutil
 from tfjsconv.errors import ConversionError, UsageError
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 # (input_format, output_format) -> "module:function" (tfjsconv.formats.CONVERTERS).
 # Modules are imported lazily so that conversions which do not need TensorFlow never
 # import it.
-_DISPATCH: Mapping[Tuple[str, str], str] = formats.CONVERTERS
+_DISPATCH: Mapping[tuple[str, str], str] = formats.CONVERTERS
 
 # Output formats whose output is a single file rather than a directory.
 _FILE_OUTPUTS = {"keras", "keras_keras"}
@@ -34,7 +35,7 @@ _FILE_OUTPUTS = {"keras", "keras_keras"}
 Converter = Callable[[str, str, ConversionOptions], None]
 
 
-def supported_pairs() -> Tuple[Tuple[str, str], ...]:
+def supported_pairs() -> tuple[tuple[str, str], ...]:
     """Every (input_format, output_format) pair ``convert`` accepts, sorted."""
     return formats.SUPPORTED_PAIRS
 
@@ -51,7 +52,7 @@ def _load(target: str) -> Converter:
     return getattr(importlib.import_module(module_name), func_name)
 
 
-def option_values(options: ConversionOptions) -> Dict[str, Any]:
+def option_values(options: ConversionOptions) -> dict[str, Any]:
     """The build tools' options (``formats.OPTIONS``) as ``options`` sets them."""
     return {name: getattr(options, name) for name in formats.OPTIONS}
 
@@ -118,7 +119,7 @@ def _quantize_to_budget(staging: str, options: ConversionOptions) -> None:
 
 def options_from_kwargs(
     input_format: str,
-    output_format: Optional[str],
+    output_format: str | None,
     kwargs: Mapping[str, Any],
     *,
     fixed: Sequence[str] = (),
@@ -151,7 +152,7 @@ def options_from_kwargs(
     return ConversionOptions(input_format=input_format, output_format=output_format, **values)
 
 
-def _options(input_format: str, output_format: Optional[str], **kwargs: Any) -> ConversionOptions:
+def _options(input_format: str, output_format: str | None, **kwargs: Any) -> ConversionOptions:
     return options_from_kwargs(input_format, output_format, kwargs)
 
 

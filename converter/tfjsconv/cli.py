@@ -20,8 +20,9 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
-from typing import IO, Any, List, Optional, Sequence, Tuple
+from typing import IO, Any
 
 import tfjsconv
 from tfjsconv import api, progress, tf_env
@@ -44,7 +45,7 @@ _BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "y", "n", "on", "off")
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so errors stay one line."""
 
-    stdout: Optional[IO[str]] = None
+    stdout: IO[str] | None = None
 
     def _print_message(self, message: str, file: Any = None) -> None:
         if message:
@@ -78,7 +79,7 @@ def _budget(value: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
 
 
-def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
+def build_parser(stdout: IO[str] | None = None) -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
         description="Convert TensorFlow / Keras models to TensorFlow.js (tfjsconv).",
@@ -94,7 +95,7 @@ def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--signature_name", help="SavedModel signature (default serving_default; tf_hub: default)")
     p.add_argument("--saved_model_tags", default="serve", help="comma-separated MetaGraph tags")
-    for flag, dtype in zip(_QUANTIZE_FLAGS, ("float16", "uint8", "uint16")):
+    for flag, dtype in zip(_QUANTIZE_FLAGS, ("float16", "uint8", "uint16"), strict=False):
         p.add_argument(
             flag,
             nargs="?",
@@ -159,7 +160,7 @@ def build_parser(stdout: Optional[IO[str]] = None) -> argparse.ArgumentParser:
     return p
 
 
-def _bare_quantize_flag_positions(argv: Sequence[str]) -> List[int]:
+def _bare_quantize_flag_positions(argv: Sequence[str]) -> list[int]:
     """Positions of value-less-form quantize flags that are followed by a plain token."""
     return [
         i
@@ -168,9 +169,9 @@ def _bare_quantize_flag_positions(argv: Sequence[str]) -> List[int]:
     ]
 
 
-def expand_flagfiles(argv: Sequence[str]) -> List[str]:
+def expand_flagfiles(argv: Sequence[str]) -> list[str]:
     """Replace ``@file`` tokens by the file's lines (one argument per line), like Bazel."""
-    out: List[str] = []
+    out: list[str] = []
     for tok in argv:
         if tok.startswith("@") and len(tok) > 1:
             try:
@@ -183,13 +184,13 @@ def expand_flagfiles(argv: Sequence[str]) -> List[str]:
     return out
 
 
-def _normalize_bool_flags(argv: Sequence[str]) -> List[str]:
+def _normalize_bool_flags(argv: Sequence[str]) -> list[str]:
     """A bare boolean flag takes the next token only if it is a boolean word.
 
     ``--control_flow_v2 True`` (the reference's e2e scripts) keeps working, while
     ``--control_flow_v2 model_dir out`` no longer eats ``model_dir``.
     """
-    out: List[str] = []
+    out: list[str] = []
     i = 0
     while i < len(argv):
         tok = argv[i]
@@ -206,7 +207,7 @@ def _normalize_bool_flags(argv: Sequence[str]) -> List[str]:
     return out
 
 
-def parse_args(argv: Sequence[str], stdout: Optional[IO[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str], stdout: IO[str] | None = None) -> argparse.Namespace:
     """Parse ``argv``; a bare ``--quantize_*`` never eats a positional path.
 
     argparse gives ``nargs='?'`` flags the next token. When that leaves a positional
@@ -226,7 +227,7 @@ def parse_args(argv: Sequence[str], stdout: Optional[IO[str]] = None) -> argpars
     return args
 
 
-def parse_metadata(spec: Optional[str]) -> Tuple[Tuple[str, object], ...]:
+def parse_metadata(spec: str | None) -> tuple[tuple[str, object], ...]:
     """``name:path,name2:path2`` -> ((name, json), ...); splits on the first ':' only."""
     if not spec:
         return ()
@@ -327,7 +328,7 @@ def version_text() -> str:
 class _StepHandler(logging.Handler):
     """Routes the converters' INFO records to the progress reporter, warnings to stderr."""
 
-    def __init__(self, reporter: "progress.Reporter", stderr: IO[str]):
+    def __init__(self, reporter: progress.Reporter, stderr: IO[str]):
         super().__init__(logging.INFO)
         self._reporter = reporter
         self._stderr = stderr
@@ -341,10 +342,10 @@ class _StepHandler(logging.Handler):
 
 
 def main(
-    argv: Optional[Sequence[str]] = None,
+    argv: Sequence[str] | None = None,
     *,
-    stdout: Optional[IO[str]] = None,
-    stderr: Optional[IO[str]] = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
 ) -> int:
     """Run the converter CLI; return the exit code (never raises for user errors)."""
     stdout = stdout or sys.stdout

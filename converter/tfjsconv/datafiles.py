@@ -14,7 +14,7 @@ def path(name: str) -> str:
     return os.path.join(DATA_DIR, name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_json(name: str) -> Any:
     """Parsed ``data/<name>``, read once per process; callers must not mutate it."""
     with open(path(name), "rb") as f:

@@ -7,7 +7,8 @@ reported with a traceback.
 from __future__ import annotations
 
 import traceback
-from typing import IO, Iterable
+from collections.abc import Iterable
+from typing import IO
 
 # Exit code of every tfjsconv program (converter, wizard, tfjs_pb2json, the Bazel
 # action) when it fails on a bug rather than on the user's input (EX_SOFTWARE).
@@ -33,6 +34,12 @@ class UnsupportedOpsError(ConversionError):
         self.ops = sorted(set(ops))
         self.stage = stage
         super().__init__(f"Unsupported Ops in the model {stage}: {', '.join(self.ops)}")
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message: library errors quoted in a one-line error."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def report_internal_error(prog: str, stream: IO[str]) -> int:

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 from tfjsconv.errors import ConversionError
 

@@ -21,7 +21,8 @@ import logging
 import os
 import tempfile
 import warnings
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from tfjsconv import api
 from tfjsconv.errors import ConversionError, UsageError
@@ -35,7 +36,7 @@ JAX_INSTALL_HINT = "pip install -r requirements/jax.in (jax==0.7.1 jaxlib==0.7.1
 _FIXED_FIELDS = ("input_format", "output_format", "signature_name", "saved_model_tags")
 
 
-def _version_tuple(version: str) -> Tuple[int, ...]:
+def _version_tuple(version: str) -> tuple[int, ...]:
     parts = []
     for piece in version.split(".")[:3]:
         digits = "".join(ch for ch in piece if ch.isdigit())
@@ -71,7 +72,7 @@ def jax_to_saved_model(
     *,
     input_signatures: Sequence[Any],
     saved_model_dir: str,
-    polymorphic_shapes: Optional[Sequence[Optional[str]]] = None,
+    polymorphic_shapes: Sequence[str | None] | None = None,
 ) -> None:
     """Write ``apply_fn(params, *inputs)`` as a SavedModel with a ``serving_default`` signature.
 
@@ -129,7 +130,7 @@ def convert_jax(
     *,
     input_signatures: Sequence[Any],
     model_dir: str,
-    polymorphic_shapes: Optional[Sequence[Optional[str]]] = None,
+    polymorphic_shapes: Sequence[str | None] | None = None,
     **converter_options: Any,
 ) -> str:
     """Convert ``apply_fn(params, *inputs)`` to a tfjs graph model in ``model_dir``.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def load_model_json(path: str, *, require_weights_manifest: bool = False) -> Dict[str, Any]:
+def load_model_json(path: str, *, require_weights_manifest: bool = False) -> dict[str, Any]:
     """Load a model.json (``path`` may be the file or the directory holding it)."""
     if os.path.isdir(path):
         candidate = os.path.join(path, MODEL_JSON)
@@ -106,13 +106,13 @@ def load_model_json(path: str, *, require_weights_manifest: bool = False) -> Dic
 
 def load_tfjs_model(
     model_dir_or_json: str, lazy: bool = False, follow_symlinks: bool = False
-) -> Tuple[Dict[str, Any], List[Tuple[str, Any]]]:
+) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
     """Load a converted model: (model.json object, dequantized weights in manifest order).
 
-    ``lazy``: weights are ``weights.ShardWeight``s, read when written (re-sharding).
-    ``follow_symlinks``: see ``weights.read_weights``.
+    ``lazy``: weights are ``weight_reader.ShardWeight``s, read when written (re-sharding).
+    ``follow_symlinks``: see ``weight_reader.read_weights``.
     """
-    from tfjsconv.weights import read_weights, read_weights_lazily
+    from tfjsconv.weight_reader import read_weights, read_weights_lazily
 
     path = model_dir_or_json
     if os.path.isdir(path):

@@ -7,7 +7,8 @@ converter: each converter reads only the fields that apply to it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # The formats and defaults live in tfjsconv.formats (shared with the build tools).
 from tfjsconv.formats import (
@@ -29,7 +30,7 @@ __all__ = [
 
 # A quantization selector: True means "every weight no pattern claims" (the
 # fallthrough); a tuple of fnmatch patterns selects by weight name.
-QuantizeSpec = Union[None, bool, Tuple[str, ...]]
+QuantizeSpec = None | bool | tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,17 +38,17 @@ class ConversionOptions:
     """Everything a conversion may need besides the input and output paths."""
 
     input_format: str = "tf_saved_model"
-    output_format: Optional[str] = None
+    output_format: str | None = None
     weight_shard_size_bytes: int = DEFAULT_SHARD_SIZE_BYTES
     quantize_float16: QuantizeSpec = None
     quantize_uint8: QuantizeSpec = None
     quantize_uint16: QuantizeSpec = None
     split_weights_by_layer: bool = False
     # name -> already-parsed JSON value, in the order the user gave them.
-    metadata: Tuple[Tuple[str, Any], ...] = ()
-    signature_name: Optional[str] = None
-    saved_model_tags: Tuple[str, ...] = ("serve",)
-    output_node_names: Tuple[str, ...] = ()
+    metadata: tuple[tuple[str, Any], ...] = ()
+    signature_name: str | None = None
+    saved_model_tags: tuple[str, ...] = ("serve",)
+    output_node_names: tuple[str, ...] = ()
     strip_debug_ops: bool = True
     control_flow_v2: bool = False
     use_structured_outputs_names: bool = False
@@ -57,10 +58,10 @@ class ConversionOptions:
     # (tfjsconv.quantize_search); the calibration inputs (.npz/.json; None = generated),
     # the metric (formats.ERROR_METRICS; None = the default) and where the report goes
     # (None = beside model.json).
-    quantize_budget: Optional[float] = None
-    calibration_inputs: Optional[str] = None
-    error_metric: Optional[str] = None
-    quantization_report_dir: Optional[str] = None
+    quantize_budget: float | None = None
+    calibration_inputs: str | None = None
+    error_metric: str | None = None
+    quantization_report_dir: str | None = None
     # Replace an existing, non-empty output instead of refusing.
     overwrite: bool = False
     # Allow Keras Lambda layers / custom objects to be deserialized (runs code).
@@ -70,7 +71,7 @@ class ConversionOptions:
     follow_symlinks: bool = False
 
     @property
-    def resolved_output_format(self) -> Optional[str]:
+    def resolved_output_format(self) -> str | None:
         return self.output_format or DEFAULT_OUTPUT_FORMAT.get(self.input_format)
 
     @property
@@ -87,11 +88,11 @@ class ConversionOptions:
     def metadata_dict(self) -> dict:
         return dict(self.metadata)
 
-    def replace(self, **changes: Any) -> "ConversionOptions":
+    def replace(self, **changes: Any) -> ConversionOptions:
         return dataclasses.replace(self, **changes)
 
 
-def patterns(value: Union[str, Sequence[str], bool, None]) -> QuantizeSpec:
+def patterns(value: str | Sequence[str] | bool | None) -> QuantizeSpec:
     """Normalize a user value ('a,b', ['a','b'], True) to a QuantizeSpec."""
     if value is None or value is False:
         return None

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import IO, Callable, List, Optional, Protocol, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import IO, Protocol
 
 from tfjsconv.formats import MODEL_JSON
 
@@ -63,7 +64,7 @@ def _is_tty(stream: IO[str]) -> bool:
 
 
 def for_stream(
-    stream: IO[str], quiet: Optional[bool] = None, clock: Callable[[], float] = time.monotonic
+    stream: IO[str], quiet: bool | None = None, clock: Callable[[], float] = time.monotonic
 ) -> Reporter:
     """A ``TtyReporter`` when ``stream`` is a terminal, else a ``QuietReporter``.
 
@@ -86,7 +87,7 @@ def human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _files_with_sizes(output_path: str) -> List[Tuple[str, int]]:
+def _files_with_sizes(output_path: str) -> list[tuple[str, int]]:
     """(relative path, size) of every file under ``output_path``, sorted by path."""
     if os.path.isfile(output_path):
         return [(os.path.basename(output_path), os.path.getsize(output_path))]
@@ -100,7 +101,7 @@ def _files_with_sizes(output_path: str) -> List[Tuple[str, int]]:
     return sorted(found)
 
 
-def quantization_dtypes(model_json: dict) -> List[str]:
+def quantization_dtypes(model_json: dict) -> list[str]:
     """Sorted quantized storage dtypes ('float16', 'uint8', ...) named in the manifest."""
     dtypes = set()
     for group in model_json.get("weightsManifest") or []:
@@ -111,7 +112,7 @@ def quantization_dtypes(model_json: dict) -> List[str]:
     return sorted(dtypes)
 
 
-def _graph_nodes(model_json: dict) -> List[dict]:
+def _graph_nodes(model_json: dict) -> list[dict]:
     topology = model_json.get("modelTopology") or {}
     nodes = list(topology.get("node") or [])
     for fn in (topology.get("library") or {}).get("function") or []:

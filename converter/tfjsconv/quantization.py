@@ -31,16 +31,17 @@ import fnmatch
 import math
 import os
 import queue
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Mapping, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
 from tfjsconv.errors import ConversionError
 
-QUANTIZATION_DTYPES: Tuple[str, ...] = ("float16", "uint16", "uint8")
+QUANTIZATION_DTYPES: tuple[str, ...] = ("float16", "uint16", "uint8")
 
-_AFFINE: Mapping[str, Tuple[type, int]] = {
+_AFFINE: Mapping[str, tuple[type, int]] = {
     "uint8": (np.uint8, 255),
     "uint16": (np.uint16, 65535),
 }
@@ -76,7 +77,7 @@ def _each_slice(flat: np.ndarray, work: Callable[[int, np.ndarray], Any]) -> lis
         return list(pool.map(lambda item: work(*item), _chunks(flat)))
 
 
-def _spec_patterns(dtype: str, spec: Any) -> Tuple[bool, Tuple[str, ...]]:
+def _spec_patterns(dtype: str, spec: Any) -> tuple[bool, tuple[str, ...]]:
     """Normalize one spec to (is_fallthrough, patterns)."""
     if spec is True:
         return True, ()
@@ -90,7 +91,7 @@ def _spec_patterns(dtype: str, spec: Any) -> Tuple[bool, Tuple[str, ...]]:
     )
 
 
-def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> Dict[str, str]:
+def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> dict[str, str]:
     """Map each weight name that is to be quantized to its quantized dtype.
 
     ``specs`` is ``{'float16'|'uint8'|'uint16': True | ('pattern', ...)}``. ``True`` is the
@@ -106,7 +107,7 @@ def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> Dict
             f"unknown quantization dtype {unknown[0]!r}; choose from float16, uint8, uint16"
         )
     fallthrough = []
-    claimed: Dict[str, list] = {}
+    claimed: dict[str, list] = {}
     for dtype in sorted(specs):
         spec = specs[dtype]
         if spec is None or spec is False:
@@ -128,7 +129,7 @@ def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> Dict
             "More than one quantization fallthrough provided "
             f"({', '.join(fallthrough)}), exactly one is supported"
         )
-    result: Dict[str, str] = {}
+    result: dict[str, str] = {}
     for name in names:
         dtypes = claimed.get(name, [])
         if len(dtypes) > 1:
@@ -142,7 +143,7 @@ def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> Dict
     return result
 
 
-def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> Tuple[np.ndarray, Dict[str, Any]]:
+def quantize(array: np.ndarray, dtype: str, *, name: str = "<unnamed>") -> tuple[np.ndarray, dict[str, Any]]:
     """Quantize a float32 array; return (stored array, manifest ``quantization`` dict).
 
     The dict has the manifest's key order: ``dtype, min, scale, original_dtype`` (affine) or

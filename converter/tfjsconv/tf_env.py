@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 TF_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -18,6 +18,7 @@ import argparse
 import compileall
 import hashlib
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def install(lock_path: str, dest: str) -> None:
         site,
         quiet=1,
         workers=0,
-        invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )
     with open(os.path.join(dest, _MARKER), "w", encoding="utf-8") as f:
         f.write(lock_digest(lock_path) + "\n")

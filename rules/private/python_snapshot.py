@@ -28,8 +28,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, List
 
 # Parts of the stdlib a conversion never imports; dropping them keeps the snapshot small.
 _SKIP_DIRS = {
@@ -65,9 +65,9 @@ MANYLINUX_LIBS = [
 ]
 
 
-def ldd(paths: Iterable[Path]) -> Dict[str, Path]:
+def ldd(paths: Iterable[Path]) -> dict[str, Path]:
     """soname -> resolved path of every library the given ELF files load (transitively)."""
-    found: Dict[str, Path] = {}
+    found: dict[str, Path] = {}
     for path in paths:
         out = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=False)
         for line in out.stdout.splitlines():
@@ -81,16 +81,16 @@ def ldd(paths: Iterable[Path]) -> Dict[str, Path]:
     return found
 
 
-def find_system_lib(soname: str, search: List[Path]) -> Path | None:
+def find_system_lib(soname: str, search: list[Path]) -> Path | None:
     for d in search:
         if (d / soname).exists():
             return d / soname
     return None
 
 
-def stdlib_files(stdlib: Path) -> List[Path]:
+def stdlib_files(stdlib: Path) -> list[Path]:
     """The stdlib's .py files (relative), sorted, without the skipped parts."""
-    files: List[Path] = []
+    files: list[Path] = []
     for root, dirs, names in os.walk(stdlib):
         rel_root = Path(root).relative_to(stdlib)
         dirs[:] = sorted(
@@ -194,7 +194,7 @@ def snapshot(python: str, dest: Path) -> None:
             os.utime(os.path.join(root, n), (315532800, 315532800))
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--python", required=True, help="the CPython 3.11 binary to snapshot")
     p.add_argument("--dest", required=True, help="the repository directory to fill")

@@ -40,7 +40,8 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import IO, Callable, Iterator, List, Sequence, Tuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO
 
 # Host files any Linux process may read that cannot change a conversion's bytes:
 # kernel pseudo-files, anonymous shared memory (memfd, SysV) and glibc's C.UTF-8 locale
@@ -56,13 +57,13 @@ _HOST_ALLOWED = (
 )
 
 
-def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, str, List[str]]:
+def split_startup_args(argv: Sequence[str]) -> tuple[list[str], bool, str, list[str]]:
     """(sys_path entries, check_hermetic, entry, remaining args) from the leading
     startup flags; the entry is "convert" unless ``--entry=`` names another."""
-    paths: List[str] = []
+    paths: list[str] = []
     check = False
     entry = "convert"
-    rest: List[str] = []
+    rest: list[str] = []
     for arg in argv:
         if arg.startswith("--sys_path="):
             paths.append(arg[len("--sys_path=") :])
@@ -75,7 +76,7 @@ def split_startup_args(argv: Sequence[str]) -> Tuple[List[str], bool, str, List[
     return paths, check, entry, rest
 
 
-def foreign_files(root: str) -> List[str]:
+def foreign_files(root: str) -> list[str]:
     """Loaded shared objects and imported modules that are not under ``root``."""
     root = os.path.join(os.path.realpath(root), "")
     seen = set()
@@ -109,7 +110,7 @@ def _private_home() -> None:
     os.environ["HOME"] = home
 
 
-def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str]:
+def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> tuple[int, str]:
     """Run the converter CLI in-process; return (exit code, combined output)."""
     from tfjsconv import cli
 
@@ -119,17 +120,24 @@ def run_cli(argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str
     return _captured(lambda out: cli.main(args, stdout=out, stderr=out), check_hermetic)
 
 
-def run_entry(entry: str, argv: Sequence[str], check_hermetic: bool = False) -> Tuple[int, str]:
+def run_entry(entry: str, argv: Sequence[str], check_hermetic: bool = False) -> tuple[int, str]:
     """Run tfjs_pb2json ("migrate"), tfjs_predict_tool ("predict") or tfjs_web_package
     ("web_package") in-process; return (exit code, combined output)."""
+    entry_main: Callable[..., int]
     if entry == "migrate":
-        from tfjsconv_pb2json.cli import main as entry_main
+        from tfjsconv_pb2json.cli import main as migrate_main
+
+        entry_main = migrate_main
     elif entry == "predict":
-        from tfjs_predict_tool import main as entry_main
+        from tfjs_predict_tool import main as predict_main
+
+        entry_main = predict_main
     elif entry == "web_package":
-        from tfjsconv.webpackage.cli import main as entry_main
+        from tfjsconv.webpackage.cli import main as web_package_main
+
+        entry_main = web_package_main
     else:
-        return 2, "tfjs_convert_tool: unknown --entry=%s (convert, migrate, predict or web_package)\n" % entry
+        return 2, f"tfjs_convert_tool: unknown --entry={entry} (convert, migrate, predict or web_package)\n"
 
     def run(out: IO[str]) -> int:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
@@ -138,7 +146,7 @@ def run_entry(entry: str, argv: Sequence[str], check_hermetic: bool = False) -> 
     return _captured(run, check_hermetic)
 
 
-def _captured(run: Callable[[IO[str]], int], check_hermetic: bool) -> Tuple[int, str]:
+def _captured(run: Callable[[IO[str]], int], check_hermetic: bool) -> tuple[int, str]:
     """``run(out)``'s exit code and everything it wrote to ``out``.  Nothing it raises
     ends the process (a worker serves the next request): ``sys.exit`` becomes its code,
     a bug its traceback.  With ``check_hermetic``, a module or shared object loaded from
@@ -149,7 +157,7 @@ def _captured(run: Callable[[IO[str]], int], check_hermetic: bool) -> Tuple[int,
     except SystemExit as exc:  # a library (or argparse) calling sys.exit
         code = exc.code if isinstance(exc.code, int) else 1
         if exc.code is not None and not isinstance(exc.code, int):
-            buf.write("%s\n" % (exc.code,))
+            buf.write(f"{exc.code}\n")
     except Exception:  # a bug: report it instead of killing the worker
         from tfjsconv.errors import report_internal_error
 
@@ -158,7 +166,9 @@ def _captured(run: Callable[[IO[str]], int], check_hermetic: bool) -> Tuple[int,
     if check_hermetic:
         bad = foreign_files(os.getcwd())
         if bad:
-            buf.write("tfjs_convert_tool: files outside the action's inputs were used: %s\n" % ", ".join(bad))
+            buf.write(
+                "tfjs_convert_tool: files outside the action's inputs were used: {}\n".format(", ".join(bad))
+            )
             code = code or 4
     return code, buf.getvalue()
 
@@ -259,7 +269,7 @@ def worker_main(
             loaded = current
         elif current != loaded:
             print(
-                "tfjs_convert_tool: worker pid %d: converter sources changed, restarting" % os.getpid(),
+                f"tfjs_convert_tool: worker pid {os.getpid()}: converter sources changed, restarting",
                 file=sys.stderr,
                 flush=True,
             )
@@ -269,7 +279,7 @@ def worker_main(
         handled += 1
         # One line per request in the worker log: lets tests see the worker was reused.
         print(
-            "tfjs_convert_tool: worker pid %d handled request %d (exit %d)" % (os.getpid(), handled, code),
+            f"tfjs_convert_tool: worker pid {os.getpid()} handled request {handled} (exit {code})",
             file=sys.stderr,
             flush=True,
         )

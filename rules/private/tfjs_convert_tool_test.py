@@ -82,7 +82,7 @@ class HermeticTest(unittest.TestCase):
             args = [missing, os.path.join(tmp, "out"), "--package_name", "x", "--version", "1.0.0"]
             code, output = tool.run_entry("web_package", args)
         self.assertEqual(code, 1)
-        self.assertEqual(output, "tfjs_web_package: error: model directory not found: %s\n" % missing)
+        self.assertEqual(output, f"tfjs_web_package: error: model directory not found: {missing}\n")
 
     def test_modules_and_libraries_outside_the_root_are_reported(self):
         # This process imported json and loaded libc from the host: not under an empty dir.

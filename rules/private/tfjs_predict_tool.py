@@ -16,25 +16,26 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
-def _read_inputs(path: str) -> List[Dict[str, Any]]:
+def _read_inputs(path: str) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         return json.load(f)["inputs"]
 
 
-def _array(spec: Dict[str, Any]) -> Any:
+def _array(spec: dict[str, Any]) -> Any:
     import numpy as np
 
     return np.asarray(spec["data"], dtype=spec.get("dtype", "float32")).reshape(spec["shape"])
 
 
-def _as_output(name: Any, value: Any) -> Dict[str, Any]:
+def _as_output(name: Any, value: Any) -> dict[str, Any]:
     import numpy as np
 
     arr = np.asarray(value)
-    out: Dict[str, Any] = {
+    out: dict[str, Any] = {
         "shape": list(arr.shape),
         "dtype": str(arr.dtype),
         "data": [v.item() if hasattr(v, "item") else v for v in arr.reshape(-1)],
@@ -44,26 +45,26 @@ def _as_output(name: Any, value: Any) -> Dict[str, Any]:
     return out
 
 
-def predict_keras(model_path: str, specs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    from tfjsconv.graph.convert import _load_keras
+def predict_keras(model_path: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from tfjsconv.graph.keras_graph import load_keras
     from tfjsconv.options import ConversionOptions
 
     fmt = "keras_keras" if model_path.endswith(".keras") else "keras"
-    model = _load_keras(model_path, ConversionOptions(input_format=fmt, output_format="tfjs_graph_model"))
+    model = load_keras(model_path, ConversionOptions(input_format=fmt, output_format="tfjs_graph_model"))
     xs = [_array(s) for s in specs]
     result = model(xs[0] if len(xs) == 1 else xs, training=False)
     outs = result if isinstance(result, (list, tuple)) else [result]
     return [_as_output(None, o) for o in outs]
 
 
-def predict_saved_model(path: str, specs: List[Dict[str, Any]], signature: str) -> List[Dict[str, Any]]:
+def predict_saved_model(path: str, specs: list[dict[str, Any]], signature: str) -> list[dict[str, Any]]:
     import tensorflow as tf
 
     fn = tf.saved_model.load(path).signatures[signature or "serving_default"]
     names = sorted(fn.structured_input_signature[1])
     given = [s.get("name") for s in specs]
     feed_names = given if all(given) else names
-    res = fn(**{n: tf.constant(_array(s)) for n, s in zip(feed_names, specs)})
+    res = fn(**{n: tf.constant(_array(s)) for n, s in zip(feed_names, specs, strict=False)})
     return [_as_output(k, res[k].numpy()) for k in sorted(res)]
 
 

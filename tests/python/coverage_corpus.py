@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import h5py
 import numpy as np
@@ -36,7 +37,7 @@ PATHS = ("k2:layers", "k2:graph", "k3:layers", "k3:graph")
 SM_PATH = "sm:graph"  # tf.Module / exported SavedModel -> tfjs_graph_model
 
 Build = Callable[[Any], Any]
-InputsFn = Callable[[], List[np.ndarray]]
+InputsFn = Callable[[], list[np.ndarray]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,13 +46,13 @@ class Case:
 
     id: str
     inputs: InputsFn
-    build: Optional[Build] = None
-    saved_model: Optional[Callable[[str], None]] = None
-    float64: Optional[Callable[[List[np.ndarray]], List[np.ndarray]]] = None
+    build: Build | None = None
+    saved_model: Callable[[str], None] | None = None
+    float64: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None
     note: str = ""
 
     @property
-    def paths(self) -> Tuple[str, ...]:
+    def paths(self) -> tuple[str, ...]:
         return PATHS if self.build is not None else (SM_PATH,)
 
 
@@ -88,15 +89,15 @@ def _two_branch(K: Any, merge: Any) -> Any:
 
 # class -> (builder, inputs). A class missing from a flavor's ``layers`` module makes that
 # flavor "not buildable" (recorded, not a failure).
-def _layer_case(cls: str) -> Optional[Tuple[Build, InputsFn]]:  # noqa: C901 - a table
+def _layer_case(cls: str) -> tuple[Build, InputsFn] | None:  # noqa: C901 - a table
     def lay(*args: Any, **kw: Any) -> Callable[[Any], Any]:
         return lambda K: getattr(K.layers, cls)(*args, **kw)
 
-    def simple(shape: Sequence[int], *args: Any, **kw: Any) -> Tuple[Build, InputsFn]:
+    def simple(shape: Sequence[int], *args: Any, **kw: Any) -> tuple[Build, InputsFn]:
         return (lambda K: _functional(K, shape, lay(*args, **kw)(K)), _f(*shape))
 
     img, seq, vol = (6, 6, 3), (5, 4), (4, 4, 4, 2)
-    table: Dict[str, Tuple[Build, InputsFn]] = {
+    table: dict[str, tuple[Build, InputsFn]] = {
         "Activation": simple((6,), "tanh"),
         "AlphaDropout": simple((6,), 0.3),
         "AveragePooling1D": simple(seq, 2),
@@ -230,17 +231,17 @@ def _with_zero_steps(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _padded_ids(shape: Tuple[int, int], high: int) -> np.ndarray:
+def _padded_ids(shape: tuple[int, int], high: int) -> np.ndarray:
     ids = ints(shape, high, low=1)
     ids[0, -2:] = 0
     ids[1, -1] = 0
     return ids
 
 
-def registered_classes() -> Dict[str, str]:
+def registered_classes() -> dict[str, str]:
     """Class names from the tfjs list, split by kind: layer / activation / initializer..."""
     classes = json.loads(CLASSES_JSON.read_text())["classes"]
-    kinds: Dict[str, str] = {}
+    kinds: dict[str, str] = {}
     initializers = {
         "Constant",
         "GlorotNormal",
@@ -278,7 +279,7 @@ def registered_classes() -> Dict[str, str]:
     return kinds
 
 
-def keras_activation_names() -> List[str]:
+def keras_activation_names() -> list[str]:
     """Every activation name either Keras accepts as a string (sorted, deduplicated)."""
     import keras
     import tf_keras
@@ -334,11 +335,11 @@ def _compiled_case(cls: str) -> Build:
 # --- variants users hit ------------------------------------------------------------
 
 
-def _rnn_variants() -> Dict[str, Tuple[Build, InputsFn]]:
+def _rnn_variants() -> dict[str, tuple[Build, InputsFn]]:
     seq = (5, 4)
-    out: Dict[str, Tuple[Build, InputsFn]] = {}
+    out: dict[str, tuple[Build, InputsFn]] = {}
     for cls in ("SimpleRNN", "GRU", "LSTM"):
-        extra: List[Tuple[str, Dict[str, Any]]] = [
+        extra: list[tuple[str, dict[str, Any]]] = [
             ("return_sequences", {"return_sequences": True}),
             ("go_backwards", {"go_backwards": True}),
             ("unroll", {"unroll": True}),
@@ -429,9 +430,9 @@ def _return_state(K: Any, cls: str) -> Any:
     return K.Model(inp, list(outs))
 
 
-def _conv_variants() -> Dict[str, Tuple[Build, InputsFn]]:
+def _conv_variants() -> dict[str, tuple[Build, InputsFn]]:
     img, seq = (7, 7, 3), (8, 3)
-    specs: List[Tuple[str, str, Tuple[int, ...], Tuple[Any, ...], Dict[str, Any]]] = [
+    specs: list[tuple[str, str, tuple[int, ...], tuple[Any, ...], dict[str, Any]]] = [
         ("conv/Conv2D_no_bias", "Conv2D", img, (4, 3), {"use_bias": False}),
         ("conv/Conv2D_same_strides2", "Conv2D", img, (4, 3), {"padding": "same", "strides": 2}),
         ("conv/Conv2D_dilation2", "Conv2D", img, (4, 3), {"dilation_rate": 2}),
@@ -480,7 +481,7 @@ def _conv_variants() -> Dict[str, Tuple[Build, InputsFn]]:
         ("conv/UpSampling2D_bilinear", "UpSampling2D", img, (2,), {"interpolation": "bilinear"}),
         ("conv/Resizing_nearest", "Resizing", img, (4, 4), {"interpolation": "nearest"}),
     ]
-    out: Dict[str, Tuple[Build, InputsFn]] = {}
+    out: dict[str, tuple[Build, InputsFn]] = {}
     for cid, cls, shape, args, kw in specs:
         out[cid] = (
             (lambda c, s, a, k: lambda K: _functional(K, s, getattr(K.layers, c)(*a, **k)))(
@@ -547,9 +548,9 @@ def _sequential_no_input(K: Any) -> Any:
     return model
 
 
-def keras_cases() -> List[Case]:
+def keras_cases() -> list[Case]:
     """Every Keras case, sorted by id."""
-    cases: Dict[str, Case] = {}
+    cases: dict[str, Case] = {}
     kinds = registered_classes()
     for cls, kind in sorted(kinds.items()):
         if kind == "layer":
@@ -621,7 +622,7 @@ def suffix_h5_weight_names(path: str) -> None:
 # float64 gives the case's independent bound.
 
 
-def _while_fn(x: Any) -> Dict[str, Any]:
+def _while_fn(x: Any) -> dict[str, Any]:
     import tensorflow as tf
 
     _, y = tf.while_loop(
@@ -630,7 +631,7 @@ def _while_fn(x: Any) -> Dict[str, Any]:
     return {"y": y}
 
 
-def _while_data_dependent_fn(x: Any) -> Dict[str, Any]:
+def _while_data_dependent_fn(x: Any) -> dict[str, Any]:
     import tensorflow as tf
 
     n = tf.cast(tf.reduce_max(tf.abs(x)) * 3.0, tf.int32) + 1
@@ -642,13 +643,13 @@ def _while_data_dependent_fn(x: Any) -> Dict[str, Any]:
     return {"acc": acc}
 
 
-def _cond_fn(x: Any) -> Dict[str, Any]:
+def _cond_fn(x: Any) -> dict[str, Any]:
     import tensorflow as tf
 
     return {"y": tf.cond(tf.reduce_sum(x) > 0.0, lambda: tf.sigmoid(x) * 2.0, lambda: tf.square(x) - 1.0)}
 
 
-def _module_saver(fn: Callable[[Any], Dict[str, Any]]) -> Callable[[str], None]:
+def _module_saver(fn: Callable[[Any], dict[str, Any]]) -> Callable[[str], None]:
     def save(path: str) -> None:
         import tensorflow as tf
 
@@ -663,8 +664,8 @@ def _module_saver(fn: Callable[[Any], Dict[str, Any]]) -> Callable[[str], None]:
     return save
 
 
-def _module_f64(fn: Callable[[Any], Dict[str, Any]]) -> Callable[[List[np.ndarray]], List[np.ndarray]]:
-    def run(inputs: List[np.ndarray]) -> List[np.ndarray]:
+def _module_f64(fn: Callable[[Any], dict[str, Any]]) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
         import tensorflow as tf
 
         res = fn(tf.constant(inputs[0].astype(np.float64)))
@@ -730,7 +731,7 @@ def subclassed_model(keras: Any) -> Any:
     return model
 
 
-def graph_cases() -> List[Case]:
+def graph_cases() -> list[Case]:
     return [
         Case(
             "graph/tf_while_loop", _f(3), saved_model=_module_saver(_while_fn), float64=_module_f64(_while_fn)
@@ -752,7 +753,7 @@ def graph_cases() -> List[Case]:
     ]
 
 
-def all_cases() -> List[Case]:
+def all_cases() -> list[Case]:
     return keras_cases() + graph_cases()
 
 
@@ -817,14 +818,14 @@ def _to_float64(obj: Any) -> Any:
     return "float64" if obj == "float32" else obj
 
 
-def predict(model: Any, inputs: List[np.ndarray]) -> List[np.ndarray]:
+def predict(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
     x = inputs[0] if len(inputs) == 1 else inputs
     out = model(x, training=False)
     outs = out if isinstance(out, (list, tuple)) else [out]
     return [np.asarray(o) for o in outs]
 
 
-def float64_predictions(K: Any, model: Any, inputs: List[np.ndarray]) -> Optional[List[np.ndarray]]:
+def float64_predictions(K: Any, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray] | None:
     """The same model rebuilt with every float32 dtype in its config set to float64.
 
     Returns None when the Keras version cannot build or run the float64 twin; the case then
@@ -856,12 +857,12 @@ def save_keras(flavor: str, model: Any, out_dir: str, case_id: str) -> str:
     return path
 
 
-def saved_model_predictions(path: str, inputs: List[np.ndarray]) -> Tuple[List[str], List[np.ndarray]]:
+def saved_model_predictions(path: str, inputs: list[np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
     """(input names, outputs in sorted-key order) of the serving signature."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(path)
     fn = loaded.signatures["serving_default"]
     names = sorted(fn.structured_input_signature[1])
-    res = fn(**{n: tf.constant(v) for n, v in zip(names, inputs)})
+    res = fn(**{n: tf.constant(v) for n, v in zip(names, inputs, strict=False)})
     return names, [res[k].numpy() for k in sorted(res)]

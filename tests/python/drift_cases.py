@@ -10,13 +10,13 @@ give that same verdict with that same message.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from tfjsconv import formats
 
 # One non-default value per option (the shard size twice: "positive" and "applies").
 # metadata is left out: no rule constrains it, and each tool reads its files itself.
-OPTION_VALUES: Tuple[Tuple[str, Any], ...] = (
+OPTION_VALUES: tuple[tuple[str, Any], ...] = (
     ("weight_shard_size_bytes", 1024),
     ("weight_shard_size_bytes", 0),
     ("quantize_float16", ["*"]),
@@ -37,19 +37,19 @@ OPTION_VALUES: Tuple[Tuple[str, Any], ...] = (
 class Case:
     name: str  # a valid Bazel target name
     input_format: str
-    output_format: Optional[str]
-    option: Optional[str]
+    output_format: str | None
+    option: str | None
     value: Any
 
     @property
-    def values(self) -> Dict[str, Any]:
+    def values(self) -> dict[str, Any]:
         return {} if self.option is None else {self.option: self.value}
 
     @property
-    def expected(self) -> Optional[str]:
+    def expected(self) -> str | None:
         return formats.problem(self.input_format, self.output_format, self.values)
 
-    def cli_flags(self) -> List[str]:
+    def cli_flags(self) -> list[str]:
         flags = [f"--input_format={self.input_format}"]
         if self.output_format:
             flags.append(f"--output_format={self.output_format}")
@@ -76,11 +76,11 @@ class Case:
         return ", ".join(attrs)
 
 
-def cases() -> List[Case]:
-    out: List[Case] = []
+def cases() -> list[Case]:
+    out: list[Case] = []
     for inp in formats.INPUT_FORMATS:
         for outp in (None, *formats.OUTPUT_FORMATS):
-            variants: List[Tuple[Optional[str], Any]] = [(None, None), *OPTION_VALUES]
+            variants: list[tuple[str | None, Any]] = [(None, None), *OPTION_VALUES]
             for i, (option, value) in enumerate(variants):
                 name = f"{inp}__{outp or 'default'}__{i}"
                 out.append(Case(name, inp, outp, option, value))

@@ -7,7 +7,6 @@ test fixtures cache them per session.  Models are tiny except MobileNetV2.
 from __future__ import annotations
 
 import os
-from typing import Dict, Tuple
 
 import numpy as np
 
@@ -15,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Same as the converter: no ISA-dependent oneDNN kernels (reproducible folding).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-Inputs = Dict[str, np.ndarray]
+Inputs = dict[str, np.ndarray]
 
 
 def _tf():
@@ -71,7 +70,7 @@ def _bias():
     return _keras2().initializers.RandomNormal(stddev=0.5, seed=5)
 
 
-def mlp(root: str) -> Tuple[str, Inputs]:
+def mlp(root: str) -> tuple[str, Inputs]:
     keras = _keras2()
     _seed()
     inp = keras.Input((8,), name="x")
@@ -85,7 +84,7 @@ def mlp(root: str) -> Tuple[str, Inputs]:
     return path, {"x": _rand((3, 8))}
 
 
-def cnn_bn(root: str) -> Tuple[str, Inputs]:
+def cnn_bn(root: str) -> tuple[str, Inputs]:
     keras = _keras2()
     _seed()
     inp = keras.Input((16, 16, 3), name="img")
@@ -104,7 +103,7 @@ def cnn_bn(root: str) -> Tuple[str, Inputs]:
     return path, {"img": x}
 
 
-def depthwise(root: str) -> Tuple[str, Inputs]:
+def depthwise(root: str) -> tuple[str, Inputs]:
     keras = _keras2()
     _seed()
     inp = keras.Input((12, 12, 4), name="img")
@@ -120,7 +119,7 @@ def depthwise(root: str) -> Tuple[str, Inputs]:
     return path, {"img": _rand((2, 12, 12, 4))}
 
 
-def lstm(root: str) -> Tuple[str, Inputs]:
+def lstm(root: str) -> tuple[str, Inputs]:
     keras = _keras2()
     _seed()
     inp = keras.Input((5, 3), name="seq")
@@ -132,7 +131,7 @@ def lstm(root: str) -> Tuple[str, Inputs]:
     return path, {"seq": _rand((2, 5, 3))}
 
 
-def prelu(root: str) -> Tuple[str, Inputs]:
+def prelu(root: str) -> tuple[str, Inputs]:
     keras = _keras2()
     _seed()
     inp = keras.Input((6,), name="x")
@@ -145,7 +144,7 @@ def prelu(root: str) -> Tuple[str, Inputs]:
     return path, {"x": _rand((4, 6))}
 
 
-def two_outputs(root: str) -> Tuple[str, Inputs]:
+def two_outputs(root: str) -> tuple[str, Inputs]:
     """A tf.Module whose two outputs have the same dtype and shape (reference bug)."""
     tf = _tf()
     _seed()
@@ -167,7 +166,7 @@ def two_outputs(root: str) -> Tuple[str, Inputs]:
     return path, {"x": _rand((3, 2), seed=5)}
 
 
-def hash_table(root: str) -> Tuple[str, Inputs]:
+def hash_table(root: str) -> tuple[str, Inputs]:
     tf = _tf()
 
     class Lookup(tf.Module):
@@ -188,7 +187,7 @@ def hash_table(root: str) -> Tuple[str, Inputs]:
     return path, {"words": np.array([b"banana", b"kiwi", b"apple"], dtype=object)}
 
 
-def unsupported(root: str) -> Tuple[str, Inputs]:
+def unsupported(root: str) -> tuple[str, Inputs]:
     """Uses MatrixDeterminant and Lgamma, which tfjs cannot run."""
     tf = _tf()
 
@@ -203,7 +202,7 @@ def unsupported(root: str) -> Tuple[str, Inputs]:
     return path, {"m": _rand((2, 2, 2))}
 
 
-def frozen_graph(root: str) -> Tuple[str, Inputs]:
+def frozen_graph(root: str) -> tuple[str, Inputs]:
     """A binary GraphDef with a Conv2D+BiasAdd+Relu and a MatMul; output node 'output'."""
     tf = _tf()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -225,7 +224,7 @@ def frozen_graph(root: str) -> Tuple[str, Inputs]:
     return path, {"input": _rand((2, 6, 6, 2), seed=14)}
 
 
-def hub_module(root: str) -> Tuple[str, Inputs]:
+def hub_module(root: str) -> tuple[str, Inputs]:
     """A TF2 SavedModel used as a hub module: its signature is named 'default'."""
     tf = _tf()
 
@@ -244,7 +243,7 @@ def hub_module(root: str) -> Tuple[str, Inputs]:
     return path, {"x": _rand((2, 4), seed=22)}
 
 
-def tf1_hub_module(root: str) -> Tuple[str, Inputs]:
+def tf1_hub_module(root: str) -> tuple[str, Inputs]:
     """A TF1 Hub-format module: TF1 SavedModel with empty tags plus ``tfhub_module.pb``."""
     tf = _tf()
     path = os.path.join(root, "tf1_hub")
@@ -266,7 +265,7 @@ def tf1_hub_module(root: str) -> Tuple[str, Inputs]:
     return path, {"default": _rand((4, 3), seed=43)}
 
 
-def keras3_model(root: str) -> Tuple[str, Inputs]:
+def keras3_model(root: str) -> tuple[str, Inputs]:
     """A Keras 3 ``.keras`` file (the reference cannot convert these to graph models)."""
     import keras
 
@@ -280,7 +279,7 @@ def keras3_model(root: str) -> Tuple[str, Inputs]:
     return path, {"features": _rand((2, 10), seed=23)}
 
 
-def mobilenet_v2(root: str, size: int = 96, classes: int = 10) -> Tuple[str, Inputs]:
+def mobilenet_v2(root: str, size: int = 96, classes: int = 10) -> tuple[str, Inputs]:
     keras = _keras2()
     _seed()
     model = keras.applications.MobileNetV2(input_shape=(size, size, 3), weights=None, classes=classes)
@@ -294,7 +293,7 @@ def mobilenet_v2(root: str, size: int = 96, classes: int = 10) -> Tuple[str, Inp
 
 def predict_saved_model(
     path: str, inputs: Inputs, signature: str = "serving_default", tags=None
-) -> Dict[str, np.ndarray]:
+) -> dict[str, np.ndarray]:
     """TensorFlow's own outputs for ``inputs`` (the ground truth of the tests)."""
     tf = _tf()
     model = tf.saved_model.load(path, tags=tags)

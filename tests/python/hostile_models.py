@@ -15,7 +15,7 @@ import shutil
 import struct
 import sys
 import zipfile
-from typing import Callable, Dict
+from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -172,7 +172,7 @@ def _h5_bomb(path: str, real_h5: str) -> str:
     return path
 
 
-def build(root: str) -> Dict[str, str]:
+def build(root: str) -> dict[str, str]:
     import numpy as np
     import tensorflow as tf
 
@@ -180,7 +180,7 @@ def build(root: str) -> Dict[str, str]:
     secret = os.path.join(root, SECRET)
     with open(secret, "w") as f:
         f.write("secret\nkey\n")
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     models = os.path.join(root, "models")
     os.makedirs(models, exist_ok=True)
 

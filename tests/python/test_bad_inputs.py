@@ -22,8 +22,8 @@ import subprocess
 import sys
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional
 
 import pytest
 
@@ -45,7 +45,7 @@ _TF_NOISE = re.compile(
 MAX_RSS_BYTES = 1024**3
 
 
-def _run_cli(args: List[str], cwd: Path, env_extra: Optional[dict] = None) -> subprocess.CompletedProcess:
+def _run_cli(args: list[str], cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     """Run the CLI; the result also carries ``max_rss`` (bytes), the child's peak RSS
     from ``wait4`` (not the largest of every child pytest ever ran)."""
     env = dict(os.environ)
@@ -81,7 +81,7 @@ def _run_cli(args: List[str], cwd: Path, env_extra: Optional[dict] = None) -> su
     return done
 
 
-def _tree_hash(path: Path) -> Optional[str]:
+def _tree_hash(path: Path) -> str | None:
     """Hash of a file or directory tree (names + bytes); None if absent."""
     if not os.path.lexists(path):
         return None
@@ -140,12 +140,12 @@ k.save(os.path.join(root, "tiny.keras"))
 class Case:
     """One prepared row: argv for the CLI, the paths that must not change."""
 
-    args: List[str]
+    args: list[str]
     output: Path
-    inputs: List[Path]
+    inputs: list[Path]
 
 
-def _copy(fixtures: Path, name: str, work: Path, dest: Optional[str] = None) -> Path:
+def _copy(fixtures: Path, name: str, work: Path, dest: str | None = None) -> Path:
     src = fixtures / name
     dst = work / (dest or name)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _h5(mutate: Optional[Callable[[bytes], bytes]] = None, fmt: str = "keras", extra=()):
+def _h5(mutate: Callable[[bytes], bytes] | None = None, fmt: str = "keras", extra=()):
     def build(fx: Path, work: Path) -> Case:
         src = _copy(fx, "tiny.h5", work)
         if mutate is not None:
@@ -172,7 +172,7 @@ def _h5(mutate: Optional[Callable[[bytes], bytes]] = None, fmt: str = "keras", e
     return build
 
 
-def _keras_zip(members: Optional[dict] = None, raw: Optional[bytes] = None, keep_from_real=True):
+def _keras_zip(members: dict | None = None, raw: bytes | None = None, keep_from_real=True):
     def build(fx: Path, work: Path) -> Case:
         dst = work / "model.keras"
         if raw is not None:
@@ -195,7 +195,7 @@ def _keras_zip(members: Optional[dict] = None, raw: Optional[bytes] = None, keep
     return build
 
 
-def _saved_model(mutate: Optional[Callable[[Path], None]] = None, extra=(), fmt: str = "tf_saved_model"):
+def _saved_model(mutate: Callable[[Path], None] | None = None, extra=(), fmt: str = "tf_saved_model"):
     def build(fx: Path, work: Path) -> Case:
         sm = _copy(fx, "sm", work)
         if mutate is not None:
@@ -216,7 +216,7 @@ def _frozen(data: bytes, extra=("--output_node_names=out",)):
 
 
 def _layers(
-    mutate: Optional[Callable[[Path, dict], Optional[dict]]] = None,
+    mutate: Callable[[Path, dict], dict | None] | None = None,
     extra=(),
     out_fmt: str = "tfjs_layers_model",
 ):
@@ -318,7 +318,7 @@ def _existing_output(kind: str):
     return wrap
 
 
-def _with_metadata(content: Optional[bytes], spec: str = "meta:{path}"):
+def _with_metadata(content: bytes | None, spec: str = "meta:{path}"):
     def build(fx: Path, work: Path) -> Case:
         base = _h5()(fx, work)
         path = work / "meta.json"
@@ -338,7 +338,7 @@ def _plain(args_fn):
     return build
 
 
-def _retarget(case: Case, input: Optional[Path] = None, output: Optional[Path] = None) -> Case:
+def _retarget(case: Case, input: Path | None = None, output: Path | None = None) -> Case:
     """The same case with another input (second-to-last arg) and/or output (last arg)."""
     args = list(case.args)
     if input is not None:
@@ -383,10 +383,10 @@ class Row:
     id: str
     build: Callable[[Path, Path], Case]
     stderr: str  # regex searched in the single error line
-    exit_code: Optional[int] = None
-    xfail: Optional[str] = None
+    exit_code: int | None = None
+    xfail: str | None = None
     slow: bool = False  # imports TensorFlow in the CLI (several seconds per row)
-    sentinel: Optional[str] = None  # a hostile model's file that must never appear
+    sentinel: str | None = None  # a hostile model's file that must never appear
 
 
 def _refused(ops: str) -> str:
@@ -396,7 +396,7 @@ def _refused(ops: str) -> str:
 _GRAPH = "--output_format=tfjs_graph_model"
 # Hostile models (tests/python/hostile_models.py): each would write a sentinel file,
 # read a file outside the model, or exhaust memory if TensorFlow loaded it unchecked.
-HOSTILE_ROWS: List[Row] = [
+HOSTILE_ROWS: list[Row] = [
     Row(
         "hostile_sm_init_write_file",
         _hostile("sm_init_write_file", "tf_saved_model"),
@@ -538,7 +538,7 @@ HOSTILE_ROWS: List[Row] = [
 ]
 
 
-ROWS: List[Row] = [
+ROWS: list[Row] = [
     # --- Keras HDF5 inputs
     Row(
         "h5_missing",

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import urllib.parse
 from pathlib import Path
-from typing import Tuple
 
 import numpy as np
 import pytest
@@ -43,7 +42,7 @@ def _skip_or_fail(reason: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def example_model() -> Tuple[Path, str]:
+def example_model() -> tuple[Path, str]:
     """(model dir, how it was obtained): Bazel's output, built here if missing."""
     _require_browser()  # before a possibly long build
     if (BAZEL_OUT / "model.json").is_file():
@@ -134,7 +133,7 @@ def test_example_model_runs_in_headless_chromium(example_model, record_property,
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 1000
 
 
-def _get(url: str) -> Tuple[int, bytes]:
+def _get(url: str) -> tuple[int, bytes]:
     import urllib.error
     import urllib.request
 

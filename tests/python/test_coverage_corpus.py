@@ -31,8 +31,9 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 import coverage_corpus as cc
 import numpy as np
@@ -56,25 +57,25 @@ COMMITTED = REPO_ROOT / "docs" / "coverage.json"
 # refused at conversion time. A new one may be listed here only with its reason while it
 # is being fixed (a listed pair that passes fails the test, so the list cannot go stale);
 # regenerate the table (tools/coverage_table.py) after any change of outcome.
-KNOWN_FAILURES_BY_REASON: Dict[str, List[str]] = {}
+KNOWN_FAILURES_BY_REASON: dict[str, list[str]] = {}
 # tfjs-backend-wasm bugs: reason -> "case id|path" pairs whose model.json runs on tfjs's cpu
 # backend and matches TF, while the wasm backend fails or differs on the same model and
 # inputs -- a runtime bug of one backend, not a conversion failure. Such a pair gets the
 # outcome "wasm-bug" (the table counts it as matched, with a note); every other pair must
 # pass on wasm too. A listed pair whose wasm run matches (or whose cpu run fails) fails the
 # test, so the list cannot go stale.
-KNOWN_WASM_BUGS_BY_REASON: Dict[str, List[str]] = {
+KNOWN_WASM_BUGS_BY_REASON: dict[str, list[str]] = {
     "tfjs-backend-wasm 4.22 Conv3DTranspose: the cpu backend matches TF, wasm differs": [
         "layer/Conv3DTranspose|k2:layers",
         "layer/Conv3DTranspose|k3:layers",
     ],
 }
-KNOWN_WASM_BUGS: Dict[Tuple[str, str], str] = {
+KNOWN_WASM_BUGS: dict[tuple[str, str], str] = {
     (key.split("|")[0], key.split("|")[1]): reason
     for reason, keys in KNOWN_WASM_BUGS_BY_REASON.items()
     for key in keys
 }
-KNOWN_FAILURES: Dict[Tuple[str, str], str] = {
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
     (key.split("|")[0], key.split("|")[1]): reason
     for reason, keys in KNOWN_FAILURES_BY_REASON.items()
     for key in keys
@@ -91,13 +92,13 @@ class _Warnings(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.messages: List[str] = []
+        self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
 
 
-def _convert(src: str, out: str, input_format: str, output_format: str) -> Tuple[str, str, float]:
+def _convert(src: str, out: str, input_format: str, output_format: str) -> tuple[str, str, float]:
     """-> (status, message, seconds); status is "ok", "warned", "refused" or "crash"."""
     handler = _Warnings()
     logger = logging.getLogger("tfjsconv")
@@ -117,7 +118,7 @@ def _convert(src: str, out: str, input_format: str, output_format: str) -> Tuple
     return "ok", "", secs
 
 
-def _pair(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> Optional[List[int]]:
+def _pair(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> list[int] | None:
     """Index into ``got`` for each ``want`` output.
 
     Layers models keep Keras's output order. Graph models order outputs by signature key,
@@ -126,7 +127,7 @@ def _pair(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> Optional[Lis
     """
     if len(got) != len(want):
         return None
-    if all(np.shape(g) == np.shape(w) for g, w in zip(got, want)):
+    if all(np.shape(g) == np.shape(w) for g, w in zip(got, want, strict=False)):
         if len(got) == 1:
             return [0]
     free = list(range(len(got)))
@@ -143,7 +144,7 @@ def _pair(got: Sequence[np.ndarray], want: Sequence[np.ndarray]) -> Optional[Lis
 
 def _run_tfjs(
     tfjs: Any, model_dir: str, kind: str, backend: str, inputs: Any, ref32: Sequence[np.ndarray]
-) -> Tuple[Optional[float], str]:
+) -> tuple[float | None, str]:
     """-> (max diff or None, error message)."""
     try:
         got = tfjs.predict(model_dir, inputs, kind=kind, backend=backend)
@@ -155,7 +156,7 @@ def _run_tfjs(
             f"outputs differ in number/shape: tfjs {[np.shape(g) for g in got]} "
             f"vs TF {[np.shape(r) for r in ref32]}"
         )
-    return max(max_diff(got[i], r) for i, r in zip(order, ref32)), ""
+    return max(max_diff(got[i], r) for i, r in zip(order, ref32, strict=False)), ""
 
 
 # Errors that mean "the wasm backend has no kernel for this op": not a converter problem.
@@ -171,13 +172,13 @@ def _check_path(
     inputs: Any,
     ref32: Sequence[np.ndarray],
     tol: float,
-    wasm_bug: Optional[str] = None,
-) -> Dict[str, Any]:
+    wasm_bug: str | None = None,
+) -> dict[str, Any]:
     """Convert, run on cpu then wasm, compare. ``wasm_bug``: the KNOWN_WASM_BUGS reason
     for this pair, which turns a wasm-only failure into the "wasm-bug" outcome."""
     out = os.path.join(work, output_format)
     status, message, secs = _convert(src, out, input_format, output_format)
-    entry: Dict[str, Any] = {"convert_s": round(secs, 3)}
+    entry: dict[str, Any] = {"convert_s": round(secs, 3)}
     if status == "refused":
         if len(message.strip().splitlines()) != 1:
             return dict(
@@ -227,8 +228,8 @@ def _check_path(
     return dict(entry, outcome="warned" if message else "ok")
 
 
-def run_keras_case(case: cc.Case, tfjs: Any, work: str) -> Dict[str, Dict[str, Any]]:
-    results: Dict[str, Dict[str, Any]] = {}
+def run_keras_case(case: cc.Case, tfjs: Any, work: str) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
     inputs = case.inputs()
     for flavor, (_suffix, input_format) in cc.FLAVORS.items():
         K = cc.keras_module(flavor)
@@ -263,14 +264,14 @@ def run_keras_case(case: cc.Case, tfjs: Any, work: str) -> Dict[str, Dict[str, A
     return results
 
 
-def run_graph_case(case: cc.Case, tfjs: Any, work: str) -> Dict[str, Dict[str, Any]]:
+def run_graph_case(case: cc.Case, tfjs: Any, work: str) -> dict[str, dict[str, Any]]:
     inputs = case.inputs()
     sm = os.path.join(work, "saved_model")
     case.saved_model(sm)
     names, ref32 = cc.saved_model_predictions(sm, inputs)
     ref64 = case.float64(inputs) if case.float64 else None
     tol, why = tolerance(ref32, ref64)
-    feed = dict(zip(names, inputs))
+    feed = dict(zip(names, inputs, strict=False))
     entry = _check_path(
         tfjs,
         sm,
@@ -299,9 +300,9 @@ def _coverage_table() -> Any:
 
 
 @pytest.fixture(scope="session")
-def corpus_results() -> Iterator[Dict[str, Any]]:
+def corpus_results() -> Iterator[dict[str, Any]]:
     """case id -> path -> result; written to ``RESULTS`` at the end of the session."""
-    results: Dict[str, Any] = {}
+    results: dict[str, Any] = {}
     t0 = time.perf_counter()
     yield results
     if not results:
@@ -316,7 +317,7 @@ def corpus_results() -> Iterator[Dict[str, Any]]:
     RESULTS.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
-def _failures(case_id: str, paths: Dict[str, Dict[str, Any]]) -> List[str]:
+def _failures(case_id: str, paths: dict[str, dict[str, Any]]) -> list[str]:
     problems = []
     for path, res in sorted(paths.items()):
         known = KNOWN_FAILURES.get((case_id, path))
@@ -346,7 +347,7 @@ def test_known_failures_name_real_cases() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case(case: cc.Case, tfjs: Any, corpus_results: Dict[str, Any], tmp_path: Path) -> None:
+def test_case(case: cc.Case, tfjs: Any, corpus_results: dict[str, Any], tmp_path: Path) -> None:
     if case.build is not None:
         paths = run_keras_case(case, tfjs, str(tmp_path))
     else:
@@ -360,7 +361,7 @@ def test_case(case: cc.Case, tfjs: Any, corpus_results: Dict[str, Any], tmp_path
     assert not problems, f"{case.id}:\n  " + "\n  ".join(problems)
 
 
-def test_table_is_current(corpus_results: Dict[str, Any]) -> None:
+def test_table_is_current(corpus_results: dict[str, Any]) -> None:
     """The committed table (docs/coverage.json -> README, docs/coverage.md) shows this run's outcomes."""
     if sorted(corpus_results) != sorted(c.id for c in CASES):
         pytest.skip("only part of the corpus ran")

@@ -282,7 +282,7 @@ def test_cumulative_ops_and_bool_reverse_run_in_tfjs(tfjs, tmp_path):
         # Outputs come in signature-key order (flags, prod, sum, sum_rev). Sums of <= 4 values
         # of size <= 1.5 and products of <= 2: float32 rounding, a few ulps of 6.
         assert len(got) == len(want)
-        for g, key in zip(got, sorted(want)):
+        for g, key in zip(got, sorted(want), strict=False):
             if key == "flags":
                 np.testing.assert_array_equal(g.astype(bool), want[key], err_msg=backend)
             else:

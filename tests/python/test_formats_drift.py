@@ -14,7 +14,6 @@ import ast
 import importlib.util
 import io
 from pathlib import Path
-from typing import Dict, Optional
 
 import pytest
 from drift_cases import Case, cases
@@ -42,7 +41,7 @@ def test_generated_files_are_current():
 
 def test_generated_starlark_tables_hold_the_converters_data():
     # formats.bzl holds only literals, which are valid Python as well.
-    bzl: Dict[str, object] = {}
+    bzl: dict[str, object] = {}
     exec((ROOT / "rules" / "private" / "formats.bzl").read_text(), {}, bzl)
     assert bzl["SUPPORTED_PAIRS"] == [tuple(p) for p in api.supported_pairs()]
     assert bzl["DEFAULT_SHARD_SIZE_BYTES"] == 4 * 1024 * 1024
@@ -103,7 +102,7 @@ HAND_CHECKED = [
 
 
 @pytest.mark.parametrize("inp, out, values, expected", HAND_CHECKED)
-def test_hand_checked_verdicts(inp: str, out: Optional[str], values: dict, expected: Optional[str]):
+def test_hand_checked_verdicts(inp: str, out: str | None, values: dict, expected: str | None):
     assert formats.problem(inp, out, values) == expected
 
 
@@ -115,7 +114,7 @@ def test_cases_cover_every_pair_and_option():
     assert 0 < accepted < len(CASES)  # both verdicts occur
 
 
-def _cli_verdict(case: Case, tmp: Path) -> Optional[str]:
+def _cli_verdict(case: Case, tmp: Path) -> str | None:
     """The CLI's verdict: its checks run before it looks for the input."""
     missing = tmp / "no-such-model"
     err = io.StringIO()
@@ -133,7 +132,7 @@ def test_cli_agrees(tmp_path: Path):
     assert wrong == [], wrong[:5]
 
 
-def _pants_verdict(case: Case) -> Optional[str]:
+def _pants_verdict(case: Case) -> str | None:
     from pants_tfjs.argv import InvalidTfjsModel, TfjsModelSpec, validate
 
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in case.values.items()}
@@ -160,7 +159,7 @@ def test_pants_plugin_runs_the_converters_check():
     assert copy.endswith((ROOT / "converter" / "tfjsconv" / "formats.py").read_text())
 
 
-def _setuptools_verdict(case: Case, project: Path) -> Optional[str]:
+def _setuptools_verdict(case: Case, project: Path) -> str | None:
     from tfjsconv_setuptools.config import model_jobs
 
     table = {"src": "m.h5", "input_format": case.input_format, **case.values}

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
 
 import graph_models as gm
 import numpy as np
@@ -34,7 +33,7 @@ pytestmark = [pytest.mark.tfjs]
 def models(tmp_path_factory):
     """Lazily built models: ``models('mlp') -> (path, inputs)``."""
     root = str(tmp_path_factory.mktemp("graph_models"))
-    cache: Dict[str, tuple] = {}
+    cache: dict[str, tuple] = {}
 
     def get(name: str):
         if name not in cache:
@@ -48,7 +47,7 @@ def models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def expected(models):
     """TF's predictions per model (SavedModel signature outputs)."""
-    cache: Dict[str, dict] = {}
+    cache: dict[str, dict] = {}
 
     def get(name: str, signature: str = "serving_default"):
         if name not in cache:
@@ -62,7 +61,7 @@ def expected(models):
 @pytest.fixture(scope="session")
 def tol(models, expected):
     """A model's parity tolerance: ``tol(name, signature) -> float`` (``tolerances``)."""
-    cache: Dict[tuple, float] = {}
+    cache: dict[tuple, float] = {}
 
     def get(name: str, signature: str = "serving_default") -> float:
         if (name, signature) not in cache:
@@ -105,7 +104,7 @@ def assert_runtime_matches(tfjs, out: Path, inputs, expected: dict, *, tol: floa
         answer = tfjs.run(out, inputs, kind="graph", backend=backend)
         names = [o["name"] for o in answer["outputs"]]
         assert sorted(names) == sorted(expected), (names, sorted(expected))
-        for name, got in zip(names, answer["arrays"]):
+        for name, got in zip(names, answer["arrays"], strict=False):
             want = expected[name]
             assert got.shape == want.shape, (backend, name)
             if want.dtype.kind in "iub":
@@ -393,7 +392,7 @@ api.convert(sys.argv[1], sys.argv[2], ConversionOptions(input_format=sys.argv[3]
 """
 
 
-def _files(d: Path) -> Dict[str, bytes]:
+def _files(d: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
 
 

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Dict
 
 import pytest
 from checkout import copy_checkout
@@ -34,7 +33,7 @@ REFUSAL = "refusing to load"
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory) -> Dict[str, Path]:
+def hostile(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("hostile_corpus")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT / "converter"))
     subprocess.run(
@@ -49,7 +48,7 @@ def hostile(tmp_path_factory) -> Dict[str, Path]:
     return models
 
 
-def _sentinels(hostile: Dict[str, Path]) -> list:
+def _sentinels(hostile: dict[str, Path]) -> list:
     return sorted(os.listdir(hostile["_root"] / "sentinels"))
 
 

@@ -2,7 +2,7 @@
 model's signature must keep them all (the corpus runs such models in tfjs:
 rnn/*_return_state|k3:graph)."""
 
-from tfjsconv.graph.convert import _unique_names
+from tfjsconv.graph.keras_graph import _unique_names
 
 
 def test_repeated_names_get_suffixes_in_order():

@@ -23,7 +23,7 @@ from tfjs_runtime import require_js_runtime
 
 from tfjsconv import api, datafiles
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import check, fields
+from tfjsconv.layers import check, check_batch_norm, check_classes, fields
 from tfjsconv.options import ConversionOptions
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
@@ -112,7 +112,7 @@ def test_default_configs_keep_no_ignored_field(module):
                 "config": json.loads(json.dumps(layer.get_config(), default=float)),
             }
         fixed = fields.drop_ignored_fields({"class_name": "Sequential", "config": {"layers": [serialized]}})
-        assert [str(p) for p in check.class_problems(fixed) if "ignores" in p.reason] == [], cls
+        assert [str(p) for p in check_classes.class_problems(fixed) if "ignores" in p.reason] == [], cls
         checked += 1
     assert checked > 50
 
@@ -545,11 +545,11 @@ def test_batch_norm_on_the_last_axis_is_not_refused():
         ]
         return {"class_name": "Sequential", "config": {"name": "s", "layers": layers}}
 
-    assert check.batch_norm_problems(model([2], (4, 5))) == []
-    assert check.batch_norm_problems(model(-1, (4, 5))) == []
-    assert check.batch_norm_problems(model([1], (5,))) == []
-    assert [p.layer for p in check.batch_norm_problems(model([1], (4, 5)))] == ["bn"]
-    assert [p.layer for p in check.batch_norm_problems(model(2, (3, 4, 5)))] == ["bn"]
+    assert check_batch_norm.batch_norm_problems(model([2], (4, 5))) == []
+    assert check_batch_norm.batch_norm_problems(model(-1, (4, 5))) == []
+    assert check_batch_norm.batch_norm_problems(model([1], (5,))) == []
+    assert [p.layer for p in check_batch_norm.batch_norm_problems(model([1], (4, 5)))] == ["bn"]
+    assert [p.layer for p in check_batch_norm.batch_norm_problems(model(2, (3, 4, 5)))] == ["bn"]
 
 
 def test_keras3_hard_sigmoid_is_refused(tmp_path):

@@ -19,7 +19,7 @@ import tolerances
 from tfjs_runtime import TfjsError, require_js_runtime
 
 from tfjsconv import cli
-from tfjsconv.layers import check, compat
+from tfjsconv.layers import check, check_classes, compat
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
@@ -62,14 +62,14 @@ def test_nested_layers_are_all_checked():
             _layer("Sequential", "inner", layers=[_layer("GRU", "gru2", reset_after=False)]),
         ],
     )
-    assert sorted(map(str, check.class_problems(config))) == [
+    assert sorted(map(str, check_classes.class_problems(config))) == [
         "layer 'c1' (GRUCell): reset_after=True is not supported by TensorFlow.js 4.22",
         "layer 'gru' (GRU): reset_after=True is not supported by TensorFlow.js 4.22",
         "layer 'sub' (Subtract): class is not registered in TensorFlow.js 4.22",
     ]
     # Keras 1/2.0-era Sequential configs are a bare list of layers.
     old_style = {"class_name": "Sequential", "config": [_layer("Subtract", "s")]}
-    assert [str(p) for p in check.class_problems(old_style)] == [
+    assert [str(p) for p in check_classes.class_problems(old_style)] == [
         "layer 's' (Subtract): class is not registered in TensorFlow.js 4.22"
     ]
     assert check.check_model(None, []) == []

@@ -56,7 +56,7 @@ def test_mlp_model_json_layout_and_weights_in_model_order(models, tmp_path):
     expected = tf_keras.models.load_model(models["mlp"], compile=False).get_weights()
     got = manifest_weights(tmp_path / "o", obj)
     assert len(got) == len(expected)
-    for (_, a), b in zip(got, expected):
+    for (_, a), b in zip(got, expected, strict=False):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b)
 
@@ -70,7 +70,7 @@ def test_weights_equal_get_weights(models, tmp_path, name):
     expected_names = [w.name[:-2] if w.name.endswith(":0") else w.name for w in model.weights]
     got = manifest_weights(tmp_path / "o", obj)
     assert [n for n, _ in got] == expected_names
-    for (_, a), b in zip(got, model.get_weights()):
+    for (_, a), b in zip(got, model.get_weights(), strict=False):
         np.testing.assert_array_equal(a, b)
 
 
@@ -121,7 +121,7 @@ def test_quantized_weights_within_bound(models, tmp_path, dtype):
         for w in g["weights"]:
             assert w["dtype"] == "float32" and w["quantization"]["dtype"] == dtype
     for (name, deq), entry in zip(
-        manifest_weights(tmp_path / "o", obj), obj["weightsManifest"][0]["weights"]
+        manifest_weights(tmp_path / "o", obj), obj["weightsManifest"][0]["weights"], strict=False
     ):
         ref = original[name]
         if dtype == "float16":

@@ -85,7 +85,7 @@ def test_weights_match_keras3_model_and_names_are_keras2(models, tmp_path, name,
     original = km.load_original(models[name])
     expected = [np.asarray(w) for w in original.get_weights()]
     assert len(got) == len(expected)
-    for (_, a), b in zip(got, expected):
+    for (_, a), b in zip(got, expected, strict=False):
         np.testing.assert_array_equal(a, b)
     names = [n for n, _ in got]
     assert not any("vars" in n for n in names)
@@ -134,7 +134,7 @@ def test_loads_in_tf_keras_and_predicts_like_keras3(models, tmp_path, name, fmt)
     # model's parity bound (its own float32-vs-float64 gap), like tfjs.
     tol = tolerances.keras_bound(original, km.as_list(x))
     assert len(got) == len(expected)
-    for a, b in zip(got, expected):
+    for a, b in zip(got, expected, strict=False):
         np.testing.assert_allclose(a, b, atol=tol, rtol=0)
 
 

@@ -96,7 +96,7 @@ def test_saved_model_round_trip(models, tmp_path):
     _, w1 = model_json.load_tfjs_model(str(layers_dir))
     _, w2 = model_json.load_tfjs_model(str(again))
     assert [n for n, _ in w1] == [n for n, _ in w2]
-    for (_, a), (_, b) in zip(w1, w2):
+    for (_, a), (_, b) in zip(w1, w2, strict=False):
         np.testing.assert_array_equal(a, b)
 
 
@@ -120,7 +120,7 @@ def test_layers_to_layers_reshards_and_requantizes(models, tmp_path):
     plain = conv(q, tmp_path / "p", "tfjs_layers_model", "tfjs_layers_model")
     _, deq = model_json.load_tfjs_model(str(q))
     _, got = model_json.load_tfjs_model(str(plain))
-    for (n1, a), (n2, b) in zip(deq, got):
+    for (n1, a), (n2, b) in zip(deq, got, strict=False):
         assert n1 == n2
         np.testing.assert_array_equal(a, b)
     assert "quantization" not in json.dumps(json.loads((plain / "model.json").read_text()))
@@ -152,7 +152,7 @@ def test_quantized_layers_to_keras_gets_dequantized_weights(models, tmp_path):
     h5 = conv(q, tmp_path / "m.h5", "tfjs_layers_model", "keras")
     _, deq = model_json.load_tfjs_model(str(q))
     back = tf_keras.models.load_model(h5, compile=False)
-    for (_, a), b in zip(deq, back.get_weights()):
+    for (_, a), b in zip(deq, back.get_weights(), strict=False):
         np.testing.assert_array_equal(a, b)
 
 

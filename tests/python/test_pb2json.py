@@ -136,7 +136,7 @@ def test_quantized_legacy_model_gains_original_dtype_and_runs(legacy, tmp_path, 
     legacy_manifest = json.loads((src_root / "cnn_uint8" / "weights_manifest.json").read_text())
     manifest = json.loads((dest / "model.json").read_text())["weightsManifest"]
     assert manifest[0]["paths"] == ["group1-shard1of1.bin"]
-    for old, new in zip(legacy_manifest[0]["weights"], manifest[0]["weights"]):
+    for old, new in zip(legacy_manifest[0]["weights"], manifest[0]["weights"], strict=False):
         assert list(new) == ["name", "shape", "dtype", "quantization"]
         assert list(new["quantization"]) == ["dtype", "min", "scale", "original_dtype"]
         assert new["quantization"]["original_dtype"] == old["dtype"]

@@ -19,7 +19,6 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -62,7 +61,7 @@ def _build_model():
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory) -> Dict[str, object]:
+def source(tmp_path_factory) -> dict[str, object]:
     """The model file, calibration inputs (npz), TF's float32 predictions and the bound."""
     root = tmp_path_factory.mktemp("qb")
     model = _build_model()
@@ -92,7 +91,7 @@ def _tfjs_error(tfjs, model_dir: Path, source, kind: str) -> float:
     return float(np.max(np.abs(got.astype(np.float64) - source["reference"])))
 
 
-def _uniform(tfjs, source, output_format: str, kind: str) -> Dict[str, Tuple[int, float]]:
+def _uniform(tfjs, source, output_format: str, kind: str) -> dict[str, tuple[int, float]]:
     """dtype -> (shard bytes, tfjs max-abs error) of the plain --quantize_<dtype> model."""
     out = {}
     for dtype in ("float16", "uint16", "uint8"):
@@ -206,7 +205,7 @@ def _npz(path: Path, **arrays) -> str:
     return str(path)
 
 
-def _bad_cases(root: Path, x: np.ndarray) -> List[Tuple[List[str], str]]:
+def _bad_cases(root: Path, x: np.ndarray) -> list[tuple[list[str], str]]:
     nan = x.copy()
     nan[0, 0, 0, 0] = np.nan
     empty = root / "empty.npz"

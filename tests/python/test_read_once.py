@@ -14,27 +14,27 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List
 
 import numpy as np
 import pytest
 
 from tfjsconv import api, weights
-from tfjsconv.layers import keras_files
+from tfjsconv.layers import h5_files, keras_files
 from tfjsconv.options import ConversionOptions
 
-# Dense kernels of 200 x 100 float32 (80 KB) are above keras_files.LAZY_MIN_BYTES, so
+# Dense kernels of 200 x 100 float32 (80 KB) are above h5_files.LAZY_MIN_BYTES, so
 # each is read when written; the test models have FEW or MANY of them.
 FEW, MANY = 2, 9
-assert 200 * 100 * 4 >= keras_files.LAZY_MIN_BYTES
+assert 200 * 100 * 4 >= h5_files.LAZY_MIN_BYTES
 
 
 class Counter:
     """Counts calls of wrapped callables, by label."""
 
     def __init__(self) -> None:
-        self.counts: Dict[str, int] = {}
+        self.counts: dict[str, int] = {}
 
     def wrap(self, label: str, fn: Callable, when: Callable[..., bool] = lambda *a, **k: True) -> Callable:
         def counted(*args, **kwargs):
@@ -49,7 +49,7 @@ def _count_h5_work(monkeypatch) -> Counter:
     import h5py._hl.files as h5files  # h5py.File itself must stay a class (isinstance checks)
 
     counter = Counter()
-    monkeypatch.setattr(keras_files, "check_h5_sizes", counter.wrap("size check", keras_files.check_h5_sizes))
+    monkeypatch.setattr(h5_files, "check_h5_sizes", counter.wrap("size check", h5_files.check_h5_sizes))
     monkeypatch.setattr(h5files, "make_fid", counter.wrap("h5 open", h5files.make_fid))
     monkeypatch.setattr(zipfile, "ZipFile", counter.wrap("zip parse", zipfile.ZipFile))
     return counter
@@ -81,7 +81,7 @@ def _keras3_zip(path: Path, layers: int) -> str:
 
 def _convert_counting(
     monkeypatch, src: str, out: Path, input_format: str, output_format: str
-) -> Dict[str, int]:
+) -> dict[str, int]:
     with monkeypatch.context() as m:
         counter = _count_h5_work(m)
         api.convert(src, str(out), ConversionOptions(input_format=input_format, output_format=output_format))
@@ -110,7 +110,7 @@ def test_lazy_reads_share_one_handle(tmp_path, monkeypatch):
 
     src = _tf_keras_h5(tmp_path / "m.h5", MANY)
     model = keras_files.read_h5(src, lazy=True)
-    lazy = [(n, w) for _, ws in model.layers for n, w in ws if isinstance(w, keras_files.H5Weight)]
+    lazy = [(n, w) for _, ws in model.layers for n, w in ws if isinstance(w, h5_files.H5Weight)]
     assert len(lazy) == MANY
     with monkeypatch.context() as m:
         counter = _count_h5_work(m)
@@ -129,7 +129,7 @@ def test_lazy_read_refuses_a_dataset_that_changed(tmp_path):
     src = _tf_keras_h5(tmp_path / "m.h5", FEW)
     model = keras_files.read_h5(src, lazy=True)
     ((_, (kernel, _)),) = [layer for layer in model.layers if layer[0] == "d0"]
-    assert isinstance(kernel[1], keras_files.H5Weight)
+    assert isinstance(kernel[1], h5_files.H5Weight)
     with h5py.File(src, "r+") as f:
         del f["model_weights/d0/d0/kernel:0"]
         f.create_dataset("model_weights/d0/d0/kernel:0", shape=(10**6, 10**6), dtype="float32", chunks=True)
@@ -151,7 +151,7 @@ def test_tfjs_shards_are_sized_once(tmp_path, monkeypatch):
     for n in (FEW, MANY):
         src = _layers_model(tmp_path, n)
         shards = sorted(p.name for p in src.iterdir() if p.suffix == ".bin")
-        sized: List[str] = []
+        sized: list[str] = []
         real = os.path.getsize
 
         def getsize(path, sized=sized, real=real):

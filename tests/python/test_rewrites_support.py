@@ -11,7 +11,7 @@ is an independent check of the fused form, not a replay of the rewrite.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -29,7 +29,7 @@ def graph_of(fn: Callable, *shapes: Sequence[int]) -> tuple:
     return graph_def, [t.name for t in concrete.inputs], concrete.outputs[0].name
 
 
-def run_graph(graph_def: graph_pb2.GraphDef, feeds: Dict[str, np.ndarray], fetch: str) -> np.ndarray:
+def run_graph(graph_def: graph_pb2.GraphDef, feeds: dict[str, np.ndarray], fetch: str) -> np.ndarray:
     expanded = expand_tfjs_ops(graph_def)
     with tf.Graph().as_default():
         tf.graph_util.import_graph_def(expanded, name="")
@@ -37,7 +37,7 @@ def run_graph(graph_def: graph_pb2.GraphDef, feeds: Dict[str, np.ndarray], fetch
             return session.run(fetch, feeds)
 
 
-def ops(graph_def: graph_pb2.GraphDef) -> List[str]:
+def ops(graph_def: graph_pb2.GraphDef) -> list[str]:
     return [n.op for n in graph_def.node]
 
 

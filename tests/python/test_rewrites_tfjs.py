@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import pytest
@@ -86,7 +85,7 @@ def dense_prelu_and_bare_prelu():
     return k.Model(inp, out)
 
 
-def _fused_ops(node: dict) -> List[bytes]:
+def _fused_ops(node: dict) -> list[bytes]:
     return [
         base64.b64decode(s) for s in node.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])
     ]
@@ -113,7 +112,7 @@ def _check_runtime(tfjs, out: Path, x: np.ndarray, want: np.ndarray) -> None:
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=backend)
 
 
-CASES: Dict[str, tuple] = {
+CASES: dict[str, tuple] = {
     "conv_bn_prelu": (conv_bn_prelu, (2, 8, 8, 3), [("_FusedConv2D", [b"BiasAdd", b"Prelu"])]),
     "depthwise_bn_relu6_then_prelu": (
         depthwise_bn_relu6_then_prelu,

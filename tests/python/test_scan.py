@@ -16,9 +16,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "converter"))
 
-from tfjsconv import datafiles  # noqa: E402
+from tfjsconv import datafiles, proto_readers  # noqa: E402
 from tfjsconv.errors import ConversionError  # noqa: E402
-from tfjsconv.graph import scan  # noqa: E402
+from tfjsconv.graph import scan, scan_graph  # noqa: E402
 
 tf = pytest.importorskip("tensorflow")
 from tensorflow.core.framework import graph_pb2  # noqa: E402
@@ -198,8 +198,8 @@ def test_cycles_and_depth_are_refused_even_when_unsafe_is_allowed():
     cyclic = _graph(functions=[("a", [], [("n", "b", [])]), ("b", [], [("n", "a", [])])])
     with pytest.raises(scan.UnsafeModelError, match="cyclic"):
         scan.scan_graph_def(cyclic, "m.pb", allow_unsafe=True)
-    chain = [(f"f{i}", [], [("n", f"f{i + 1}", [])]) for i in range(scan.MAX_CALL_DEPTH + 5)]
-    chain.append((f"f{scan.MAX_CALL_DEPTH + 5}", [], []))
+    chain = [(f"f{i}", [], [("n", f"f{i + 1}", [])]) for i in range(scan_graph.MAX_CALL_DEPTH + 5)]
+    chain.append((f"f{scan_graph.MAX_CALL_DEPTH + 5}", [], []))
     with pytest.raises(scan.UnsafeModelError, match="nest deeper than 64"):
         scan.scan_graph_def(_graph(functions=chain), "m.pb", allow_unsafe=False)
     ok = [(f"f{i}", [], [("n", f"f{i + 1}", [])]) for i in range(20)] + [("f20", [], [])]
@@ -213,10 +213,10 @@ def test_streamed_graph_def_reader_matches_protobuf(tmp_path):
     g.versions.producer = 1234
     path = tmp_path / "g.pb"
     path.write_bytes(g.SerializeToString())
-    assert scan.read_graph_def(str(path)) == g
+    assert proto_readers.read_graph_def(str(path)) == g
     path.write_bytes(g.SerializeToString()[:-3])
     with pytest.raises(ConversionError, match="cannot read frozen GraphDef"):
-        scan.read_graph_def(str(path))
+        proto_readers.read_graph_def(str(path))
 
 
 def test_assets_stay_inside_the_model(tmp_path):

@@ -24,16 +24,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Tuple
 
 import graph_models as gm
 import keras_models as km
 import numpy as np
 import pytest
 
-from tfjsconv import quantization, weights
+from tfjsconv import chained, quantization, weights
 from tfjsconv.errors import ConversionError
-from tfjsconv.graph import convert, streaming
+from tfjsconv.graph import checkpoint_source, convert, keras_graph, streaming
 from tfjsconv.options import ConversionOptions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +40,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import streaming_models  # noqa: E402
 
 
-def _digest(path: Path) -> Dict[str, str]:
+def _digest(path: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir())}
 
 
@@ -54,7 +53,7 @@ def _convert(src: str, out: Path, stream: bool, min_bytes: int, caplog, **opts) 
         extra = {"tags": (), "use_own_tf_version": True}
     options = ConversionOptions(input_format=fmt, output_format="tfjs_graph_model", **opts)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="tfjsconv.graph.convert"):
+    with caplog.at_level(logging.INFO, logger="tfjsconv.graph"):
         convert._convert_saved_model(
             src,
             str(out),
@@ -179,21 +178,21 @@ def test_each_streamed_weight_is_read_once(tmp_path, caplog, monkeypatch):
     a model of varied weights reads every checkpoint key at most once."""
     src = str(tmp_path / "sm")
     streaming_models.build(src, 3, 96, "plain")
-    reads: Dict[str, int] = {}
-    original = streaming.CheckpointSource.read
+    reads: dict[str, int] = {}
+    original = checkpoint_source.CheckpointSource.read
 
     def counting(self, key):
         reads[key] = reads.get(key, 0) + 1
         return original(self, key)
 
-    monkeypatch.setattr(streaming.CheckpointSource, "read", counting)
+    monkeypatch.setattr(checkpoint_source.CheckpointSource, "read", counting)
     assert _convert(src, tmp_path / "once", True, 4096, caplog) == 3
     assert not any("converting again" in r.getMessage() for r in caplog.records)
     assert len([k for k in reads if "/w" in k or k.startswith("w")]) >= 3, reads
     assert max(reads.values()) == 1, reads
 
 
-def _module_with_kernels(path: str, kernels: Dict[str, np.ndarray]) -> str:
+def _module_with_kernels(path: str, kernels: dict[str, np.ndarray]) -> str:
     """A tf.Module SavedModel: ``tanh(x @ k)`` chained over ``kernels`` (each 32x32)."""
     import tensorflow as tf
 
@@ -234,7 +233,7 @@ def test_wrong_optimistic_answer_converts_again(tmp_path, caplog, case):
     assert streamed >= 1
 
 
-def _conv_scale_model(path: str, case: str) -> Tuple[str, np.ndarray, np.ndarray]:
+def _conv_scale_model(path: str, case: str) -> tuple[str, np.ndarray, np.ndarray]:
     """A SavedModel of 3x3 convs (4 -> 8 channels) with a constant multiply per ``case``;
     returns (path, first filter, its scale).
 
@@ -368,8 +367,8 @@ def _convert_h5(src: str, out: Path, stream: bool, min_bytes: int, caplog, **opt
     out.mkdir()
     options = ConversionOptions(input_format="keras", output_format="tfjs_graph_model", **opts)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="tfjsconv.graph.convert"):
-        convert.keras_to_graph(src, str(out), options, streaming_enabled=stream, min_bytes=min_bytes)
+    with caplog.at_level(logging.INFO, logger="tfjsconv.graph"):
+        keras_graph.keras_to_graph(src, str(out), options, streaming_enabled=stream, min_bytes=min_bytes)
     return _streamed_count(caplog) > 0
 
 
@@ -449,8 +448,8 @@ def test_layers_model_to_graph_streams_byte_identically(tmp_path, caplog):
         out.mkdir()
         options = ConversionOptions(input_format="tfjs_layers_model", output_format="tfjs_graph_model")
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="tfjsconv.graph.convert"):
-            convert.layers_to_graph(model_json, str(out), options, streaming_enabled=stream, min_bytes=64)
+        with caplog.at_level(logging.INFO, logger="tfjsconv.graph"):
+            chained.layers_to_graph(model_json, str(out), options, streaming_enabled=stream, min_bytes=64)
         assert (_streamed_count(caplog) > 0) == stream
         assert not any("loading them all" in r.getMessage() for r in caplog.records)
         outputs[stream] = _digest(out)
@@ -586,7 +585,7 @@ def test_lazy_shard_reader_equals_eager_reader(tmp_path):
     eager = weights.read_weights(manifest, str(tmp_path))
     lazy = weights.read_weights_lazily(manifest, str(tmp_path))
     assert [n for n, _ in lazy] == [n for n, _ in eager]
-    for (_, want), (_, got) in zip(eager, lazy):
+    for (_, want), (_, got) in zip(eager, lazy, strict=False):
         value = got.read()
         assert value.dtype == want.dtype == got.dtype and value.shape == want.shape == got.shape
         np.testing.assert_array_equal(value, want)
@@ -608,7 +607,7 @@ def test_keras3_zip_weights_are_read_in_place(tmp_path):
     import keras
 
     from tfjsconv import api
-    from tfjsconv.layers import keras_files
+    from tfjsconv.layers import h5_files, keras_files
 
     keras.utils.set_random_seed(3)
     model = keras.Sequential([keras.Input((200,), name="x"), keras.layers.Dense(100, name="d")])
@@ -622,7 +621,7 @@ def test_keras3_zip_weights_are_read_in_place(tmp_path):
     for path, lazy in ((stored, True), (deflated, False)):
         ((_, weights),) = keras_files.read_keras_zip(str(path)).layers
         kernel, bias = (w for _, w in weights)
-        assert isinstance(kernel, keras_files.H5Weight) == lazy  # 80 KB kernel
+        assert isinstance(kernel, h5_files.H5Weight) == lazy  # 80 KB kernel
         assert isinstance(bias, np.ndarray)  # 400 B bias: read now
         np.testing.assert_array_equal(kernel.read() if lazy else kernel, want[0])
         np.testing.assert_array_equal(bias, want[1])
@@ -642,7 +641,9 @@ def test_keras_saved_model_to_layers_streams(tmp_path, monkeypatch):
         src, _ = getattr(gm, name)(str(tmp_path))
         streamed = []
         monkeypatch.setattr(
-            tf_keras_io, "_stream_to_h5", lambda *a: streamed.append(original(*a)) or streamed[-1]
+            tf_keras_io,
+            "_stream_to_h5",
+            lambda *a, streamed=streamed: streamed.append(original(*a)) or streamed[-1],
         )
         options = ConversionOptions(input_format="keras_saved_model", output_format="tfjs_layers_model")
         api.convert(src, str(tmp_path / f"{name}_streamed"), options)
@@ -658,7 +659,7 @@ def test_h5_weights_are_read_when_written(tmp_path):
     """h5 -> layers: large datasets are ``H5Weight``s whose values equal the eager read."""
     import tf_keras
 
-    from tfjsconv.layers import keras_files
+    from tfjsconv.layers import h5_files, keras_files
 
     gm._seed()
     inp = tf_keras.Input((200,), name="x")
@@ -669,8 +670,8 @@ def test_h5_weights_are_read_when_written(tmp_path):
     lazy = keras_files.read_h5(path, lazy=True)
     ((_, eager_ws),) = eager.layers
     ((_, lazy_ws),) = lazy.layers
-    assert isinstance(lazy_ws[0][1], keras_files.H5Weight)  # 80 KB kernel
+    assert isinstance(lazy_ws[0][1], h5_files.H5Weight)  # 80 KB kernel
     assert isinstance(lazy_ws[1][1], np.ndarray)  # 400 B bias: read now
-    for (n1, a), (n2, b) in zip(eager_ws, lazy_ws):
+    for (n1, a), (n2, b) in zip(eager_ws, lazy_ws, strict=False):
         assert n1 == n2
-        np.testing.assert_array_equal(a, b.read() if isinstance(b, keras_files.H5Weight) else b)
+        np.testing.assert_array_equal(a, b.read() if isinstance(b, h5_files.H5Weight) else b)

@@ -50,7 +50,7 @@ def test_jax_is_hidden_only_while_tensorflow_imports():
 @pytest.mark.parametrize(
     "entry",
     [
-        "from tfjsconv import wizard; wizard.frozen_graph_outputs(sys.argv[1])",
+        "from tfjsconv.wizard import detect; detect.frozen_graph_outputs(sys.argv[1])",
         "from tfjsconv_pb2json import topology; topology.parse_graph_def(open(sys.argv[1], 'rb').read(), 'x')",
     ],
 )

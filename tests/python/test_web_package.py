@@ -30,8 +30,8 @@ import tarfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List
 
 import numpy as np
 import pytest
@@ -55,11 +55,11 @@ BROTLI_STATIC = Path("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so")
 HASHED = re.compile(r"^(?P<stem>.+)\.(?P<hash>[0-9a-f]{16})\.(?P<ext>bin|json)$")
 
 
-def tree(root: Path) -> Dict[str, bytes]:
+def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _run(cmd: List[str], cwd: Path, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], cwd: Path, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         pytest.fail(
@@ -72,7 +72,7 @@ def _run(cmd: List[str], cwd: Path, timeout: int = 300, check: bool = True) -> s
 
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory) -> List[Path]:
+def packages(tmp_path_factory) -> list[Path]:
     """The example MLP converted (graph model) and packaged from two different paths."""
     base = tmp_path_factory.mktemp("web_package")
     model = Path(
@@ -258,7 +258,7 @@ def _npm_pack(package_dir: Path, dest: Path) -> Path:
     return dest / json.loads(proc.stdout)[0]["filename"]
 
 
-def _scratch_project(app: Path, tarballs: List[Path]) -> None:
+def _scratch_project(app: Path, tarballs: list[Path]) -> None:
     """tests/web's project (package.json, lock, installed tree) + the tarballs, offline."""
     app.mkdir()
     for name in ("package.json", "package-lock.json"):

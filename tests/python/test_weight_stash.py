@@ -11,7 +11,7 @@ value.
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import graph_models as gm
 import numpy as np
@@ -30,7 +30,7 @@ def _copy(graph_def: graph_pb2.GraphDef) -> graph_pb2.GraphDef:
     return out
 
 
-def _canonical(graph_def: graph_pb2.GraphDef) -> Tuple[List[bytes], bytes]:
+def _canonical(graph_def: graph_pb2.GraphDef) -> tuple[list[bytes], bytes]:
     return (
         sorted(n.SerializeToString(deterministic=True) for n in graph_def.node),
         graph_def.library.SerializeToString(deterministic=True),
@@ -43,7 +43,7 @@ def _optimized_both_ways(graph_def, outputs: Sequence[str], min_bytes: int = 1):
     return plain, stashed
 
 
-def _stashed_names(graph_def, outputs: Sequence[str], min_bytes: int = 1) -> List[str]:
+def _stashed_names(graph_def, outputs: Sequence[str], min_bytes: int = 1) -> list[str]:
     """What the first grappler run would see as value-less stand-ins."""
     g = _copy(graph_def)
     weight_stash.fold_const_identities(g, outputs)

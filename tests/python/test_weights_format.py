@@ -138,7 +138,7 @@ def test_round_trip_every_dtype_across_shards(tmp_path):
     manifest = write_weights([ROUND_TRIP[:3], ROUND_TRIP[3:]], str(tmp_path), shard_size_bytes=3)
     back = read_weights(manifest, str(tmp_path))
     assert [n for n, _ in back] == [n for n, _ in ROUND_TRIP]
-    for (name, want), (_, got) in zip(ROUND_TRIP, back):
+    for (name, want), (_, got) in zip(ROUND_TRIP, back, strict=False):
         want = np.asarray(want)
         assert got.shape == want.shape, name
         if want.dtype.kind == "U":
@@ -378,7 +378,7 @@ def test_pattern_matching_only_int_weights_is_not_quantized(tmp_path):
 
 
 def test_auto_conversion_is_logged_not_printed(tmp_path, caplog, capsys):
-    caplog.set_level("INFO", logger="tfjsconv.weights")
+    caplog.set_level("INFO", logger="tfjsconv.weight_writer")
     write_weights([[("i", np.arange(2, dtype=np.int64))]], str(tmp_path))
     assert "weight i with shape (2,) and dtype int64 was auto converted to the type int32" in caplog.text
     assert capsys.readouterr().out == ""

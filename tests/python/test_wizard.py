@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfjsconv import cli, wizard
-from tfjsconv.wizard import Answers, WizardError
+from tfjsconv import cli
+from tfjsconv.wizard import detect, main, prompts, render
+from tfjsconv.wizard.detect import WizardError
+from tfjsconv.wizard.render import Answers
 
 REPO = Path(__file__).resolve().parents[2]
 W = np.arange(8, dtype=np.float32).reshape(4, 2) / 8.0
@@ -83,14 +85,14 @@ def models(tmp_path_factory):
 
 
 def test_detects_url_as_tf_hub():
-    det = wizard.detect("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/classification/5")
+    det = detect.detect("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/classification/5")
     assert det.input_format == "tf_hub"
 
 
 def test_detects_tf_keras_h5_with_version(models):
     import tf_keras
 
-    det = wizard.detect(str(models / "tfk.h5"))
+    det = detect.detect(str(models / "tfk.h5"))
     assert det.input_format == "keras"
     assert det.keras_version == tf_keras.__version__
     assert "Keras 2" in det.note
@@ -102,18 +104,18 @@ def test_detects_keras3_h5(tmp_path):
     with h5py.File(path, "w") as f:  # what Keras 3's legacy h5 writer stamps on the file
         f.attrs["keras_version"] = "3.15.1"
         f.attrs["backend"] = "tensorflow"
-    det = wizard.detect(str(path))
+    det = detect.detect(str(path))
     assert (det.input_format, det.keras_version) == ("keras", "3.15.1")
     assert "Keras 3" in det.note
 
 
 def test_detects_keras_v3_zip_but_not_any_zip(models):
-    assert wizard.detect(str(models / "m.keras")).input_format == "keras_keras"
-    assert wizard.detect(str(models / "other.zip")).input_format is None
+    assert detect.detect(str(models / "m.keras")).input_format == "keras_keras"
+    assert detect.detect(str(models / "other.zip")).input_format is None
 
 
 def test_saved_model_lists_tags_and_signatures(models):
-    det = wizard.detect(str(models / "sm"))
+    det = detect.detect(str(models / "sm"))
     assert det.input_format == "tf_saved_model"
     (meta,) = det.meta_graphs
     assert meta.tags == ("serve",)
@@ -124,31 +126,31 @@ def test_saved_model_lists_tags_and_signatures(models):
 
 
 def test_saved_model_pb_file_means_its_directory(models):
-    det = wizard.detect(str(models / "sm" / "saved_model.pb"))
+    det = detect.detect(str(models / "sm" / "saved_model.pb"))
     assert (det.input_format, det.path) == ("tf_saved_model", str(models / "sm"))
 
 
 def test_keras_saved_model_is_told_apart(models):
-    assert wizard.detect(str(models / "keras_sm")).input_format == "keras_saved_model"
+    assert detect.detect(str(models / "keras_sm")).input_format == "keras_saved_model"
 
 
 def test_layers_model_json_dir_and_graph_model_refused(models):
-    assert wizard.detect(str(models / "layers")).input_format == "tfjs_layers_model"
-    assert wizard.detect(str(models / "layers" / "model.json")).input_format == "tfjs_layers_model"
+    assert detect.detect(str(models / "layers")).input_format == "tfjs_layers_model"
+    assert detect.detect(str(models / "layers" / "model.json")).input_format == "tfjs_layers_model"
     with pytest.raises(WizardError, match="already a TensorFlow.js graph model"):
-        wizard.detect(str(models / "graph.json"))
+        detect.detect(str(models / "graph.json"))
 
 
 def test_frozen_graph_offers_unconsumed_nodes(models):
-    det = wizard.detect(str(models / "frozen.pb"))
+    det = detect.detect(str(models / "frozen.pb"))
     assert det.input_format == "tf_frozen_model"
     assert det.output_node_candidates == ("out",)
 
 
 def test_unknown_and_missing_inputs(models, tmp_path):
-    assert wizard.detect(str(models / "notes.txt")).input_format is None
+    assert detect.detect(str(models / "notes.txt")).input_format is None
     with pytest.raises(WizardError, match="input path does not exist"):
-        wizard.detect(str(tmp_path / "nope.h5"))
+        detect.detect(str(tmp_path / "nope.h5"))
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -156,7 +158,7 @@ def test_unknown_and_missing_inputs(models, tmp_path):
 
 def test_minimal_argv_has_only_the_format_and_paths():
     a = Answers(input_path="m.h5", input_format="keras", output_path="out", output_format="tfjs_layers_model")
-    assert wizard.build_argv(a) == ["--input_format=keras", "m.h5", "out"]
+    assert render.build_argv(a) == ["--input_format=keras", "m.h5", "out"]
 
 
 FULL = Answers(
@@ -178,7 +180,7 @@ FULL = Answers(
 
 
 def test_full_argv_flags_first_then_paths():
-    assert wizard.build_argv(FULL) == [
+    assert render.build_argv(FULL) == [
         "--input_format=tf_saved_model",
         "--saved_model_tags=serve,gpu",
         "--signature_name=plus_one",
@@ -195,17 +197,17 @@ def test_full_argv_flags_first_then_paths():
 
 
 def test_command_is_shell_quoted_and_round_trips():
-    command = wizard.format_command(wizard.build_argv(FULL))
+    command = render.format_command(render.build_argv(FULL))
     assert command.startswith("tensorflowjs_converter --input_format=tf_saved_model ")
     assert "'--quantize_uint8=dense*,conv*'" in command
     assert command.endswith(" 'my models/sm' 'web/My Model'")
-    assert shlex.split(command)[1:] == wizard.build_argv(FULL)
+    assert shlex.split(command)[1:] == render.build_argv(FULL)
 
 
 def test_argv_means_the_same_to_the_converter_cli(tmp_path):
     (tmp_path / "m.json").write_text('{"k": 1}')
     a = Answers(**{**FULL.__dict__, "metadata": (("meta", str(tmp_path / "m.json")),)})
-    opts = cli.options_from_args(cli.parse_args(wizard.build_argv(a)))
+    opts = cli.options_from_args(cli.parse_args(render.build_argv(a)))
     assert opts.input_format == "tf_saved_model"
     assert opts.resolved_output_format == "tfjs_graph_model"
     assert opts.saved_model_tags == ("serve", "gpu")
@@ -226,7 +228,7 @@ def test_layers_only_and_graph_only_flags_are_not_mixed():
         split_weights_by_layer=False,
         control_flow_v2=True,
     )
-    assert "--output_format=tfjs_graph_model" in wizard.build_argv(a)
+    assert "--output_format=tfjs_graph_model" in render.build_argv(a)
     b = Answers(
         input_path="m.h5",
         input_format="keras",
@@ -235,11 +237,11 @@ def test_layers_only_and_graph_only_flags_are_not_mixed():
         split_weights_by_layer=True,
         control_flow_v2=True,
     )
-    assert wizard.build_argv(b) == ["--input_format=keras", "--split_weights_by_layer", "m.h5", "o"]
+    assert render.build_argv(b) == ["--input_format=keras", "--split_weights_by_layer", "m.h5", "o"]
 
 
 def test_bazel_target_text():
-    assert wizard.bazel_target(FULL) == (
+    assert render.bazel_target(FULL) == (
         'load("@rules_tfjs//rules:defs.bzl", "tfjs_model")\n'
         "\n"
         "tfjs_model(\n"
@@ -265,7 +267,7 @@ def test_bazel_target_paths_are_package_relative_with_filegroup_for_dirs(models)
         output_path=str(models / "web"),
         metadata=(("info", str(models / "m.json")),),
     )
-    assert wizard.bazel_target(a, package_dir=str(models)) == (
+    assert render.bazel_target(a, package_dir=str(models)) == (
         'load("@rules_tfjs//rules:defs.bzl", "tfjs_model")\n'
         "\n"
         "filegroup(\n"
@@ -284,31 +286,34 @@ def test_bazel_target_paths_are_package_relative_with_filegroup_for_dirs(models)
 
 def test_bazel_target_flags_paths_outside_the_package(models, tmp_path):
     a = Answers(input_path=str(models / "tfk.h5"), input_format="keras", output_path="o")
-    text = wizard.bazel_target(a, package_dir=str(tmp_path))
+    text = render.bazel_target(a, package_dir=str(tmp_path))
     assert text.splitlines()[2].startswith("# NOTE: src must live in this package")
     assert f'    src = "{models / "tfk.h5"}",' in text
 
 
 def test_target_names():
-    assert wizard.target_name("web/My Model") == "my_model"
-    assert wizard.target_name("out/model.h5") == "model"
-    assert wizard.target_name("/") == "model"
+    assert render.target_name("web/My Model") == "my_model"
+    assert render.target_name("out/model.h5") == "model"
+    assert render.target_name("/") == "model"
 
 
 def test_metadata_answer_parsing():
-    assert wizard.parse_metadata_answer(" a:x.json, b:C:\\m.json ,") == (("a", "x.json"), ("b", "C:\\m.json"))
+    assert prompts.parse_metadata_answer(" a:x.json, b:C:\\m.json ,") == (
+        ("a", "x.json"),
+        ("b", "C:\\m.json"),
+    )
     with pytest.raises(WizardError, match="name:path.json"):
-        wizard.parse_metadata_answer("justapath.json")
+        prompts.parse_metadata_answer("justapath.json")
 
 
 def test_usage_errors(capsys):
-    assert wizard.main(["--bogus"]) == 2
+    assert main.main(["--bogus"]) == 2
     assert "usage: tensorflowjs_wizard [--dryrun]" in capsys.readouterr().err
 
 
 def test_refuses_to_run_without_a_terminal(capsys):
     # pytest's stdin is not a tty, like a build action's or CI's.
-    assert wizard.main([]) == 2
+    assert main.main([]) == 2
     assert "needs a terminal" in capsys.readouterr().err
 
 

@@ -19,8 +19,8 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Deque, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -52,7 +52,7 @@ _FROM_TFJS = {
     "complex64": np.dtype("<c8"),
 }
 
-Inputs = Union[Sequence[np.ndarray], Mapping[str, np.ndarray], np.ndarray]
+Inputs = Sequence[np.ndarray] | Mapping[str, np.ndarray] | np.ndarray
 
 
 class TfjsError(RuntimeError):
@@ -71,7 +71,7 @@ def node_modules_present() -> bool:
     return (NODE_MODULES / "@tensorflow" / "tfjs" / "package.json").is_file()
 
 
-def missing_runtime_reason() -> Optional[str]:
+def missing_runtime_reason() -> str | None:
     """Why the JS side cannot run here, or None when it can."""
     if shutil.which("node") is None:
         return "node is not on PATH"
@@ -95,10 +95,10 @@ def require_js_runtime() -> None:
     pytest.skip(f"tfjs runtime not available: {reason}")
 
 
-def encode_input(array, name: Optional[str] = None) -> dict:
+def encode_input(array, name: str | None = None) -> dict:
     """One harness input: dtype-narrowed, little-endian, base64."""
     arr = np.asarray(array)
-    spec: Dict[str, object] = {"shape": list(arr.shape)}
+    spec: dict[str, object] = {"shape": list(arr.shape)}
     if name is not None:
         spec["name"] = name
     if arr.dtype.kind in "USO":
@@ -138,7 +138,7 @@ class TfjsRuntime:
     one bad model cannot wedge the rest of the session.
     """
 
-    def __init__(self, node: Optional[str] = None, timeout_s: float = REQUEST_TIMEOUT_S):
+    def __init__(self, node: str | None = None, timeout_s: float = REQUEST_TIMEOUT_S):
         self._node = node or shutil.which("node")
         if self._node is None:
             raise HarnessDied("node is not on PATH; the tfjs runtime tests need Node 20")
@@ -147,9 +147,9 @@ class TfjsRuntime:
         self._timeout_s = timeout_s
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._proc: Optional[subprocess.Popen] = None
-        self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
-        self._stderr: Deque[str] = collections.deque(maxlen=200)
+        self._proc: subprocess.Popen | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=200)
         self._start()
 
     # -- process management -------------------------------------------------------
@@ -174,13 +174,13 @@ class TfjsRuntime:
         self._stderr_thread.start()
 
     @staticmethod
-    def _pump_stdout(proc: subprocess.Popen, lines: "queue.Queue[Optional[str]]") -> None:
+    def _pump_stdout(proc: subprocess.Popen, lines: queue.Queue[str | None]) -> None:
         for line in proc.stdout:
             lines.put(line)
         lines.put(None)  # EOF: the process is gone
 
     @staticmethod
-    def _pump_stderr(proc: subprocess.Popen, sink: Deque[str]) -> None:
+    def _pump_stderr(proc: subprocess.Popen, sink: collections.deque[str]) -> None:
         for line in proc.stderr:
             sink.append(line.rstrip("\n"))
 
@@ -205,7 +205,7 @@ class TfjsRuntime:
         with self._lock:
             self._kill()
 
-    def __enter__(self) -> "TfjsRuntime":
+    def __enter__(self) -> TfjsRuntime:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -252,12 +252,12 @@ class TfjsRuntime:
 
     def run(
         self,
-        model_dir: Union[str, os.PathLike],
+        model_dir: str | os.PathLike,
         inputs: Inputs,
         *,
         kind: str,
         backend: str = "cpu",
-        outputs: Optional[Sequence[str]] = None,
+        outputs: Sequence[str] | None = None,
         timeit: int = 0,
     ) -> dict:
         """Run once (or ``timeit`` times); returns the raw answer with decoded arrays."""
@@ -284,13 +284,13 @@ class TfjsRuntime:
 
     def predict(
         self,
-        model_dir: Union[str, os.PathLike],
+        model_dir: str | os.PathLike,
         inputs: Inputs,
         *,
         kind: str,
         backend: str = "cpu",
-        outputs: Optional[Sequence[str]] = None,
-    ) -> List[np.ndarray]:
+        outputs: Sequence[str] | None = None,
+    ) -> list[np.ndarray]:
         """Outputs of the model in the real tfjs runtime, in the model's output order.
 
         ``inputs`` is a list of arrays (model input order) or a dict keyed by input
@@ -298,7 +298,7 @@ class TfjsRuntime:
         """
         return self.run(model_dir, inputs, kind=kind, backend=backend, outputs=outputs)["arrays"]
 
-    def output_names(self, model_dir, inputs: Inputs, *, kind: str, backend: str = "cpu") -> List[str]:
+    def output_names(self, model_dir, inputs: Inputs, *, kind: str, backend: str = "cpu") -> list[str]:
         """Names the runtime gives the outputs (signature keys or node names)."""
         return [o["name"] for o in self.run(model_dir, inputs, kind=kind, backend=backend)["outputs"]]
 

@@ -14,7 +14,7 @@ spread, so the bound follows the CPU the test runs on.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +29,9 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape:
         return float("inf")
     if a.dtype.kind in "OSU" or b.dtype.kind in "OSU":
-        return 0.0 if all(x == y for x, y in zip(a.reshape(-1), b.reshape(-1))) else float("inf")
+        return (
+            0.0 if all(x == y for x, y in zip(a.reshape(-1), b.reshape(-1), strict=False)) else float("inf")
+        )
     if a.size == 0:
         return 0.0
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
@@ -37,7 +39,7 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
-def tolerance(ref32: Sequence[np.ndarray], ref64: Optional[Sequence[np.ndarray]]) -> Tuple[float, str]:
+def tolerance(ref32: Sequence[np.ndarray], ref64: Sequence[np.ndarray] | None) -> tuple[float, str]:
     """(tolerance, how it was derived) -- see the module docstring."""
     if all(np.asarray(r).dtype.kind not in "fc" for r in ref32):
         return 0.0, "exact (integer/string outputs)"
@@ -45,11 +47,11 @@ def tolerance(ref32: Sequence[np.ndarray], ref64: Optional[Sequence[np.ndarray]]
     floor = ULP_FLOOR * F32_ULP * scale
     if ref64 is None:
         return floor, "ulp floor (no float64 twin)"
-    spread = max(max_diff(a, b) for a, b in zip(ref32, ref64))
+    spread = max(max_diff(a, b) for a, b in zip(ref32, ref64, strict=False))
     return max(SPREAD_FACTOR * spread, floor), f"4x f32-f64 spread {spread:.2g}"
 
 
-def keras_float64_outputs(path: str, inputs: Mapping[str, np.ndarray]) -> Optional[Dict[str, np.ndarray]]:
+def keras_float64_outputs(path: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
     """A tf_keras SavedModel's outputs (by output name) from its float64 twin, or None
     when it is not a Keras model or the twin cannot be built."""
     import coverage_corpus as cc
@@ -67,10 +69,10 @@ def keras_float64_outputs(path: str, inputs: Mapping[str, np.ndarray]) -> Option
     outs = cc.float64_predictions(tf_keras, model, [np.asarray(inputs[name]) for name in order])
     if outs is None or len(outs) != len(model.output_names):
         return None
-    return dict(zip(model.output_names, outs))
+    return dict(zip(model.output_names, outs, strict=False))
 
 
-def twin_tolerance(ref32: Sequence[np.ndarray], ref64: Optional[Sequence[np.ndarray]]) -> float:
+def twin_tolerance(ref32: Sequence[np.ndarray], ref64: Sequence[np.ndarray] | None) -> float:
     """``tolerance`` for a case that must have its float64 twin: a twin that could not
     be built fails the test instead of falling back to the ulp floor."""
     assert ref64 is not None, "no float64 twin was built"
@@ -88,7 +90,7 @@ def keras_bound(model, inputs: Sequence[np.ndarray]) -> float:
 
 def graph_float64_outputs(
     graph_def, feeds: Mapping[str, np.ndarray], fetches: Sequence[str]
-) -> Optional[List[np.ndarray]]:
+) -> list[np.ndarray] | None:
     """A frozen GraphDef's outputs from its float64 twin: every float32 type attribute and
     constant widened to float64, float32 feeds too.  None when TF cannot run the twin
     (an op without a float64 kernel)."""

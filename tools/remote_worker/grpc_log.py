@@ -12,14 +12,14 @@ needed to count uploads are decoded, by hand, so no protobuf package is needed:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, Set, Tuple
 
 _BLOB = re.compile(r"blobs/([0-9a-f]{64})/(\d+)")
 
 
-def _varint(buf: bytes, i: int) -> Tuple[int, int]:
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
     shift = value = 0
     while True:
         b = buf[i]
@@ -30,7 +30,7 @@ def _varint(buf: bytes, i: int) -> Tuple[int, int]:
         shift += 7
 
 
-def fields(buf: bytes) -> Iterator[Tuple[int, object]]:
+def fields(buf: bytes) -> Iterator[tuple[int, object]]:
     """(field number, int or bytes) of one message; skips fixed-width fields."""
     i = 0
     while i < len(buf):
@@ -63,10 +63,10 @@ def entries(data: bytes) -> Iterator[bytes]:
 class Uploads:
     """What the client sent to the CAS: calls, bytes on the wire, distinct blobs."""
 
-    calls: Dict[str, int] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
     write_calls: int = 0
     bytes_sent: int = 0
-    blobs: Set[Tuple[str, int]] = field(default_factory=set)
+    blobs: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def blob_bytes(self) -> int:

@@ -27,8 +27,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 SOURCE = Path(
     "/usr/src/bazel-bootstrap/src/tools/remote/src/main/java/com/google/devtools/build/remote/worker"
@@ -53,7 +53,7 @@ def _jdk_tool(name: str) -> str:
     raise SystemExit(f"remote_worker: {name} not found (apt-get install bazel-bootstrap)")
 
 
-def missing_prerequisites() -> Optional[str]:
+def missing_prerequisites() -> str | None:
     """Why the worker cannot be built here, or None."""
     if not SOURCE.is_dir():
         return f"{SOURCE} missing (apt-get install bazel-bootstrap-source)"
@@ -66,9 +66,9 @@ def missing_prerequisites() -> Optional[str]:
     return None
 
 
-def sources() -> Dict[str, bytes]:
+def sources() -> dict[str, bytes]:
     """Relative path -> patched source of every worker Java file."""
-    out: Dict[str, bytes] = {}
+    out: dict[str, bytes] = {}
     for path in sorted(SOURCE.rglob("*.java")):
         text = path.read_text()
         if path.name == "RemoteWorker.java":
@@ -149,7 +149,7 @@ class RemoteWorker:
         self.hide_dirs = list(hide_dirs)
         self.jobs = jobs
         self.port = 0
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
 
     @property
     def cas(self) -> Path:
@@ -209,9 +209,9 @@ class RemoteWorker:
         self.proc = None
 
 
-def cas_blobs(cas: Path) -> Dict[str, int]:
+def cas_blobs(cas: Path) -> dict[str, int]:
     """CAS file name -> size (action-cache entries excluded)."""
-    out: Dict[str, int] = {}
+    out: dict[str, int] = {}
     for root, _, names in os.walk(cas):
         for n in names:
             p = os.path.join(root, n)
@@ -222,13 +222,13 @@ def cas_blobs(cas: Path) -> Dict[str, int]:
     return out
 
 
-def cas_delta(before: Dict[str, int], after: Dict[str, int]) -> Tuple[int, int]:
+def cas_delta(before: dict[str, int], after: dict[str, int]) -> tuple[int, int]:
     """(new blobs, new bytes) between two cas_blobs() snapshots."""
     new = [k for k in after if k not in before]
     return len(new), sum(after[k] for k in new)
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", required=True, help="work directory (CAS, exec roots, log)")
     p.add_argument("--hide", action="append", default=[], help="directory to hide (repeatable)")

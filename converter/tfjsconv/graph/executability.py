@@ -29,7 +29,7 @@ over the nodes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterable, List, Optional, Sequence, Set
+from collections.abc import Iterable, Sequence
 
 from tfjsconv.errors import ConversionError
 from tfjsconv.graph.graph_utils import is_control, node_name
@@ -87,9 +87,9 @@ def graph_problems(
     outputs: Iterable[str],
     *,
     function_refs: bool = False,
-    library: Optional[Set[str]] = None,
+    library: set[str] | None = None,
     graph: str = "",
-) -> List[Problem]:
+) -> list[Problem]:
     """Problems that keep ``outputs`` (node or tensor names) from being computed.
 
     ``nodes`` are NodeDefs; ``fed`` the node names tfjs is given values for;
@@ -99,13 +99,13 @@ def graph_problems(
     ref_node = _function_ref if function_refs else node_name
     by_name = {n.name: n for n in nodes}
     fed_names = {ref_node(f) for f in fed}
-    problems: List[Problem] = []
+    problems: list[Problem] = []
     alternative = _alternative(nodes)
 
-    inputs_of: Dict[str, List[str]] = {}
+    inputs_of: dict[str, list[str]] = {}
     for node in nodes:
         refs = [ref_node(r) for r in node.input]
-        for ref, name in zip(node.input, refs):
+        for ref, name in zip(node.input, refs, strict=False):
             if name not in by_name and name not in fed_names:
                 problems.append(
                     Problem(
@@ -144,10 +144,10 @@ def graph_problems(
         return problems
 
     # Forward pass in the executor's order: weights, fed inputs and init nodes first.
-    ready: Set[str] = set()
-    children: Dict[str, List[str]] = {}
-    waiting: Dict[str, int] = {}
-    stack: List[str] = []
+    ready: set[str] = set()
+    children: dict[str, list[str]] = {}
+    waiting: dict[str, int] = {}
+    stack: list[str] = []
     for node in nodes:
         refs = inputs_of[node.name]
         distinct = set(refs)
@@ -194,7 +194,7 @@ def graph_problems(
 
 def _blocker(target, by_name, inputs_of, ready, fed_names, alternative, graph, out) -> Problem:
     """Walk back from an uncomputable output to the first node that blocks it."""
-    seen: Set[str] = set()
+    seen: set[str] = set()
     name = target
     while True:
         seen.add(name)
@@ -221,7 +221,7 @@ def _blocker(target, by_name, inputs_of, ready, fed_names, alternative, graph, o
         name = nxt[0]
 
 
-def runs_otherwise(nodes: Sequence, graph: str = "") -> List[Problem]:
+def runs_otherwise(nodes: Sequence, graph: str = "") -> list[Problem]:
     """Nodes tfjs would run but compute something else with (what the exact rewrites left)."""
     return [
         Problem(
@@ -240,10 +240,10 @@ def runs_otherwise(nodes: Sequence, graph: str = "") -> List[Problem]:
 
 def model_problems(
     graph_def,
-    signature: Optional[dict],
+    signature: dict | None,
     initializer_graph_def=None,
-    initializer_signature: Optional[dict] = None,
-) -> List[Problem]:
+    initializer_signature: dict | None = None,
+) -> list[Problem]:
     """Every problem tfjs would hit computing the model's signature outputs.
 
     ``signature`` is the model.json ``signature`` (inputs/outputs -> {"name": ...});
@@ -287,9 +287,9 @@ def model_problems(
 
 def check_model(
     graph_def,
-    signature: Optional[dict],
+    signature: dict | None,
     initializer_graph_def=None,
-    initializer_signature: Optional[dict] = None,
+    initializer_signature: dict | None = None,
 ) -> None:
     """Raise ``ConversionError`` (one line, first problem) if tfjs cannot run the model."""
     problems = model_problems(graph_def, signature, initializer_graph_def, initializer_signature)

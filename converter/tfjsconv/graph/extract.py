@@ -6,8 +6,6 @@ weights exist once in memory (as numpy) instead of once per representation.
 
 from __future__ import annotations
 
-from typing import List, Tuple
-
 import numpy as np
 
 from tfjsconv.graph.freeze import rename_ref
@@ -30,7 +28,7 @@ _CLEARED_FIELDS = (
     "dcomplex_val",
 )
 
-Weight = Tuple[str, np.ndarray]
+Weight = tuple[str, np.ndarray]
 
 
 def _take_value(node) -> np.ndarray:
@@ -48,11 +46,11 @@ def _take_value(node) -> np.ndarray:
     return array
 
 
-def _take_graph_consts(nodes) -> List[Weight]:
+def _take_graph_consts(nodes) -> list[Weight]:
     return [(node.name, _take_value(node)) for node in nodes if node.op == "Const"]
 
 
-def _rename_function_consts(func) -> List[Weight]:
+def _rename_function_consts(func) -> list[Weight]:
     """Consts inside a library function, renamed ``<function>/<const>`` (unique names)."""
     prefix = func.signature.name + "/"
     renames = {}
@@ -72,7 +70,7 @@ def _rename_function_consts(func) -> List[Weight]:
     return weights
 
 
-def extract_weights(graph_def, initializer_graph_def=None) -> List[Weight]:
+def extract_weights(graph_def, initializer_graph_def=None) -> list[Weight]:
     """All Const values, in order: graph nodes, library functions, initializer graph."""
     weights = _take_graph_consts(graph_def.node)
     for func in graph_def.library.function:

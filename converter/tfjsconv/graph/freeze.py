@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.graph import streaming
+from tfjsconv.graph import checkpoint_source, lazy_weights, streaming
 from tfjsconv.graph.graph_utils import node_name
 from tfjsconv.graph.topology import message_to_dict
 
@@ -24,15 +25,15 @@ class FrozenModel:
     """Everything the writer needs; GraphDefs still hold their Const values."""
 
     graph_def: Any
-    signature: Dict[str, Any]
-    output_nodes: List[str]
+    signature: dict[str, Any]
+    output_nodes: list[str]
     generated_by: str
-    structured_output_keys: Optional[List[str]] = None
+    structured_output_keys: list[str] | None = None
     initializer_graph_def: Any = None
-    initializer_signature: Optional[Dict[str, Any]] = None
+    initializer_signature: dict[str, Any] | None = None
 
 
-def _tensor_info(name: str, dtype, shape) -> Dict[str, Any]:
+def _tensor_info(name: str, dtype, shape) -> dict[str, Any]:
     from tensorflow.core.framework import tensor_shape_pb2
 
     shape_proto = (
@@ -61,8 +62,8 @@ class FrozenFunction:
     """
 
     graph_def: Any
-    inputs: List[Any]
-    outputs: List[Any]
+    inputs: list[Any]
+    outputs: list[Any]
 
 
 def _lean_freeze_helpers(c2c):
@@ -73,7 +74,7 @@ def _lean_freeze_helpers(c2c):
 
 
 def freeze_function(
-    func, control_flow_v2: bool, stand_ins: Optional[Tuple[Dict[int, str], "streaming.LazyWeights"]] = None
+    func, control_flow_v2: bool, stand_ins: tuple[dict[int, str], lazy_weights.LazyWeights] | None = None
 ) -> FrozenFunction:
     """Variables -> Consts, functions inlined (control flow lowered unless v2).
 
@@ -104,13 +105,13 @@ def freeze_function(
             converted_ids = {id(captures[i]) for i in converted}
             inputs = [t for t in func.inputs if id(t) not in converted_ids]
         elif stand_ins is not None:
-            raise streaming.StreamingUnsupported("this TensorFlow lacks the freezing helpers")
+            raise checkpoint_source.StreamingUnsupported("this TensorFlow lacks the freezing helpers")
         else:  # a TensorFlow without them (tested)
             frozen = c2c.convert_variables_to_constants_v2(
                 func, lower_control_flow=not control_flow_v2, aggressive_inlining=True
             )
             graph_def, inputs = frozen.graph.as_graph_def(), list(frozen.inputs)
-    except (ConversionError, streaming.StreamingUnsupported):
+    except (ConversionError, checkpoint_source.StreamingUnsupported):
         raise
     except Exception as e:  # TF raises many types here; the user gets one line.
         raise ConversionError(
@@ -155,7 +156,7 @@ def prune_unreachable(graph_def, keep: Sequence[str]) -> None:
             del graph_def.node[index]
 
 
-def _flat_input_keys(func) -> List[str]:
+def _flat_input_keys(func) -> list[str]:
     """Names of the user inputs, in the function's flat input order."""
     import tensorflow as tf
 
@@ -167,7 +168,7 @@ def _flat_input_keys(func) -> List[str]:
     return keys
 
 
-def _output_keys(func) -> Tuple[List[Optional[str]], bool]:
+def _output_keys(func) -> tuple[list[str | None], bool]:
     """Structured output key per flat output (None when outputs are not a flat dict)."""
     import tensorflow as tf
 
@@ -176,7 +177,7 @@ def _output_keys(func) -> Tuple[List[Optional[str]], bool]:
     if isinstance(structured, dict) and all(
         not isinstance(v, (dict, list, tuple)) for v in structured.values()
     ):
-        keys: List[Optional[str]] = [None] * len(flat)
+        keys: list[str | None] = [None] * len(flat)
         by_name = {t.name: i for i, t in enumerate(flat)}
         for key in sorted(structured):
             value = structured[key]
@@ -190,14 +191,14 @@ def _output_keys(func) -> Tuple[List[Optional[str]], bool]:
 
 
 def build_signature(
-    func, frozen, resource_ids: Dict[int, int]
-) -> Tuple[Dict[str, Any], List[Optional[str]], bool]:
+    func, frozen, resource_ids: dict[int, int]
+) -> tuple[dict[str, Any], list[str | None], bool]:
     """The tfjs signature of ``func`` (original) as frozen into ``frozen``."""
     user_keys = _flat_input_keys(func)
     n_user = len(user_keys)
     original_inputs = {t.name: i for i, t in enumerate(func.inputs)}
     captured = list(func.captured_inputs)
-    inputs: Dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
     for tensor in frozen.inputs:
         index = original_inputs.get(tensor.name)
         if index is not None and index < n_user:
@@ -214,20 +215,20 @@ def build_signature(
                 info["resourceId"] = rid
         inputs[tensor.name] = info
     keys, is_dict = _output_keys(func)
-    outputs: Dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
     for i, tensor in enumerate(frozen.outputs):
         source = func.outputs[i] if i < len(func.outputs) else tensor
         user_key = keys[i] if i < len(keys) else None
         out_key = user_key if user_key is not None else tensor.name
         outputs[out_key] = _tensor_info(tensor.name, source.dtype, source.shape)
-    signature: Dict[str, Any] = {}
+    signature: dict[str, Any] = {}
     if inputs:
         signature["inputs"] = {k: inputs[k] for k in sorted(inputs)}
     signature["outputs"] = {k: outputs[k] for k in sorted(outputs)}
     return signature, keys, is_dict
 
 
-def rename_ref(ref: str, renames: Dict[str, str]) -> str:
+def rename_ref(ref: str, renames: dict[str, str]) -> str:
     """Rename the node part of a tensor/control reference (``^n``, ``n``, ``n:1``)."""
     control = ref.startswith("^")
     base = ref[1:] if control else ref
@@ -235,10 +236,10 @@ def rename_ref(ref: str, renames: Dict[str, str]) -> str:
     return ("^" if control else "") + renames.get(head, head) + sep + tail
 
 
-def rename_numeric_nodes(graph_def, prefix: str) -> Dict[str, str]:
+def rename_numeric_nodes(graph_def, prefix: str) -> dict[str, str]:
     """Give all-digit node names (TF's process-global uids for captured tensors) stable
     names ``<prefix><k>`` in graph order, so outputs do not depend on process history."""
-    renames: Dict[str, str] = {}
+    renames: dict[str, str] = {}
     for node in graph_def.node:
         if node.name.isdigit():
             renames[node.name] = f"{prefix}{len(renames)}"
@@ -315,14 +316,14 @@ def _initializer(root, control_flow_v2: bool, stand_ins=None):
         for resource in resources:
             resource._resource_handle = resource._create_resource()
             handles.append(resource._resource_handle)
-        for resource, old in zip(resources, original):
+        for resource, old in zip(resources, original, strict=False):
             _initialize_into(resource, old)
         return handles
 
     try:
         concrete = resource_initializer.get_concrete_function()
     finally:
-        for resource, handle in zip(resources, original):
+        for resource, handle in zip(resources, original, strict=False):
             resource._resource_handle = handle
     frozen = freeze_function(concrete, control_flow_v2, stand_ins)
     graph_def = frozen.graph_def
@@ -345,7 +346,7 @@ def freeze_concrete_function(
     root=None,
     control_flow_v2: bool,
     generated_by: str,
-    stand_ins: Optional[Tuple[Dict[int, str], "streaming.LazyWeights"]] = None,
+    stand_ins: tuple[dict[int, str], lazy_weights.LazyWeights] | None = None,
 ) -> FrozenModel:
     """Freeze ``func`` (and the resource initializer of ``root``, if any); see
     ``freeze_function`` for ``stand_ins``."""

@@ -16,8 +16,9 @@ Orders only ever come from the input's node order, never from dict or set iterat
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Set
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,19 +43,19 @@ def is_control(ref: str) -> bool:
     return ref.startswith("^")
 
 
-def data_inputs(node: node_def_pb2.NodeDef) -> List[str]:
+def data_inputs(node: node_def_pb2.NodeDef) -> list[str]:
     return [ref for ref in node.input if not is_control(ref)]
 
 
-def control_inputs(node: node_def_pb2.NodeDef) -> List[str]:
+def control_inputs(node: node_def_pb2.NodeDef) -> list[str]:
     return [ref for ref in node.input if is_control(ref)]
 
 
-def merged_control_inputs(nodes: Sequence[node_def_pb2.NodeDef], exclude: Iterable[str] = ()) -> List[str]:
+def merged_control_inputs(nodes: Sequence[node_def_pb2.NodeDef], exclude: Iterable[str] = ()) -> list[str]:
     """Control inputs of all ``nodes``, first occurrence first, minus refs to ``exclude``."""
     skip = set(exclude)
-    seen: Set[str] = set()
-    out: List[str] = []
+    seen: set[str] = set()
+    out: list[str] = []
     for node in nodes:
         for ref in control_inputs(node):
             if ref not in seen and node_name(ref) not in skip:
@@ -85,12 +86,12 @@ class GraphIndex:
 
     def __init__(self, nodes: Iterable[node_def_pb2.NodeDef]):
         self.nodes = list(nodes)
-        self.by_name: Dict[str, node_def_pb2.NodeDef] = {n.name: n for n in self.nodes}
+        self.by_name: dict[str, node_def_pb2.NodeDef] = {n.name: n for n in self.nodes}
         # Every reference (data or control) counts: a node read by a control edge
         # cannot be fused away either.
-        self.refs: Dict[str, int] = {}
+        self.refs: dict[str, int] = {}
         # Output ports of a node that anything reads (``bn:1`` blocks folding a BN).
-        self.ports: Dict[str, Set[int]] = {}
+        self.ports: dict[str, set[int]] = {}
         for node in self.nodes:
             for ref in node.input:
                 src = node_name(ref)
@@ -98,7 +99,7 @@ class GraphIndex:
                 if not is_control(ref):
                     self.ports.setdefault(src, set()).add(output_index(ref))
 
-    def get(self, ref: str) -> Optional[node_def_pb2.NodeDef]:
+    def get(self, ref: str) -> node_def_pb2.NodeDef | None:
         return self.by_name.get(node_name(ref))
 
     def consumers(self, name: str) -> int:
@@ -107,12 +108,12 @@ class GraphIndex:
     def only_output0_read(self, name: str) -> bool:
         return self.ports.get(name, set()) <= {0}
 
-    def single_consumer(self, name: str, keep: Set[str]) -> bool:
+    def single_consumer(self, name: str, keep: set[str]) -> bool:
         """Exactly one reference to ``name`` (port 0) and not a protected fetch node."""
         return self.consumers(name) == 1 and self.only_output0_read(name) and name not in keep
 
 
-def const_array(node: Optional[node_def_pb2.NodeDef]) -> Optional[np.ndarray]:
+def const_array(node: node_def_pb2.NodeDef | None) -> np.ndarray | None:
     """Value of a ``Const`` node as numpy, else None."""
     if node is None or node.op != "Const" or "value" not in node.attr:
         return None
@@ -145,7 +146,7 @@ def set_fused_ops(node: node_def_pb2.NodeDef, ops: Sequence[bytes]) -> None:
     )
 
 
-def unique_name(base: str, taken: Set[str]) -> str:
+def unique_name(base: str, taken: set[str]) -> str:
     """``base``, or ``base_1``, ``base_2``… if taken; records the result in ``taken``."""
     name, i = base, 0
     while name in taken:
@@ -164,24 +165,24 @@ class Plan:
     edits, nothing references them any more.
     """
 
-    replace: Dict[str, List[node_def_pb2.NodeDef]]
-    dead: List[str]
+    replace: dict[str, list[node_def_pb2.NodeDef]]
+    dead: list[str]
 
     @classmethod
-    def empty(cls) -> "Plan":
+    def empty(cls) -> Plan:
         return cls(replace={}, dead=[])
 
-    def put(self, name: str, nodes: List[node_def_pb2.NodeDef]) -> None:
+    def put(self, name: str, nodes: list[node_def_pb2.NodeDef]) -> None:
         self.replace[name] = nodes
 
     def drop_if_unused(self, *names: str) -> None:
         self.dead.extend(names)
 
 
-def apply_plan(graph_def: graph_pb2.GraphDef, plan: Plan, keep: Set[str]) -> graph_pb2.GraphDef:
+def apply_plan(graph_def: graph_pb2.GraphDef, plan: Plan, keep: set[str]) -> graph_pb2.GraphDef:
     if not plan.replace and not plan.dead:
         return graph_def  # nothing to change: no copy of the weights either
-    nodes: List[node_def_pb2.NodeDef] = []
+    nodes: list[node_def_pb2.NodeDef] = []
     for node in graph_def.node:
         nodes.extend(plan.replace.get(node.name, [node]))
     nodes = _drop_dead(nodes, plan.dead, keep)
@@ -197,13 +198,13 @@ def apply_plan(graph_def: graph_pb2.GraphDef, plan: Plan, keep: Set[str]) -> gra
 
 
 def _drop_dead(
-    nodes: List[node_def_pb2.NodeDef], candidates: Sequence[str], keep: Set[str]
-) -> List[node_def_pb2.NodeDef]:
+    nodes: list[node_def_pb2.NodeDef], candidates: Sequence[str], keep: set[str]
+) -> list[node_def_pb2.NodeDef]:
     """Remove candidates nobody references, repeating while removals free more of them."""
     pending = {name for name in candidates if name not in keep}
     if not pending:
         return nodes
-    removed: Set[str] = set()
+    removed: set[str] = set()
     while True:
         index = GraphIndex(n for n in nodes if n.name not in removed)
         newly = {
@@ -217,6 +218,6 @@ def _drop_dead(
     return [n for n in nodes if n.name not in removed]
 
 
-def keep_set(keep: Optional[Iterable[str]]) -> Set[str]:
+def keep_set(keep: Iterable[str] | None) -> set[str]:
     """Normalize fetch names (``out:0`` -> ``out``) that rewrites must never remove."""
     return {node_name(k) for k in (keep or ())}

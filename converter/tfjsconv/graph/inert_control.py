@@ -17,7 +17,7 @@ model input must remain feedable).  Edits are in place: the graph holds the weig
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Set
+from collections.abc import Iterable
 
 from tfjsconv.graph.graph_utils import is_control, node_name
 
@@ -49,10 +49,10 @@ _EFFECT_PREFIXES = (
 )
 
 
-def _inert(graph_def) -> Set[str]:
+def _inert(graph_def) -> set[str]:
     """Nodes whose value needs no control-flow decision and orders no effect."""
     by_name = {n.name: n for n in graph_def.node}
-    state: Dict[str, bool] = {}
+    state: dict[str, bool] = {}
     for root in by_name:
         if root in state:
             continue
@@ -78,9 +78,9 @@ def _inert(graph_def) -> Set[str]:
     return {name for name, ok in state.items() if ok}
 
 
-def _reachable(graph_def, roots: Iterable[str]) -> Set[str]:
+def _reachable(graph_def, roots: Iterable[str]) -> set[str]:
     by_name = {n.name: n for n in graph_def.node}
-    seen: Set[str] = set()
+    seen: set[str] = set()
     pending = [node_name(r) for r in roots]
     while pending:
         name = pending.pop()
@@ -91,7 +91,7 @@ def _reachable(graph_def, roots: Iterable[str]) -> Set[str]:
     return seen
 
 
-def drop_inert_control_inputs(graph_def, keep: Iterable[str]) -> List[str]:
+def drop_inert_control_inputs(graph_def, keep: Iterable[str]) -> list[str]:
     """Remove inert control inputs (in place) and the nodes ``keep`` then no longer
     reaches; returns the removed node names, in graph order."""
     keep = list(keep)

@@ -30,14 +30,15 @@ from __future__ import annotations
 
 import contextlib
 import zipfile
-from typing import Any, Dict, Iterator, List, Tuple
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.graph.streaming import StreamingUnsupported
+from tfjsconv.graph.checkpoint_source import StreamingUnsupported
 from tfjsconv.layers.keras3 import is_keras3_version
-from tfjsconv.layers.keras_files import KERAS3_WEIGHTS
+from tfjsconv.layers.keras_zip import KERAS3_WEIGHTS
 
 
 class H5Source:
@@ -47,7 +48,7 @@ class H5Source:
     def __init__(self, path: str, h5file: Any):
         self.prefix = path
         self._file = h5file
-        self.shapes: Dict[str, List[int]] = {}
+        self.shapes: dict[str, list[int]] = {}
 
     def read(self, key: str) -> np.ndarray:
         try:
@@ -98,7 +99,7 @@ def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
         setattr(module, name, original)
 
 
-def load_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int, str], H5Source]:
+def load_lazily(path: str, safe_mode: bool, h5file: Any) -> tuple[Any, dict[int, str], H5Source]:
     """The tf_keras model of ``path`` with uninitialized variables, ``id(variable)`` ->
     dataset path, and the source to read them from.  Raises ``StreamingUnsupported``
     when the file cannot stream (the caller then loads it whole)."""
@@ -113,7 +114,7 @@ def load_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int,
         raise StreamingUnsupported(f"tf_keras's h5 loader is not available ({e})") from e
 
     source = H5Source(path, h5file)
-    keys: Dict[int, str] = {}
+    keys: dict[int, str] = {}
 
     def creator(next_creator: Any, **kwargs: Any) -> Any:
         shape, dtype = kwargs.get("shape"), kwargs.get("dtype")
@@ -126,7 +127,7 @@ def load_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int,
             trainable=kwargs.get("trainable", True),
         )
 
-    def refs(group: Any) -> List[_DatasetRef]:
+    def refs(group: Any) -> list[_DatasetRef]:
         names = hdf5_format.load_attributes_from_hdf5_group(group, "weight_names")
         return [_DatasetRef(group[name]) for name in names]
 
@@ -160,7 +161,7 @@ def _lazy_load(loader: str) -> Iterator[None]:
         ) from e
 
 
-def _mapped(model: Any, keys: Dict[int, str], source: H5Source) -> Tuple[Any, Dict[int, str], H5Source]:
+def _mapped(model: Any, keys: dict[int, str], source: H5Source) -> tuple[Any, dict[int, str], H5Source]:
     if not keys:
         raise StreamingUnsupported("no weights were mapped to the file")
     return model, keys, source
@@ -174,7 +175,7 @@ def open_keras3_weights(path: str) -> Any:
     ``ZipMemberWindow``); ``StreamingUnsupported`` if it is compressed or missing."""
     import h5py
 
-    from tfjsconv.layers.keras_files import stored_member
+    from tfjsconv.layers.keras_zip import stored_member
 
     try:
         window = stored_member(path, KERAS3_WEIGHTS)
@@ -197,7 +198,7 @@ class _Keras3Variables:
 
         self.variable_class = tf_backend.Variable
         self.source = source
-        self.keys: Dict[int, str] = {}
+        self.keys: dict[int, str] = {}
 
     def uninitialized(self) -> Any:
         from tensorflow.python.ops.resource_variable_ops import UninitializedVariable
@@ -227,7 +228,7 @@ class _Keras3Variables:
         return _patched(self.variable_class, "assign", record)
 
 
-def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int, str], H5Source]:
+def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> tuple[Any, dict[int, str], H5Source]:
     """The Keras 3 model of the ``.keras`` file ``path`` with uninitialized variables,
     ``id(tf.Variable)`` -> dataset path in ``h5file`` (its weights), and the source.
 
@@ -276,7 +277,7 @@ def load_keras3_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Di
     return _mapped(model, variables.keys, variables.source)
 
 
-def load_keras3_h5_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int, str], H5Source]:
+def load_keras3_h5_lazily(path: str, safe_mode: bool, h5file: Any) -> tuple[Any, dict[int, str], H5Source]:
     """``load_keras3_lazily`` for a Keras 3 legacy h5 file (``model.save("x.h5")``):
     Keras 3's legacy h5 loader maps layers to weight groups; each group it would read
     is handed over as ``_DatasetRef``s."""
@@ -287,7 +288,7 @@ def load_keras3_h5_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any,
         raise StreamingUnsupported(f"Keras 3's h5 loader is not available ({e})") from e
     variables = _Keras3Variables(H5Source(path, h5file))
 
-    def refs(group: Any) -> List[_DatasetRef]:
+    def refs(group: Any) -> list[_DatasetRef]:
         names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
         return [_DatasetRef(group[name]) for name in names]
 
@@ -299,7 +300,7 @@ def load_keras3_h5_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any,
     return _mapped(model, variables.keys, variables.source)
 
 
-def load_h5_lazily(path: str, safe_mode: bool, h5file: Any) -> Tuple[Any, Dict[int, str], H5Source]:
+def load_h5_lazily(path: str, safe_mode: bool, h5file: Any) -> tuple[Any, dict[int, str], H5Source]:
     """A Keras h5 file the way the full load reads it: tf_keras first, then (a Keras 3
     file tf_keras cannot build) Keras 3."""
     try:

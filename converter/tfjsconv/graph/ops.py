@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import FrozenSet, Iterable, List
+from collections.abc import Iterable
 
 from tfjsconv import datafiles
 from tfjsconv.errors import UnsupportedOpsError
-from tfjsconv.graph.streaming import STAND_IN_CONTAINER, STAND_IN_OP
+from tfjsconv.graph.lazy_weights import STAND_IN_CONTAINER, STAND_IN_OP
 
 _OPS_FILE = datafiles.path("tfjs_ops.json")
 
 
-def supported_ops(strip_debug_ops: bool) -> FrozenSet[str]:
+def supported_ops(strip_debug_ops: bool) -> frozenset[str]:
     """Op names tfjs accepts; debug ops only when the converter strips them anyway."""
     data = datafiles.load_json("tfjs_ops.json")
     names = {op for ops in data["categories"].values() for op in ops}
@@ -27,7 +27,7 @@ def _op(node) -> str:
     return node.op
 
 
-def graph_ops(graph_def) -> List[str]:
+def graph_ops(graph_def) -> list[str]:
     """Sorted op names used by the graph and by every function in its library."""
     names = {_op(node) for node in graph_def.node}
     for func in graph_def.library.function:
@@ -35,7 +35,7 @@ def graph_ops(graph_def) -> List[str]:
     return sorted(names)
 
 
-def unsupported_ops(graph_defs: Iterable, strip_debug_ops: bool) -> List[str]:
+def unsupported_ops(graph_defs: Iterable, strip_debug_ops: bool) -> list[str]:
     supported = supported_ops(strip_debug_ops)
     used = set()
     for graph_def in graph_defs:

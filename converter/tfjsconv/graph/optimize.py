@@ -14,9 +14,9 @@ stream (``stream_folds``).
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
-from tfjsconv.graph import inert_control, rewrites, stream_folds, streaming, weight_stash
+from tfjsconv.graph import inert_control, lazy_weights, rewrites, stream_folds, streaming, weight_stash
 from tfjsconv.graph import ops as op_list
 
 _CPU = "/device:CPU:0"
@@ -39,10 +39,10 @@ def _cluster():
 def run_grappler(
     graph_def,
     fetch_nodes: Sequence[str],
-    optimizers: List[str],
+    optimizers: list[str],
     experiments: bool = False,
-    stash_min_bytes: Optional[int] = weight_stash.DEFAULT_MIN_BYTES,
-    lazy: Optional[streaming.LazyWeights] = None,
+    stash_min_bytes: int | None = weight_stash.DEFAULT_MIN_BYTES,
+    lazy: lazy_weights.LazyWeights | None = None,
 ):
     """One grappler run that keeps ``fetch_nodes``; returns the new GraphDef.
 
@@ -102,8 +102,8 @@ def optimize_graph(
     strip_debug_ops: bool = True,
     experiments: bool = False,
     extra_graphs: Sequence = (),
-    stash_min_bytes: Optional[int] = weight_stash.DEFAULT_MIN_BYTES,
-    lazy: Optional[streaming.LazyWeights] = None,
+    stash_min_bytes: int | None = weight_stash.DEFAULT_MIN_BYTES,
+    lazy: lazy_weights.LazyWeights | None = None,
 ):
     """Optimize ``graph_def`` (consumed) for tfjs; ``extra_graphs`` are op-checked too.
 

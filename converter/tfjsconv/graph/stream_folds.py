@@ -22,9 +22,11 @@ after a conv, ``Conv3D``, and dtypes other than float32.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Dict, Optional, Sequence, Set
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,7 +42,7 @@ from tfjsconv.graph.graph_utils import (
 )
 
 if TYPE_CHECKING:
-    from tfjsconv.graph.streaming import LazyWeights
+    from tfjsconv.graph.lazy_weights import LazyWeights
 
 _DT_FLOAT = 1
 _TINY = np.finfo(np.float32).tiny
@@ -85,6 +87,17 @@ def grappler_multiply(value: np.ndarray, constant: np.ndarray, constant_first: b
     return value
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class MultiplyFold:
+    """``grappler_multiply`` by a constant pushed into a conv filter, replayed on a streamed weight."""
+
+    constant: np.ndarray
+    constant_first: bool
+
+    def apply(self, value: np.ndarray) -> np.ndarray:
+        return grappler_multiply(value, self.constant, self.constant_first)
+
+
 def _valid_const_shape(fmt: bytes, filter_shape: Sequence[int], const_shape: Sequence[int]) -> bool:
     """grappler's ``IsValidConstShapeForMulConvPushDown``."""
     if len(const_shape) <= len(fmt) and int(np.prod(const_shape, dtype=np.int64)) == 1:
@@ -93,7 +106,7 @@ def _valid_const_shape(fmt: bytes, filter_shape: Sequence[int], const_shape: Seq
         return False
     # Broadcasting must leave the filter's shape, and only the last axis may exceed 1.
     tail = list(filter_shape[len(filter_shape) - len(const_shape) :])
-    if any(c not in (1, f) for c, f in zip(const_shape, tail)):
+    if any(c not in (1, f) for c, f in zip(const_shape, tail, strict=False)):
         return False
     return all(d <= 1 for d in const_shape[:-1])
 
@@ -102,7 +115,7 @@ def _uniform(values: np.ndarray, target: float) -> bool:
     return bool(values.size) and bool((values == target).all())
 
 
-def push_muls_into_streamed_convs(graph_def, keep: Sequence[str], lazy: Optional[LazyWeights]) -> int:
+def push_muls_into_streamed_convs(graph_def, keep: Sequence[str], lazy: LazyWeights | None) -> int:
     """Fold ``Conv2D(x, W) * C`` where ``W`` is a streamed stand-in, in place, as grappler
     would; returns the number folded.
 
@@ -118,13 +131,13 @@ def push_muls_into_streamed_convs(graph_def, keep: Sequence[str], lazy: Optional
         return 0
     protected = keep_set(keep)
     index = GraphIndex(graph_def.node)
-    data_reads: Dict[str, int] = {}
+    data_reads: dict[str, int] = {}
     for node in index.nodes:
         for ref in data_inputs(node):
             data_reads[node_name(ref)] = data_reads.get(node_name(ref), 0) + 1
     matches = [m for m in (_match(mul, index, data_reads, protected, lazy) for mul in index.nodes) if m]
     values = _constant_values(index, [m[2] for m in matches], lazy)
-    doomed: Set[str] = set()
+    doomed: set[str] = set()
     folded = 0
     for mul, conv, constant_node, constant_first in matches:
         weights = index.get(data_inputs(conv)[1])
@@ -133,7 +146,7 @@ def push_muls_into_streamed_convs(graph_def, keep: Sequence[str], lazy: Optional
         if constant is None or not _foldable(constant, conv, lazy.tensors[weights.name].shape):
             continue
         mul_name, merged = mul.name, conv.name + "/merged_input"
-        tensor = lazy.tensors[weights.name].multiplied(constant, constant_first)
+        tensor = lazy.tensors[weights.name].then(MultiplyFold(constant, constant_first))
         mul.name = merged
         lazy.make_stand_in(mul, tensor, _DT_FLOAT)
         conv.input[list(conv.input).index(data_inputs(conv)[1])] = merged
@@ -149,7 +162,7 @@ def push_muls_into_streamed_convs(graph_def, keep: Sequence[str], lazy: Optional
     return folded
 
 
-def _match(mul, index: GraphIndex, data_reads: Dict[str, int], protected: Set[str], lazy: "LazyWeights"):
+def _match(mul, index: GraphIndex, data_reads: dict[str, int], protected: set[str], lazy: LazyWeights):
     """(Mul, conv, constant node, constant is the Mul's first input) where the graph has
     grappler's pattern around a streamed filter; the constant's value is checked later."""
     if mul.op != "Mul" or mul.attr["T"].type != _DT_FLOAT or len(mul.input) != 2:
@@ -194,12 +207,12 @@ def _foldable(constant: np.ndarray, conv, filter_shape: Sequence[int]) -> bool:
 _MAX_SUBGRAPH = 32
 
 
-def _constant_values(index: GraphIndex, nodes: Sequence, lazy: "LazyWeights") -> Dict[str, np.ndarray]:
+def _constant_values(index: GraphIndex, nodes: Sequence, lazy: LazyWeights) -> dict[str, np.ndarray]:
     """Name -> value of each node that is a ``Const`` or computed from ``Const``s only
     (a small, stateless subgraph), the others left out.  Computed ones are evaluated in
     one TensorFlow session: the kernels constant folding runs, with its denormal flush."""
-    values: Dict[str, np.ndarray] = {}
-    needed: Dict[str, Set[str]] = {}
+    values: dict[str, np.ndarray] = {}
+    needed: dict[str, set[str]] = {}
     for node in nodes:
         if node.op == "Const":
             value = const_array(node)
@@ -225,16 +238,16 @@ def _constant_values(index: GraphIndex, nodes: Sequence, lazy: "LazyWeights") ->
                 results = session.run([name + ":0" for name in names])
     except Exception:  # noqa: BLE001 - grappler decides instead (the filter is read in)
         return values
-    values.update((name, np.asarray(result)) for name, result in zip(names, results))
+    values.update((name, np.asarray(result)) for name, result in zip(names, results, strict=False))
     return values
 
 
-def _constant_ancestors(index: GraphIndex, node, lazy: "LazyWeights") -> Optional[Set[str]]:
+def _constant_ancestors(index: GraphIndex, node, lazy: LazyWeights) -> set[str] | None:
     """``node`` and everything it reads, if all of it is stateless and rooted in
     ``Const``s (no input, stand-in, or function call); else None."""
     from tensorflow.python.framework import op_def_registry
 
-    seen: Set[str] = set()
+    seen: set[str] = set()
     pending = [node]
     while pending:
         current = pending.pop()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import math
 import struct
-from typing import Any, Dict
+from typing import Any
 
 from google.protobuf import descriptor as _d
 from google.protobuf.message import Message
@@ -82,9 +82,9 @@ def _is_map(field: _d.FieldDescriptor) -> bool:
     return msg is not None and msg.GetOptions().map_entry and _repeated(field)
 
 
-def message_to_dict(message: Message) -> Dict[str, Any]:
+def message_to_dict(message: Message) -> dict[str, Any]:
     """Encode ``message`` like MessageToDict, with a process-independent key order."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     fields = sorted(message.ListFields(), key=lambda fv: fv[0].number)
     for field, value in fields:
         name = field.json_name

@@ -31,15 +31,17 @@ A test runs the whole optimization with and without the stash on the test models
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from typing import TYPE_CHECKING, AbstractSet, Any, Dict, List, Optional, Sequence, Set, Tuple
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tfjsconv.graph.graph_utils import GraphIndex, const_array, keep_set, node_name, numpy_dtype, output_index
+from tfjsconv.graph.weight_values import content_digest, content_fingerprint, uniform_or_nan_array
 
 if TYPE_CHECKING:
-    from tfjsconv.graph.streaming import LazyWeights
+    from tfjsconv.graph.lazy_weights import LazyWeights
 
 # Below this many bytes a constant is not worth the bookkeeping.
 DEFAULT_MIN_BYTES = 4096
@@ -71,12 +73,12 @@ _STAND_IN = "VariableV2"
 class Stash:
     """Constants taken out of a graph: name -> (Const NodeDef without its bytes, bytes)."""
 
-    entries: Dict[str, Tuple[object, bytes]]
+    entries: dict[str, tuple[object, bytes]]
     # Streamed weights' stand-ins (``streaming``) that were opaque to this run.
-    stand_ins: Tuple[str, ...] = ()
+    stand_ins: tuple[str, ...] = ()
 
     @property
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         return sorted(self.entries)
 
     @property
@@ -84,7 +86,7 @@ class Stash:
         return sum(len(content) for _, content in self.entries.values())
 
 
-def fold_const_identities(graph_def, keep: Sequence[str], lazy: Optional[LazyWeights] = None) -> int:
+def fold_const_identities(graph_def, keep: Sequence[str], lazy: LazyWeights | None = None) -> int:
     """``Const -> Identity`` (the Const read only there) becomes one Const named as the
     Identity, in place, as grappler's constant folding would do; returns the count.
 
@@ -96,7 +98,7 @@ def fold_const_identities(graph_def, keep: Sequence[str], lazy: Optional[LazyWei
     folded = 0
     while True:
         index = GraphIndex(graph_def.node)
-        doomed: Set[str] = set()
+        doomed: set[str] = set()
         for node in index.nodes:
             if node.op != "Identity" or len(node.input) != 1 or node.name in protected:
                 continue
@@ -139,63 +141,24 @@ def _uniform_or_nan(content: bytes, dtype_enum: int) -> bool:
     return uniform_or_nan_array(values)
 
 
-def _byte_view(data) -> np.ndarray:
-    if isinstance(data, np.ndarray):
-        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-    return np.frombuffer(data, dtype=np.uint8)
-
-
-def _lazy(lazy: "Optional[LazyWeights]") -> "LazyWeights":
+def _lazy(lazy: LazyWeights | None) -> LazyWeights:
     """``lazy`` where a value-less stand-in proves it was given."""
     assert lazy is not None, "a value-less stand-in without its LazyWeights"
     return lazy
 
 
-def content_digest(data) -> bytes:
-    """Digest of a constant's bytes (a bytes object or a C-contiguous array, not copied)."""
-    view: Any = _byte_view(data)
-    return hashlib.blake2b(memoryview(view), digest_size=16).digest()
-
-
-def content_fingerprint(data) -> bytes:
-    """A cheap digest of ~64 KiB of a constant's bytes (both ends and a strided sample):
-    different fingerprints prove different bytes; equal ones need ``content_digest``."""
-    raw = _byte_view(data)
-    stride = max(1, raw.size // 65536)
-    h = hashlib.blake2b(digest_size=16)
-    for part in (raw[:4096], raw[-4096:], raw[::stride]):
-        h.update(np.ascontiguousarray(part).tobytes())
-    h.update(raw.size.to_bytes(8, "little"))
-    return h.digest()
-
-
-def uniform_or_nan_array(values: np.ndarray) -> bool:
-    """True when grappler could use the value: empty, any NaN, or all elements equal."""
-    values = values.reshape(-1)
-    if values.size == 0:
-        return True
-    if values.dtype.kind == "f":
-        if np.isnan(values.max()):  # max propagates NaN: one pass, no temporary
-            return True
-    elif values.dtype.kind == "c" and np.isnan(values).any():
-        return True
-    if (values[:1024] != values[0]).any():
-        return False  # the common case, decided without a full comparison
-    return bool((values == values[0]).all())
-
-
-def _variable_nodes(graph_def, constants: AbstractSet[str] = frozenset()) -> Set[str]:
+def _variable_nodes(graph_def, constants: AbstractSet[str] = frozenset()) -> set[str]:
     """Nodes whose value depends on something other than constants (a Placeholder or
     any other input-less op that is not Const), found by propagating forward."""
-    consumers: Dict[str, List[str]] = {}
-    pending: List[str] = []
+    consumers: dict[str, list[str]] = {}
+    pending: list[str] = []
     for node in graph_def.node:
         data = [ref for ref in node.input if not ref.startswith("^")]
         for ref in data:
             consumers.setdefault(node_name(ref), []).append(node.name)
         if not data and node.op != "Const" and node.name not in constants:
             pending.append(node.name)
-    variable: Set[str] = set(pending)
+    variable: set[str] = set(pending)
     while pending:
         for user in consumers.get(pending.pop(), []):
             if user not in variable:
@@ -204,11 +167,11 @@ def _variable_nodes(graph_def, constants: AbstractSet[str] = frozenset()) -> Set
     return variable
 
 
-def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWeights] = None) -> List[str]:
+def _candidates(graph_def, keep: set[str], min_bytes: int, lazy: LazyWeights | None = None) -> list[str]:
     by_name = {node.name: node for node in graph_def.node}
     stand_ins = {node.name for node in graph_def.node if lazy is not None and lazy.is_stand_in(node)}
     variable = _variable_nodes(graph_def, stand_ins)
-    consumers: Dict[str, List[Tuple[Any, int]]] = {}
+    consumers: dict[str, list[tuple[Any, int]]] = {}
     for node in graph_def.node:
         for index, ref in enumerate(node.input):
             consumers.setdefault(node_name(ref), []).append((node, -1 if ref.startswith("^") else index))
@@ -270,8 +233,8 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
 
     # Constants are grouped by (dtype, shape, size) first and hashed only when a group
     # has two members: a streamed weight's bytes are read only when needed.
-    groups: Dict[Tuple[int, bytes, int], List[Tuple[str, object]]] = {}
-    eligible: List[str] = []
+    groups: dict[tuple[int, bytes, int], list[tuple[str, object]]] = {}
+    eligible: list[str] = []
     for node in graph_def.node:
         if node.name in stand_ins:
             assert lazy is not None
@@ -302,13 +265,13 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
             eligible.append(node.name)
     # Only duplicates of an eligible constant matter.  Fingerprints first, then full
     # digests among constants whose fingerprints collide.
-    duplicated: Set[str] = set()
+    duplicated: set[str] = set()
     wanted = set(eligible)
     for members in groups.values():
         if len(members) < 2 or not any(name in wanted for name, _ in members):
             continue
-        by_print: Dict[bytes, List[Tuple[str, object]]] = {}
-        noted: List[Tuple[str, Optional[bytes]]] = []
+        by_print: dict[bytes, list[tuple[str, object]]] = {}
+        noted: list[tuple[str, bytes | None]] = []
         for name, content in members:
             fingerprint = _lazy(lazy).fingerprint(name) if content is None else content_fingerprint(content)
             by_print.setdefault(fingerprint, []).append((name, content))
@@ -318,7 +281,7 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
         for same in by_print.values():
             if len(same) < 2:
                 continue
-            by_hash: Dict[bytes, List[str]] = {}
+            by_hash: dict[bytes, list[str]] = {}
             for name, content in same:
                 digest = _lazy(lazy).digest(name) if content is None else content_digest(content)
                 by_hash.setdefault(digest, []).append(name)
@@ -327,7 +290,7 @@ def _candidates(graph_def, keep: Set[str], min_bytes: int, lazy: Optional[LazyWe
 
 
 def stash(
-    graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES, lazy: Optional[LazyWeights] = None
+    graph_def, keep: Sequence[str], min_bytes: int = DEFAULT_MIN_BYTES, lazy: LazyWeights | None = None
 ) -> Stash:
     """Swap opaque large Consts of ``graph_def`` (in place) for stand-ins.
 
@@ -339,8 +302,8 @@ def stash(
 
     protected = keep_set(keep)
     names = set(_candidates(graph_def, protected, min_bytes, lazy))
-    entries: Dict[str, Tuple[object, bytes]] = {}
-    stand_ins: List[str] = []
+    entries: dict[str, tuple[object, bytes]] = {}
+    stand_ins: list[str] = []
     for node in graph_def.node:
         if lazy is not None and lazy.is_stand_in(node):
             if node.name in names:

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from tfjsconv import model_json, weights
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import check, fields
+from tfjsconv.layers import check, check_classes, fields
 from tfjsconv.layers.keras_files import KerasModel
 from tfjsconv.options import ConversionOptions
 
 log = logging.getLogger(__name__)
 
-WeightGroup = List[Tuple[str, np.ndarray]]
+WeightGroup = list[tuple[str, np.ndarray]]
 
 
 def ensure_loadable(
-    model_topology: Optional[Dict[str, Any]],
-    named: Sequence[Tuple[str, np.ndarray]],
+    model_topology: dict[str, Any] | None,
+    named: Sequence[tuple[str, np.ndarray]],
     options: ConversionOptions,
 ) -> None:
     """Refuse (one line) a model tfjs-layers 4.22 would refuse at load (``check``).
@@ -33,12 +34,12 @@ def ensure_loadable(
     if not problems:
         return
     if options.skip_op_check:
-        log.warning(check.refusal_text(problems) + " (written anyway: --skip_op_check)")
+        log.warning(check_classes.refusal_text(problems) + " (written anyway: --skip_op_check)")
         return
-    raise ConversionError(check.refusal_text(problems))
+    raise ConversionError(check_classes.refusal_text(problems))
 
 
-def weight_groups(layers: Sequence[Tuple[str, WeightGroup]], split_by_layer: bool) -> List[WeightGroup]:
+def weight_groups(layers: Sequence[tuple[str, WeightGroup]], split_by_layer: bool) -> list[WeightGroup]:
     """One group for the whole model, or one per layer that has weights."""
     non_empty = [ws for _, ws in layers if ws]
     if split_by_layer:
@@ -46,11 +47,11 @@ def weight_groups(layers: Sequence[Tuple[str, WeightGroup]], split_by_layer: boo
     return [[w for ws in non_empty for w in ws]]
 
 
-def topology(model: KerasModel) -> Optional[Dict[str, Any]]:
+def topology(model: KerasModel) -> dict[str, Any] | None:
     """``modelTopology`` in the reference's key order (training_config only if present)."""
     if model.model_config is None:
         return None
-    topo: Dict[str, Any] = {"keras_version": model.keras_version}
+    topo: dict[str, Any] = {"keras_version": model.keras_version}
     if model.backend is not None:
         topo["backend"] = model.backend
     topo["model_config"] = model.model_config
@@ -60,12 +61,12 @@ def topology(model: KerasModel) -> Optional[Dict[str, Any]]:
 
 
 def build_model_json(
-    generated_by: Optional[str],
-    model_topology: Optional[Dict[str, Any]],
-    manifest: List[Dict[str, Any]],
-    metadata: Optional[Dict[str, Any]],
-) -> Dict[str, Any]:
-    obj: Dict[str, Any] = {
+    generated_by: str | None,
+    model_topology: dict[str, Any] | None,
+    manifest: list[dict[str, Any]],
+    metadata: dict[str, Any] | None,
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {
         "format": "layers-model",
         "generatedBy": generated_by,
         "convertedBy": model_json.converted_by(),

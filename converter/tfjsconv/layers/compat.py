@@ -7,18 +7,17 @@
 from __future__ import annotations
 
 import functools
-from typing import FrozenSet
 
 from tfjsconv import datafiles
 
 
-@functools.lru_cache(maxsize=None)
-def registered_classes() -> FrozenSet[str]:
+@functools.cache
+def registered_classes() -> frozenset[str]:
     """Class names tfjs 4.22 can deserialize."""
     return frozenset(datafiles.load_json("tfjs_layers_classes.json")["classes"])
 
 
-@functools.lru_cache(maxsize=None)
-def registered_activations() -> FrozenSet[str]:
+@functools.cache
+def registered_activations() -> frozenset[str]:
     """Activation names tfjs 4.22 can deserialize (its registered classes are lowerCamelCase)."""
     return frozenset(c for c in registered_classes() if c[:1].islower())

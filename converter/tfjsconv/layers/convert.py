@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
 from tfjsconv import model_json, weights
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import artifacts, check, fields, keras3, weight_names
+from tfjsconv.layers import artifacts, check_weights, fields, keras3, weight_names
 from tfjsconv.layers.keras_files import KerasModel, read_keras_file
 from tfjsconv.options import ConversionOptions
 
@@ -40,11 +40,11 @@ def keras_to_layers(input_path: str, staging_path: str, options: ConversionOptio
 def keras_saved_model_to_layers(input_path: str, staging_path: str, options: ConversionOptions) -> None:
     """Keras SavedModel -> (tf_keras) private temp h5 -> the h5 path."""
     from tfjsconv.graph import scan
-    from tfjsconv.graph.convert import _read_saved_model_proto
     from tfjsconv.layers import tf_keras_io  # imports TensorFlow quietly; loads nothing yet
+    from tfjsconv.proto_readers import read_saved_model_proto
 
     # Untrusted input: every MetaGraph is checked as protobuf before tf_keras loads it.
-    for meta in _read_saved_model_proto(input_path).meta_graphs:
+    for meta in read_saved_model_proto(input_path).meta_graphs:
         scan.scan_saved_model(
             input_path,
             meta,
@@ -63,11 +63,11 @@ def _layer_prefix(name: str) -> str:
 
 
 def _split_by_layer_prefix(
-    named: List[Tuple[str, np.ndarray]],
-) -> List[Tuple[str, List[Tuple[str, np.ndarray]]]]:
+    named: list[tuple[str, np.ndarray]],
+) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
     """Group consecutive weights by their first name component (the layer)."""
-    out: List[Tuple[str, List[Tuple[str, np.ndarray]]]] = []
-    index: Dict[str, int] = {}
+    out: list[tuple[str, list[tuple[str, np.ndarray]]]] = []
+    index: dict[str, int] = {}
     for name, array in named:
         layer = _layer_prefix(name)
         if layer not in index:
@@ -78,15 +78,15 @@ def _split_by_layer_prefix(
 
 
 def _names_for_tfjs(
-    config: Any, layers: List[Tuple[str, List[Tuple[str, np.ndarray]]]]
-) -> List[Tuple[str, List[Tuple[str, np.ndarray]]]]:
+    config: Any, layers: list[tuple[str, list[tuple[str, np.ndarray]]]]
+) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
     """Rename uniquified weight names (``conv2d_1_1/kernel``, as the reference converter
     copies them from old h5 files) to the ones tfjs pairs; other names are kept."""
     if not isinstance(config, dict) or config.get("class_name") not in keras3.MODEL_CLASSES:
         return layers
     classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(config)}
     # Nested models' weights carry their inner layers' names: those are real names too.
-    leaves = {leaf for n, (c, cfg) in classes.items() for leaf in check.leaf_layer_names(n, c, cfg)}
+    leaves = {leaf for n, (c, cfg) in classes.items() for leaf in check_weights.leaf_layer_names(n, c, cfg)}
     out = []
     for prefix, ws in layers:
         owner = None if prefix in leaves else weight_names.owner_layer(prefix, list(classes))
@@ -95,23 +95,19 @@ def _names_for_tfjs(
             continue
         cls, cfg = classes[owner]
         names = weight_names.tfjs_weight_names(owner, cls, cfg, [n for n, _ in ws])
-        out.append((owner, [(n, a) for n, (_, a) in zip(names, ws)]))
+        out.append((owner, [(n, a) for n, (_, a) in zip(names, ws, strict=False)]))
     return out
 
 
-def _keras3_topology_to_keras2(topo: Dict[str, Any], named, options: ConversionOptions):
+def _keras3_topology_to_keras2(topo: dict[str, Any], named, options: ConversionOptions):
     """A Keras-3-style topology (as the reference writes for Keras 3 h5) -> Keras 2."""
     translated = keras3.translate_model(topo["model_config"], options.allow_unsafe_deserialization)
-    by_layer = dict(_split_by_layer_prefix(named))
-    layers = []
-    for name, cls, cfg in keras3.layer_configs(translated):
-        ws = by_layer.pop(name, [])
-        new_names = keras3.keras2_weight_names(name, cls, cfg, len(ws))
-        if ws:
-            layers.append((name, [(n, a) for n, (_, a) in zip(new_names, ws)]))
-    if by_layer:
+    by_layer = {name: [a for _, a in ws] for name, ws in _split_by_layer_prefix(named)}
+    layers = weight_names.keras3_by_config(translated, by_layer)
+    stray = set(by_layer) - {name for name, _, _ in keras3.layer_configs(translated)}
+    if stray:
         raise ConversionError(
-            "weights that do not belong to any layer of the Keras 3 model: " + ", ".join(sorted(by_layer))
+            "weights that do not belong to any layer of the Keras 3 model: " + ", ".join(sorted(stray))
         )
     return KerasModel(topo.get("keras_version"), topo.get("backend"), translated, None, layers)
 
@@ -147,7 +143,7 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
             topo.get("training_config") if isinstance(topo, dict) else None,
             _names_for_tfjs(config, _split_by_layer_prefix(named)),
         )
-    new_topo: Optional[Dict[str, Any]]
+    new_topo: dict[str, Any] | None
     if isinstance(topo, dict) and not _looks_keras3(topo):
         new_topo = topo  # passed through, less what tfjs ignores and inference does not need
     else:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 from tfjsconv import datafiles
 from tfjsconv.layers import translate
@@ -54,7 +55,7 @@ _NEUTRAL = frozenset(
 _NEUTRAL_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 
 # Fields whose listed values mean what tfjs-layers does without the field.
-_HARMLESS_VALUES: Mapping[str, Tuple[Any, ...]] = {
+_HARMLESS_VALUES: Mapping[str, tuple[Any, ...]] = {
     "groups": (1,),
     "data_format": ("channels_last", None),
     "dilation_rate": (1, (1,), (1, 1), (1, 1, 1)),
@@ -75,21 +76,21 @@ _HARMLESS_VALUES: Mapping[str, Tuple[Any, ...]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
-def accepted() -> Mapping[str, FrozenSet[str]]:
+@functools.cache
+def accepted() -> Mapping[str, frozenset[str]]:
     """Class -> camelCase config fields tfjs-layers 4.22 accepts."""
     data = datafiles.load_json("tfjs_layers_fields.json")["fields"]
     return {cls: frozenset(keys) for cls, keys in data.items()}
 
 
-@functools.lru_cache(maxsize=None)
-def constructor_reads() -> Mapping[str, FrozenSet[str]]:
+@functools.cache
+def constructor_reads() -> Mapping[str, frozenset[str]]:
     """Class -> camelCase fields its constructor reads without accepting them (``*``: all)."""
     data = datafiles.load_json("tfjs_layers_fields.json")["reads"]
     return {cls: frozenset(keys) for cls, keys in data.items()}
 
 
-def _read_by(cls: Optional[str], key: str) -> bool:
+def _read_by(cls: str | None, key: str) -> bool:
     reads = constructor_reads().get(cls, frozenset()) if isinstance(cls, str) else frozenset()
     return "*" in reads or to_camel(key) in reads
 
@@ -102,7 +103,7 @@ def to_camel(key: str) -> str:
     return re.sub(r"_+(\w|$)", lambda m: m.group(1).upper(), key)
 
 
-def _same(value: Any, harmless: Tuple[Any, ...]) -> bool:
+def _same(value: Any, harmless: tuple[Any, ...]) -> bool:
     if isinstance(value, list):
         value = tuple(value)
     return any(
@@ -119,7 +120,7 @@ def droppable(key: str, value: Any) -> bool:
     return False
 
 
-def _fix_layer(layer: Dict[str, Any]) -> Dict[str, Any]:
+def _fix_layer(layer: dict[str, Any]) -> dict[str, Any]:
     layer = translate.layer(layer)  # exact tfjs equivalents first (Identity -> Activation)
     cls = layer.get("class_name")
     config = layer.get("config")
@@ -128,7 +129,7 @@ def _fix_layer(layer: Dict[str, Any]) -> Dict[str, Any]:
     if not isinstance(config, dict):
         return layer
     known = accepted().get(cls) if isinstance(cls, str) else None
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for key, value in config.items():
         if key in ("layer", "cell", "forward_layer", "backward_layer") and isinstance(value, dict):
             value = _fix_any(value)
@@ -140,7 +141,7 @@ def _fix_layer(layer: Dict[str, Any]) -> Dict[str, Any]:
     if cls == "Bidirectional" and isinstance(out.get("layer"), dict):
         # Keras 3 writes the wrapper's own zero_output_for_mask=return_sequences into the
         # wrapped layer; Keras 2 sets it without saving it. Either way the wrapper implies
-        # it, and check.mask_problems judges its effect.
+        # it, and check_masks.mask_problems judges its effect.
         inner = out["layer"]
         if isinstance(inner.get("config"), dict) and "zero_output_for_mask" in inner["config"]:
             inner_cfg = {k: v for k, v in inner["config"].items() if k != "zero_output_for_mask"}
@@ -152,13 +153,13 @@ def _fix_any(value: Any) -> Any:
     return _fix_layer(value) if isinstance(value, dict) and "class_name" in value else value
 
 
-def drop_ignored_fields(model_config: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+def drop_ignored_fields(model_config: dict[str, Any] | None) -> dict[str, Any] | None:
     """A copy of ``model_config`` without the fields tfjs's constructors read but inference
     does not need, and with ``translate``'s exact rewrites applied to every layer."""
     return _fix_any(model_config) if model_config is not None else None
 
 
-def unsupported_fields(cls: str, config: Mapping[str, Any]) -> List[str]:
+def unsupported_fields(cls: str, config: Mapping[str, Any]) -> list[str]:
     """Sorted ``key=value`` texts of fields tfjs-layers would ignore although they matter."""
     if cls in _CONTAINERS:
         return []

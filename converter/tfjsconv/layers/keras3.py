@@ -14,10 +14,11 @@ variable creation order.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import compat
+from tfjsconv.layers import check_classes, compat
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
@@ -26,7 +27,7 @@ _DROP_KEYS = frozenset({"module", "registered_name", "build_config", "compile_co
 
 # Keras-3-only layer/initializer arguments: dropped when they hold the value that
 # means "behave like Keras 2", refused otherwise (Keras 2 cannot express them).
-_K3_ONLY_DEFAULTS: Mapping[str, Tuple[Any, ...]] = {
+_K3_ONLY_DEFAULTS: Mapping[str, tuple[Any, ...]] = {
     "quantization_config": (None,),
     "lora_rank": (None, 0),
     "lora_alpha": (None,),
@@ -51,39 +52,39 @@ _DTYPE_POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy", "Policy")
 _RNN_CELLS = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
 
 
-def _kernel_bias(cfg: Mapping[str, Any]) -> List[str]:
+def _kernel_bias(cfg: Mapping[str, Any]) -> list[str]:
     return ["kernel", "bias"] if cfg.get("use_bias", True) else ["kernel"]
 
 
-def _depthwise(cfg: Mapping[str, Any]) -> List[str]:
+def _depthwise(cfg: Mapping[str, Any]) -> list[str]:
     return ["depthwise_kernel", "bias"] if cfg.get("use_bias", True) else ["depthwise_kernel"]
 
 
-def _separable(cfg: Mapping[str, Any]) -> List[str]:
+def _separable(cfg: Mapping[str, Any]) -> list[str]:
     names = ["depthwise_kernel", "pointwise_kernel"]
     return names + ["bias"] if cfg.get("use_bias", True) else names
 
 
-def _batch_norm(cfg: Mapping[str, Any]) -> List[str]:
+def _batch_norm(cfg: Mapping[str, Any]) -> list[str]:
     names = ["gamma"] if cfg.get("scale", True) else []
     names += ["beta"] if cfg.get("center", True) else []
     return names + ["moving_mean", "moving_variance"]
 
 
-def _layer_norm(cfg: Mapping[str, Any]) -> List[str]:
+def _layer_norm(cfg: Mapping[str, Any]) -> list[str]:
     names = ["gamma"] if cfg.get("scale", True) else []
     return names + (["beta"] if cfg.get("center", True) else [])
 
 
-def _rnn(cell: str) -> Callable[[Mapping[str, Any]], List[str]]:
-    def names(cfg: Mapping[str, Any]) -> List[str]:
+def _rnn(cell: str) -> Callable[[Mapping[str, Any]], list[str]]:
+    def names(cfg: Mapping[str, Any]) -> list[str]:
         base = ["kernel", "recurrent_kernel"] + (["bias"] if cfg.get("use_bias", True) else [])
         return [f"{cell}/{n}" for n in base]
 
     return names
 
 
-def _wrapped(cfg: Mapping[str, Any], key: str = "layer") -> Tuple[str, List[str]]:
+def _wrapped(cfg: Mapping[str, Any], key: str = "layer") -> tuple[str, list[str]]:
     inner = cfg[key]
     layout = WEIGHT_LAYOUTS.get(inner["class_name"])
     if layout is None:
@@ -94,12 +95,12 @@ def _wrapped(cfg: Mapping[str, Any], key: str = "layer") -> Tuple[str, List[str]
     return inner["config"]["name"], layout(inner["config"])
 
 
-def _time_distributed(cfg: Mapping[str, Any]) -> List[str]:
+def _time_distributed(cfg: Mapping[str, Any]) -> list[str]:
     """Keras 2 names the wrapped layer's weights after the wrapper: ``td/kernel``."""
     return _wrapped(cfg)[1]
 
 
-def _bidirectional(cfg: Mapping[str, Any]) -> List[str]:
+def _bidirectional(cfg: Mapping[str, Any]) -> list[str]:
     """Forward then backward: ``bidi/forward_lstm/lstm_cell/kernel`` ..."""
     fname, fnames = _wrapped(cfg)
     if cfg.get("backward_layer"):
@@ -111,7 +112,7 @@ def _bidirectional(cfg: Mapping[str, Any]) -> List[str]:
 
 # class name -> config -> Keras 2 weight names (relative to the layer), in Keras 3's
 # variable order.
-WEIGHT_LAYOUTS: Mapping[str, Callable[[Mapping[str, Any]], List[str]]] = {
+WEIGHT_LAYOUTS: Mapping[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "Dense": _kernel_bias,
     "Conv1D": _kernel_bias,
     "Conv2D": _kernel_bias,
@@ -141,7 +142,7 @@ _RENAMED_ARGS: Mapping[str, Mapping[str, str]] = {
 }
 
 
-def is_keras3_version(keras_version: Optional[str]) -> bool:
+def is_keras3_version(keras_version: str | None) -> bool:
     return bool(keras_version) and str(keras_version).split(".")[0] == "3"
 
 
@@ -183,7 +184,7 @@ def clean_value(value: Any, where: str, allow_unsafe: bool) -> Any:
         if value["class_name"] == "__keras_tensor__":
             history = value["config"]["keras_history"]
             return [history[0], history[1], history[2]]
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for key, item in value.items():
         if key in _DROP_KEYS or key in _K3_IMPL_KEYS:
             continue
@@ -202,9 +203,9 @@ def clean_value(value: Any, where: str, allow_unsafe: bool) -> Any:
     return out
 
 
-def _flatten_tensors(args: Any, where: str) -> List[List[Any]]:
+def _flatten_tensors(args: Any, where: str) -> list[list[Any]]:
     """Keras tensor references in positional call args, in order."""
-    found: List[List[Any]] = []
+    found: list[list[Any]] = []
 
     def walk(x: Any) -> None:
         if isinstance(x, dict) and x.get("class_name") == "__keras_tensor__":
@@ -224,9 +225,9 @@ def _flatten_tensors(args: Any, where: str) -> List[List[Any]]:
     return found
 
 
-def translate_inbound_nodes(nodes: Sequence[Any], where: str, allow_unsafe: bool) -> List[Any]:
+def translate_inbound_nodes(nodes: Sequence[Any], where: str, allow_unsafe: bool) -> list[Any]:
     """Keras 3 ``[{args, kwargs}]`` -> Keras 2 ``[[[layer, node, tensor, kwargs], ...]]``."""
-    out: List[Any] = []
+    out: list[Any] = []
     for node in nodes:
         if not isinstance(node, dict):  # already Keras 2 style
             out.append(node)
@@ -250,7 +251,7 @@ def _io_layers(value: Any) -> Any:
     return value
 
 
-def _keras2_bidirectional(config: Dict[str, Any]) -> Dict[str, Any]:
+def _keras2_bidirectional(config: dict[str, Any]) -> dict[str, Any]:
     """Keras 3 serializes the *built* forward/backward layers (``forward_x``,
     ``backward_x``); Keras 2 and tfjs expect the wrapped layer ``x`` and derive both
     directions from it (a separate backward config is only for a custom one)."""
@@ -276,7 +277,7 @@ def _keras2_bidirectional(config: Dict[str, Any]) -> Dict[str, Any]:
     return config
 
 
-def translate_layer(layer: Mapping[str, Any], allow_unsafe: bool, functional: bool) -> Dict[str, Any]:
+def translate_layer(layer: Mapping[str, Any], allow_unsafe: bool, functional: bool) -> dict[str, Any]:
     cls = layer["class_name"]
     name = layer.get("name") or layer.get("config", {}).get("name")
     where = f"layer {name!r} ({cls})"
@@ -292,14 +293,14 @@ def translate_layer(layer: Mapping[str, Any], allow_unsafe: bool, functional: bo
         renames["batch_shape"] = "batch_input_shape"
     if renames and isinstance(config, dict):
         config = {renames.get(k, k): v for k, v in config.items()}
-    out: Dict[str, Any] = {"class_name": cls, "config": config}
+    out: dict[str, Any] = {"class_name": cls, "config": config}
     if functional:
         out["name"] = name
         out["inbound_nodes"] = translate_inbound_nodes(layer.get("inbound_nodes", []), where, allow_unsafe)
     return out
 
 
-def translate_model(model: Mapping[str, Any], allow_unsafe: bool) -> Dict[str, Any]:
+def translate_model(model: Mapping[str, Any], allow_unsafe: bool) -> dict[str, Any]:
     """A Keras 3 ``{class_name, config}`` model -> the Keras 2 spelling tfjs loads."""
     cls = model["class_name"]
     cfg = model["config"]
@@ -335,13 +336,13 @@ def _has_own_node(layer: Mapping[str, Any]) -> bool:
     return False
 
 
-def _shift(ref: List[Any], shifted: set) -> List[Any]:
+def _shift(ref: list[Any], shifted: set) -> list[Any]:
     if ref and ref[0] in shifted:
         return [ref[0], ref[1] + 1] + list(ref[2:])
     return ref
 
 
-def layer_configs(model: Mapping[str, Any]) -> List[Tuple[str, str, Mapping[str, Any]]]:
+def layer_configs(model: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
     """(name, class_name, config) of the model's top-level layers, in config order."""
     cfg = model["config"]
     layers = cfg if isinstance(cfg, list) else cfg.get("layers", [])
@@ -351,10 +352,10 @@ def layer_configs(model: Mapping[str, Any]) -> List[Tuple[str, str, Mapping[str,
     ]
 
 
-def _nested_model_names(config: Mapping[str, Any]) -> List[str]:
+def _nested_model_names(config: Mapping[str, Any]) -> list[str]:
     """A nested model's weights: its layers in config order; Keras 2 does not prefix
     them with the nested model's name (``inner_dense/kernel``)."""
-    names: List[str] = []
+    names: list[str] = []
     for name, cls, cfg in layer_configs({"config": config}):
         if cls in MODEL_CLASSES:
             names += _nested_model_names(cfg)
@@ -363,7 +364,7 @@ def _nested_model_names(config: Mapping[str, Any]) -> List[str]:
     return names
 
 
-def keras2_weight_names(layer_name: str, cls: str, config: Mapping[str, Any], count: int) -> List[str]:
+def keras2_weight_names(layer_name: str, cls: str, config: Mapping[str, Any], count: int) -> list[str]:
     """Keras 2 names for a Keras 3 layer's ``count`` variables (in Keras 3 order)."""
     if count == 0:
         return []
@@ -378,11 +379,9 @@ def keras2_weight_names(layer_name: str, cls: str, config: Mapping[str, Any], co
         return names
     layout = WEIGHT_LAYOUTS.get(cls)
     if layout is None and cls not in compat.registered_classes():
-        from tfjsconv.layers import check  # check builds on this module
-
         raise ConversionError(
-            check.refusal_text(
-                check.class_problems({"class_name": cls, "config": {**config, "name": layer_name}})
+            check_classes.refusal_text(
+                check_classes.class_problems({"class_name": cls, "config": {**config, "name": layer_name}})
             )
         )
     if layout is None:

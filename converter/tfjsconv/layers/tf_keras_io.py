@@ -14,7 +14,8 @@ import os
 import tempfile
 import warnings
 import zipfile
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def _quietly(fn):
 
 @_quietly
 def build_model(
-    topology: Mapping[str, Any], named: Sequence[Tuple[str, np.ndarray]], allow_unsafe: bool
+    topology: Mapping[str, Any], named: Sequence[tuple[str, np.ndarray]], allow_unsafe: bool
 ) -> Any:
     """A tf_keras model from a layers ``modelTopology`` with weights set by name."""
     config = topology["model_config"]
@@ -73,13 +74,13 @@ def build_model(
         model = tf_keras.models.model_from_json(json.dumps(config))
     except Exception as e:  # noqa: BLE001 - Keras raises many types for bad configs
         raise ConversionError(f"tf_keras cannot rebuild the model from its topology: {e}") from None
-    by_name: Dict[str, np.ndarray] = {}
-    short: Dict[str, np.ndarray] = {}
+    by_name: dict[str, np.ndarray] = {}
+    short: dict[str, np.ndarray] = {}
     for name, array in named:
         by_name[name] = array
         short.setdefault(_shorten(name), array)
     used = set()
-    missing: List[str] = []
+    missing: list[str] = []
     for layer in model.layers:
         values = []
         for w in layer.weights:
@@ -134,23 +135,23 @@ def _stream_to_h5(saved_model_dir: str, h5_path: str) -> bool:
     import tensorflow as tf
     from tf_keras.src import backend
 
-    from tfjsconv.graph import streaming
+    from tfjsconv.graph import checkpoint_source
 
-    prefix = streaming.saved_model_checkpoint(saved_model_dir)
+    prefix = checkpoint_source.saved_model_checkpoint(saved_model_dir)
     if prefix is None:
         return False
     skip = tf.saved_model.LoadOptions(experimental_skip_checkpoint=True)
     try:
-        source = streaming.CheckpointSource(prefix)
+        source = checkpoint_source.CheckpointSource(prefix)
         model = tf_keras.models.load_model(saved_model_dir, compile=False, options=skip)
-        keys = streaming.variable_keys(model, source)
+        keys = checkpoint_source.variable_keys(model, source)
     except Exception:  # noqa: BLE001 - the full load reports why the model cannot load
         return False
     if not model.weights or any(id(v) not in keys for v in model.weights):
         logging.getLogger(__name__).info("a Keras variable has no checkpoint key: loading the model whole")
         return False
 
-    def read(variables: Sequence[Any]) -> List[np.ndarray]:
+    def read(variables: Sequence[Any]) -> list[np.ndarray]:
         return [source.read(keys[id(v)]) for v in variables]
 
     original = backend.batch_get_value

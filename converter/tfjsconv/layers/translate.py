@@ -18,7 +18,8 @@ alone, and ``check`` refuses it at conversion time.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 ACTIVATION_KEYS = ("activation", "recurrent_activation")
 
@@ -43,9 +44,9 @@ def _regularizer(value: Any) -> Any:
     return {**value, "class_name": "L1L2", "config": l1l2}
 
 
-def layer_config(config: Mapping[str, Any]) -> Dict[str, Any]:
+def layer_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A layer's ``config`` with its activations and regularizers rewritten."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for key, value in config.items():
         if key == "activity_regularizer" and value is not None:
             continue
@@ -57,7 +58,7 @@ def layer_config(config: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def layer(serialized: Mapping[str, Any]) -> Dict[str, Any]:
+def layer(serialized: Mapping[str, Any]) -> dict[str, Any]:
     """A serialized ``{class_name, config, ...}`` layer, rewritten for tfjs (not its children)."""
     cls = serialized.get("class_name")
     config = serialized.get("config")

@@ -10,17 +10,18 @@ weight data has no target variable"). Names that already pair are kept unchanged
 from __future__ import annotations
 
 import re
-from typing import Any, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import check, keras3
+from tfjsconv.layers import check_weights, keras3
 
 
 def _pairs(name: str, created: Mapping[str, Any]) -> bool:
-    return name in created or check.loader_alias(name) in created
+    return name in created or check_weights.loader_alias(name) in created
 
 
-def _layout_names(layer: str, cls: str, config: Mapping[str, Any], count: int) -> List[str]:
+def _layout_names(layer: str, cls: str, config: Mapping[str, Any], count: int) -> list[str]:
     try:
         return keras3.keras2_weight_names(layer, cls, config, count)
     except (ConversionError, KeyError, TypeError):
@@ -35,7 +36,7 @@ def _fix_prefix(layer: str, name: str) -> str:
     return name
 
 
-def owner_layer(prefix: str, layer_names: Sequence[str]) -> Optional[str]:
+def owner_layer(prefix: str, layer_names: Sequence[str]) -> str | None:
     """The layer a weight-name prefix belongs to: itself, or the longest layer name it
     uniquifies (``conv2d_1_1`` -> ``conv2d_1`` even when ``conv2d`` exists too)."""
     if prefix in layer_names:
@@ -44,15 +45,15 @@ def owner_layer(prefix: str, layer_names: Sequence[str]) -> Optional[str]:
     return max(owners, key=len) if owners else None
 
 
-def tfjs_weight_names(layer: str, cls: str, config: Mapping[str, Any], stored: List[str]) -> List[str]:
+def tfjs_weight_names(layer: str, cls: str, config: Mapping[str, Any], stored: list[str]) -> list[str]:
     """``stored`` (``:0`` already removed) renamed where tfjs would not pair them.
 
-    Where the class's variables are known (``check.created_variables``), a name that
+    Where the class's variables are known (``check_weights.created_variables``), a name that
     does not pair takes the Keras 2 name at the same position if both end in the same
     variable name (``kernel``); otherwise a uniquified first component is replaced by
     the layer name.
     """
-    created = check.created_variables(layer, cls, config)
+    created = check_weights.created_variables(layer, cls, config)
     if created is not None and all(_pairs(n, created) for n in stored):
         return list(stored)
     layout = _layout_names(layer, cls, config, len(stored))
@@ -65,3 +66,17 @@ def tfjs_weight_names(layer: str, cls: str, config: Mapping[str, Any], stored: L
         else:
             out.append(_fix_prefix(layer, name))
     return out
+
+
+def keras3_by_config(
+    translated: Any, arrays_by_layer: Mapping[str, Sequence[Any]]
+) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """Keras 3 weights (by layer, in Keras 3's order) named as Keras 2 names them, layer
+    by layer in the order of the translated config; layers without weights are left out."""
+    layers = []
+    for name, cls, cfg in keras3.layer_configs(translated):
+        arrays = arrays_by_layer.get(name, [])
+        names = keras3.keras2_weight_names(name, cls, cfg, len(arrays))
+        if arrays:
+            layers.append((name, list(zip(names, arrays, strict=False))))
+    return layers

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,14 +33,14 @@ def _exact_pattern(name: str) -> str:
 
 
 def _evaluator(
-    model: Mapping[str, Any], named: Sequence[Tuple[str, np.ndarray]], options: ConversionOptions
+    model: Mapping[str, Any], named: Sequence[tuple[str, np.ndarray]], options: ConversionOptions
 ) -> Any:
     if model.get("format") == "graph-model":
         return evaluate.GraphEvaluator(model, named)
     return evaluate.LayersEvaluator(model, named, options.allow_unsafe_deserialization)
 
 
-def _search_weights(named: Sequence[Tuple[str, np.ndarray]], fed: Sequence[str]) -> List[search.Weight]:
+def _search_weights(named: Sequence[tuple[str, np.ndarray]], fed: Sequence[str]) -> list[search.Weight]:
     fed_set = set(fed)
     out = []
     for name, array in named:
@@ -50,11 +51,11 @@ def _search_weights(named: Sequence[Tuple[str, np.ndarray]], fed: Sequence[str])
 
 def run_search(
     model: Mapping[str, Any],
-    named: Sequence[Tuple[str, np.ndarray]],
+    named: Sequence[tuple[str, np.ndarray]],
     options: ConversionOptions,
     *,
     max_evaluations: int = search.DEFAULT_MAX_EVALUATIONS,
-) -> Tuple[search.Result, List[search.Weight], str]:
+) -> tuple[search.Result, list[search.Weight], str]:
     """(result, weights as the search saw them, calibration description)."""
     budget = float(options.quantize_budget if options.quantize_budget is not None else 0.0)
     metric = options.error_metric or DEFAULT_ERROR_METRIC
@@ -71,7 +72,7 @@ def run_search(
         reference = evaluator.run()
         metrics.check_applicable(metric, reference)
         arrays = dict(named)
-        cache: Dict[Tuple[str, str], np.ndarray] = {}
+        cache: dict[tuple[str, str], np.ndarray] = {}
 
         def value(name: str, dtype: str) -> np.ndarray:
             key = (name, dtype)
@@ -80,7 +81,7 @@ def run_search(
                 cache[key] = quantization.dequantize(stored, meta).reshape(arrays[name].shape)
             return cache[key]
 
-        def measure(assignment: Mapping[str, str]) -> Tuple[float, float]:
+        def measure(assignment: Mapping[str, str]) -> tuple[float, float]:
             outs = evaluator.run({n: value(n, d) for n, d in assignment.items()})
             return metrics.error(metric, reference, outs), metrics.proxy(metric, reference, outs)
 
@@ -110,7 +111,7 @@ def quantize_to_budget(staging: str, options: ConversionOptions, report_dir: str
     named = [(n, np.array(a)) for n, a in named]  # own the data: the shards are rewritten below
     result, weight_list, source = run_search(model, named, options)
 
-    specs: Dict[str, List[str]] = {}
+    specs: dict[str, list[str]] = {}
     for name, dtype in result.assignment.items():
         specs.setdefault(dtype, []).append(_exact_pattern(name))
     arrays = dict(named)

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 import zipfile
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class InputSpec:
     """One model input: its feed name, shape (None = any size) and numpy dtype name."""
 
     name: str
-    shape: Tuple[Optional[int], ...]
+    shape: tuple[int | None, ...]
     dtype: str
 
 
@@ -47,7 +47,7 @@ class InputSpec:
 class Calibration:
     """Arrays in input order, and where they came from (for the report)."""
 
-    arrays: Tuple[np.ndarray, ...]
+    arrays: tuple[np.ndarray, ...]
     source: str
 
     @property
@@ -63,7 +63,7 @@ def _kind(dtype: str) -> str:
 def generate(specs: Sequence[InputSpec]) -> Calibration:
     """Deterministic inputs from the signature (see the module docstring)."""
     rng = np.random.Generator(np.random.PCG64(GENERATED_SEED))
-    arrays: List[np.ndarray] = []
+    arrays: list[np.ndarray] = []
     for spec in specs:
         dims = list(spec.shape)
         if dims:
@@ -83,7 +83,7 @@ def generate(specs: Sequence[InputSpec]) -> Calibration:
     return Calibration(tuple(arrays), GENERATED_DESCRIPTION)
 
 
-def _read_npz(path: str) -> Dict[str, np.ndarray]:
+def _read_npz(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: np.asarray(data[key]) for key in data.files}
@@ -92,7 +92,7 @@ def _read_npz(path: str) -> Dict[str, np.ndarray]:
         raise ConversionError(f"calibration file {path} is not a readable .npz: {reason}") from None
 
 
-def _read_json(path: str, specs: Sequence[InputSpec]) -> Dict[str, np.ndarray]:
+def _read_json(path: str, specs: Sequence[InputSpec]) -> dict[str, np.ndarray]:
     try:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
@@ -102,7 +102,7 @@ def _read_json(path: str, specs: Sequence[InputSpec]) -> Dict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise ConversionError(f"calibration file {path} must hold a JSON object {{input name: nested list}}")
     dtypes = {s.name: s.dtype for s in specs}
-    out: Dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
     for name, value in obj.items():
         try:
             array = np.array(value, dtype=np.float64)
@@ -150,8 +150,8 @@ def check(found: Mapping[str, np.ndarray], specs: Sequence[InputSpec], path: str
     missing = [n for n in names if n not in found]
     if missing:
         raise ConversionError(f"calibration file {path} has no data for model input {missing[0]!r}")
-    arrays: List[np.ndarray] = []
-    batch: Optional[int] = None
+    arrays: list[np.ndarray] = []
+    batch: int | None = None
     for spec in specs:
         array = found[spec.name]
         want, got = _kind(spec.dtype), _kind(array.dtype.name)

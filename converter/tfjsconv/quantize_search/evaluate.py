@@ -20,7 +20,8 @@ names to arrays and defaults to the float32 weights.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,11 +41,11 @@ _TF_DTYPES = {
 }
 
 
-def _data_inputs(node: Any) -> List[str]:
+def _data_inputs(node: Any) -> list[str]:
     return [i for i in node.input if not i.startswith("^")]
 
 
-def _control_inputs(node: Any) -> List[str]:
+def _control_inputs(node: Any) -> list[str]:
     return [i for i in node.input if i.startswith("^")]
 
 
@@ -154,9 +155,9 @@ def runnable_graph(graph_def: Any) -> Any:
     return out
 
 
-def _shape(tensor_shape: Mapping[str, Any]) -> Tuple[Optional[int], ...]:
+def _shape(tensor_shape: Mapping[str, Any]) -> tuple[int | None, ...]:
     dims = tensor_shape.get("dim", []) if isinstance(tensor_shape, Mapping) else []
-    out: List[Optional[int]] = []
+    out: list[int | None] = []
     for dim in dims:
         size = int(dim.get("size", -1))
         out.append(None if size < 0 else size)
@@ -166,7 +167,7 @@ def _shape(tensor_shape: Mapping[str, Any]) -> Tuple[Optional[int], ...]:
 class GraphEvaluator:
     """A tfjs graph model run in one TF session, its float32 weights fed per run."""
 
-    def __init__(self, model: Mapping[str, Any], weights: Sequence[Tuple[str, np.ndarray]]):
+    def __init__(self, model: Mapping[str, Any], weights: Sequence[tuple[str, np.ndarray]]):
         tf = tf_env.import_tensorflow()
         from google.protobuf import json_format
         from tensorflow.core.framework import graph_pb2
@@ -216,16 +217,16 @@ class GraphEvaluator:
         self.output_names = tuple(sorted(outputs))
         self._weights = {name: values[name] for name in self.fed}
         self._session = tf.compat.v1.Session(graph=self._graph)
-        self._inputs: Tuple[np.ndarray, ...] = ()
+        self._inputs: tuple[np.ndarray, ...] = ()
 
     def set_inputs(self, arrays: Sequence[np.ndarray]) -> None:
         self._inputs = tuple(arrays)
 
-    def run(self, values: Optional[Mapping[str, np.ndarray]] = None) -> List[np.ndarray]:
-        feed: Dict[str, np.ndarray] = {name + ":0": array for name, array in self._weights.items()}
+    def run(self, values: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        feed: dict[str, np.ndarray] = {name + ":0": array for name, array in self._weights.items()}
         for name, array in (values or {}).items():
             feed[name + ":0"] = array
-        feed.update(zip(self._feeds, self._inputs))
+        feed.update(zip(self._feeds, self._inputs, strict=False))
         try:
             outs = self._session.run(self._fetches, feed)
         except Exception as exc:  # noqa: BLE001 - TF raises many types for bad inputs
@@ -243,7 +244,7 @@ class LayersEvaluator:
     """A tfjs layers model as a tf_keras model; weights assigned to its variables per run."""
 
     def __init__(
-        self, model: Mapping[str, Any], weights: Sequence[Tuple[str, np.ndarray]], allow_unsafe: bool
+        self, model: Mapping[str, Any], weights: Sequence[tuple[str, np.ndarray]], allow_unsafe: bool
     ):
         from tfjsconv.layers import tf_keras_io
 
@@ -252,7 +253,7 @@ class LayersEvaluator:
             raise ConversionError("quantize_budget needs a layers model with a topology")
         self._model = tf_keras_io.build_model(topology, weights, allow_unsafe)
         names = {name for name, _ in weights}
-        self._variables: Dict[str, Any] = {}
+        self._variables: dict[str, Any] = {}
         for variable in self._model.weights:
             stripped = variable.name[:-2] if variable.name.endswith(":0") else variable.name
             parts = stripped.split("/")
@@ -278,13 +279,13 @@ class LayersEvaluator:
         self._call = tf_env.import_tensorflow().function(
             lambda *xs: keras_model(list(xs) if len(xs) > 1 else xs[0], training=False)
         )
-        self._inputs: Tuple[np.ndarray, ...] = ()
-        self._current: Dict[str, np.ndarray] = {}
+        self._inputs: tuple[np.ndarray, ...] = ()
+        self._current: dict[str, np.ndarray] = {}
 
     def set_inputs(self, arrays: Sequence[np.ndarray]) -> None:
         self._inputs = tuple(arrays)
 
-    def run(self, values: Optional[Mapping[str, np.ndarray]] = None) -> List[np.ndarray]:
+    def run(self, values: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
         wanted = dict(self._weights)
         wanted.update(values or {})
         for name, array in wanted.items():

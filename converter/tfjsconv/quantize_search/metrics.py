@@ -14,7 +14,7 @@ ranks by ``max_rel`` (``proxy``) and checks every candidate with ``top1`` itself
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from tfjsconv.formats import ERROR_METRICS as METRICS
 
 
 def _float_pairs(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]):
-    for ref, out in zip(reference, outputs):
+    for ref, out in zip(reference, outputs, strict=False):
         if ref.dtype.kind == "f":
             yield ref.astype(np.float64), out.astype(np.float64)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tfjsconv.quantize_search import search, svg
 
@@ -39,9 +40,9 @@ def build(
     metric: str,
     calibration: str,
     cap: int,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """The report as a JSON-ready dict (weights in manifest order)."""
-    rows: List[Dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for w in weights:
         dtype = result.assignment.get(w.name, "float32") if w.quantizable else "unchanged"
         size = w.size * search.ITEMSIZE[dtype] if w.quantizable else w.fixed_bytes
@@ -109,10 +110,10 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(report: Mapping[str, Any], out_dir: str) -> Tuple[str, ...]:
+def write(report: Mapping[str, Any], out_dir: str) -> tuple[str, ...]:
     """Write the three files into ``out_dir``; return their names."""
 
-    def point(p: Any) -> Tuple[int, float]:
+    def point(p: Any) -> tuple[int, float]:
         err = p["error"] if isinstance(p["error"], (int, float)) else math.inf
         return int(p["bytes"]), float(err)
 

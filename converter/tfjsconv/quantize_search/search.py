@@ -38,14 +38,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from tfjsconv import quantization
 from tfjsconv.errors import ConversionError
 
-DTYPES: Tuple[str, ...] = ("float32", "float16", "uint16", "uint8")
+DTYPES: tuple[str, ...] = ("float32", "float16", "uint16", "uint8")
 ITEMSIZE: Mapping[str, int] = {"float32": 4, "float16": 2, "uint16": 2, "uint8": 1}
 DEFAULT_MAX_EVALUATIONS = 300
 # Evaluations the search keeps for step 4's binary search beyond the sensitivities.
@@ -55,7 +55,7 @@ GROUP = "(smallest weights, measured together)"
 
 Assignment = Mapping[str, str]
 # measure(assignment) -> (error under the metric, proxy error for ranking).
-Measure = Callable[[Assignment], Tuple[float, float]]
+Measure = Callable[[Assignment], tuple[float, float]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Weight:
     """A weight as the search sees it: its name, shape, and whether it may be quantized."""
 
     name: str
-    shape: Tuple[int, ...]
+    shape: tuple[int, ...]
     quantizable: bool
     fixed_bytes: int = 0  # bytes of a weight that is not quantized (int32, bool...)
 
@@ -82,15 +82,15 @@ class Point:
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    assignment: Dict[str, str]
+    assignment: dict[str, str]
     error: float
     bytes: int
     evaluations: int
     units: int
-    grouped: Tuple[str, ...]
-    contribution: Dict[str, Dict[str, float]]  # weight -> {dtype: measured proxy error}
-    uniform: Dict[str, Optional[Point]]  # dtype -> point (None: not possible)
-    tried: Tuple[Point, ...]  # every configuration step 4 measured
+    grouped: tuple[str, ...]
+    contribution: dict[str, dict[str, float]]  # weight -> {dtype: measured proxy error}
+    uniform: dict[str, Point | None]  # dtype -> point (None: not possible)
+    tried: tuple[Point, ...]  # every configuration step 4 measured
 
 
 def total_bytes(weights: Sequence[Weight], assignment: Assignment) -> int:
@@ -132,14 +132,14 @@ class _Counter:
     def left(self) -> int:
         return self.cap - self.used
 
-    def __call__(self, assignment: Assignment) -> Tuple[float, float]:
+    def __call__(self, assignment: Assignment) -> tuple[float, float]:
         if self.used >= self.cap:
             raise AssertionError("evaluation cap exceeded")  # a bug in the plan below
         self.used += 1
         return self.measure(assignment)
 
 
-def _units(weights: Sequence[Weight], cap: int) -> List[Tuple[str, Tuple[str, ...]]]:
+def _units(weights: Sequence[Weight], cap: int) -> list[tuple[str, tuple[str, ...]]]:
     """(unit name, weight names): the largest weights alone, the rest as one group."""
     ranked = sorted((w for w in weights if w.quantizable and w.size), key=lambda w: (-w.size, w.name))
     room = (cap - _FIXED_EVALUATIONS - _VERIFY_RESERVE) // 2
@@ -155,9 +155,9 @@ def _units(weights: Sequence[Weight], cap: int) -> List[Tuple[str, Tuple[str, ..
 
 
 def _config(
-    levels: Mapping[str, int], units: Mapping[str, Tuple[str, ...]], two: Mapping[str, str]
-) -> Dict[str, str]:
-    out: Dict[str, str] = {}
+    levels: Mapping[str, int], units: Mapping[str, tuple[str, ...]], two: Mapping[str, str]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
     for unit, level in levels.items():
         for name in units[unit]:
             if level == 1:
@@ -183,7 +183,7 @@ def search(
     two = {w.name: two_byte_dtype(arrays[w.name], w.name) for w in quantizable}
     count = _Counter(measure, max_evaluations, evaluations_used)
 
-    uniform: Dict[str, Optional[Point]] = {"float32": Point(total_bytes(weights, {}), 0.0)}
+    uniform: dict[str, Point | None] = {"float32": Point(total_bytes(weights, {}), 0.0)}
     for dtype in ("float16", "uint16", "uint8"):
         if dtype == "float16" and any(
             float(np.max(np.abs(arrays[w.name]))) > float(np.finfo(np.float16).max) for w in quantizable
@@ -209,8 +209,8 @@ def search(
 
     unit_list = _units(quantizable, max_evaluations)
     units = dict(unit_list)
-    contribution: Dict[str, Dict[str, float]] = {}
-    moves: List[Tuple[float, float, str, int]] = []  # (-ratio, -saved, unit, level)
+    contribution: dict[str, dict[str, float]] = {}
+    moves: list[tuple[float, float, str, int]] = []  # (-ratio, -saved, unit, level)
     for unit, names in unit_list:
         size = sum(w.size for w in quantizable if w.name in names)
         errors = []
@@ -223,21 +223,21 @@ def search(
             moves.append((-ratio, -float(saved), unit, level))
     moves.sort()
 
-    def levels_after(k: int) -> Dict[str, int]:
-        levels: Dict[str, int] = {}
+    def levels_after(k: int) -> dict[str, int]:
+        levels: dict[str, int] = {}
         for _, _, unit, level in moves[:k]:
             levels[unit] = max(levels.get(unit, 0), level)
         return levels
 
-    tried: List[Point] = []
+    tried: list[Point] = []
 
-    def check(levels: Mapping[str, int]) -> Tuple[bool, float]:
+    def check(levels: Mapping[str, int]) -> tuple[bool, float]:
         config = _config(levels, units, two)
         err = count(config)[0]
         tried.append(Point(total_bytes(weights, config), err))
         return err <= budget, err
 
-    best_levels: Dict[str, int] = {}
+    best_levels: dict[str, int] = {}
     best_error = 0.0
     ok, err = check(levels_after(len(moves))) if moves else (True, 0.0)
     if ok:

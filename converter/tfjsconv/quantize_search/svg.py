@@ -10,7 +10,7 @@ on every machine.
 from __future__ import annotations
 
 import math
-from typing import List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
 
 _W, _H = 640, 400
 _LEFT, _RIGHT, _TOP, _BOTTOM = 80, 20, 30, 50
@@ -29,9 +29,9 @@ def _finite(value: float) -> bool:
 
 
 def plot(
-    uniform: Mapping[str, Optional[Tuple[int, float]]],
-    chosen: Tuple[int, float],
-    tried: Sequence[Tuple[int, float]],
+    uniform: Mapping[str, tuple[int, float] | None],
+    chosen: tuple[int, float],
+    tried: Sequence[tuple[int, float]],
     budget: float,
     metric: str,
 ) -> str:
@@ -42,11 +42,11 @@ def plot(
     ymax = max(errors + [1e-12]) * 1.1
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
 
-    def xy(point: Tuple[int, float]) -> Tuple[float, float]:
+    def xy(point: tuple[int, float]) -> tuple[float, float]:
         err = point[1] if _finite(point[1]) else ymax
         return _LEFT + point[0] / 1024.0 / xmax * plot_w, _TOP + plot_h - min(err, ymax) / ymax * plot_h
 
-    out: List[str] = [
+    out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
         'font-family="sans-serif" font-size="11">',
         f'<rect width="{_W}" height="{_H}" fill="white"/>',

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import IO, Optional, Sequence
+from collections.abc import Sequence
+from typing import IO
 
 from tfjsconv.errors import ConversionError, UsageError, report_internal_error
 
@@ -39,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str], stdout: Optional[IO[str]] = None, stderr: Optional[IO[str]] = None) -> int:
+def main(argv: Sequence[str], stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """Run once; return the exit code (never calls sys.exit)."""
     from tfjsconv.webpackage.package import build_web_package
 

@@ -19,10 +19,11 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 import tfjsconv
 from tfjsconv import fsutil, model_json
@@ -56,7 +57,7 @@ class WebPackage:
     """What was written: the directory, the report (report.json's data) and its summary."""
 
     path: str
-    report: Dict[str, Any]
+    report: dict[str, Any]
     summary: str
 
 
@@ -84,7 +85,7 @@ def hashed_name(name: str, data: bytes) -> str:
     return f"{stem}.{hashlib.sha256(data).hexdigest()[:HASH_LENGTH]}.{ext}"
 
 
-def _weight_bytes(spec: Tuple[str, Tuple[int, ...], str, Optional[Dict[str, Any]]]) -> Tuple[str, int]:
+def _weight_bytes(spec: tuple[str, tuple[int, ...], str, dict[str, Any] | None]) -> tuple[str, int]:
     """(stored dtype, bytes) of one manifest weight; string weights count as 0 here."""
     _, shape, dtype, quant = spec
     stored = quant["dtype"] if quant else dtype
@@ -96,18 +97,18 @@ def _weight_bytes(spec: Tuple[str, Tuple[int, ...], str, Optional[Dict[str, Any]
 
 def _read_model(
     model_dir: str, follow_symlinks: bool
-) -> Tuple[Dict[str, Any], Dict[str, bytes], List[Dict[str, Any]]]:
+) -> tuple[dict[str, Any], dict[str, bytes], list[dict[str, Any]]]:
     """(model.json with hashed shard paths, {hashed name: bytes}, per-group report rows)."""
-    from tfjsconv.weights import _checked_groups
+    from tfjsconv.weight_reader import checked_groups
 
     model = model_json.load_model_json(model_dir, require_weights_manifest=True)
     if not isinstance(model.get("modelTopology"), dict):
         raise ConversionError(f"{model_dir}: model.json has no modelTopology (not a tfjs model)")
-    files: Dict[str, bytes] = {}
-    groups: List[Dict[str, Any]] = []
-    for g, group, specs, paths in _checked_groups(model["weightsManifest"], model_dir, follow_symlinks):
+    files: dict[str, bytes] = {}
+    groups: list[dict[str, Any]] = []
+    for g, group, specs, paths in checked_groups(model["weightsManifest"], model_dir, follow_symlinks):
         names = []
-        for rel, path in zip(group["paths"], paths):
+        for rel, path in zip(group["paths"], paths, strict=False):
             try:
                 with open(path, "rb") as f:
                     data = f.read()
@@ -117,7 +118,7 @@ def _read_model(
             files[name] = data
             names.append(name)
         group["paths"] = names
-        dtypes: Dict[str, int] = {}
+        dtypes: dict[str, int] = {}
         for spec in specs:
             stored, size = _weight_bytes(spec)
             dtypes[stored] = dtypes.get(stored, 0) + size
@@ -151,12 +152,13 @@ def loader_js(
     }
     for key, value in values.items():
         literal = _js(value) + ";"
-        text, n = re.subn(r"/\*@" + key + r"@\*/ [^;]*;", lambda _m: literal, text, count=1)
+        # subn calls the replacement now, in this iteration.
+        text, n = re.subn(r"/\*@" + key + r"@\*/ [^;]*;", lambda _m: literal, text, count=1)  # noqa: B023
         assert n == 1, f"loader.template.js has no /*@{key}@*/ slot"
     return text.replace("loader.template.js", "tfjsconv's loader template", 1)
 
 
-def _encode(task: Tuple[str, str, bytes]) -> bytes:
+def _encode(task: tuple[str, str, bytes]) -> bytes:
     """One (name, codec, bytes) task: shards are brotli'd as binary, the rest as text."""
     name, codec, data = task
     if codec == "gz":
@@ -164,7 +166,7 @@ def _encode(task: Tuple[str, str, bytes]) -> bytes:
     return compress.brotli_bytes(data, binary=not name.endswith((".json", ".js")))
 
 
-def _task_order(task: Tuple[str, str, bytes]) -> Tuple[int, str, str]:
+def _task_order(task: tuple[str, str, bytes]) -> tuple[int, str, str]:
     return -len(task[2]), task[0], task[1]
 
 
@@ -198,7 +200,7 @@ def _report_md(report: Mapping[str, Any]) -> str:
 
 def package_files(
     model_dir: str, package_name: str, version: str, follow_symlinks: bool = False
-) -> Tuple[Dict[str, bytes], Dict[str, Any]]:
+) -> tuple[dict[str, bytes], dict[str, Any]]:
     """Every file of the package (relative name -> bytes) and the report, in memory."""
     check_name_version(package_name, version)
     model, files, groups = _read_model(model_dir, follow_symlinks)
@@ -219,8 +221,8 @@ def package_files(
         ((n, codec, data) for data, n in unique.items() for codec in ("gz", "br")), key=_task_order
     )
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        done = dict(zip(((n, codec) for n, codec, _ in tasks), pool.map(_encode, tasks)))
-    rows: List[Dict[str, Any]] = []
+        done = dict(zip(((n, codec) for n, codec, _ in tasks), pool.map(_encode, tasks), strict=False))
+    rows: list[dict[str, Any]] = []
     for name in served:
         first = unique[files[name]]
         gz, br = done[(first, "gz")], done[(first, "br")]
@@ -246,7 +248,7 @@ def package_files(
         "brotli": sum(min(r["raw"], r["brotli"]) for r in model_rows),
         "shards": len(fetched) - 1,
     }
-    dtypes: Dict[str, int] = {}
+    dtypes: dict[str, int] = {}
     for group in groups:
         for k, v in group["dtypes"].items():
             dtypes[k] = dtypes.get(k, 0) + v

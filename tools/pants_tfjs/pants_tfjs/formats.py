@@ -58,9 +58,9 @@ DEFAULT_OUTPUT_FORMAT: Dict[str, str] = {
 # Every (input_format, output_format) pair that converts, sorted, with the converter
 # function that does it (imported lazily by tfjsconv.api).
 CONVERTERS: Dict[Tuple[str, str], str] = {
-    ("keras", "tfjs_graph_model"): "tfjsconv.graph.convert:keras_to_graph",
+    ("keras", "tfjs_graph_model"): "tfjsconv.graph.keras_graph:keras_to_graph",
     ("keras", "tfjs_layers_model"): "tfjsconv.layers.convert:keras_to_layers",
-    ("keras_keras", "tfjs_graph_model"): "tfjsconv.graph.convert:keras_to_graph",
+    ("keras_keras", "tfjs_graph_model"): "tfjsconv.graph.keras_graph:keras_to_graph",
     ("keras_keras", "tfjs_layers_model"): "tfjsconv.layers.convert:keras_to_layers",
     ("keras_saved_model", "tfjs_layers_model"): "tfjsconv.layers.convert:keras_saved_model_to_layers",
     ("tf_frozen_model", "tfjs_graph_model"): "tfjsconv.graph.convert:frozen_to_graph",
@@ -69,7 +69,7 @@ CONVERTERS: Dict[Tuple[str, str], str] = {
     ("tfjs_layers_model", "keras"): "tfjsconv.layers.convert:layers_to_keras_h5",
     ("tfjs_layers_model", "keras_keras"): "tfjsconv.layers.convert:layers_to_keras_keras",
     ("tfjs_layers_model", "keras_saved_model"): "tfjsconv.layers.convert:layers_to_keras_saved_model",
-    ("tfjs_layers_model", "tfjs_graph_model"): "tfjsconv.graph.convert:layers_to_graph",
+    ("tfjs_layers_model", "tfjs_graph_model"): "tfjsconv.chained:layers_to_graph",
     ("tfjs_layers_model", "tfjs_layers_model"): "tfjsconv.layers.convert:layers_to_layers",
 }
 SUPPORTED_PAIRS: Tuple[Tuple[str, str], ...] = tuple(sorted(CONVERTERS))

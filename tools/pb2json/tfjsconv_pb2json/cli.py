@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional, Sequence, TextIO, Tuple
+from collections.abc import Sequence
+from typing import TextIO
 
 from tfjsconv.errors import ConversionError, UsageError, report_internal_error
 from tfjsconv_pb2json import legacy
@@ -29,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
-    def exit(self, status: int = 0, message: Optional[str] = None) -> None:  # type: ignore[override]
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if message:
             sys.stderr.write(message)
         raise _Exit(status)
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plans(args: argparse.Namespace) -> List[Tuple[MigrationPlan, str]]:
+def _plans(args: argparse.Namespace) -> list[tuple[MigrationPlan, str]]:
     """Validate every model first so a bad one stops the run before any write."""
     if not args.batch:
         return [(plan_migration(args.src), args.dest)]
@@ -102,7 +103,7 @@ def run(argv: Sequence[str], out: TextIO) -> None:
             out.write(f"migrated {plan.src} -> {dest}\n")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
     # Importing TensorFlow's protobuf classes loads TF; keep its C++ log noise out.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

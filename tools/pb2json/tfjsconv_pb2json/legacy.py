@@ -13,7 +13,6 @@ import math
 import os
 import struct
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 from tfjsconv.errors import ConversionError
 from tfjsconv_pb2json import topology
@@ -22,8 +21,8 @@ PB_NAME = "tensorflowjs_model.pb"
 MANIFEST_NAME = "weights_manifest.json"
 
 # Bytes per element of the dtypes a manifest may name (strings are variable).
-_DTYPE_BYTES: Dict[str, int] = {"float32": 4, "int32": 4, "bool": 1, "complex64": 8}
-_QUANT_BYTES: Dict[str, int] = {"uint8": 1, "uint16": 2, "float16": 2}
+_DTYPE_BYTES: dict[str, int] = {"float32": 4, "int32": 4, "bool": 1, "complex64": 8}
+_QUANT_BYTES: dict[str, int] = {"uint8": 1, "uint16": 2, "float16": 2}
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,11 @@ class LegacyModel:
 
     src: str
     graph_def: object
-    manifest: List[dict]
+    manifest: list[dict]
     # Shard paths as written in the manifest (relative, '/'-separated), group order.
-    shard_paths: Tuple[str, ...]
+    shard_paths: tuple[str, ...]
     # Regular files in ``src`` that are neither the .pb, the manifest nor a shard.
-    extra_files: Tuple[str, ...]
+    extra_files: tuple[str, ...]
 
 
 def is_legacy_dir(path: str) -> bool:
@@ -69,7 +68,7 @@ def _check_shard_path(path: object, manifest_path: str) -> str:
     return path
 
 
-def _weight_nbytes(weight: dict, where: str) -> Optional[int]:
+def _weight_nbytes(weight: dict, where: str) -> int | None:
     """Bytes ``weight`` occupies in its group, or None for variable-size strings."""
     shape = weight.get("shape")
     if not isinstance(shape, list) or not all(
@@ -113,13 +112,13 @@ def _string_weight_nbytes(data: bytes, offset: int, count: int, where: str) -> i
     return pos - offset
 
 
-def _validate_manifest(manifest: object, src: str, manifest_path: str) -> Tuple[str, ...]:
+def _validate_manifest(manifest: object, src: str, manifest_path: str) -> tuple[str, ...]:
     """Check structure, paths, shard existence and sizes; return all shard paths."""
     if not isinstance(manifest, list) or not manifest:
         raise ConversionError(f"{manifest_path}: expected a non-empty JSON list of weight groups")
-    seen_paths: Dict[str, int] = {}
-    seen_names: Dict[str, int] = {}
-    all_paths: List[str] = []
+    seen_paths: dict[str, int] = {}
+    seen_names: dict[str, int] = {}
+    all_paths: list[str] = []
     for g, group in enumerate(manifest, start=1):
         where = f"{manifest_path}: group {g}"
         if (
@@ -140,7 +139,7 @@ def _validate_manifest(manifest: object, src: str, manifest_path: str) -> Tuple[
             sizes.append(os.path.getsize(full))
             all_paths.append(path)
         expected = 0
-        data: Optional[bytes] = None
+        data: bytes | None = None
         for w, weight in enumerate(group["weights"]):
             if not isinstance(weight, dict) or not isinstance(weight.get("name"), str):
                 raise ConversionError(f"{where}: weight #{w + 1} must be an object with a 'name'")
@@ -196,9 +195,9 @@ def read_legacy_model(src: str) -> LegacyModel:
     return LegacyModel(src, graph_def, manifest, shard_paths, extras)
 
 
-def find_legacy_dirs(root: str) -> List[str]:
+def find_legacy_dirs(root: str) -> list[str]:
     """Relative paths ('.' for ``root`` itself) of legacy model dirs under ``root``, sorted."""
-    found: List[str] = []
+    found: list[str] = []
     for dirpath, dirnames, _files in os.walk(root):
         dirnames.sort()
         if is_legacy_dir(dirpath):

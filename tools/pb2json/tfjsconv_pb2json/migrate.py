@@ -12,7 +12,6 @@ import copy
 import os
 import shutil
 from dataclasses import dataclass
-from typing import List, Tuple
 
 from tfjsconv import fsutil
 from tfjsconv.errors import ConversionError
@@ -24,11 +23,11 @@ from tfjsconv_pb2json import legacy, topology
 class MigrationPlan:
     src: str
     model_json: dict
-    renames: Tuple[Tuple[str, str], ...]  # (legacy shard path, new shard path)
-    gained_original_dtype: Tuple[Tuple[str, str], ...]  # (weight name, original_dtype)
-    extra_files: Tuple[str, ...]
+    renames: tuple[tuple[str, str], ...]  # (legacy shard path, new shard path)
+    gained_original_dtype: tuple[tuple[str, str], ...]  # (weight name, original_dtype)
+    extra_files: tuple[str, ...]
 
-    def describe(self, dest: str, include_extras: bool = True) -> List[str]:
+    def describe(self, dest: str, include_extras: bool = True) -> list[str]:
         """Human-readable lines saying what ``write_migration`` would do."""
         lines = [f"migrate {self.src} -> {dest}"]
         lines.append(f"  write {MODEL_JSON} (from {legacy.PB_NAME} + {legacy.MANIFEST_NAME})")
@@ -41,7 +40,7 @@ class MigrationPlan:
         return lines
 
 
-def _migrate_manifest(manifest: List[dict]) -> Tuple[list, list, list]:
+def _migrate_manifest(manifest: list[dict]) -> tuple[list, list, list]:
     new_manifest = copy.deepcopy(manifest)
     renames = []
     gained = []

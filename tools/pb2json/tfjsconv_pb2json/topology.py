@@ -7,8 +7,6 @@ it byte-stable (maps sorted), so this module only parses and validates.
 
 from __future__ import annotations
 
-from typing import List
-
 from tfjsconv.errors import ConversionError
 
 
@@ -45,6 +43,6 @@ def graph_def_to_json(graph_def) -> dict:
     return message_to_dict(graph_def)
 
 
-def const_nodes(graph_def) -> List[str]:
+def const_nodes(graph_def) -> list[str]:
     """Names of the top-level Const nodes, in graph order (they need weights)."""
     return [node.name for node in graph_def.node if node.op == "Const"]

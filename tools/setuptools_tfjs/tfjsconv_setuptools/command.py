@@ -12,7 +12,6 @@ builds of the same sources give byte-identical wheels.
 from __future__ import annotations
 
 import os
-from typing import List, Optional
 
 from setuptools import Command
 from setuptools.command.build_py import build_py as _build_py
@@ -26,7 +25,7 @@ def _project_dir(dist) -> str:
     return os.path.dirname(os.path.abspath(script)) or os.getcwd()
 
 
-def _jobs(dist) -> List[ModelJob]:
+def _jobs(dist) -> list[ModelJob]:
     from tfjsconv.errors import ConversionError
 
     try:
@@ -35,8 +34,8 @@ def _jobs(dist) -> List[ModelJob]:
         raise SetupError(f"tfjsconv: {exc}") from None
 
 
-def _walk(root: str) -> List[str]:
-    files: List[str] = []
+def _walk(root: str) -> list[str]:
+    files: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         files.extend(os.path.join(dirpath, f) for f in sorted(filenames))
@@ -49,7 +48,7 @@ class build_tfjs(Command):
     description = "convert models declared in [tool.tfjsconv.models] to TensorFlow.js"
     user_options = [("build-lib=", "d", "directory to build into")]
 
-    build_lib: Optional[str]
+    build_lib: str | None
 
     def initialize_options(self) -> None:
         self.build_lib = None
@@ -79,16 +78,16 @@ class build_tfjs(Command):
             except ConversionError as exc:
                 raise SetupError(f"tfjsconv: model {job.name!r}: {exc}") from None
 
-    def get_outputs(self) -> List[str]:
-        outputs: List[str] = []
+    def get_outputs(self) -> list[str]:
+        outputs: list[str] = []
         for job in _jobs(self.distribution):
             outputs.extend(_walk(job.output_dir(self._build_lib())))
             if job.web is not None:
                 outputs.extend(_walk(job.web_dir(self._build_lib())))
         return outputs
 
-    def get_source_files(self) -> List[str]:
-        sources: List[str] = []
+    def get_source_files(self) -> list[str]:
+        sources: list[str] = []
         for job in _jobs(self.distribution):
             sources.extend(job.source_files)
         return sources
@@ -97,7 +96,7 @@ class build_tfjs(Command):
 class build_py(_build_py):
     """``build_py`` that also converts the declared TensorFlow.js models."""
 
-    def _build_tfjs(self) -> "build_tfjs":
+    def _build_tfjs(self) -> build_tfjs:
         # Works even when the project registered only build_py in its cmdclass.
         self.distribution.cmdclass.setdefault("build_tfjs", build_tfjs)
         return self.get_finalized_command("build_tfjs")
@@ -107,8 +106,8 @@ class build_py(_build_py):
         self._build_tfjs()
         self.run_command("build_tfjs")
 
-    def get_outputs(self, include_bytecode: bool = True) -> List[str]:
+    def get_outputs(self, include_bytecode: bool = True) -> list[str]:
         return list(super().get_outputs(include_bytecode)) + self._build_tfjs().get_outputs()
 
-    def get_source_files(self) -> List[str]:
+    def get_source_files(self) -> list[str]:
         return list(super().get_source_files()) + self._build_tfjs().get_source_files()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from tfjsconv import api, formats
 from tfjsconv.errors import ConversionError
@@ -38,9 +39,9 @@ class ModelJob:
     package: str
     options: ConversionOptions
     # Input files (relative to the project root) an sdist must carry.
-    source_files: Tuple[str, ...]
+    source_files: tuple[str, ...]
     # (npm package name, version) of the model's web package, or None.
-    web: Optional[Tuple[str, str]] = None
+    web: tuple[str, str] | None = None
 
     def output_dir(self, build_lib: str) -> str:
         return os.path.join(build_lib, *self.package.split("."), MODELS_DIR, self.name)
@@ -64,7 +65,7 @@ def load_pyproject(project_dir: str) -> Mapping[str, Any]:
         raise ConversionError(f"{path} is not valid TOML: {exc}") from None
 
 
-def _files_under(project_dir: str, rel: str) -> Tuple[str, ...]:
+def _files_under(project_dir: str, rel: str) -> tuple[str, ...]:
     full = os.path.join(project_dir, rel)
     if os.path.isfile(full):
         return (rel.replace(os.sep, "/"),)
@@ -119,7 +120,7 @@ def _job(name: str, table: Any, project_dir: str, packages: Sequence[str]) -> Mo
     elif package not in packages:
         raise ConversionError(f"{where}: package {package!r} is not one of the distribution's packages")
 
-    kwargs: Dict[str, Any] = {"input_format": input_format, "output_format": output_format}
+    kwargs: dict[str, Any] = {"input_format": input_format, "output_format": output_format}
     if "weight_shard_size_bytes" in table:
         size = table["weight_shard_size_bytes"]
         if not isinstance(size, int) or isinstance(size, bool):
@@ -145,7 +146,7 @@ def _job(name: str, table: Any, project_dir: str, packages: Sequence[str]) -> Mo
             raise ConversionError(f"{where}: 'signature_name' must be a string")
         kwargs["signature_name"] = table["signature_name"]
     sources = list(_files_under(project_dir, src))
-    metadata: List[Tuple[str, Any]] = []
+    metadata: list[tuple[str, Any]] = []
     meta = table.get("metadata", {})
     if not isinstance(meta, dict):
         raise ConversionError(f"{where}: 'metadata' must be a table of name = \"file.json\"")
@@ -180,7 +181,7 @@ def _job(name: str, table: Any, project_dir: str, packages: Sequence[str]) -> Mo
     )
 
 
-def _web_package(value: Any, output_format: Optional[str], where: str) -> Optional[Tuple[str, str]]:
+def _web_package(value: Any, output_format: str | None, where: str) -> tuple[str, str] | None:
     """``web_package = { name = "@acme/mlp", version = "1.0.0" }`` -> (name, version)."""
     if value is None:
         return None
@@ -201,8 +202,8 @@ def _web_package(value: Any, output_format: Optional[str], where: str) -> Option
 
 
 def model_jobs(
-    project_dir: str, packages: Sequence[str], pyproject: Optional[Mapping[str, Any]] = None
-) -> List[ModelJob]:
+    project_dir: str, packages: Sequence[str], pyproject: Mapping[str, Any] | None = None
+) -> list[ModelJob]:
     """The models declared in ``project_dir/pyproject.toml``, sorted by name."""
     data = load_pyproject(project_dir) if pyproject is None else pyproject
     models = data.get("tool", {}).get("tfjsconv", {}).get("models", {})

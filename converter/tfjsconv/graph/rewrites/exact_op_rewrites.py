@@ -26,7 +26,8 @@ function bodies (``--control_flow_v2``) and not refused there either.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Sequence, Set, Tuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class ExactRewrite(NamedTuple):
     op: str
     formula: str
     seen_in: str
-    variants: Tuple[str, ...] = ()  # other op names rewritten the same way
+    variants: tuple[str, ...] = ()  # other op names rewritten the same way
     when: str = ""  # the attrs / uses the rewrite needs ("" = always)
 
 
@@ -91,7 +92,7 @@ def rewrite_table_markdown() -> str:
     return "\n".join(rows)
 
 
-def _helper(name: str, op: str, inputs: List[str], like: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
+def _helper(name: str, op: str, inputs: list[str], like: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
     node = new_node(name, op, like.device)
     node.input.extend(inputs)
     node.attr["T"].CopyFrom(like.attr["T"])
@@ -106,7 +107,7 @@ def _one(name: str, like: node_def_pb2.NodeDef, x: str) -> node_def_pb2.NodeDef:
     return one
 
 
-def _erfc(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+def _erfc(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_pb2.NodeDef]:
     (x,) = data_inputs(node)
     one = _one(unique_name(f"{node.name}/one", taken), node, x)
     erf = _helper(unique_name(f"{node.name}/erf", taken), "Erf", [x, *control_inputs(node)], node)
@@ -114,7 +115,7 @@ def _erfc(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.Node
     return [one, erf, out]
 
 
-def _softsign(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+def _softsign(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_pb2.NodeDef]:
     (x,) = data_inputs(node)
     one = _one(unique_name(f"{node.name}/one", taken), node, x)
     abs_x = _helper(unique_name(f"{node.name}/abs", taken), "Abs", [x, *control_inputs(node)], node)
@@ -127,7 +128,7 @@ def _softsign(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.
 
 BATCH_NORM_OPS = ("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
 # data_format -> (reduced axes, shape that puts a [C] vector on the channel axis or None).
-_BATCH_NORM_LAYOUTS: Dict[bytes, Tuple[Sequence[int], Sequence[int] | None]] = {
+_BATCH_NORM_LAYOUTS: dict[bytes, tuple[Sequence[int], Sequence[int] | None]] = {
     b"NHWC": ((0, 1, 2), None),
     b"NDHWC": ((0, 1, 2, 3), None),
     b"NCHW": ((0, 2, 3), (-1, 1, 1)),
@@ -147,7 +148,7 @@ def _float32(node: node_def_pb2.NodeDef, attr: str) -> bool:
     return attr not in node.attr or node.attr[attr].type == types_pb2.DT_FLOAT
 
 
-def _batch_norm_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+def _batch_norm_applies(node: node_def_pb2.NodeDef, ports: set[int]) -> bool:
     from tensorflow.core.framework import types_pb2
 
     return (
@@ -168,7 +169,7 @@ def _int32_const(name: str, values: Sequence[int], x: str) -> node_def_pb2.NodeD
     return node
 
 
-def _mean(name: str, inputs: List[str], like: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
+def _mean(name: str, inputs: list[str], like: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
     from tensorflow.core.framework import types_pb2
 
     node = _helper(name, "Mean", inputs, like)
@@ -177,7 +178,7 @@ def _mean(name: str, inputs: List[str], like: node_def_pb2.NodeDef) -> node_def_
     return node
 
 
-def _batch_norm(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+def _batch_norm(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_pb2.NodeDef]:
     from tensorflow.core.framework import types_pb2
 
     x, scale, offset, _mean_in, _variance_in = data_inputs(node)
@@ -187,7 +188,7 @@ def _batch_norm(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb
     def name(suffix: str) -> str:
         return unique_name(f"{node.name}/{suffix}", taken)
 
-    out: List[node_def_pb2.NodeDef] = []
+    out: list[node_def_pb2.NodeDef] = []
 
     def add(new: node_def_pb2.NodeDef) -> str:
         out.append(new)
@@ -225,7 +226,7 @@ def _reshape(name: str, tensor: str, shape: str, like: node_def_pb2.NodeDef) -> 
     return node
 
 
-def _cumulative_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+def _cumulative_applies(node: node_def_pb2.NodeDef, ports: set[int]) -> bool:
     from tensorflow.core.framework import types_pb2
 
     return (
@@ -235,7 +236,7 @@ def _cumulative_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
     )
 
 
-def _cumulative(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+def _cumulative(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_pb2.NodeDef]:
     """tfjs 4.22's Cumsum/Cumprod kernels transpose by ``[..., axis]`` without wrapping
     a negative axis (TF allows ``-rank <= axis < rank``): give them ``axis mod rank``."""
     from tensorflow.core.framework import types_pb2
@@ -251,7 +252,7 @@ def _cumulative(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb
     return [rank, wrapped, out]
 
 
-def _bool_reverse_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+def _bool_reverse_applies(node: node_def_pb2.NodeDef, ports: set[int]) -> bool:
     from tensorflow.core.framework import types_pb2
 
     return len(data_inputs(node)) == 2 and node.attr["T"].type == types_pb2.DT_BOOL
@@ -266,7 +267,7 @@ def _cast(name: str, x: str, src: int, dst: int, device: str) -> node_def_pb2.No
     return node
 
 
-def _bool_reverse(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_pb2.NodeDef]:
+def _bool_reverse(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_pb2.NodeDef]:
     """tfjs-backend-wasm 4.22's ReverseV2 kernel mis-reads bool (1-byte) tensors; int32 works."""
     from tensorflow.core.framework import types_pb2
 
@@ -283,13 +284,13 @@ def _bool_reverse(node: node_def_pb2.NodeDef, taken: Set[str]) -> List[node_def_
     return [as_int, reverse, out]
 
 
-def _unary_applies(node: node_def_pb2.NodeDef, ports: Set[int]) -> bool:
+def _unary_applies(node: node_def_pb2.NodeDef, ports: set[int]) -> bool:
     return len(data_inputs(node)) == 1 and "T" in node.attr
 
 
-Builder = Callable[["node_def_pb2.NodeDef", Set[str]], List["node_def_pb2.NodeDef"]]
-Applies = Callable[["node_def_pb2.NodeDef", Set[int]], bool]
-_BUILDERS: Dict[str, Tuple[Applies, Builder]] = {
+Builder = Callable[["node_def_pb2.NodeDef", set[str]], list["node_def_pb2.NodeDef"]]
+Applies = Callable[["node_def_pb2.NodeDef", set[int]], bool]
+_BUILDERS: dict[str, tuple[Applies, Builder]] = {
     "Erfc": (_unary_applies, _erfc),
     "Softsign": (_unary_applies, _softsign),
     **{op: (_batch_norm_applies, _batch_norm) for op in BATCH_NORM_OPS},
@@ -300,16 +301,16 @@ _BUILDERS: Dict[str, Tuple[Applies, Builder]] = {
 assert set(_BUILDERS) == {op for r in EXACT_REWRITES for op in (r.op, *r.variants)}
 
 
-def _read_ports(graph_def: graph_pb2.GraphDef) -> Dict[str, Set[int]]:
+def _read_ports(graph_def: graph_pb2.GraphDef) -> dict[str, set[int]]:
     """Node name -> output ports any data input reads."""
-    ports: Dict[str, Set[int]] = {}
+    ports: dict[str, set[int]] = {}
     for node in graph_def.node:
         for ref in data_inputs(node):
             ports.setdefault(node_name(ref), set()).add(output_index(ref))
     return ports
 
 
-def exact_op_rewrites(graph_def: graph_pb2.GraphDef) -> List[str]:
+def exact_op_rewrites(graph_def: graph_pb2.GraphDef) -> list[str]:
     """Replace, in place, every op of ``EXACT_REWRITES`` by its formula; returns the
     names of the rewritten nodes (in graph order)."""
     candidates = [node for node in graph_def.node if node.op in _BUILDERS]
@@ -319,8 +320,8 @@ def exact_op_rewrites(graph_def: graph_pb2.GraphDef) -> List[str]:
     matches = [node for node in candidates if _BUILDERS[node.op][0](node, ports.get(node.name, set()))]
     if not matches:
         return []
-    taken: Set[str] = {node.name for node in graph_def.node}
-    helpers: List[node_def_pb2.NodeDef] = []
+    taken: set[str] = {node.name for node in graph_def.node}
+    helpers: list[node_def_pb2.NodeDef] = []
     for node in matches:
         *extra, out = _BUILDERS[node.op][1](node, taken)
         node.CopyFrom(out)

@@ -16,14 +16,16 @@ consumers stay wired) go where the BN node was.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, List, Optional, Tuple
+import dataclasses
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
 
-    from tfjsconv.graph.streaming import LazyWeights
+    from tfjsconv.graph.lazy_weights import LazyWeights
 
 from tfjsconv.graph.graph_utils import (
     GraphIndex,
@@ -54,10 +56,10 @@ _BN_LAYOUT = {
 }
 
 
-_BnParams = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.float32]
+_BnParams = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.float32]
 
 
-def _bn_params(bn: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[_BnParams]:
+def _bn_params(bn: node_def_pb2.NodeDef, index: GraphIndex) -> _BnParams | None:
     """(mean, var, beta, gamma, eps) as float32 when ``bn`` is an NHWC inference BN on Consts."""
     layout = _BN_LAYOUT.get(bn.op)
     inputs = data_inputs(bn)
@@ -70,7 +72,7 @@ def _bn_params(bn: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[_BnParam
         is_training = bn.attr["is_training"].b if "is_training" in bn.attr else True
         if is_training or data_format(bn) != b"NHWC":
             return None
-    values: List[np.ndarray] = []
+    values: list[np.ndarray] = []
     for p in positions:
         v = const_array(index.get(inputs[p]))
         if v is None or v.ndim != 1 or (values and v.shape != values[0].shape):
@@ -113,15 +115,15 @@ def _match(bn: node_def_pb2.NodeDef, index: GraphIndex, keep):
 
 def fold_factors(
     conv_op: str,
-    shape: Tuple[int, ...],
+    shape: tuple[int, ...],
     dtype: np.dtype,
     mean: np.ndarray,
     var: np.ndarray,
     beta: np.ndarray,
     gamma: np.ndarray,
     eps: np.float32,
-    bias: Optional[np.ndarray] = None,
-) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    bias: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(factor for ``scaled_weights``, offset) for weights of ``shape``/``dtype``; None
     if shapes disagree.  Needs no weight values, so streamed weights fold too."""
     if len(shape) != 4:
@@ -150,8 +152,8 @@ def folded_values(
     beta: np.ndarray,
     gamma: np.ndarray,
     eps: np.float32,
-    bias: Optional[np.ndarray] = None,
-) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    bias: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(scaled weights, offset) replacing ``conv -> [+bias] -> BN``; None if shapes disagree.
 
     Pure numpy in float32 (IEEE-exact elementwise ops, so equal on every machine).
@@ -163,8 +165,18 @@ def folded_values(
     return scaled_weights(weights, factor), offset
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class ScaleFold:
+    """``scaled_weights`` by a batch norm's per-channel factor, replayed on a streamed weight."""
+
+    factor: np.ndarray
+
+    def apply(self, value: np.ndarray) -> np.ndarray:
+        return scaled_weights(value, self.factor)
+
+
 def fold_batch_norms(
-    graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (), lazy: Optional[LazyWeights] = None
+    graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (), lazy: LazyWeights | None = None
 ) -> graph_pb2.GraphDef:
     """Return a copy of ``graph_def`` with foldable batch norms folded into their convs.
 
@@ -196,7 +208,7 @@ def fold_batch_norms(
             factor, offset = factors
             dtype = weights_node.attr["dtype"].type
             new_weights = new_node(unique_name(conv.name + "_weights", taken), "")
-            lazy.make_stand_in(new_weights, source.scaled(factor), dtype)
+            lazy.make_stand_in(new_weights, source.then(ScaleFold(factor)), dtype)
         else:
             weights = const_array(weights_node)
             if weights is None or weights_node is None:

@@ -16,7 +16,8 @@ intermediate result has that single consumer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional, Set
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
@@ -38,7 +39,7 @@ ACTIVATIONS = ("Relu", "Relu6", "Elu")
 
 
 def _fused(
-    dw: node_def_pb2.NodeDef, bias_add: Optional[node_def_pb2.NodeDef], act: Optional[node_def_pb2.NodeDef]
+    dw: node_def_pb2.NodeDef, bias_add: node_def_pb2.NodeDef | None, act: node_def_pb2.NodeDef | None
 ) -> node_def_pb2.NodeDef:
     last = act if act is not None else bias_add
     assert last is not None, "a fusion has a BiasAdd or an activation"
@@ -60,7 +61,7 @@ def _fused(
     return node
 
 
-def _depthwise(ref: str, index: GraphIndex, keep: Set[str]) -> Optional[node_def_pb2.NodeDef]:
+def _depthwise(ref: str, index: GraphIndex, keep: set[str]) -> node_def_pb2.NodeDef | None:
     node = index.get(ref)
     if node is None or node.op != "DepthwiseConv2dNative" or data_format(node) != b"NHWC":
         return None
@@ -69,7 +70,7 @@ def _depthwise(ref: str, index: GraphIndex, keep: Set[str]) -> Optional[node_def
     return node
 
 
-def _bias_add(node: Optional[node_def_pb2.NodeDef], index: GraphIndex, keep: Set[str]):
+def _bias_add(node: node_def_pb2.NodeDef | None, index: GraphIndex, keep: set[str]):
     """(BiasAdd, depthwise) when ``node`` is an NHWC BiasAdd on a fusable depthwise conv."""
     if node is None or node.op != "BiasAdd" or data_format(node) != b"NHWC":
         return None
@@ -78,12 +79,12 @@ def _bias_add(node: Optional[node_def_pb2.NodeDef], index: GraphIndex, keep: Set
     return (node, dw) if dw is not None else None
 
 
-def _act_input(node: node_def_pb2.NodeDef) -> Optional[str]:
+def _act_input(node: node_def_pb2.NodeDef) -> str | None:
     inputs = data_inputs(node)
     return inputs[0] if node.op in ACTIVATIONS and len(inputs) == 1 else None
 
 
-def _pass(graph_def: graph_pb2.GraphDef, kind: str, keep: Set[str]) -> graph_pb2.GraphDef:
+def _pass(graph_def: graph_pb2.GraphDef, kind: str, keep: set[str]) -> graph_pb2.GraphDef:
     index = GraphIndex(graph_def.node)
     plan = Plan.empty()
     for node in index.nodes:

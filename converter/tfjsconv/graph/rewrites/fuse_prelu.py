@@ -17,8 +17,9 @@ when nothing else reads them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
@@ -49,14 +50,14 @@ class _Match:
     alpha: node_def_pb2.NodeDef  # the Const holding -alpha
 
 
-def _one_input(node: Optional[node_def_pb2.NodeDef], op: str) -> Optional[str]:
+def _one_input(node: node_def_pb2.NodeDef | None, op: str) -> str | None:
     if node is None or node.op != op:
         return None
     inputs = data_inputs(node)
     return inputs[0] if len(inputs) == 1 else None
 
 
-def _match_mul(mul: Optional[node_def_pb2.NodeDef], index: GraphIndex):
+def _match_mul(mul: node_def_pb2.NodeDef | None, index: GraphIndex):
     """(alpha Const, Relu, Neg, x) when ``mul`` is ``Const * Relu(Neg(x))``."""
     if mul is None or mul.op != "Mul" or len(data_inputs(mul)) != 2:
         return None
@@ -72,7 +73,7 @@ def _match_mul(mul: Optional[node_def_pb2.NodeDef], index: GraphIndex):
     return None
 
 
-def _find(add: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[_Match]:
+def _find(add: node_def_pb2.NodeDef, index: GraphIndex) -> _Match | None:
     inputs = data_inputs(add)
     if add.op not in ("Add", "AddV2") or len(inputs) != 2:
         return None
@@ -103,13 +104,13 @@ def fuse_prelu(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = ()) -> graph
         return apply_plan(graph_def, Plan.empty(), keep_names)
     fused_adds = {m.add.name for m in matches}
     # A Mul whose every reader is a fused Add dies, and so may its alpha Const.
-    readers: Dict[str, List[str]] = {}
+    readers: dict[str, list[str]] = {}
     for node in index.nodes:
         for ref in node.input:
             readers.setdefault(node_name(ref), []).append(node.name)
     taken = set(index.by_name)
     plan = Plan.empty()
-    alpha_name: Dict[str, str] = {}
+    alpha_name: dict[str, str] = {}
     for m in matches:
         if m.alpha.name not in alpha_name:
             alpha_value = const_array(m.alpha)

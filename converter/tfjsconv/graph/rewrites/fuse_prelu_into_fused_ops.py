@@ -11,7 +11,8 @@ data inputs, ``num_args + 1``, the Prelu's name and position.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2

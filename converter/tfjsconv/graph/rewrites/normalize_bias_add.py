@@ -13,7 +13,8 @@ Add but an invalid BiasAdd), or when that count cannot be read from a Const filt
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional, Tuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
@@ -29,12 +30,12 @@ from tfjsconv.graph.graph_utils import (
     data_inputs,
     keep_set,
 )
-from tfjsconv.graph.streaming import STAND_IN_CONTAINER, STAND_IN_OP
+from tfjsconv.graph.lazy_weights import STAND_IN_CONTAINER, STAND_IN_OP
 
 PRODUCER_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
 
 
-def _weights_shape(node: Optional[node_def_pb2.NodeDef]) -> Optional[Tuple[int, ...]]:
+def _weights_shape(node: node_def_pb2.NodeDef | None) -> tuple[int, ...] | None:
     """Shape of a Const, or of a streamed weight's stand-in (``graph.streaming``), read
     from the node without decoding its value."""
     if node is None:
@@ -46,7 +47,7 @@ def _weights_shape(node: Optional[node_def_pb2.NodeDef]) -> Optional[Tuple[int, 
     return None
 
 
-def _channels(producer: node_def_pb2.NodeDef, index: GraphIndex) -> Optional[int]:
+def _channels(producer: node_def_pb2.NodeDef, index: GraphIndex) -> int | None:
     """Size of the producer output's last axis, from its Const filter/weights' shape."""
     inputs = data_inputs(producer)
     shape = _weights_shape(index.get(inputs[1])) if len(inputs) == 2 else None

@@ -15,7 +15,8 @@ by a control input, so it is read through an ``Identity`` added next to ``t``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Iterable, List, Set
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tensorflow.core.framework import graph_pb2, node_def_pb2
@@ -47,9 +48,9 @@ def switch_control_inputs(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (
     users = [n for n in index.nodes if any(is_control(r) and _is_switch(index.get(r)) for r in n.input)]
     if not users:
         return graph_def
-    taken: Set[str] = set(index.by_name)
-    readers: Dict[str, node_def_pb2.NodeDef] = {}  # "switch:1" -> Identity reading it
-    resolved: Dict[str, List[str]] = {}
+    taken: set[str] = set(index.by_name)
+    readers: dict[str, node_def_pb2.NodeDef] = {}  # "switch:1" -> Identity reading it
+    resolved: dict[str, list[str]] = {}
 
     def reader(ref: str) -> str:
         """Control ref satisfied when data ref ``ref`` (a Switch output) is defined."""
@@ -69,10 +70,10 @@ def switch_control_inputs(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (
             readers[ref] = node
         return "^" + readers[ref].name
 
-    def expand(switch_name: str, trail: Set[str]) -> List[str]:
+    def expand(switch_name: str, trail: set[str]) -> list[str]:
         if switch_name in resolved:
             return resolved[switch_name]
-        out: List[str] = []
+        out: list[str] = []
         for ref in index.by_name[switch_name].input:
             source = index.get(ref)
             if source is None or node_name(ref) in trail:
@@ -88,11 +89,11 @@ def switch_control_inputs(graph_def: graph_pb2.GraphDef, keep: Iterable[str] = (
         return out
 
     plan = Plan.empty()
-    placed: Dict[str, List[node_def_pb2.NodeDef]] = {}
+    placed: dict[str, list[node_def_pb2.NodeDef]] = {}
     for node in users:
         new = copy_node(node)
         del new.input[:]
-        seen: Set[str] = set()
+        seen: set[str] = set()
         for ref in node.input:
             refs = expand(node_name(ref), set()) if is_control(ref) and _is_switch(index.get(ref)) else [ref]
             for r in refs:
