@@ -17,14 +17,13 @@ import sys
 import threading
 import urllib.parse
 from pathlib import Path
-from typing import Optional, Tuple
 
 WEB_DIR = Path(__file__).resolve().parent
 REPO_ROOT = WEB_DIR.parent.parent
 TFJS_DIST = REPO_ROOT / "tests" / "js" / "node_modules" / "@tensorflow" / "tfjs" / "dist"
 
 
-def _inside(root: Path, rel: str) -> Optional[Path]:
+def _inside(root: Path, rel: str) -> Path | None:
     """``root/rel`` if it stays inside ``root``, else None (no ``..`` escapes)."""
     parts = [p for p in posixpath.normpath("/" + rel).split("/") if p]
     candidate = root.joinpath(*parts).resolve()
@@ -58,7 +57,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def start_server(model_dir: Path, port: int = 0) -> Tuple[http.server.ThreadingHTTPServer, str]:
+def start_server(model_dir: Path, port: int = 0) -> tuple[http.server.ThreadingHTTPServer, str]:
     """Start serving in a daemon thread; returns the server and its base URL."""
     handler = functools.partial(_Handler, model_dir=Path(model_dir).resolve())
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)

@@ -75,7 +75,7 @@ class ExamplesTest(unittest.TestCase):
         self.assertEqual(
             [n for n, _ in weights], ["hidden/kernel", "hidden/bias", "probs/kernel", "probs/bias"]
         )
-        for (_, got), want in zip(weights, mlp_expected()):
+        for (_, got), want in zip(weights, mlp_expected(), strict=False):
             np.testing.assert_array_equal(got, want)
         with open(_path("examples", "metadata", "training_info.json")) as f:
             self.assertEqual(model["userDefinedMetadata"], {"training_info": json.load(f)})
@@ -88,7 +88,7 @@ class ExamplesTest(unittest.TestCase):
             for p in group["paths"]:
                 self.assertLessEqual(os.path.getsize(os.path.join(root, p)), 24)
         metas = [w["quantization"] for g in model["weightsManifest"] for w in g["weights"]]
-        for (_, got), want, q in zip(weights, mlp_expected(), metas):
+        for (_, got), want, q in zip(weights, mlp_expected(), metas, strict=False):
             self.assertEqual(q["dtype"], "uint8")
             np.testing.assert_allclose(got, want, rtol=0, atol=q["scale"] / 2 + 1e-6)
 
@@ -111,7 +111,7 @@ class ExamplesTest(unittest.TestCase):
         model, weights = load("module_graph_uint16")
         want = {a.shape: a for a in [SEEDED((4, 3), 300), SEEDED((3, 2), 301), SEEDED((2,), 302)]}
         metas = [w["quantization"] for g in model["weightsManifest"] for w in g["weights"]]
-        for (_, got), q in zip(weights, metas):
+        for (_, got), q in zip(weights, metas, strict=False):
             self.assertEqual(q["dtype"], "uint16")
             np.testing.assert_allclose(got, want[got.shape], rtol=0, atol=q["scale"] / 2 + 1e-6)
 

@@ -21,8 +21,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List
 
 import pytest
 from checkout import copy_checkout
@@ -71,7 +71,7 @@ class Bazel:
             raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
         return proc
 
-    def build(self, *args: str, check: bool = True) -> List[dict]:
+    def build(self, *args: str, check: bool = True) -> list[dict]:
         """Build; return the spawns Bazel ran or took from a cache (execution log)."""
         self.calls += 1
         log = self.logs / f"{self.output_base.name}-exec-{self.calls}.json"
@@ -90,7 +90,7 @@ class Bazel:
         )
 
 
-def read_exec_log(path: Path) -> List[dict]:
+def read_exec_log(path: Path) -> list[dict]:
     """Bazel 4 writes pretty-printed JSON objects back to back."""
     if not path.exists():
         return []
@@ -106,7 +106,7 @@ def read_exec_log(path: Path) -> List[dict]:
         out.append(obj)
 
 
-def converts(spawns: List[dict]) -> List[dict]:
+def converts(spawns: list[dict]) -> list[dict]:
     return [s for s in spawns if s.get("mnemonic") == "TfjsConvert"]
 
 
@@ -114,11 +114,11 @@ def target_of(spawn: dict) -> str:
     return re.search(r"\((//[^)]+)\)$", spawn["progressMessage"]).group(1)
 
 
-def tree_bytes(root: Path) -> Dict[str, bytes]:
+def tree_bytes(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def outputs(bazel: Bazel) -> Dict[str, Dict[str, bytes]]:
+def outputs(bazel: Bazel) -> dict[str, dict[str, bytes]]:
     return {t: tree_bytes(bazel.bin_dir() / "examples" / t.split(":")[1]) for t in TARGETS}
 
 
@@ -210,7 +210,7 @@ def env(tmp_path_factory, cache_server):
         second.shutdown()
 
 
-def caches(env) -> List[str]:
+def caches(env) -> list[str]:
     return [f"--remote_cache={env['remote']}", f"--disk_cache={env['disk']}"]
 
 
@@ -226,7 +226,7 @@ def test_cold_build_uses_one_worker_for_several_actions(env):
     for t in TARGETS:
         assert (first.bin_dir() / "examples" / t.split(":")[1] / "model.json").is_file()
     # Every request is logged by the worker with its pid: 4 actions, at most 2 workers.
-    handled: Dict[str, int] = {}
+    handled: dict[str, int] = {}
     for log in (first.output_base / "bazel-workers").glob("*TfjsConvert*.log"):
         for pid in re.findall(r"worker pid (\d+) handled request", log.read_text()):
             handled[pid] = handled.get(pid, 0) + 1
@@ -446,7 +446,7 @@ def test_bazel_test_targets_pass(env):
 
 REMOTE_TARGETS = ["//examples:mlp_layers", "//examples:mlp_graph"]
 # Measured numbers, printed at the end (pytest -s) and written next to the logs.
-REMOTE_NUMBERS: Dict[str, object] = {}
+REMOTE_NUMBERS: dict[str, object] = {}
 
 
 @pytest.fixture(scope="module")
@@ -532,7 +532,7 @@ def test_remote_migration_and_prediction_match_local_outputs(env, worker):
     first: Bazel = env["first"]
     targets = [target for target, _ in RUNTIME_ACTIONS.values()]
 
-    def built() -> Dict[str, Dict[str, bytes]]:
+    def built() -> dict[str, dict[str, bytes]]:
         found = {}
         for mnemonic, (_, path) in RUNTIME_ACTIONS.items():
             out = first.bin_dir() / path

@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import pytest
 from checkout import copy_checkout
@@ -30,7 +29,7 @@ BAZEL = shutil.which("bazel")
 pytestmark = pytest.mark.skipif(BAZEL is None, reason="bazel is not installed")
 
 
-def _targets() -> List[Tuple[str, str, Optional[str]]]:
+def _targets() -> list[tuple[str, str, str | None]]:
     """(name, BUILD text, expected message) for every target of the package."""
     out = []
     for case in cases():
@@ -59,7 +58,7 @@ def test_quantized_cases_match_the_cli(tmp_path):
             assert message == (expected or f"input path does not exist: {tmp_path / 'nope'}")
 
 
-def _analysis_errors(stderr: str) -> Dict[str, str]:
+def _analysis_errors(stderr: str) -> dict[str, str]:
     """target name -> the message its fail() gave (Bazel 4: "Error in fail: <msg>")."""
     errors = {}
     for match in re.finditer(r"Error in fail: //drift:(\S+): (.*)", stderr):
