@@ -21,9 +21,10 @@ So this module stays dependency-free and runs on Python 3.9.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-INPUT_FORMATS: Tuple[str, ...] = (
+INPUT_FORMATS: tuple[str, ...] = (
     "keras",
     "keras_keras",
     "keras_saved_model",
@@ -32,7 +33,7 @@ INPUT_FORMATS: Tuple[str, ...] = (
     "tf_saved_model",
     "tfjs_layers_model",
 )
-OUTPUT_FORMATS: Tuple[str, ...] = (
+OUTPUT_FORMATS: tuple[str, ...] = (
     "keras",
     "keras_keras",
     "keras_saved_model",
@@ -40,12 +41,12 @@ OUTPUT_FORMATS: Tuple[str, ...] = (
     "tfjs_layers_model",
 )
 # Outputs made of model.json + weight shards (the others are Keras files).
-TFJS_OUTPUTS: Tuple[str, ...] = ("tfjs_graph_model", "tfjs_layers_model")
+TFJS_OUTPUTS: tuple[str, ...] = ("tfjs_graph_model", "tfjs_layers_model")
 # Inputs that are SavedModels (they take saved_model_tags).
-SAVED_MODEL_INPUTS: Tuple[str, ...] = ("keras_saved_model", "tf_hub", "tf_saved_model")
+SAVED_MODEL_INPUTS: tuple[str, ...] = ("keras_saved_model", "tf_hub", "tf_saved_model")
 
 # What the reference infers when --output_format is omitted.
-DEFAULT_OUTPUT_FORMAT: Dict[str, str] = {
+DEFAULT_OUTPUT_FORMAT: dict[str, str] = {
     "keras": "tfjs_layers_model",
     "keras_keras": "tfjs_layers_model",
     "keras_saved_model": "tfjs_layers_model",
@@ -57,7 +58,7 @@ DEFAULT_OUTPUT_FORMAT: Dict[str, str] = {
 
 # Every (input_format, output_format) pair that converts, sorted, with the converter
 # function that does it (imported lazily by tfjsconv.api).
-CONVERTERS: Dict[Tuple[str, str], str] = {
+CONVERTERS: dict[tuple[str, str], str] = {
     ("keras", "tfjs_graph_model"): "tfjsconv.graph.keras_graph:keras_to_graph",
     ("keras", "tfjs_layers_model"): "tfjsconv.layers.convert:keras_to_layers",
     ("keras_keras", "tfjs_graph_model"): "tfjsconv.graph.keras_graph:keras_to_graph",
@@ -72,10 +73,10 @@ CONVERTERS: Dict[Tuple[str, str], str] = {
     ("tfjs_layers_model", "tfjs_graph_model"): "tfjsconv.chained:layers_to_graph",
     ("tfjs_layers_model", "tfjs_layers_model"): "tfjsconv.layers.convert:layers_to_layers",
 }
-SUPPORTED_PAIRS: Tuple[Tuple[str, str], ...] = tuple(sorted(CONVERTERS))
+SUPPORTED_PAIRS: tuple[tuple[str, str], ...] = tuple(sorted(CONVERTERS))
 
 # Name of the main output inside a build tool's output directory, per output format.
-MAIN_OUTPUT: Dict[str, str] = {
+MAIN_OUTPUT: dict[str, str] = {
     "keras": "model.h5",
     "keras_keras": "model.keras",
     "keras_saved_model": "saved_model",
@@ -84,19 +85,19 @@ MAIN_OUTPUT: Dict[str, str] = {
 }
 MODEL_JSON = "model.json"
 
-QUANTIZATION_DTYPES: Tuple[str, ...] = ("float16", "uint8", "uint16")
+QUANTIZATION_DTYPES: tuple[str, ...] = ("float16", "uint8", "uint16")
 # --quantize_budget: how the quantized model's outputs are compared with float32's
 # (tfjsconv.quantize_search.metrics defines each), and the options only it takes.
-ERROR_METRICS: Tuple[str, ...] = ("max_abs", "max_rel", "top1")
+ERROR_METRICS: tuple[str, ...] = ("max_abs", "max_rel", "top1")
 DEFAULT_ERROR_METRIC = "max_abs"
-BUDGET_OPTIONS: Tuple[str, ...] = ("calibration_inputs", "error_metric", "quantization_report_dir")
+BUDGET_OPTIONS: tuple[str, ...] = ("calibration_inputs", "error_metric", "quantization_report_dir")
 DEFAULT_SHARD_SIZE_BYTES = 4 * 1024 * 1024
 
 # The options every build tool exposes (Bazel attributes, Pants fields, setuptools
 # keys), named like the converter's flags: name -> (kind, default). Kinds: int, bool,
 # string, string_list, patterns (quantization: a list of fnmatch patterns, [] = unset),
 # metadata (name -> JSON file).
-OPTIONS: Dict[str, Tuple[str, Any]] = {
+OPTIONS: dict[str, tuple[str, Any]] = {
     "weight_shard_size_bytes": ("int", DEFAULT_SHARD_SIZE_BYTES),
     "quantize_float16": ("patterns", None),
     "quantize_uint8": ("patterns", None),
@@ -117,7 +118,7 @@ OPTIONS: Dict[str, Tuple[str, Any]] = {
 #   required_for_inputs: the option must be set for these input formats;
 #   inputs / outputs: a non-default value is refused unless the input / output format
 #   is one of these.
-CHECKS: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
+CHECKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("weight_shard_size_bytes", "positive", ()),
     ("output_node_names", "required_for_inputs", ("tf_frozen_model",)),
     ("weight_shard_size_bytes", "outputs", TFJS_OUTPUTS),
@@ -131,7 +132,7 @@ CHECKS: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
 
 # The pinned environment of every conversion a build tool runs (Bazel actions, Pants
 # processes): nothing from the user's shell, and everything that could change bytes.
-ACTION_ENV: Dict[str, str] = {
+ACTION_ENV: dict[str, str] = {
     "CUDA_VISIBLE_DEVICES": "-1",
     "LANG": "C.UTF-8",
     "LC_ALL": "C.UTF-8",
@@ -161,7 +162,7 @@ def is_set(name: str, value: Any) -> bool:
     return bool(value != default)
 
 
-def output_format_problem(input_format: str, output_format: Optional[str]) -> Tuple[Optional[str], str]:
+def output_format_problem(input_format: str, output_format: str | None) -> tuple[str | None, str]:
     """(error message or None, resolved output format) for a format choice."""
     if input_format not in INPUT_FORMATS:
         return (f'unknown input_format "{input_format}"; choose one of: {", ".join(INPUT_FORMATS)}', "")
@@ -178,7 +179,7 @@ def output_format_problem(input_format: str, output_format: Optional[str]) -> Tu
     return None, out
 
 
-def budget_problem(output_format: str, values: Mapping[str, Any]) -> Optional[str]:
+def budget_problem(output_format: str, values: Mapping[str, Any]) -> str | None:
     """The first reason the ``quantize_budget`` options are refused, or None.
 
     ``values`` maps quantize_budget (a float or None), the ``BUDGET_OPTIONS`` and the
@@ -205,7 +206,7 @@ def budget_problem(output_format: str, values: Mapping[str, Any]) -> Optional[st
     return None
 
 
-def problem(input_format: str, output_format: Optional[str], values: Mapping[str, Any]) -> Optional[str]:
+def problem(input_format: str, output_format: str | None, values: Mapping[str, Any]) -> str | None:
     """The first reason the converter refuses these options, or None if it accepts them.
 
     ``values`` maps option names (``OPTIONS``) to the user's values; missing names
