@@ -5,7 +5,7 @@
 
 * ``rules/private/formats.bzl`` and ``tools/pants_tfjs/pants_tfjs/formats.py`` from
   ``converter/tfjsconv/formats.py`` (formats, pairs, defaults, option rules, env);
-* the attribute and provider tables of ``README.md`` and ``rules/README.md`` from the
+* the attribute and provider tables of ``rules/README.md`` (their one place) from the
   ``doc=`` strings of ``rules/private/tfjs_model.bzl``, ``tfjs_web_package.bzl`` and
   ``providers.bzl`` (a small extractor: Debian has no stardoc).
 
@@ -31,7 +31,7 @@ PANTS_FORMATS = "tools/pants_tfjs/pants_tfjs/formats.py"
 RULE_BZL = "rules/private/tfjs_model.bzl"
 WEB_PACKAGE_BZL = "rules/private/tfjs_web_package.bzl"
 PROVIDERS_BZL = "rules/private/providers.bzl"
-READMES = ("README.md", "rules/README.md")
+READMES = ("rules/README.md",)
 GENERATED = f"Generated from {FORMATS_PY} by tools/generate.py; do not edit."
 
 

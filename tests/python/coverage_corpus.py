@@ -11,7 +11,7 @@ A Keras case is one builder ``build(K) -> model`` written against the API both
 ``tf_keras`` (Keras 2) and ``keras`` (Keras 3) share; each flavor that can build it is
 saved (Keras 2 -> ``.h5``, Keras 3 -> ``.keras``) and goes through both converter
 paths. ``tests/python/test_coverage_corpus.py`` runs them; ``tools/coverage_table.py``
-turns the results into the README/docs table.
+turns the results into the docs tables.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Tolerance (per case, from an independent bound, not tuned until green): ``tolera
 than 8 float32 ulps of the output scale. Integer and string outputs must be equal.
 
 Results go to ``test-artifacts/coverage-results.json``; ``tools/coverage_table.py`` turns
-them into ``docs/coverage.md`` and the README summary, and ``test_table_is_current``
+them into ``docs/coverage.md`` and the summary in ``docs/testing.md``, and ``test_table_is_current``
 fails when the outcomes of this run differ from the committed ``docs/coverage.json``.
 """
 
@@ -362,7 +362,7 @@ def test_case(case: cc.Case, tfjs: Any, corpus_results: dict[str, Any], tmp_path
 
 
 def test_table_is_current(corpus_results: dict[str, Any]) -> None:
-    """The committed table (docs/coverage.json -> README, docs/coverage.md) shows this run's outcomes."""
+    """The committed table (docs/coverage.json -> docs/testing.md, docs/coverage.md) shows this run's outcomes."""
     if sorted(corpus_results) != sorted(c.id for c in CASES):
         pytest.skip("only part of the corpus ran")
     coverage_table = _coverage_table()

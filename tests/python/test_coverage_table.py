@@ -1,4 +1,4 @@
-"""The coverage table in README.md and docs/coverage.md is generated, never hand-edited.
+"""The coverage table in docs/testing.md and docs/coverage.md is generated, never hand-edited.
 
 ``tools/coverage_table.py`` renders both from ``docs/coverage.json`` (the corpus run's
 results, see test_coverage_corpus.py); these checks need no TensorFlow or Node.
@@ -33,18 +33,18 @@ def test_readme_and_docs_are_generated_from_the_committed_results() -> None:
 
 
 def test_a_hand_edit_is_detected(table: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    readme, doc = tmp_path / "README.md", tmp_path / "docs" / "coverage.md"
+    readme, doc = tmp_path / "docs" / "testing.md", tmp_path / "docs" / "coverage.md"
     doc.parent.mkdir()
-    readme.write_text((REPO_ROOT / "README.md").read_text(encoding="utf-8"), encoding="utf-8")
+    readme.write_text((REPO_ROOT / "docs" / "testing.md").read_text(encoding="utf-8"), encoding="utf-8")
     doc.write_text((REPO_ROOT / "docs" / "coverage.md").read_text(encoding="utf-8"), encoding="utf-8")
-    for name, value in (("ROOT", tmp_path), ("README", readme), ("DOC", doc)):
+    for name, value in (("ROOT", tmp_path), ("SUMMARY", readme), ("DOC", doc)):
         monkeypatch.setattr(table, name, value)
     assert table.check() == []
     readme.write_text(
         readme.read_text(encoding="utf-8").replace("| **all** |", "| **all, edited** |"), encoding="utf-8"
     )
     doc.write_text(doc.read_text(encoding="utf-8").replace("✓", "ok", 1), encoding="utf-8")
-    assert table.check() == ["docs/coverage.md", "README.md"]
+    assert table.check() == ["docs/coverage.md", "docs/testing.md"]
 
 
 def test_cells_and_counts(table: Any) -> None:

@@ -1,7 +1,7 @@
 """Rewrite ops tfjs 4.22 lacks (or runs otherwise) into ops it runs, where the identity is exact math.
 
 Each entry of ``EXACT_REWRITES`` is one op, the formula, and what real models emit
-it (the README's table is generated from it); each is tested in the real tfjs runtime
+it (the table in docs/graph-optimizations.md is generated from it); each is tested in the real tfjs runtime
 (``tests/python/test_exact_op_rewrites.py``).  The rewritten node keeps its name and
 position, so consumers and fetches are untouched; the helper nodes are named after
 it (``<name>/erf``...) and appended at the end of the graph.  Unlike the other
@@ -84,7 +84,7 @@ EXACT_REWRITES = (
 
 
 def rewrite_table_markdown() -> str:
-    """The README's table of rewrites (one home: ``EXACT_REWRITES``)."""
+    """The docs' table of rewrites (one home: ``EXACT_REWRITES``)."""
     rows = ["| op tfjs 4.22 lacks (or runs otherwise) | rewritten as | seen in |", "|---|---|---|"]
     for r in EXACT_REWRITES:
         op = ", ".join(f"`{name}`" for name in (r.op, *r.variants)) + (f" ({r.when})" if r.when else "")
