@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfjsconv import api, weights
+from tfjsconv import api, weight_reader
 from tfjsconv.layers import h5_files, keras_files
 from tfjsconv.options import ConversionOptions
 
@@ -160,7 +160,7 @@ def test_tfjs_shards_are_sized_once(tmp_path, monkeypatch):
             return real(path)
 
         with monkeypatch.context() as m:
-            m.setattr(weights.os.path, "getsize", getsize)
+            m.setattr(weight_reader.os.path, "getsize", getsize)
             api.convert(
                 str(src / "model.json"),
                 str(tmp_path / f"relayered{n}"),
