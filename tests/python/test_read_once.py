@@ -55,28 +55,28 @@ def _count_h5_work(monkeypatch) -> Counter:
     return counter
 
 
-def _tf_keras_h5(path: Path, layers: int) -> str:
-    import tf_keras
-
-    tf_keras.utils.set_random_seed(1)
-    model = tf_keras.Sequential(
-        [tf_keras.Input((200,), name="x")]
-        + [tf_keras.layers.Dense(200 if i < layers - 1 else 100, name=f"d{i}") for i in range(layers)]
+def _dense_stack(keras_module, path: Path, layers: int) -> str:
+    """``layers`` Dense layers of 200x200 (the last 200x100) saved to ``path`` by
+    ``keras_module`` (tf_keras writes an h5, Keras 3 a ``.keras`` zip)."""
+    keras_module.utils.set_random_seed(1)
+    model = keras_module.Sequential(
+        [keras_module.Input((200,), name="x")]
+        + [keras_module.layers.Dense(200 if i < layers - 1 else 100, name=f"d{i}") for i in range(layers)]
     )
     model.save(str(path))
     return str(path)
+
+
+def _tf_keras_h5(path: Path, layers: int) -> str:
+    import tf_keras
+
+    return _dense_stack(tf_keras, path, layers)
 
 
 def _keras3_zip(path: Path, layers: int) -> str:
     import keras
 
-    keras.utils.set_random_seed(1)
-    model = keras.Sequential(
-        [keras.Input((200,), name="x")]
-        + [keras.layers.Dense(200 if i < layers - 1 else 100, name=f"d{i}") for i in range(layers)]
-    )
-    model.save(str(path))
-    return str(path)
+    return _dense_stack(keras, path, layers)
 
 
 def _convert_counting(
