@@ -388,6 +388,38 @@ def test_tfjs_model_test_bad_attributes_fail_at_analysis(env):
         shutil.rmtree(pkg)
 
 
+# The tfjs_model macro's own fail()s (rules/defs.bzl) stop the package at loading, where
+# an analysistest cannot see them: each gets its own package, built for real.
+BAD_METADATA = {
+    "metadata_not_a_dict": (
+        'tfjs_model(name = "m", src = "m.h5", input_format = "keras", metadata = "info.json")',
+        "m: metadata must be a dict of name -> JSON file label",
+    ),
+    "metadata_file_twice": (
+        'tfjs_model(name = "m", src = "m.h5", input_format = "keras", '
+        'metadata = {"a": "info.json", "b": "info.json"})',
+        'm: metadata file info.json is used for both "a" and "b"; give each name its own file',
+    ),
+}
+
+
+def test_tfjs_model_macro_bad_metadata_fails_at_loading(env):
+    first: Bazel = env["first"]
+    try:
+        for pkg_name, (rule, message) in sorted(BAD_METADATA.items()):
+            pkg = first.workspace / pkg_name
+            pkg.mkdir(exist_ok=True)
+            for name in ("m.h5", "info.json"):
+                (pkg / name).write_bytes(b"not used: loading fails first")
+            (pkg / "BUILD.bazel").write_text('load("//rules:defs.bzl", "tfjs_model")\n' + rule + "\n")
+            proc = first.run("build", "--nobuild", f"//{pkg_name}:m", check=False)
+            assert proc.returncode != 0, pkg_name
+            assert message in proc.stderr, (pkg_name, proc.stderr[-3000:])
+    finally:
+        for pkg_name in BAD_METADATA:
+            shutil.rmtree(first.workspace / pkg_name, ignore_errors=True)
+
+
 def test_tfjs_model_test_fails_when_tfjs_disagrees(env):
     """The rule can fail: expected outputs off by 1e-3 fail at atol=1e-4 and pass at 1e-2."""
     first: Bazel = env["first"]
