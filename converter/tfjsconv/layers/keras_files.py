@@ -121,27 +121,13 @@ def read_h5(path: str, allow_unsafe: bool = False, lazy: bool = False) -> KerasM
         config = keras3.translate_model(model_config, allow_unsafe)
         # Weight names follow the *translated* (Keras 2) config, e.g. Bidirectional's
         # wrapped-layer name.
-        classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(config)}
-        layers = []
-        for name, ws in raw:
-            if not ws:
-                continue
-            cls, cfg = classes.get(name, ("<not in config>", {}))
-            names = keras3.keras2_weight_names(name, cls, cfg, len(ws))
-            layers.append((name, [(n, a) for n, (_, a) in zip(names, ws, strict=False)]))
+        layers = weight_names.rename_by_config(raw, config, weight_names.keras2_names_of_keras3)
         # A Keras 3 training_config is Keras 3 style too; tfjs would try to compile it.
         return KerasModel(keras_version, backend, config, None, layers)
 
     check_safe_keras2(model_config, allow_unsafe)
     config = translate_class_names(model_config)
-    classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(config)}
-    layers = []
-    for name, ws in raw:
-        if not ws:
-            continue
-        cls, cfg = classes.get(name, ("<not in config>", {}))
-        names = weight_names.tfjs_weight_names(name, cls, cfg, [n for n, _ in ws])
-        layers.append((name, [(n, a) for n, (_, a) in zip(names, ws, strict=False)]))
+    layers = weight_names.rename_by_config(raw, config, weight_names.tfjs_weight_names)
     return KerasModel(keras_version, backend, config, training_config, layers)
 
 

@@ -10,7 +10,7 @@ weight data has no target variable"). Names that already pair are kept unchanged
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tfjsconv.errors import ConversionError
@@ -68,15 +68,39 @@ def tfjs_weight_names(layer: str, cls: str, config: Mapping[str, Any], stored: l
     return out
 
 
+# namer(layer, class, layer config, stored weight names) -> the names to write.
+Namer = Callable[[str, str, Mapping[str, Any], list[str]], list[str]]
+
+
+def keras2_names_of_keras3(layer: str, cls: str, config: Mapping[str, Any], stored: list[str]) -> list[str]:
+    """A ``Namer``: Keras 3 weights take the names Keras 2 gives the same variables."""
+    return keras3.keras2_weight_names(layer, cls, config, len(stored))
+
+
+def rename_by_config(
+    stored: Sequence[tuple[str, Sequence[tuple[str, Any]]]], config: Any, namer: Namer
+) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """Each layer of ``stored`` that has weights, in the given order, its weights renamed
+    by ``namer`` from the layer's class and config in the model ``config`` (a layer the
+    config lacks is named as ``<not in config>``, which the checks refuse by name)."""
+    classes = {n: (c, cfg) for n, c, cfg in keras3.layer_configs(config)}
+    layers = []
+    for name, weights in stored:
+        if not weights:
+            continue
+        cls, cfg = classes.get(name, ("<not in config>", {}))
+        names = namer(name, cls, cfg, [n for n, _ in weights])
+        layers.append((name, [(n, a) for n, (_, a) in zip(names, weights, strict=False)]))
+    return layers
+
+
 def keras3_by_config(
     translated: Any, arrays_by_layer: Mapping[str, Sequence[Any]]
 ) -> list[tuple[str, list[tuple[str, Any]]]]:
     """Keras 3 weights (by layer, in Keras 3's order) named as Keras 2 names them, layer
     by layer in the order of the translated config; layers without weights are left out."""
-    layers = []
-    for name, cls, cfg in keras3.layer_configs(translated):
-        arrays = arrays_by_layer.get(name, [])
-        names = keras3.keras2_weight_names(name, cls, cfg, len(arrays))
-        if arrays:
-            layers.append((name, list(zip(names, arrays, strict=False))))
-    return layers
+    in_config_order = [
+        (name, [("", a) for a in arrays_by_layer.get(name, [])])
+        for name, _, _ in keras3.layer_configs(translated)
+    ]
+    return rename_by_config(in_config_order, translated, keras2_names_of_keras3)
