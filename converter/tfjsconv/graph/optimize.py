@@ -111,9 +111,11 @@ def optimize_graph(
     ``lazy``: the stand-ins of streamed weights in ``graph_def`` (``graph.streaming``).
     """
     fetch_nodes = [n.split(":")[0] for n in fetch_nodes]
+    rewrites.inline_calls(graph_def)  # in place, on the protos: nothing runs before the op check
     rewrites.exact_op_rewrites(graph_def)  # in place: the frozen graph holds every weight
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "before optimization")
+    rewrites.grouped_convolutions(graph_def)  # in place; infers shapes, so after the op check
     weight_stash.fold_const_identities(graph_def, fetch_nodes, lazy)
     if stash_min_bytes is not None:
         stream_folds.push_muls_into_streamed_convs(graph_def, fetch_nodes, lazy)
