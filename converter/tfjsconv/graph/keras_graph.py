@@ -13,6 +13,7 @@ from tfjsconv.graph import (
     lazy_weights,
     weight_stash,
 )
+from tfjsconv.graph.framework_layers import framework_layer_scope
 from tfjsconv.graph.freeze import freeze_concrete_function
 from tfjsconv.graph.writer import write_graph_model, write_streamed
 from tfjsconv.options import ConversionOptions
@@ -119,9 +120,11 @@ def keras_to_graph(
     from tfjsconv.layers.keras_files import check_keras_file
 
     check_keras_file(input_path)  # size/zip-bomb checks before Keras reads anything
-    if streaming_enabled and _stream_keras(input_path, staging_dir, options, min_bytes):
-        return
-    model = load_keras(input_path, options)
+    # The framework's own application layers (``LayerScale``...) resolve from a fixed table.
+    with framework_layer_scope():
+        if streaming_enabled and _stream_keras(input_path, staging_dir, options, min_bytes):
+            return
+        model = load_keras(input_path, options)
     _convert_keras_model(model, staging_dir, options, min_bytes)
 
 
