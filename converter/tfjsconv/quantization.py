@@ -28,6 +28,7 @@ OS keeps the output identical on every machine.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import math
 import os
 import queue
@@ -38,6 +39,8 @@ from typing import Any
 import numpy as np
 
 from tfjsconv.errors import ConversionError
+
+_log = logging.getLogger(__name__)
 
 QUANTIZATION_DTYPES: tuple[str, ...] = ("float16", "uint16", "uint8")
 
@@ -97,7 +100,8 @@ def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> dict
     ``specs`` is ``{'float16'|'uint8'|'uint16': True | ('pattern', ...)}``. ``True`` is the
     fallthrough: every weight no pattern claims. Errors (all ``ConversionError``): unknown
     dtype, more than one fallthrough, a name matched by two dtypes, and a pattern matching
-    no weight at all (a typo would otherwise silently skip quantization).
+    no weight at all (a typo would otherwise silently skip quantization). A model without
+    any weight is only warned about: there is nothing a pattern could have meant.
     """
     if not specs:
         return {}
@@ -106,6 +110,9 @@ def resolve_quantization(names: Sequence[str], specs: Mapping[str, Any]) -> dict
         raise ConversionError(
             f"unknown quantization dtype {unknown[0]!r}; choose from float16, uint8, uint16"
         )
+    if not names:
+        _log.warning("the model has no weights; nothing to quantize")
+        return {}
     fallthrough = []
     claimed: dict[str, list] = {}
     for dtype in sorted(specs):

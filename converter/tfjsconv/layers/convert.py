@@ -15,7 +15,7 @@ import numpy as np
 
 from tfjsconv import model_json, weights
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import artifacts, check_weights, fields, keras3, weight_names
+from tfjsconv.layers import artifacts, check_weights, fields, keras3, tfjs_files, weight_names
 from tfjsconv.layers.keras_files import KerasModel, read_keras_file
 from tfjsconv.options import ConversionOptions
 
@@ -131,7 +131,7 @@ def layers_to_layers(input_path: str, staging_path: str, options: ConversionOpti
     obj, named = model_json.load_tfjs_model(input_path, lazy=True, follow_symlinks=options.follow_symlinks)
     if obj.get("format", "layers-model") != "layers-model":
         raise ConversionError(f"{input_path} is a {obj.get('format')!r}, not a layers-model")
-    topo = obj.get("modelTopology")
+    topo = tfjs_files.wrapped_topology(obj.get("modelTopology"))
     if isinstance(topo, dict) and _looks_keras3(topo):
         model = _keras3_topology_to_keras2(topo, named, options)
     else:
@@ -167,7 +167,7 @@ def _load_for_keras(input_path: str, follow_symlinks: bool = False):
     from tfjsconv.layers import tf_keras_io
 
     obj, named = model_json.load_tfjs_model(input_path, follow_symlinks=follow_symlinks)
-    topo = obj.get("modelTopology")
+    topo = tfjs_files.wrapped_topology(obj.get("modelTopology"))
     if not isinstance(topo, dict) or not isinstance(topo.get("model_config"), dict):
         raise ConversionError(
             f"{input_path} has no model topology (weights-only); cannot build a Keras model"

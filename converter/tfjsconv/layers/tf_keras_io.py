@@ -63,6 +63,41 @@ def _quietly(fn):
     return wrapper
 
 
+_OBJECT_MODULES = {
+    "_initializer": "initializers",
+    "_regularizer": "regularizers",
+    "_constraint": "constraints",
+}
+
+
+def _is_class(module: Any, name: Any) -> bool:
+    return isinstance(name, str) and isinstance(getattr(module, name, None), type)
+
+
+def unknown_classes(model_config: Mapping[str, Any]) -> list[str]:
+    """Layer, initializer, regularizer and constraint classes of ``model_config`` that
+    tf_keras does not define (``what 'Class'`` texts): a custom class, whose code a
+    model.json does not carry, so no Keras model can be built from it."""
+    from tf_keras.src.layers import serialization  # the table model_from_json looks up
+
+    from tfjsconv.layers import check_classes  # the same layer walk as the tfjs check
+
+    serialization.populate_deserializable_objects()
+    layer_classes = serialization.LOCAL.ALL_OBJECTS
+    found: list[str] = []
+    for name, cls, config in check_classes.walk_layers(model_config):
+        if not isinstance(layer_classes.get(cls), type):
+            found.append(f"layer {name!r} has class {cls!r}")
+        for key, value in config.items():
+            suffix = next((s for s in _OBJECT_MODULES if key.endswith(s)), None)
+            if suffix is None or not isinstance(value, dict):
+                continue
+            module = getattr(tf_keras, _OBJECT_MODULES[suffix])
+            if not _is_class(module, value.get("class_name")):
+                found.append(f"layer {name!r} has {key} class {value.get('class_name')!r}")
+    return found
+
+
 @_quietly
 def build_model(
     topology: Mapping[str, Any], named: Sequence[tuple[str, np.ndarray]], allow_unsafe: bool
@@ -70,10 +105,17 @@ def build_model(
     """A tf_keras model from a layers ``modelTopology`` with weights set by name."""
     config = topology["model_config"]
     check_safe_keras2(config, allow_unsafe)
+    unknown = unknown_classes(config)
+    if unknown:
+        raise ConversionError(
+            "cannot build a Keras model: " + "; ".join(unknown) + ", which Keras does not define "
+            "(a custom class: the model.json does not carry its code)"
+        )
     try:
         model = tf_keras.models.model_from_json(json.dumps(config))
     except Exception as e:  # noqa: BLE001 - Keras raises many types for bad configs
-        raise ConversionError(f"tf_keras cannot rebuild the model from its topology: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConversionError(f"tf_keras cannot rebuild the model from its topology: {first}") from None
     by_name: dict[str, np.ndarray] = {}
     short: dict[str, np.ndarray] = {}
     for name, array in named:
