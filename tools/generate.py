@@ -7,7 +7,9 @@
   ``converter/tfjsconv/formats.py`` (formats, pairs, defaults, option rules, env);
 * the attribute and provider tables of ``rules/README.md`` (their one place) from the
   ``doc=`` strings of ``rules/private/tfjs_model.bzl``, ``tfjs_web_package.bzl`` and
-  ``providers.bzl`` (a small extractor: Debian has no stardoc).
+  ``providers.bzl`` (a small extractor: Debian has no stardoc);
+* ``docs/reach.md`` and the reach line of ``README.md`` from ``docs/reach.json``
+  (``tools/reach_table.py``).
 
 Standard library only; Starlark is read with Python's ``ast`` (the subset used in the
 attribute dictionaries is valid Python).
@@ -275,7 +277,17 @@ def outputs() -> dict[str, str]:
         for name, make in blocks:
             text = replace_block(text, name, make(), readme)
         result[readme] = text
+    result.update(_tool("reach_table").outputs())  # docs/reach.md + the README line
     return result
+
+
+def _tool(name: str) -> ModuleType:
+    """A module of tools/ loaded from its file (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def stale(expected: dict[str, str] | None = None) -> list[str]:

@@ -1,0 +1,267 @@
+"""Run one reach-corpus case: build, save, convert (ours and/or the reference), run in tfjs, compare.
+
+Outcome of each (case, path, converter):
+
+* ``ran``: the conversion succeeded, tfjs 4.22 (Node, cpu backend) loaded and ran the
+  model and its outputs match TensorFlow's within the case's tolerance;
+* ``refused``: the converter said no (ours: a ``ConversionError``; the reference: a
+  non-zero exit) -- the message is its reason;
+* ``failed``: converted, then tfjs could not load/run it or its outputs differ (or our
+  converter crashed with a traceback);
+* ``skipped``: the case is over ``MAX_PARAMS`` and was not run (said so in the table);
+* ``n/a``: this Keras version cannot save the source file for that path.
+
+Tolerance: ``tolerances.tolerance`` -- 4x the gap between TF's float32 run and the
+same model rebuilt in float64, at least 8 float32 ulps of the output scale.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import coverage_corpus as cc
+import numpy as np
+import reach_corpus as rc
+from tfjs_runtime import HarnessDied, TfjsError, TfjsRuntime
+from tolerances import max_diff, tolerance
+
+# Cases with more parameters than this are listed but not run: at the smallest input
+# the conversion time and memory grow with the weights (the largest constructors have
+# 100M-450M parameters), and the corpus must finish on a 2-core machine.
+MAX_PARAMS = 30_000_000
+REFERENCE_TIMEOUT_S = 900.0
+CONVERTERS = ("ours", "reference")
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def convert_ours(src: str, out: str, path: rc.Path) -> tuple[str, str]:
+    """-> (status, message): status "ok", "refused" or "crash"; message is the warning/reason."""
+    from tfjsconv import api
+    from tfjsconv.errors import ConversionError
+    from tfjsconv.options import ConversionOptions
+
+    handler = _Warnings()
+    logger = logging.getLogger("tfjsconv")
+    logger.addHandler(handler)
+    try:
+        api.convert(
+            src, out, ConversionOptions(input_format=path.input_format, output_format=path.output_format)
+        )
+    except ConversionError as exc:
+        return "refused", _one_line(str(exc))
+    except Exception:  # noqa: BLE001 - a traceback is a converter bug: recorded as a failure
+        return "crash", _one_line(traceback.format_exc(limit=-2), 600)
+    finally:
+        logger.removeHandler(handler)
+    return "ok", _one_line(" | ".join(handler.messages))
+
+
+_EXC_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception)\b.*")
+
+
+def reference_reason(stderr: str) -> str:
+    """The reference's own error: the last ``SomethingError: ...`` line, else the last line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if _EXC_LINE.match(line):
+            return _one_line(line)
+    return _one_line(lines[-1]) if lines else "exited non-zero without a message"
+
+
+def convert_reference(exe: str, src: str, out: str, path: rc.Path) -> tuple[str, str]:
+    if (path.input_format, path.output_format) not in rc.REFERENCE_PAIRS:
+        return "refused", (
+            f"Unsupported input_format - output_format pair: {path.input_format} - {path.output_format}"
+        )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    env.pop("PYTHONPATH", None)
+    cmd = [
+        exe,
+        f"--input_format={path.input_format}",
+        f"--output_format={path.output_format}",
+        src,
+        out,
+    ]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=REFERENCE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return "refused", f"did not finish within {REFERENCE_TIMEOUT_S:.0f} s"
+    if proc.returncode != 0 or not os.path.isfile(os.path.join(out, "model.json")):
+        return "refused", reference_reason(proc.stderr + "\n" + proc.stdout)
+    return "ok", ""
+
+
+def run_tfjs(
+    tfjs: TfjsRuntime, out: str, kind: str, x: Sequence[np.ndarray], ref32: Sequence[np.ndarray]
+) -> tuple[float | None, str]:
+    """-> (max diff or None, why not)."""
+    try:
+        got = tfjs.predict(out, list(x), kind=kind, backend="cpu")
+    except TfjsError as exc:
+        return None, _one_line(exc.error.splitlines()[0] if exc.error else "tfjs error")
+    except HarnessDied as exc:
+        return None, _one_line(f"tfjs harness died: {exc}")
+    if len(got) != len(ref32) or any(np.shape(g) != np.shape(r) for g, r in zip(got, ref32, strict=False)):
+        return (
+            None,
+            f"outputs differ in shape: tfjs {[np.shape(g) for g in got]} vs TF {[np.shape(r) for r in ref32]}",
+        )
+    return max(max_diff(g, r) for g, r in zip(got, ref32, strict=False)), ""
+
+
+def check_path(
+    converter: str,
+    exe: str | None,
+    src: str,
+    path: rc.Path,
+    work: str,
+    tfjs: TfjsRuntime,
+    x: Sequence[np.ndarray],
+    ref32: Sequence[np.ndarray],
+    tol: float,
+) -> dict[str, Any]:
+    out = os.path.join(work, f"out-{converter}")
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    if converter == "ours":
+        status, message = convert_ours(src, out, path)
+    else:
+        assert exe is not None
+        status, message = convert_reference(exe, src, out, path)
+    entry: dict[str, Any] = {"convert_s": round(time.perf_counter() - t0, 1)}
+    if status == "refused":
+        return dict(entry, outcome="refused", message=message)
+    if status == "crash":
+        return dict(entry, outcome="failed", message="converter traceback: " + message)
+    if message:
+        entry["warning"] = message
+    diff, error = run_tfjs(tfjs, out, path.kind, x, ref32)
+    shutil.rmtree(out, ignore_errors=True)
+    if diff is None:
+        return dict(entry, outcome="failed", message="converted, then tfjs cpu failed: " + error)
+    entry["max_diff"] = diff
+    if not diff <= tol:
+        return dict(
+            entry, outcome="failed", message=f"tfjs cpu differs from TF by {diff:.3g} > tol {tol:.3g}"
+        )
+    return dict(entry, outcome="ran")
+
+
+def normalize_output_scale(model: Any, x: Sequence[np.ndarray]) -> None:
+    """Scale the last weighted layer so the outputs are O(1).
+
+    Random-weight networks can shrink their activations to ~1e-12 (MobileNetV3's
+    squeeze-excite gates at init); the tolerance's ulp floor is relative to a scale of
+    at least 1, so tiny outputs would pass anything. A constant factor on the last
+    kernel and bias changes no computation path, only the output scale.
+    """
+    peak = max(float(np.max(np.abs(o))) for o in cc.predict(model, x))
+    if not np.isfinite(peak) or peak == 0.0:
+        return
+    for layer in reversed(model.layers):
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights([w / peak if np.asarray(w).dtype.kind == "f" else w for w in weights])
+            return
+
+
+def prepare(
+    case_id: str, work: str, max_params: int = MAX_PARAMS, paths: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Build the case, save the source formats of ``paths`` (default all) under ``work``,
+    store inputs and TF's predictions there; -> facts (side, params, tol, bound,
+    sources: name -> path relative to ``work``, or "!" + why it could not be saved)."""
+    flavor = case_id.split("/", 1)[0]
+    K = rc.keras_module(flavor)
+    model, side = rc.build(case_id)
+    facts: dict[str, Any] = {"side": side, "params": int(model.count_params())}
+    if facts["params"] > max_params:
+        facts["skipped"] = f"not run: {facts['params']:,} parameters > the corpus cap of {max_params:,}"
+        return facts
+    x = rc.inputs(side)
+    normalize_output_scale(model, x)
+    ref32 = cc.predict(model, x)
+    ref64 = cc.float64_predictions(K, model, x)
+    tol, bound = tolerance(ref32, ref64)
+    facts.update(tol=tol, bound=bound)
+    np.save(os.path.join(work, "x.npy"), x[0])
+    np.save(os.path.join(work, "ref32.npy"), ref32[0])
+    sources: dict[str, str] = {}
+    for p in rc.PATHS[flavor]:
+        if p.source not in sources and (paths is None or p.name in paths):
+            try:
+                sources[p.source] = os.path.relpath(rc.save(flavor, model, p.source, work), work)
+            except Exception as exc:  # noqa: BLE001 - this Keras cannot write that format
+                sources[p.source] = "!" + _one_line(f"Keras cannot save it: {type(exc).__name__}: {exc}", 200)
+    facts["sources"] = sources
+    return facts
+
+
+def convert_prepared(
+    case_id: str,
+    work: str,
+    facts: dict[str, Any],
+    converters: Sequence[str],
+    tfjs: TfjsRuntime,
+    reference_exe: str | None = None,
+    paths: Sequence[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """converter -> {facts, "paths": {path name: result}} from what ``prepare`` left in ``work``."""
+    flavor = case_id.split("/", 1)[0]
+    wanted = [p for p in rc.PATHS[flavor] if paths is None or p.name in paths]
+    common = {k: facts[k] for k in ("side", "params", "tol", "bound") if k in facts}
+    results: dict[str, dict[str, Any]] = {c: dict(common, paths={}) for c in converters}
+    if "skipped" in facts:
+        for c in converters:
+            results[c]["paths"] = {
+                p.name: {"outcome": "skipped", "message": facts["skipped"]} for p in wanted
+            }
+        return results
+    x = [np.load(os.path.join(work, "x.npy"))]
+    ref32 = [np.load(os.path.join(work, "ref32.npy"))]
+    for p in wanted:
+        src = facts["sources"][p.source]
+        for c in converters:
+            if src.startswith("!"):
+                results[c]["paths"][p.name] = {"outcome": "n/a", "message": src[1:]}
+                continue
+            res = check_path(c, reference_exe, os.path.join(work, src), p, work, tfjs, x, ref32, facts["tol"])
+            if res.get("message"):
+                res["message"] = res["message"].replace(work + os.sep, "").replace(work, ".")
+            results[c]["paths"][p.name] = res
+    return results
+
+
+def run_case(
+    case_id: str,
+    converters: Sequence[str],
+    tfjs: TfjsRuntime,
+    reference_exe: str | None = None,
+    paths: Sequence[str] | None = None,
+    max_params: int = MAX_PARAMS,
+) -> dict[str, dict[str, Any]]:
+    """``prepare`` + ``convert_prepared`` in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="reach-") as work:
+        facts = prepare(case_id, work, max_params, paths)
+        return convert_prepared(case_id, work, facts, converters, tfjs, reference_exe, paths)

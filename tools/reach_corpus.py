@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Run the reach corpus (every keras/tf_keras application x file format x tfjs format).
+
+    tools/reach_corpus.py run [--converters ours,reference] [--results DIR] [--only REGEX]
+        run every case that has no result in DIR yet (default test-artifacts/reach),
+        one worker process per case, one case at a time; resumable (a result file per
+        case and converter) and safe to start twice (a lock file per case)
+    tools/reach_corpus.py update [--ours DIR] [--reference DIR]
+        collect the results into docs/reach.json and regenerate docs/reach.md and the
+        README line (tools/reach_table.py)
+
+Cases are defined in tests/python/reach_corpus.py, run by tests/python/reach_run.py.
+The reference converter is the one bench/setup_reference.sh installs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# REACH_CONVERTER_ROOT: run "ours" from another tree's converter/ (e.g. a `git archive`
+# of the commit being measured) instead of this checkout's.
+sys.path[:0] = [
+    os.environ.get("REACH_CONVERTER_ROOT", str(ROOT / "converter")),
+    str(ROOT / "tests" / "python"),
+    str(ROOT / "tools"),
+]
+
+DEFAULT_RESULTS = ROOT / "test-artifacts" / "reach"
+# Built cases (saved files, inputs, TF's predictions, tolerance), shared by every run so
+# a second pass (another converter, another commit) converts the same files.
+SOURCES = ROOT / "test-artifacts" / "reach-src"
+COMMITTED = ROOT / "docs" / "reach.json"
+CONVERTERS = ("ours", "reference")
+
+
+def result_file(results: Path, case_id: str, converter: str) -> Path:
+    return results / f"{case_id.replace('/', '__')}.{converter}.json"
+
+
+def reference_exe() -> str:
+    proc = subprocess.run(
+        ["bash", str(ROOT / "bench" / "setup_reference.sh")], capture_output=True, text=True, check=True
+    )
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _write(path: Path, doc: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_one(case_id: str, converters: list[str], results: Path, exe: str | None) -> None:
+    """The worker: one case, every path, the given converters; one result file each."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import reach_corpus as rc
+    import reach_run
+    from tfjs_runtime import TfjsRuntime
+
+    family = rc.case_families()[case_id]
+    work = SOURCES / case_id.replace("/", "__")
+    facts_file = work / "facts.json"
+    try:
+        if facts_file.exists():
+            facts = json.loads(facts_file.read_text(encoding="utf-8"))
+        else:
+            work.mkdir(parents=True, exist_ok=True)
+            facts = reach_run.prepare(case_id, str(work))
+            _write(facts_file, facts)
+        with TfjsRuntime() as tfjs:
+            out = reach_run.convert_prepared(case_id, str(work), facts, converters, tfjs, reference_exe=exe)
+    except ValueError as exc:  # no input side builds
+        flavor = case_id.split("/", 1)[0]
+        msg = " ".join(str(exc).split())[:300]
+        out = {
+            c: {"paths": {p.name: {"outcome": "n/a", "message": msg} for p in rc.PATHS[flavor]}}
+            for c in converters
+        }
+    for c, doc in out.items():
+        _write(result_file(results, case_id, c), dict(doc, case=case_id, family=family))
+
+
+# Run order only (membership is enumerated): the likely-smallest constructor of each
+# family first, both Keras versions side by side, so a partial run covers every family.
+FIRST = (
+    "MobileNetV3Small RegNetX002 ConvNeXtTiny EfficientNetV2B0 EfficientNetB0 MobileNetV2 MobileNet "
+    "NASNetMobile DenseNet121 ResNet50 ResNet50V2 ResNetRS50 InceptionV3 Xception VGG16 VGG19 "
+    "InceptionResNetV2"
+).split()
+
+
+def run_order(ids: list[str]) -> list[str]:
+    def key(case_id: str) -> tuple[int, str, str]:
+        flavor, name = case_id.split("/", 1)
+        return (FIRST.index(name) if name in FIRST else len(FIRST), name, flavor)
+
+    return sorted(ids, key=key)
+
+
+def run_all(converters: list[str], results: Path, only: str | None) -> int:
+    import reach_corpus as rc
+
+    results.mkdir(parents=True, exist_ok=True)
+    exe = reference_exe() if "reference" in converters else None
+    ids = run_order([c for c in rc.case_ids() if only is None or re.search(only, c)])
+    for case_id in ids:
+        todo = [c for c in converters if not result_file(results, case_id, c).exists()]
+        if not todo:
+            continue
+        lock = results / f"{case_id.replace('/', '__')}.lock"
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            continue  # another runner has it
+        os.close(fd)
+        try:
+            t0 = time.perf_counter()
+            cmd = [sys.executable, __file__, "case", case_id, "--converters", ",".join(todo)]
+            cmd += ["--results", str(results)] + (["--exe", exe] if exe else [])
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            secs = time.perf_counter() - t0
+            if proc.returncode != 0:
+                tail = " ".join(proc.stderr.strip().splitlines()[-1:])[:300]
+                for c in todo:
+                    _write(
+                        result_file(results, case_id, c),
+                        {
+                            "case": case_id,
+                            "family": rc.case_families()[case_id],
+                            "worker_error": f"worker exited {proc.returncode}: {tail}",
+                            "paths": {},
+                        },
+                    )
+            print(f"{case_id}: {','.join(todo)} in {secs:.0f} s (exit {proc.returncode})", flush=True)
+        finally:
+            lock.unlink(missing_ok=True)
+    return 0
+
+
+def collect(ours: Path, reference: Path) -> dict[str, Any]:
+    """The committed document: case -> facts + path -> converter -> result (no timings)."""
+    import reach_corpus as rc
+
+    cases: dict[str, Any] = {}
+    families = rc.case_families()
+    for case_id in rc.case_ids():
+        flavor = case_id.split("/", 1)[0]
+        entry: dict[str, Any] = {"family": families[case_id], "paths": {}}
+        for conv, where in (("ours", ours), ("reference", reference)):
+            f = result_file(where, case_id, conv)
+            doc = json.loads(f.read_text(encoding="utf-8")) if f.exists() else {"paths": {}}
+            for key in ("side", "params", "bound"):
+                if key in doc:
+                    entry[key] = doc[key]
+            if "tol" in doc:
+                entry["tol"] = float(f"{doc['tol']:.2g}")
+            for p in rc.PATHS[flavor]:
+                res = doc["paths"].get(p.name)
+                if res is None:
+                    why = doc.get("worker_error", "no result: the corpus run did not reach this case")
+                    res = {"outcome": "failed" if "worker_error" in doc else "missing", "message": why}
+                keep = {k: res[k] for k in ("outcome", "message", "warning") if res.get(k)}
+                if "max_diff" in res:
+                    keep["max_diff"] = float(f"{res['max_diff']:.2g}")
+                entry["paths"].setdefault(p.name, {})[conv] = keep
+        cases[case_id] = entry
+    return {"max_params": _max_params(), "cases": cases}
+
+
+def _max_params() -> int:
+    import reach_run
+
+    return reach_run.MAX_PARAMS
+
+
+def update(ours: Path, reference: Path) -> None:
+    import reach_table
+
+    doc = collect(ours, reference)
+    COMMITTED.write_text(
+        json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    for rel, content in reach_table.outputs().items():
+        (ROOT / rel).write_text(content, encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--converters", default="ours,reference")
+    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    run.add_argument("--only")
+    case = sub.add_parser("case")
+    case.add_argument("case_id")
+    case.add_argument("--converters", default="ours,reference")
+    case.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    case.add_argument("--exe")
+    upd = sub.add_parser("update")
+    upd.add_argument("--ours", type=Path, default=DEFAULT_RESULTS)
+    upd.add_argument("--reference", type=Path, default=DEFAULT_RESULTS)
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        convs = args.converters.split(",")
+        unknown = sorted(set(convs) - set(CONVERTERS))
+        if unknown:
+            parser.error(f"unknown converter(s) {', '.join(unknown)}; choose from {', '.join(CONVERTERS)}")
+        return run_all(convs, args.results, args.only)
+    if args.cmd == "case":
+        run_one(args.case_id, args.converters.split(","), args.results, args.exe)
+        return 0
+    update(args.ours, args.reference)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
