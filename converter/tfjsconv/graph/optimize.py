@@ -111,7 +111,10 @@ def optimize_graph(
     ``lazy``: the stand-ins of streamed weights in ``graph_def`` (``graph.streaming``).
     """
     fetch_nodes = [n.split(":")[0] for n in fetch_nodes]
-    rewrites.inline_calls(graph_def)  # in place, on the protos: nothing runs before the op check
+    if rewrites.inline_calls(graph_def):  # in place, on the protos: nothing runs before the op check
+        # TF orders a stateful call before the function returns; inlined, the control
+        # edges are inert and would block the fusions below.
+        inert_control.drop_inert_control_inputs(graph_def, fetch_nodes)
     rewrites.exact_op_rewrites(graph_def)  # in place: the frozen graph holds every weight
     if not skip_op_check:
         op_list.check_ops([graph_def, *extra_graphs], strip_debug_ops, "before optimization")

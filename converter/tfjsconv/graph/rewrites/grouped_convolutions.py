@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tfjsconv.graph.graph_utils import (
-    const_node,
     control_inputs,
     copy_node,
     data_format,
@@ -118,11 +117,14 @@ def _channel_axis(node: node_def_pb2.NodeDef) -> int:
     return 1 if data_format(node).startswith(b"NC") else (4 if node.op == "Conv3D" else 3)
 
 
-def _int32_const(name: str, values, device: str, after: str) -> node_def_pb2.NodeDef:
+def _int32_const(name: str, values: int | Sequence[int], device: str, after: str) -> node_def_pb2.NodeDef:
+    """An int32 ``Const`` (a scalar for an int: ``const_node`` would make it rank 1)."""
     from tensorflow.core.framework import types_pb2
+    from tensorflow.python.framework import tensor_util
 
-    node = const_node(name, np.array(values, dtype=np.int32), types_pb2.DT_INT32)
-    node.device = device
+    node = new_node(name, "Const", device)
+    node.attr["dtype"].type = types_pb2.DT_INT32
+    node.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(np.array(values, dtype=np.int32)))
     node.input.append("^" + node_name(after))  # in the input's frame (lowered control flow)
     return node
 
