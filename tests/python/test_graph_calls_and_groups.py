@@ -10,6 +10,7 @@ against its float64 twin) or with a float64 hand computation.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +158,15 @@ def test_nested_calls_in_a_saved_model_run_in_tfjs(tfjs, tmp_path):
     )
     topology = json.loads((out / "model.json").read_text())["modelTopology"]
     assert not CALL_OPS & {n["op"] for n in topology["node"]}
+    again = tmp_path / "again"
+    api.convert(
+        str(tmp_path / "sm"),
+        str(again),
+        ConversionOptions(input_format="tf_saved_model", output_format="tfjs_graph_model"),
+    )
+    files = sorted(p.name for p in out.iterdir())
+    assert files == sorted(p.name for p in again.iterdir())
+    assert all((out / f).read_bytes() == (again / f).read_bytes() for f in files), "not reproducible"
     x = _x((3, 4), 2)
     want = _nested_reference(x)
     (got,) = tfjs.predict(out, {"x": x}, kind="graph")
@@ -265,6 +275,27 @@ def test_grouped_convolution_rewrite_computes_the_convolution():
         np.testing.assert_allclose(got, want, rtol=0, atol=bound, err_msg=str(w_shape))
 
 
+@pytest.mark.tfjs
+def test_tf_keras_regnet_h5_runs_in_tfjs(tfjs, tmp_path):
+    """A published architecture whose grouped convolutions (8 channels a group, up to 7
+    groups here) tf_keras runs through jit-compiled calls: the whole path on real layers."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(60)
+    model = tf_keras.applications.RegNetX002(weights=None, input_shape=(32, 32, 3))
+    model.save(tmp_path / "regnet.h5")
+    out = tmp_path / "graph"
+    api.convert(
+        str(tmp_path / "regnet.h5"),
+        str(out),
+        ConversionOptions(input_format="keras", output_format="tfjs_graph_model"),
+    )
+    x = _x((1, 32, 32, 3), 61) * 50  # RegNet rescales 0..255 pixels itself
+    tol = tolerances.keras_bound(model, [x])
+    (got,) = tfjs.predict(out, [x], kind="graph")
+    np.testing.assert_allclose(got, np.asarray(model(x)), rtol=0, atol=tol)
+
+
 # ------------------------------------------------------- framework application layers
 
 
@@ -351,3 +382,5 @@ def test_allowlist_names_only_framework_modules():
         assert set(objects) == {"LayerScale", "StochasticDepth", "CustomScaleLayer"}
         for cls in objects.values():
             assert cls.__mro__[1].__module__.startswith(f"{package}.src.applications.")
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "graph-optimizations.md").read_text()
+    assert all(f"`{e.name}`" in docs for e in FRAMEWORK_LAYERS), "the docs list the table's classes"
