@@ -15,6 +15,9 @@ REFERENCE_FORMATS = ["keras", "keras_keras", "tf_saved_model"]
 
 _NUMBER_CHARS = "0123456789.eE+-"
 
+# The tfjs backends a test can run on: cpu and wasm in Node, webgl in headless Chromium.
+BACKENDS = ["cpu", "wasm", "webgl"]
+
 def _fail(ctx, msg):
     fail("%s: %s" % (ctx.label, msg))
 
@@ -26,6 +29,26 @@ def _check_tolerance(ctx, name, value):
             ok = False
     if not ok:
         _fail(ctx, "%s must be a non-negative number such as \"1e-5\", got %r" % (name, value))
+
+def _backends(ctx):
+    """Checked `backends` and their (atol, rtol) strings, in the order they run."""
+    backends = ctx.attr.backends
+    if not backends:
+        _fail(ctx, "backends must name at least one of: %s" % ", ".join(BACKENDS))
+    for i, b in enumerate(backends):
+        if b not in BACKENDS:
+            _fail(ctx, "unknown backend %r in backends; choose from: %s" % (b, ", ".join(BACKENDS)))
+        if b in backends[:i]:
+            _fail(ctx, "backend %r is listed twice in backends" % b)
+    for name, per_backend in [("backend_atol", ctx.attr.backend_atol), ("backend_rtol", ctx.attr.backend_rtol)]:
+        for b, value in per_backend.items():
+            if b not in backends:
+                _fail(ctx, "%s names backend %r, which is not in backends %r" % (name, b, backends))
+            _check_tolerance(ctx, "%s[%r]" % (name, b), value)
+    return [
+        (b, ctx.attr.backend_atol.get(b, ctx.attr.atol), ctx.attr.backend_rtol.get(b, ctx.attr.rtol))
+        for b in backends
+    ]
 
 def _reference_path(ctx):
     """The path the predict tool reads: one file, or the directory of saved_model.pb."""
@@ -94,10 +117,16 @@ def _tfjs_model_test_impl(ctx):
         ))
     _check_tolerance(ctx, "atol", ctx.attr.atol)
     _check_tolerance(ctx, "rtol", ctx.attr.rtol)
+    checks = _backends(ctx)
     expected = _expected_outputs(ctx, info)
 
     if not ctx.attr.node.startswith("/"):
         _fail(ctx, "node must be an absolute path, got %r" % ctx.attr.node)
+    browser = []
+    if "webgl" in ctx.attr.backends:
+        if not ctx.attr.chromium.startswith("/"):
+            _fail(ctx, "chromium must be an absolute path, got %r" % ctx.attr.chromium)
+        browser = [" --chromium %s" % ctx.attr.chromium]
     node_modules = [f for f in ctx.files._node_modules if f.basename == "node_modules"]
 
     script = ctx.actions.declare_file(ctx.label.name + ".sh")
@@ -112,25 +141,40 @@ def _tfjs_model_test_impl(ctx):
             "NODE_PATH=\"$here/%s\" exec %s \"$here/%s\" \\" % (_runfiles_path(node_modules[0]), ctx.attr.node, _runfiles_path(ctx.file._runner)),
             "  --model \"$here/%s/model.json\" --kind %s \\" % (_runfiles_path(info.model_dir), kind),
             "  --inputs \"$here/%s\" --expected \"$here/%s\" \\" % (_runfiles_path(ctx.file.inputs), _runfiles_path(expected)),
-            "  --atol %s --rtol %s --backend %s" % (ctx.attr.atol, ctx.attr.rtol, ctx.attr.backend),
+            "  --backends %s --atol %s --rtol %s%s" % (
+                ",".join([b for b, _, _ in checks]),
+                ",".join([a for _, a, _ in checks]),
+                ",".join([r for _, _, r in checks]),
+                "".join(browser),
+            ),
             "",
         ]),
     )
-    runfiles = ctx.runfiles(files = [ctx.file._runner, info.model_dir, ctx.file.inputs, expected] + ctx.files._node_modules)
+    runfiles = ctx.runfiles(files = [ctx.file._runner, info.model_dir, ctx.file.inputs, expected] + ctx.files._browser + ctx.files._node_modules)
     return [DefaultInfo(executable = script, runfiles = runfiles)]
 
 tfjs_model_test = rule(
     implementation = _tfjs_model_test_impl,
     test = True,
-    doc = """Runs a `tfjs_model` output in `@tensorflow/tfjs` 4.22 (Node) and compares its outputs.
+    doc = """Runs a `tfjs_model` output in `@tensorflow/tfjs` 4.22 on each of `backends` and compares its outputs.
 
 The test loads `model.json` with `tf.loadGraphModel` / `tf.loadLayersModel` (chosen from
-the model's format), predicts on `inputs` and passes when every output value satisfies
-`|tfjs - expected| <= atol + rtol * |expected|`. Expected outputs are a JSON file
-(`expected`) or TensorFlow's own predictions of the source model (`reference_model`),
-computed by a sandboxed `TfjsPredict` action. Node is Debian's; the tfjs packages come
-from `@tfjs_npm` (`tfjs_npm_repository`, a locked `npm ci` at fetch time), so the test
-action needs no network.
+the model's format), predicts on `inputs` and passes when, on every backend, every output
+value satisfies `|tfjs - expected| <= atol + rtol * |expected|` (per-backend tolerances:
+`backend_atol` / `backend_rtol`). Expected outputs are a JSON file (`expected`) or
+TensorFlow's own predictions of the source model (`reference_model`), computed by a
+sandboxed `TfjsPredict` action.
+
+What the test runs on: `cpu` and `wasm` run in the host's Node (`node`, Debian's
+`nodejs`); `webgl` runs in the host's Chromium (`chromium`, Debian's `chromium`), started
+headless once per test with WebGL 2 on SwiftShader (a CPU rasterizer, so no GPU is needed
+and results do not depend on one), a fresh profile under `TEST_TMPDIR`, and a page served
+on 127.0.0.1 by the test itself. The tfjs packages (Node and the browser build
+`tf.min.js`) come from `@tfjs_npm` (`tfjs_npm_repository`, a locked `npm ci` at fetch
+time), so the test action needs no network. On webgl the test requires float32 textures
+(`WEBGL_RENDER_FLOAT32_CAPABLE`; it sets `WEBGL_FORCE_F16_TEXTURES=false`) and fails
+rather than let tfjs fall back to float16; the log names the backend, WebGL version and
+renderer that ran.
 
 JSON formats: inputs `{"inputs": [{"name"?, "shape", "dtype"?, "data": [flat]}]}`;
 outputs `{"outputs": [{"name"?, "shape", "data": [flat]}]}` (graph models match
@@ -176,10 +220,26 @@ outputs by name when every expected output has one, otherwise by position).
             default = "0",
             doc = "Relative tolerance, applied to |expected| (a decimal string).",
         ),
-        "backend": attr.string(
-            default = "cpu",
-            values = ["cpu", "wasm"],
-            doc = "The tfjs backend: `cpu` (pure JS) or `wasm`.",
+        "backends": attr.string_list(
+            default = ["cpu"],
+            doc = "The tfjs backends to run on, each checked against the expected outputs: " +
+                  "`cpu` (pure JS, Node), `wasm` (Node) and `webgl` (headless Chromium, " +
+                  "float32 textures).",
+        ),
+        "backend_atol": attr.string_dict(
+            default = {},
+            doc = "Absolute tolerance per backend (e.g. `{\"webgl\": \"2e-6\"}`), replacing " +
+                  "`atol` on that backend. Give the bound's reason next to the target: webgl " +
+                  "evaluates transcendental functions with GLSL ES 3.00 precision (e.g. `exp` " +
+                  "within 3 + 2|x| ulp), looser than JS `Math` rounded to float32.",
+        ),
+        "backend_rtol": attr.string_dict(
+            default = {},
+            doc = "Relative tolerance per backend, replacing `rtol` on that backend.",
+        ),
+        "chromium": attr.string(
+            default = "/usr/bin/chromium",
+            doc = "Absolute path of Chromium (Debian's `chromium`), used when `backends` has `webgl`.",
         ),
         "node": attr.string(
             default = "/usr/bin/node",
@@ -188,6 +248,13 @@ outputs by name when every expected output has one, otherwise by position).
         "_runner": attr.label(
             default = Label("//rules/private:tfjs_model_test_runner.js"),
             allow_single_file = True,
+        ),
+        "_browser": attr.label_list(
+            default = [
+                Label("//rules/private:tfjs_browser.js"),
+                Label("//rules/private:tfjs_browser_page.js"),
+            ],
+            allow_files = True,
         ),
         "_node_modules": attr.label(
             default = Label("@tfjs_npm//:runtime"),
