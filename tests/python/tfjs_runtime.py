@@ -138,8 +138,12 @@ class TfjsRuntime:
     one bad model cannot wedge the rest of the session.
     """
 
-    def __init__(self, node: str | None = None, timeout_s: float = REQUEST_TIMEOUT_S):
+    def __init__(
+        self, node: str | None = None, timeout_s: float = REQUEST_TIMEOUT_S, harness: Path = HARNESS
+    ):
+        """``harness``: a script speaking harness.js's protocol (browser_harness.js: webgl)."""
         self._node = node or shutil.which("node")
+        self._harness = harness
         if self._node is None:
             raise HarnessDied("node is not on PATH; the tfjs runtime tests need Node 20")
         if not node_modules_present():
@@ -158,7 +162,7 @@ class TfjsRuntime:
         self._lines = queue.Queue()
         self._stderr = collections.deque(maxlen=200)
         self._proc = subprocess.Popen(
-            [self._node, str(HARNESS)],
+            [self._node, str(self._harness)],
             cwd=str(JS_DIR),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

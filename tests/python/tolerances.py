@@ -51,6 +51,25 @@ def tolerance(ref32: Sequence[np.ndarray], ref64: Sequence[np.ndarray] | None) -
     return max(SPREAD_FACTOR * spread, floor), f"4x f32-f64 spread {spread:.2g}"
 
 
+# webgl (tfjs-backend-webgl, float32 textures): GLSL ES 3.00 highp rounds +, -, *
+# correctly, as tfjs' JS kernels do, but only bounds division to 2.5 ulp, inversesqrt to
+# 2, log to 3 and exp to 3 + 2|x| ulp (ESSL 3.00 section 4.5.1), against 0.5 ulp for a
+# correctly rounded result: up to 6x the per-op error (exp's 2|x| term only where e^x is
+# small: |x| e^-|x| <= 1/e ulps of 1). To first order a computation's error scales with
+# its per-op error, so webgl gets 6x the cpu bound, floor included.
+WEBGL_OP_ERROR_RATIO = 6.0
+
+
+def backend_tolerance(
+    ref32: Sequence[np.ndarray], ref64: Sequence[np.ndarray] | None, backend: str
+) -> tuple[float, str]:
+    """``tolerance`` for one tfjs backend: cpu and wasm as is, webgl scaled (see above)."""
+    tol, how = tolerance(ref32, ref64)
+    if backend != "webgl" or tol == 0.0:
+        return tol, how
+    return WEBGL_OP_ERROR_RATIO * tol, f"{how}, x{WEBGL_OP_ERROR_RATIO:g} for webgl's GLSL precision"
+
+
 def keras_float64_outputs(path: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
     """A tf_keras SavedModel's outputs (by output name) from its float64 twin, or None
     when it is not a Keras model or the twin cannot be built."""
