@@ -421,7 +421,8 @@ def test_tfjs_model_macro_bad_metadata_fails_at_loading(env):
 
 
 def test_tfjs_model_test_fails_when_tfjs_disagrees(env):
-    """The rule can fail: expected outputs off by 1e-3 fail at atol=1e-4 and pass at 1e-2."""
+    """The rule can fail: expected outputs off by 1e-3 fail at atol=1e-4 (on cpu and on
+    webgl in Chromium, each reported) and pass at 1e-2."""
     first: Bazel = env["first"]
     pkg = first.workspace / "mismatch"
     pkg.mkdir(exist_ok=True)
@@ -442,14 +443,15 @@ def test_tfjs_model_test_fails_when_tfjs_disagrees(env):
         with open(pkg / "BUILD.bazel", "a") as f:
             f.write(
                 'tfjs_model_test(name = "strict", model = ":m", inputs = "i.json", expected = "off.json", '
-                'atol = "1e-4")\n'
+                'atol = "1e-4", backends = ["cpu", "webgl"])\n'
                 'tfjs_model_test(name = "loose", model = ":m", inputs = "i.json", expected = "off.json", '
                 'atol = "1e-2")\n'
             )
         strict = first.run("test", "//mismatch:strict", check=False)
         assert strict.returncode == 3, strict.stderr[-3000:]  # 3: tests failed
         log = (first.workspace / "bazel-testlogs" / "mismatch" / "strict" / "test.log").read_text()
-        assert "FAIL" in log and "values outside atol=0.0001" in log, log
+        assert "FAIL [cpu]" in log and "FAIL [webgl]" in log and "values outside atol=0.0001" in log, log
+        assert "webgl backend, WebGL 2, float32 textures" in log, log
         first.run("test", "//mismatch:loose", "//mismatch:exp")
     finally:
         shutil.rmtree(pkg)
