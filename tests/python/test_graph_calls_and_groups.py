@@ -195,6 +195,12 @@ _CONVS = [
     ),
     ("depthwise_multiplier2", lambda L: L.DepthwiseConv2D(3, 2, "same", depth_multiplier=2), (9, 9, 8)),
     ("separable_multiplier2", lambda L: L.SeparableConv2D(6, 3, depth_multiplier=2), (9, 9, 8)),
+    # Keras 3 decomposes strides and dilation together (SpaceToBatchND around the depthwise conv).
+    (
+        "depthwise_stride2_dilation2",
+        lambda L: L.DepthwiseConv2D(3, 2, "same", depth_multiplier=2, dilation_rate=2),
+        (11, 11, 8),
+    ),
     ("conv1d_groups2", lambda L: L.Conv1D(4, 3, padding="causal", groups=2), (9, 8)),
     ("conv3d_groups2", lambda L: L.Conv3D(4, 2, groups=2), (4, 4, 4, 4)),
 ]
