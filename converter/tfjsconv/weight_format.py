@@ -24,6 +24,23 @@ _QUANT_ITEMSIZE: Mapping[str, int] = {"uint8": 1, "uint16": 2, "float16": 2}
 _INT32 = np.iinfo(np.int32)
 
 
+def tfjs_dtype(dtype: np.dtype) -> str | None:
+    """The dtype TensorFlow.js holds values of ``dtype`` in (it has only float32, int32,
+    bool, complex64 and string), as the reference auto-converts weights; None: no such."""
+    kind, size = dtype.kind, dtype.itemsize  # byte-order independent
+    if kind == "f" and size in (2, 4, 8):
+        return "float32"
+    if kind in "iu" and size <= 8:
+        return "int32"
+    if kind == "b":
+        return "bool"
+    if kind == "c" and size in (8, 16):
+        return "complex64"
+    if kind in "USO":
+        return "string"
+    return None
+
+
 class LazyArray(Protocol):
     """A weight whose values are read only when it is written."""
 

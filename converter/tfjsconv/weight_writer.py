@@ -22,6 +22,7 @@ from tfjsconv.weight_format import (
     _STORAGE,
     WeightList,
     _is_lazy,
+    tfjs_dtype,
 )
 
 _log = logging.getLogger(__name__)
@@ -29,20 +30,10 @@ _log = logging.getLogger(__name__)
 
 def _manifest_dtype(name: str, array: np.ndarray) -> str:
     """The tfjs dtype a weight is stored as (after the reference's auto-conversions)."""
-    dt = array.dtype
-    kind, size = dt.kind, dt.itemsize  # byte-order independent
-    if kind == "f" and size in (2, 4, 8):
-        return "float32"  # float16/float64 are auto-converted like the reference
-    if kind in "iu" and size <= 8:
-        # int64 like the reference; the narrower/unsigned ints tfjs has no dtype for.
-        return "int32"
-    if kind == "b":
-        return "bool"
-    if kind == "c" and size in (8, 16):
-        return "complex64"
-    if kind in "USO":
-        return "string"
-    raise ConversionError(f"weight {name} has dtype {dt}, which TensorFlow.js cannot store")
+    dtype = tfjs_dtype(array.dtype)
+    if dtype is None:
+        raise ConversionError(f"weight {name} has dtype {array.dtype}, which TensorFlow.js cannot store")
+    return dtype
 
 
 def _converted(name: str, array: np.ndarray, dtype: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tfjsconv.errors import ConversionError
-from tfjsconv.layers import check_classes, compat
+from tfjsconv.layers import check_classes, compat, framework_objects
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
@@ -161,7 +161,7 @@ def check_safe(obj: Mapping[str, Any], where: str, allow_unsafe: bool) -> None:
         cls in ("Lambda", "function", "__lambda__")
         or (module is not None and module != "keras" and not str(module).startswith("keras."))
         or (registered not in (None, cls))
-    )
+    ) and not framework_objects.is_framework_object(obj)
     if custom:
         raise ConversionError(
             f"{where} uses custom or code-carrying Keras object {cls!r}"

@@ -14,12 +14,19 @@ alone, and ``check`` refuses it at conversion time.
   reference converter writes it;
 - the ``Identity`` layer -> ``Activation('linear')`` (tfjs registers ``Identity`` only
   as an initializer): both return their input and pass its mask on.
+
+Initializers, regularizers and constraints of the frameworks become the tfjs classes
+that build them (``framework_objects``; they never change inference). One rewrite is a
+narrowing, the one tfjs itself imposes: a ``dtype`` tfjs cannot hold
+(int64, float64, ...) becomes the one it uses (``dtypes``), as the weights do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from tfjsconv.layers import dtypes, framework_objects
 
 ACTIVATION_KEYS = ("activation", "recurrent_activation")
 
@@ -52,9 +59,11 @@ def layer_config(config: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if key in ACTIVATION_KEYS and isinstance(value, str):
             value = _ACTIVATIONS.get(value, value)
+        elif key == "dtype":
+            value = dtypes.config_dtype(value)
         elif key.endswith("_regularizer"):
             value = _regularizer(value)
-        out[key] = value
+        out[key] = framework_objects.for_tfjs(key, value)
     return out
 
 
