@@ -72,9 +72,11 @@ def _run(cmd: Sequence[str], cwd: str, env=None) -> float:
     return wall
 
 
-def make_workspace(root: str, small: int, mobilenet: bool) -> list[str]:
+def make_workspace(root: str, small: int, mobilenet: bool, source: str = str(REPO)) -> list[str]:
+    """Copy the checkout ``source`` to ``root``/ws and add the `bench_models` package;
+    return [the workspace, the model names]."""
     ws = os.path.join(root, "ws")
-    checkout.copy_checkout(Path(ws))
+    checkout.copy_checkout(Path(ws), Path(source))
     pkg = os.path.join(ws, "bench_models")
     os.makedirs(pkg)
     gen = subprocess.run(

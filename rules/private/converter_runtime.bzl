@@ -2,10 +2,17 @@
 
 The action's executable is the snapshot's dynamic loader (`@tfjs_python`), which starts
 the snapshot interpreter with `-S` (no site: no host site-packages) on
-`tfjs_convert_tool.py`; the converter sources and the locked site-packages come in as
-per-file tool inputs and are put on `sys.path` by the tool's `--sys_path` flags. So
-locally, in a sandbox, in a persistent worker and on a remote executor the same files
-are read at the same execroot-relative paths, and an executor needs only Linux x86_64.
+`tfjs_convert_tool.py`; the converter sources come in as per-file tool inputs and the
+locked site-packages as one directory input, all put on `sys.path` by the tool's
+`--sys_path` flags. So locally, in a sandbox, in a persistent worker and on a remote
+executor the same files are read at the same execroot-relative paths, and an executor
+needs only Linux x86_64.
+
+The directory input costs one symlink per sandbox and nothing at analysis or at a cold
+start; Bazel tracks it by the directory's own metadata, so the action also takes
+`@tfjs_pip_manifest//:runtime.manifest` (the sha256 of every file in it, listed again at
+every server start): that is what puts the tree's content into the action key
+(docs/build-cluster.md, "How the runtime reaches an action").
 
 `--define=tfjs_check_hermetic=1` makes the tool fail if any loaded shared object or
 imported module came from outside the action's input tree (the remote-execution test
@@ -31,7 +38,12 @@ CONVERTER_RUNTIME_ATTRS = {
     ),
     "_site_packages": attr.label(
         default = Label("@tfjs_pip//:files"),
-        doc = "The locked site-packages, one input per file.",
+        doc = "The locked site-packages, as one directory input.",
+    ),
+    "_site_packages_manifest": attr.label(
+        default = Label("@tfjs_pip_manifest//:runtime.manifest"),
+        allow_single_file = True,
+        doc = "The sha256 of every file of that directory: its content in the action key.",
     ),
     "_site_packages_lock": attr.label(
         default = Label("@tfjs_pip//:lock.sha256"),
@@ -114,6 +126,9 @@ def converter_command(ctx, entry = "convert"):
         interpreter.path,
         "-s",
         "-S",
+        # No .pyc writes: the site-packages directory is shared and its content is in
+        # every action key (see the manifest above); the install compiled it already.
+        "-B",
         script.path,
     ] + ["--sys_path=" + root for root in roots]
     if entry != "convert":
@@ -121,7 +136,7 @@ def converter_command(ctx, entry = "convert"):
     if ctx.var.get("tfjs_check_hermetic", "0") == "1":
         startup.append("--check_hermetic")
     tools = depset(
-        [script, ctx.file._site_packages_lock, loader, interpreter],
+        [script, ctx.file._site_packages_lock, ctx.file._site_packages_manifest, loader, interpreter],
         transitive = [
             depset(converter),
             depset(own),

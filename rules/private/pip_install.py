@@ -6,16 +6,21 @@ wheels named in the lock can land, then byte-compiles with ``unchecked-hash`` py
 their bytes depend only on the sources (no mtimes), so two installs of the same lock
 give the same action inputs and the same cache keys.
 
-With ``--shared_dir`` the result is installed once per lock digest under that
-directory and reused by every output base and checkout (TensorFlow is ~1.3 GB
-unpacked); the install goes to a temporary sibling and is renamed into place, so a
-half-finished install is never reused.
+Files nothing imports or opens at run time (C headers, static libraries, sources,
+stubs, the test suites of numpy and h5py) are removed after the install: the tree is
+one directory input of every conversion, staged whole on a remote executor.
+
+With ``--shared_dir`` the result is installed once per lock digest (and ``LAYOUT``)
+under that directory and reused by every output base and checkout (TensorFlow is
+~1.3 GB unpacked); the install goes to a temporary sibling and is renamed into place, so
+a half-finished install is never reused.
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import fnmatch
 import hashlib
 import os
 import py_compile
@@ -25,6 +30,13 @@ import sys
 import tempfile
 
 _MARKER = "INSTALL_COMPLETE"
+
+# What an install leaves out (see the module docstring). Changing it changes what an
+# install contains: bump LAYOUT, which names the shared install directory.
+LAYOUT = 2
+_TRIM_DIRS = ("tensorflow/include", "clang", "h5py/tests")
+_TRIM_DIR_NAMES_UNDER = {"numpy": "tests"}
+_TRIM_FILES = ("*.a", "*.h", "*.pyi", "*.c", "*.cc", "*.pxd")
 
 
 def lock_digest(lock_path: str) -> str:
@@ -58,6 +70,7 @@ def install(lock_path: str, dest: str) -> None:
         lock_path,
     ]
     subprocess.run(cmd, check=True, env=env)
+    trim(site)
     compileall.compile_dir(
         site,
         quiet=1,
@@ -68,9 +81,24 @@ def install(lock_path: str, dest: str) -> None:
         f.write(lock_digest(lock_path) + "\n")
 
 
+def trim(site: str) -> None:
+    """Remove what no conversion reads (``_TRIM_*``) from an installed tree."""
+    for rel in _TRIM_DIRS:
+        shutil.rmtree(os.path.join(site, rel), ignore_errors=True)
+    for top, name in _TRIM_DIR_NAMES_UNDER.items():
+        for base, dirs, _ in os.walk(os.path.join(site, top)):
+            if name in dirs:
+                shutil.rmtree(os.path.join(base, name))
+                dirs.remove(name)
+    for base, _, files in os.walk(site):
+        for f in files:
+            if any(fnmatch.fnmatch(f, pattern) for pattern in _TRIM_FILES):
+                os.remove(os.path.join(base, f))
+
+
 def install_shared(lock_path: str, shared_dir: str) -> str:
-    """Install into ``shared_dir/<sha256 of lock>`` unless already there; return it."""
-    final = os.path.join(shared_dir, lock_digest(lock_path))
+    """Install into ``shared_dir/<sha256 of lock>-<LAYOUT>`` unless already there; return it."""
+    final = os.path.join(shared_dir, f"{lock_digest(lock_path)}-{LAYOUT}")
     if os.path.exists(os.path.join(final, _MARKER)):
         return final
     os.makedirs(shared_dir, exist_ok=True)

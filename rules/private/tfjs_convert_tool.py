@@ -40,8 +40,11 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO
+
+_STARTED = time.monotonic()
 
 # Host files any Linux process may read that cannot change a conversion's bytes:
 # kernel pseudo-files, anonymous shared memory (memfd, SysV) and glibc's C.UTF-8 locale
@@ -275,11 +278,15 @@ def worker_main(
             )
             _restart(request, protocol_out)
         # ``cli.main`` expands ``@flagfile`` arguments itself (one argument per line).
+        began = time.monotonic()
         code, output = run_cli(request.get("arguments", []), check_hermetic)
         handled += 1
-        # One line per request in the worker log: lets tests see the worker was reused.
+        # One line per request in the worker log: lets tests see the worker was reused,
+        # and bench/bench_cold_build.py split an action's time (the first request pays
+        # for the imports, TensorFlow's included).
         print(
-            f"tfjs_convert_tool: worker pid {os.getpid()} handled request {handled} (exit {code})",
+            f"tfjs_convert_tool: worker pid {os.getpid()} handled request {handled} (exit {code})"
+            f" in {time.monotonic() - began:.3f} s, {began - _STARTED:.3f} s after the process started",
             file=sys.stderr,
             flush=True,
         )

@@ -86,8 +86,8 @@ def _action_test_impl(ctx):
     asserts.true(env, argv[0].endswith("/ld-linux-x86-64.so.2"), "loader: " + argv[0])
     asserts.equals(env, "--library-path", argv[1])
     asserts.true(env, argv[3].endswith("/bin/python3.11"), "interpreter: " + argv[3])
-    asserts.equals(env, ["-s", "-S", "rules/private/tfjs_convert_tool.py"], argv[4:7])
-    rest = argv[7:]
+    asserts.equals(env, ["-s", "-S", "-B", "rules/private/tfjs_convert_tool.py"], argv[4:8])
+    rest = argv[8:]
     for _ in range(len(rest)):
         if not rest or not rest[0].startswith("--sys_path="):
             break

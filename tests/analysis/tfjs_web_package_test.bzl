@@ -18,8 +18,8 @@ def _web_package_action_test_impl(ctx):
     # tool, --sys_path=... (the converter sources, the site-packages), then the entry.
     argv = action.argv
     asserts.true(env, argv[0].endswith("/ld-linux-x86-64.so.2"), "loader: " + argv[0])
-    asserts.equals(env, ["-s", "-S", "rules/private/tfjs_convert_tool.py"], argv[4:7])
-    rest = [a for a in argv[7:] if not a.startswith("--sys_path=")]
+    asserts.equals(env, ["-s", "-S", "-B", "rules/private/tfjs_convert_tool.py"], argv[4:8])
+    rest = [a for a in argv[8:] if not a.startswith("--sys_path=")]
     model_dir = ctx.attr.model_dir.replace("$BIN", out.root.path)
     expected = ["--entry=web_package"] + ctx.attr.argv + [model_dir, out.path]
     asserts.equals(env, expected, rest)

@@ -27,7 +27,7 @@ IGNORE = shutil.ignore_patterns(
 )
 
 
-def copy_checkout(dst: Path) -> Path:
-    """Copy the source tree (symlinks kept) to ``dst``; return ``dst``."""
-    shutil.copytree(REPO, dst, ignore=IGNORE, symlinks=True)
+def copy_checkout(dst: Path, src: Path = REPO) -> Path:
+    """Copy the source tree ``src`` (this checkout; symlinks kept) to ``dst``; return ``dst``."""
+    shutil.copytree(src, dst, ignore=IGNORE, symlinks=True)
     return dst

@@ -1,0 +1,144 @@
+"""Write the content manifest of an installed site-packages tree, cheaply.
+
+Run by the ``tfjs_pip_manifest`` repository rule at every Bazel server start (never by
+a build action). Conversion actions take the site-packages tree as one directory input,
+which Bazel tracks by the directory's own metadata only; the manifest written here is
+what ties their cache keys to the tree's content: one line per file with its sha256,
+size and executable bit, sorted by path. The same install gives the same manifest on
+every machine, and a changed byte anywhere in the tree gives another one.
+
+Hashing the 1.5 GB tree takes seconds, so digests are remembered in a machine-local
+stat cache (``--stat_cache``) keyed by each file's (size, mtime, ctime, inode, device),
+the way ``git`` keeps its index: a file whose stat is unchanged keeps its digest, any
+write changes the ctime and the file is hashed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator
+
+_CACHE_VERSION = 1
+_CHUNK = 1 << 20
+
+
+def walk(root: str) -> Iterator[tuple[str, os.stat_result]]:
+    """(path relative to ``root``, lstat) of every non-directory entry, sorted by path."""
+    stack = [""]
+    found: list[tuple[str, os.stat_result]] = []
+    while stack:
+        rel = stack.pop()
+        with os.scandir(os.path.join(root, rel) if rel else root) as it:
+            for entry in it:
+                child = f"{rel}/{entry.name}" if rel else entry.name
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(child)
+                else:
+                    found.append((child, st))
+    found.sort(key=lambda item: os.fsencode(item[0]))
+    yield from found
+
+
+def stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_cache(path: str) -> dict[str, list]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION:
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def save_cache(path: str, entries: dict[str, list]) -> None:
+    """Atomically replace the cache; a read-only location just means no cache."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".statcache-", dir=os.path.dirname(path))
+    except OSError:
+        return
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from other users of a shared install
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"version": _CACHE_VERSION, "entries": entries}, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def quote(rel: str) -> str:
+    """A path on one line: backslash and newline escaped (names are otherwise kept)."""
+    return rel.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def manifest(root: str, cache: dict[str, list]) -> tuple[list[str], dict[str, list], int]:
+    """(manifest lines, the new stat cache, how many files were hashed)."""
+    lines: list[str] = []
+    new_cache: dict[str, list] = {}
+    hashed = 0
+    for rel, st in walk(root):
+        path = os.path.join(root, rel)
+        if stat.S_ISLNK(st.st_mode):
+            lines.append(f"link {os.readlink(path)} - {quote(rel)}")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            raise SystemExit(f"runtime_manifest: {path} is not a regular file, directory or symlink")
+        key = stat_key(st)
+        cached = cache.get(rel)
+        if cached and cached[0] == key:
+            digest = cached[1]
+        else:
+            digest = file_digest(path)
+            hashed += 1
+        new_cache[rel] = [key, digest]
+        mode = "x" if st.st_mode & 0o111 else "-"
+        lines.append(f"{digest} {st.st_size} {mode} {quote(rel)}")
+    return lines, new_cache, hashed
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--site_packages", required=True, help="the installed tree")
+    p.add_argument("--out", required=True, help="the manifest to write")
+    p.add_argument(
+        "--stat_cache",
+        default="",
+        help="machine-local digest cache (default: .tfjs_statcache.json beside the real tree)",
+    )
+    args = p.parse_args(argv)
+    root = os.path.realpath(args.site_packages)
+    cache_path = args.stat_cache or os.path.join(os.path.dirname(root), ".tfjs_statcache.json")
+    cache = load_cache(cache_path)
+    lines, new_cache, hashed = manifest(root, cache)
+    if hashed or new_cache.keys() != cache.keys():
+        save_cache(cache_path, new_cache)
+    with open(args.out, "w", encoding="utf-8", newline="\n") as f:
+        f.write("".join(line + "\n" for line in lines))
+    print(f"runtime_manifest: {len(lines)} files, {hashed} hashed", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
