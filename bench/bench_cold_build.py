@@ -86,8 +86,9 @@ def phases(profile: str) -> dict[str, float]:
         if "ts" in e:
             end = max(end, (e["ts"] + e.get("dur", 0)) / 1e6)
     analysis_start = marks.get("Load and analyze dependencies", marks.get("Analyze dependencies", 0.0))
-    build_start = marks.get("Build artifacts", marks.get("Prepare for build", analysis_start))
     done = marks.get("Complete build", end)
+    # --nobuild has no execution phase: analysis ends where the build completes.
+    build_start = marks.get("Prepare for build", marks.get("Build artifacts", done))
     out = {
         "bazel start (launch, init, patterns)": launch + analysis_start,
         "analysis": build_start - analysis_start,
