@@ -8,6 +8,8 @@
     tools/reach_corpus.py update [--ours DIR] [--reference DIR]
         collect the results into docs/reach.json and regenerate docs/reach.md and the
         README line (tools/reach_table.py)
+    tools/reach_corpus.py counts [--ours DIR] [--reference DIR]
+        print the counts (ran / refused / failed ...) per Keras version, path, converter
 
 Cases are defined in tests/python/reach_corpus.py, run by tests/python/reach_run.py.
 The reference converter is the one bench/setup_reference.sh installs.
@@ -59,11 +61,12 @@ def _write(path: Path, doc: Any) -> None:
     os.replace(tmp, path)
 
 
-def run_one(case_id: str, converters: list[str], results: Path, exe: str | None) -> None:
+def run_one(case_id: str, converters: list[str], results: Path, exe: str | None, webgl: bool = False) -> None:
     """The worker: one case, every path, the given converters; one result file each."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import reach_corpus as rc
     import reach_run
+    from tfjs_backends import TfjsBackends
     from tfjs_runtime import TfjsRuntime
 
     family = rc.case_families()[case_id]
@@ -76,7 +79,7 @@ def run_one(case_id: str, converters: list[str], results: Path, exe: str | None)
             work.mkdir(parents=True, exist_ok=True)
             facts = reach_run.prepare(case_id, str(work))
             _write(facts_file, facts)
-        with TfjsRuntime() as tfjs:
+        with TfjsBackends() if webgl else TfjsRuntime() as tfjs:
             out = reach_run.convert_prepared(case_id, str(work), facts, converters, tfjs, reference_exe=exe)
     except ValueError as exc:  # no input side builds
         flavor = case_id.split("/", 1)[0]
@@ -106,7 +109,37 @@ def run_order(ids: list[str]) -> list[str]:
     return sorted(ids, key=key)
 
 
-def run_all(converters: list[str], results: Path, only: str | None) -> int:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _take(lock: Path) -> bool:
+    """Create ``lock`` holding our pid; a lock whose runner is gone is taken over."""
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                text = lock.read_text()
+            except OSError:
+                continue
+            if not text.strip().isdigit() or _alive(int(text)):
+                return False  # being written, or its runner is alive
+            lock.unlink(missing_ok=True)
+            continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
+def run_all(converters: list[str], results: Path, only: str | None, webgl: bool = False) -> int:
     import reach_corpus as rc
 
     results.mkdir(parents=True, exist_ok=True)
@@ -117,15 +150,13 @@ def run_all(converters: list[str], results: Path, only: str | None) -> int:
         if not todo:
             continue
         lock = results / f"{case_id.replace('/', '__')}.lock"
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
+        if not _take(lock):
             continue  # another runner has it
-        os.close(fd)
         try:
             t0 = time.perf_counter()
             cmd = [sys.executable, __file__, "case", case_id, "--converters", ",".join(todo)]
             cmd += ["--results", str(results)] + (["--exe", exe] if exe else [])
+            cmd += ["--webgl"] if webgl else []
             proc = subprocess.run(cmd, capture_output=True, text=True)
             secs = time.perf_counter() - t0
             if proc.returncode != 0:
@@ -168,9 +199,10 @@ def collect(ours: Path, reference: Path) -> dict[str, Any]:
                 if res is None:
                     why = doc.get("worker_error", "no result: the corpus run did not reach this case")
                     res = {"outcome": "failed" if "worker_error" in doc else "missing", "message": why}
-                keep = {k: res[k] for k in ("outcome", "message", "warning") if res.get(k)}
-                if "max_diff" in res:
-                    keep["max_diff"] = float(f"{res['max_diff']:.2g}")
+                keep = {k: res[k] for k in ("outcome", "message", "warning", "webgl") if res.get(k)}
+                for key in ("max_diff", "webgl_max_diff"):
+                    if key in res:
+                        keep[key] = float(f"{res[key]:.2g}")
                 entry["paths"].setdefault(p.name, {})[conv] = keep
         cases[case_id] = entry
     return {"max_params": _max_params(), "cases": cases}
@@ -200,23 +232,32 @@ def main(argv: list[str]) -> int:
     run.add_argument("--converters", default="ours,reference")
     run.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     run.add_argument("--only")
+    run.add_argument("--webgl", action="store_true", help="also run what ran on cpu on webgl (Chromium)")
     case = sub.add_parser("case")
     case.add_argument("case_id")
     case.add_argument("--converters", default="ours,reference")
     case.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     case.add_argument("--exe")
+    case.add_argument("--webgl", action="store_true")
     upd = sub.add_parser("update")
-    upd.add_argument("--ours", type=Path, default=DEFAULT_RESULTS)
-    upd.add_argument("--reference", type=Path, default=DEFAULT_RESULTS)
+    cnt = sub.add_parser("counts", help="print the counts table of result directories (nothing written)")
+    for p in (upd, cnt):
+        p.add_argument("--ours", type=Path, default=DEFAULT_RESULTS)
+        p.add_argument("--reference", type=Path, default=DEFAULT_RESULTS)
     args = parser.parse_args(argv)
+    if args.cmd == "counts":
+        import reach_table
+
+        print("\n".join(reach_table.summary_table(collect(args.ours, args.reference))))
+        return 0
     if args.cmd == "run":
         convs = args.converters.split(",")
         unknown = sorted(set(convs) - set(CONVERTERS))
         if unknown:
             parser.error(f"unknown converter(s) {', '.join(unknown)}; choose from {', '.join(CONVERTERS)}")
-        return run_all(convs, args.results, args.only)
+        return run_all(convs, args.results, args.only, args.webgl)
     if args.cmd == "case":
-        run_one(args.case_id, args.converters.split(","), args.results, args.exe)
+        run_one(args.case_id, args.converters.split(","), args.results, args.exe, args.webgl)
         return 0
     update(args.ours, args.reference)
     return 0

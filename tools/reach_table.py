@@ -69,7 +69,13 @@ def counts(doc: Mapping[str, Any]) -> dict[tuple[str, str, str], dict[str, int]]
 def _cell(res: Mapping[str, Any], notes: _Notes) -> str:
     kind = res["outcome"]
     if kind == "ran":
-        return "✓" + (f" ⚠{notes.ref(res['warning'])}" if res.get("warning") else "")
+        cell = "✓" + (f" ⚠{notes.ref(res['warning'])}" if res.get("warning") else "")
+        webgl = res.get("webgl")
+        if webgl == "ran":
+            cell += " ᵂ✓"
+        elif webgl:
+            cell += f" ᵂ✗{notes.ref('webgl ' + webgl)}"
+        return cell
     if kind in ("skipped", "missing"):
         return SYMBOL[kind]
     return f"{SYMBOL[kind]} {notes.ref(res.get('message', ''))}"
@@ -116,10 +122,13 @@ def doc_markdown(doc: Mapping[str, Any]) -> str:
         "the tolerance of `tests/python/tolerances.py` (4× the float32-vs-float64 spread of the same model,",
         "at least 8 float32 ulps).",
         "",
-        "`✓` ran and matched (`⚠` with a warning) · `refused` the converter said no (its message in the note) ·",
+        "`✓` ran and matched (`⚠` with a warning; `ᵂ✓` / `ᵂ✗` ran and matched / failed on the webgl backend too,",
+        "headless Chromium, tolerance × `WEBGL_OP_ERROR_RATIO`) · `refused` the converter said no (its message in the note) ·",
         "`✗` converted, then tfjs failed to load/run it or its outputs differ (or the converter crashed) ·",
         f"`–` not run: over the corpus's cap of {doc['max_params']:,} parameters · `n/a` that Keras cannot write",
         "the source format · `…` not reached by the committed run. Cells read `ours / ref`.",
+        "",
+        "KerasHub backbones are not in the corpus: `keras-hub` is not a dependency of this project.",
         "",
         "## Counts",
         "",

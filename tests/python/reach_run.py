@@ -31,8 +31,9 @@ from typing import Any
 import coverage_corpus as cc
 import numpy as np
 import reach_corpus as rc
+from tfjs_backends import TfjsBackends
 from tfjs_runtime import HarnessDied, TfjsError, TfjsRuntime
-from tolerances import max_diff, tolerance
+from tolerances import WEBGL_OP_ERROR_RATIO, max_diff, tolerance
 
 # Cases with more parameters than this are listed but not run: at the smallest input
 # the conversion time and memory grow with the weights (the largest constructors have
@@ -113,11 +114,19 @@ def convert_reference(exe: str, src: str, out: str, path: rc.Path) -> tuple[str,
 
 
 def run_tfjs(
-    tfjs: TfjsRuntime, out: str, kind: str, x: Sequence[np.ndarray], ref32: Sequence[np.ndarray]
+    tfjs: TfjsRuntime | TfjsBackends,
+    out: str,
+    kind: str,
+    x: Sequence[np.ndarray],
+    ref32: Sequence[np.ndarray],
+    backend: str = "cpu",
 ) -> tuple[float | None, str]:
     """-> (max diff or None, why not)."""
     try:
-        got = tfjs.predict(out, list(x), kind=kind, backend="cpu")
+        if isinstance(tfjs, TfjsBackends):
+            got = tfjs.run_model(out, kind, list(x), backend)
+        else:
+            got = tfjs.predict(out, list(x), kind=kind, backend=backend)
     except TfjsError as exc:
         return None, _one_line(exc.error.splitlines()[0] if exc.error else "tfjs error")
     except HarnessDied as exc:
@@ -136,11 +145,13 @@ def check_path(
     src: str,
     path: rc.Path,
     work: str,
-    tfjs: TfjsRuntime,
+    tfjs: TfjsRuntime | TfjsBackends,
     x: Sequence[np.ndarray],
     ref32: Sequence[np.ndarray],
     tol: float,
 ) -> dict[str, Any]:
+    """Convert along ``path``, run on tfjs's cpu backend, compare; with a ``TfjsBackends``
+    a model that ran on cpu is run on webgl too (tolerance x WEBGL_OP_ERROR_RATIO)."""
     out = os.path.join(work, f"out-{converter}")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -156,16 +167,54 @@ def check_path(
         return dict(entry, outcome="failed", message="converter traceback: " + message)
     if message:
         entry["warning"] = message
-    diff, error = run_tfjs(tfjs, out, path.kind, x, ref32)
-    shutil.rmtree(out, ignore_errors=True)
-    if diff is None:
-        return dict(entry, outcome="failed", message="converted, then tfjs cpu failed: " + error)
-    entry["max_diff"] = diff
-    if not diff <= tol:
-        return dict(
-            entry, outcome="failed", message=f"tfjs cpu differs from TF by {diff:.3g} > tol {tol:.3g}"
-        )
+    try:
+        diff, error = run_tfjs(tfjs, out, path.kind, x, ref32)
+        if diff is None:
+            return dict(entry, outcome="failed", message="converted, then tfjs cpu failed: " + error)
+        entry["max_diff"] = diff
+        if not diff <= tol:
+            return dict(
+                entry, outcome="failed", message=f"tfjs cpu differs from TF by {diff:.3g} > tol {tol:.3g}"
+            )
+        if isinstance(tfjs, TfjsBackends):
+            wtol = WEBGL_OP_ERROR_RATIO * tol
+            wdiff, werror = run_tfjs(tfjs, out, path.kind, x, ref32, "webgl")
+            if wdiff is None:
+                entry["webgl"] = "failed: " + werror
+            elif not wdiff <= wtol:
+                entry["webgl"] = f"failed: differs from TF by {wdiff:.3g} > tol {wtol:.3g}"
+            else:
+                entry["webgl"] = "ran"
+            if wdiff is not None:
+                entry["webgl_max_diff"] = wdiff
+            tfjs.clear()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     return dict(entry, outcome="ran")
+
+
+def reseed_weights(model: Any) -> None:
+    """Redraw every randomly initialized weight from its own initializer, given a seed.
+
+    tf_keras's unseeded initializers draw from a process-wide counter, so the same
+    constructor gives other weights after other models were built in the process; the
+    corpus and its CI sample must convert the same model. Each weight keeps its
+    initializer's distribution (``<name>_initializer`` of its layer) with a fixed seed.
+    """
+    n = 0
+    for layer in model.layers:
+        for var in layer.weights:
+            short = var.name.split("/")[-1].split(":")[0]
+            init = None
+            for attr in (f"{short}_initializer", f"{short.replace('_kernel', '')}_initializer"):
+                init = getattr(layer, attr, None)
+                if init is not None:
+                    break
+            if init is None or "seed" not in init.get_config():
+                continue  # constant initializers (zeros, ones) are deterministic already
+            n += 1
+            seeded = type(init).from_config(dict(init.get_config(), seed=rc.SEED + n))
+            var.assign(np.asarray(seeded(shape=tuple(var.shape), dtype="float32")))
 
 
 def normalize_output_scale(model: Any, x: Sequence[np.ndarray]) -> None:
@@ -186,8 +235,44 @@ def normalize_output_scale(model: Any, x: Sequence[np.ndarray]) -> None:
             return
 
 
+def float64_twin_predictions(
+    case_id: str, side: int, model: Any, x: Sequence[np.ndarray]
+) -> list[np.ndarray] | None:
+    """The same constructor built with floatx float64, given ``model``'s weights, run on ``x``.
+
+    Building from the constructor (not from the config) needs no custom objects, so
+    framework layers such as tf_keras's ``LayerScale`` get their twin too. None when a
+    layer pins float32 or the weights do not fit.
+    """
+    flavor, name = case_id.split("/", 1)
+    K = rc.keras_module(flavor)
+    fn = rc.constructors(flavor)[name]
+    old = K.backend.floatx()
+    try:
+        K.backend.set_floatx("float64")
+        twin = fn(**rc.kwargs_for(fn, side))
+        twin.set_weights(
+            [
+                np.asarray(w, np.float64) if np.asarray(w).dtype == np.float32 else w
+                for w in model.get_weights()
+            ]
+        )
+        outs = cc.predict(twin, [np.asarray(v, np.float64) for v in x])
+    except Exception:  # noqa: BLE001 - no float64 twin for this constructor
+        return None
+    finally:
+        K.backend.set_floatx(old)
+    if any(o.dtype != np.float64 for o in outs):
+        return None
+    return outs
+
+
 def prepare(
-    case_id: str, work: str, max_params: int = MAX_PARAMS, paths: Sequence[str] | None = None
+    case_id: str,
+    work: str,
+    max_params: int = MAX_PARAMS,
+    paths: Sequence[str] | None = None,
+    twin: bool = True,
 ) -> dict[str, Any]:
     """Build the case, save the source formats of ``paths`` (default all) under ``work``,
     store inputs and TF's predictions there; -> facts (side, params, tol, bound,
@@ -200,9 +285,12 @@ def prepare(
         facts["skipped"] = f"not run: {facts['params']:,} parameters > the corpus cap of {max_params:,}"
         return facts
     x = rc.inputs(side)
+    reseed_weights(model)
     normalize_output_scale(model, x)
     ref32 = cc.predict(model, x)
-    ref64 = cc.float64_predictions(K, model, x)
+    ref64 = None
+    if twin:  # without it only the ulp floor applies (enough to tell "refused" from "ran")
+        ref64 = float64_twin_predictions(case_id, side, model, x) or cc.float64_predictions(K, model, x)
     tol, bound = tolerance(ref32, ref64)
     facts.update(tol=tol, bound=bound)
     np.save(os.path.join(work, "x.npy"), x[0])
@@ -223,7 +311,7 @@ def convert_prepared(
     work: str,
     facts: dict[str, Any],
     converters: Sequence[str],
-    tfjs: TfjsRuntime,
+    tfjs: TfjsRuntime | TfjsBackends,
     reference_exe: str | None = None,
     paths: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
@@ -256,12 +344,13 @@ def convert_prepared(
 def run_case(
     case_id: str,
     converters: Sequence[str],
-    tfjs: TfjsRuntime,
+    tfjs: TfjsRuntime | TfjsBackends,
     reference_exe: str | None = None,
     paths: Sequence[str] | None = None,
     max_params: int = MAX_PARAMS,
+    twin: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """``prepare`` + ``convert_prepared`` in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="reach-") as work:
-        facts = prepare(case_id, work, max_params, paths)
+        facts = prepare(case_id, work, max_params, paths, twin)
         return convert_prepared(case_id, work, facts, converters, tfjs, reference_exe, paths)
