@@ -123,10 +123,32 @@ def class_problems(model_config: Any) -> list[Problem]:
     return found
 
 
+# Layers named per (class, reason) in a refusal; the rest are counted. A published
+# architecture repeats one problem dozens of times (MobileNetV3's TFOpLambda layers).
+_NAMED_LAYERS = 3
+
+
+def _grouped(problems: Sequence[Problem]) -> list[str]:
+    """One text per (class, reason), in first-seen order, naming up to three layers."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for p in problems:
+        groups.setdefault((p.cls, p.reason), []).append(p.layer)
+    out = []
+    for (cls, reason), layers in groups.items():
+        if len(layers) == 1:
+            out.append(str(Problem(layers[0], cls, reason)))
+            continue
+        named = ", ".join(f"'{n}'" for n in layers[:_NAMED_LAYERS])
+        more = f" and {len(layers) - _NAMED_LAYERS} more" if len(layers) > _NAMED_LAYERS else ""
+        out.append(f"layers {named}{more} ({cls}): {reason}")
+    return out
+
+
 def refusal_text(problems: Sequence[Problem]) -> str:
-    """The one-line conversion error for ``problems``."""
+    """The one-line conversion error for ``problems`` (a problem many layers share is
+    stated once)."""
     return (
         "TensorFlow.js 4.22 cannot load or would not reproduce this layers model: "
-        + "; ".join(str(p) for p in problems)
+        + "; ".join(_grouped(problems))
         + f"; {GRAPH_HINT}"
     )
