@@ -54,14 +54,27 @@ class Browser {
   /**
    * @param {{chromium: string, tfjsScript: string, timeoutMs?: number, log?: (s: string) => void}} opts
    *   chromium: absolute path of the Chromium binary; tfjsScript: @tensorflow/tfjs/dist/tf.min.js.
+   * Rejects when the page cannot run tfjs on webgl with float32 textures.
    */
   static async start(opts) {
     const browser = new Browser(opts);
-    await browser._start();
+    try {
+      await browser._start();
+    } catch (e) {
+      await browser.close();
+      throw e;
+    }
     return browser;
   }
 
-  constructor({ chromium, tfjsScript, timeoutMs = DEFAULT_TIMEOUT_MS, log = (s) => process.stderr.write(s) }) {
+  constructor({
+    chromium,
+    tfjsScript,
+    timeoutMs = DEFAULT_TIMEOUT_MS,
+    log = (s) => process.stderr.write(s),
+    forceF16 = false, // tests only: ask tfjs for float16 textures, which the page must refuse
+  }) {
+    this.forceF16 = forceF16;
     this.chromium = chromium;
     this.tfjsScript = tfjsScript;
     this.timeoutMs = timeoutMs;
@@ -73,6 +86,7 @@ class Browser {
     this.poll = null; // the page's waiting GET /next response
     this.nextId = 1;
     this.dead = null;
+    this.stderrTail = []; // Chromium's last stderr chunks, for error messages
   }
 
   async _start() {
@@ -84,7 +98,7 @@ class Browser {
       this.server.once('error', reject);
       this.server.listen(0, '127.0.0.1', resolve);
     });
-    const url = `http://127.0.0.1:${this.server.address().port}/`;
+    const url = `http://127.0.0.1:${this.server.address().port}/${this.forceF16 ? '?force_f16=1' : ''}`;
     this.profile = fs.mkdtempSync(path.join(process.env.TEST_TMPDIR || os.tmpdir(), 'tfjs-chromium-'));
     // Chromium writes caches and crash reports under HOME/XDG dirs: keep them in the
     // throwaway profile (a Bazel test's HOME may be read-only).
@@ -100,7 +114,6 @@ class Browser {
     for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]]) {
       process.once(sig, () => process.exit(code));
     }
-    this.stderrTail = [];
     this.proc.stderr.setEncoding('utf8');
     this.proc.stderr.on('data', (chunk) => {
       this.stderrTail.push(chunk);

@@ -24,7 +24,8 @@
   // tfjs picks float16 textures when the context cannot render to float32 ones; a model
   // checked that way would be checked at ~1e-3 precision without anyone noticing.
   async function setUp() {
-    tf.env().set('WEBGL_FORCE_F16_TEXTURES', false);
+    const forceF16 = new URLSearchParams(window.location.search).get('force_f16') === '1'; // tests only
+    tf.env().set('WEBGL_FORCE_F16_TEXTURES', forceF16);
     if (!(await tf.setBackend('webgl'))) throw new Error('the webgl backend failed to initialize');
     await tf.ready();
     const env = tf.env();
@@ -41,10 +42,11 @@
     info.renderer = String(gl.getParameter(dbg ? dbg.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
     if (info.backend !== 'webgl') throw new Error(`tfjs runs on ${info.backend}, not webgl`);
     if (info.webglVersion !== 2) throw new Error(`WebGL ${info.webglVersion} context, WebGL 2 required`);
-    if (!info.float32Capable || !info.float32Enabled) {
+    if (!info.float32Capable) {
       throw new Error(`this WebGL context cannot render float32 textures (renderer ${info.renderer}); ` +
                       'tfjs would compute in float16');
     }
+    if (!info.float32Enabled) throw new Error('WEBGL_FORCE_F16_TEXTURES is set: tfjs would compute in float16');
     return info;
   }
 

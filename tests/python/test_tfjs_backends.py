@@ -23,6 +23,7 @@ from tfjs_runtime import NODE_MODULES
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "rules" / "private" / "tfjs_model_test_runner.js"
+BROWSER_JS = REPO / "rules" / "private" / "tfjs_browser.js"
 
 pytestmark = [pytest.mark.tfjs, pytest.mark.browser]
 
@@ -63,6 +64,26 @@ def test_webgl_page_runs_tfjs_webgl_on_float32_textures(tfjs_backends) -> None: 
     # float16 textures would lose ~3 digits; the page refuses to run without float32.
     assert info["float32Capable"] is True and info["float32Enabled"] is True
     assert "SwiftShader" in info["renderer"]
+
+
+def test_webgl_page_refuses_float16_textures(tfjs_backends) -> None:  # noqa: F811  (skips without Chromium)
+    """The float32 requirement is enforced: with WEBGL_FORCE_F16_TEXTURES (a test-only
+    switch of tfjs_browser.js) the browser does not start and says why."""
+    script = (
+        "const {Browser} = require(process.argv[1]);"
+        "Browser.start({chromium: process.argv[2], tfjsScript: process.argv[3], forceF16: true}).then("
+        "  async (b) => { await b.close(); console.log('started'); process.exit(0); },"
+        "  (e) => { console.log(e.message); process.exit(3); });"
+    )
+    tf_min = NODE_MODULES / "@tensorflow" / "tfjs" / "dist" / "tf.min.js"
+    proc = subprocess.run(
+        ["node", "-e", script, str(BROWSER_JS), CHROMIUM, str(tf_min)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 3, proc.stdout + proc.stderr[-2000:]
+    assert "WEBGL_FORCE_F16_TEXTURES is set: tfjs would compute in float16" in proc.stdout
 
 
 @pytest.mark.parametrize("kind", ["graph", "layers"])
