@@ -195,3 +195,15 @@ def test_quantizing_a_model_without_weights_warns(files, tfjs, tmp_path, caplog)
 def test_a_pattern_that_matches_nothing_is_still_an_error(files, tmp_path):
     with pytest.raises(ConversionError, match=r"pattern 'nope\*' \(for uint8\) matches no weight"):
         _convert(files["functional"], tmp_path / "out", "tfjs_layers_model", quantize_uint8=["nope*"])
+
+
+def test_same_file_same_bytes(files, tmp_path):
+    """A tfjs-saved file converts to byte-identical layers models, run after run."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        _convert(files["functional"], out, "tfjs_layers_model")
+    names = sorted(p.name for p in outs[0].iterdir())
+    assert names == sorted(p.name for p in outs[1].iterdir())
+    for name in names:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    assert "model_config" in _load(outs[0])["modelTopology"]  # the converters' wrapped form
