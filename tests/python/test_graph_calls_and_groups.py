@@ -173,6 +173,56 @@ def test_nested_calls_in_a_saved_model_run_in_tfjs(tfjs, tmp_path):
     np.testing.assert_allclose(got, want, rtol=0, atol=_bound(want))
 
 
+def _loop_module():
+    """A while loop whose body calls a jit function that calls another."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True)
+    def leaf(v):
+        return tf.nn.relu(v) * 0.5
+
+    @tf.function(jit_compile=True)
+    def step(v):
+        return leaf(v) + 1.0
+
+    class Loop(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x):
+            _, y = tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, step(v) - v), [tf.constant(0), x])
+            return {"y": y}
+
+    return Loop()
+
+
+@pytest.mark.tfjs
+@pytest.mark.parametrize("control_flow_v2", [False, True])
+def test_calls_in_loop_bodies_run_in_tfjs(tfjs, tmp_path, control_flow_v2):
+    """Lowered, the loop body is in the graph; with --control_flow_v2 it is a library
+    function tfjs runs by name, and the calls are inlined there."""
+    import tensorflow as tf
+
+    module = _loop_module()
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.serve})
+    out = tmp_path / "graph"
+    api.convert(
+        str(tmp_path / "sm"),
+        str(out),
+        ConversionOptions(
+            input_format="tf_saved_model", output_format="tfjs_graph_model", control_flow_v2=control_flow_v2
+        ),
+    )
+    topology = json.loads((out / "model.json").read_text())["modelTopology"]
+    bodies = [n for f in topology.get("library", {}).get("function", []) for n in f.get("nodeDef", [])]
+    assert bool(bodies) == control_flow_v2
+    assert not CALL_OPS & {n["op"] for n in topology["node"] + bodies}
+    x = _x((3, 4), 3)
+    want = x.astype(np.float64)
+    for _ in range(3):  # by hand, in float64
+        want = np.maximum(want, 0) * 0.5 + 1.0 - want
+    (got,) = tfjs.predict(out, {"x": x}, kind="graph")
+    np.testing.assert_allclose(got, want, rtol=0, atol=_bound(want))
+
+
 # ----------------------------------------------------------- grouped convolutions
 
 # (name, layer factory, input shape); each is one output of one Keras 3 model.

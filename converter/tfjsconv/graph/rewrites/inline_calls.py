@@ -14,10 +14,10 @@ argument references replaced by the call's inputs, and the call node becomes an
 consumer, fetch and control edge keeps reading the node it read.  Calls in an
 inlined body are inlined in turn, to any depth (bounded, like the scan's call-chain
 bound, so a cyclic library is an error, not a hang).  Functions no longer referenced
-are dropped from the library.  A call whose function this cannot read (polymorphic
-attrs, list arguments, an op unknown to TensorFlow) is left for the op check to
-report.  Calls inside the library's control-flow bodies (``--control_flow_v2``) are
-not inlined.
+are dropped from the library.  Calls in the bodies of the control-flow functions
+tfjs runs by name (``--control_flow_v2``) are inlined there the same way.  A call
+whose function this cannot read (polymorphic attrs, list arguments, an op unknown to
+TensorFlow) is left for the op check to report.
 """
 
 from __future__ import annotations
@@ -80,11 +80,19 @@ def _inline_one(
     function: function_pb2.FunctionDef,
     library: dict[str, function_pb2.FunctionDef],
     taken: set[str],
+    in_function: bool,
 ) -> tuple[node_def_pb2.NodeDef, list[node_def_pb2.NodeDef]] | None:
-    """(the node replacing ``call``, the body's nodes), or None when it cannot be read."""
+    """(the node replacing ``call``, the body's nodes), or None when it cannot be read.
+
+    ``in_function``: ``call`` is in a function body, whose references name output
+    args (``node:output:0``); the ``IdentityN`` replacing a ``PartitionedCall`` keeps
+    that arg name, a call by function name would not, so it is left.
+    """
     signature = function.signature
     args = [ref for ref in call.input if not is_control(ref)]
     if not _simple_signature(function) or len(args) != len(signature.input_arg):
+        return None
+    if in_function and call.op not in CALL_OPS:
         return None
     if any(_has_placeholder(node) for node in function.node_def):
         return None
@@ -95,13 +103,18 @@ def _inline_one(
     renames = {node.name: unique_name(f"{call.name}/{node.name}", taken) for node in function.node_def}
     by_arg = dict(zip([arg.name for arg in signature.input_arg], args, strict=True))
 
-    def translate(ref: str) -> str:
+    def translate(ref: str) -> str | None:
         if ref.startswith("^"):
             name = ref[1:]
-            return "^" + (renames[name] if name in renames else node_name(by_arg[name]))
+            if name in renames:
+                return "^" + renames[name]
+            # An argument is ready when the call starts: only a graph node can be waited on.
+            return None if in_function else "^" + node_name(by_arg[name])
         if ref in by_arg:
             return by_arg[ref]
         name, arg, index = ref.split(":")
+        if in_function:
+            return f"{renames[name]}:{arg}:{index}"
         flat = offsets[name][arg] + int(index)
         return renames[name] if flat == 0 else f"{renames[name]}:{flat}"
 
@@ -111,11 +124,11 @@ def _inline_one(
         for node in function.node_def:
             copy = new_node(renames[node.name], node.op, node.device)
             copy.attr.MergeFrom(node.attr)
-            copy.input.extend(translate(ref) for ref in node.input)
+            copy.input.extend(ref for ref in map(translate, node.input) if ref is not None)
             if not node.input:  # a source node runs after the call's control inputs
                 copy.input.extend(caller_controls)
             body.append(copy)
-        results = [translate(function.ret[arg.name]) for arg in signature.output_arg]
+        results = [str(translate(function.ret[arg.name])) for arg in signature.output_arg]
         controls = ["^" + renames[function.control_ret[key]] for key in sorted(function.control_ret)]
     except (KeyError, ValueError):
         return None
@@ -149,18 +162,18 @@ def _referenced_functions(graph_def: graph_pb2.GraphDef) -> set[str]:
     return reached
 
 
-def inline_calls(graph_def: graph_pb2.GraphDef) -> list[str]:
-    """Inline, in place, every call of the top-level graph (and the calls their bodies
-    make); returns the names of the inlined call nodes in the order inlined."""
-    library = {f.signature.name: f for f in graph_def.library.function}
-    if not library:
-        return []
-    taken = {node.name for node in graph_def.node}
+def _inline_in(
+    nodes,  # graph_def.node or a FunctionDef's node_def (a repeated field, edited in place)
+    library: dict[str, function_pb2.FunctionDef],
+    in_function: bool,
+) -> list[str]:
+    """Inline every call among ``nodes`` and the calls their bodies make."""
+    taken = {node.name for node in nodes}
     depth: dict[str, int] = {}
     inlined: list[str] = []
     position = 0
-    while position < len(graph_def.node):
-        node = graph_def.node[position]
+    while position < len(nodes):
+        node = nodes[position]
         position += 1
         name = _function_name(node, library)
         if name is None:
@@ -168,7 +181,7 @@ def inline_calls(graph_def: graph_pb2.GraphDef) -> list[str]:
         level = depth.get(node.name, 1)
         if level > MAX_DEPTH:
             raise ConversionError(f"function calls nested deeper than {MAX_DEPTH} (at {node.name})")
-        result = _inline_one(node, library[name], library, taken)
+        result = _inline_one(node, library[name], library, taken, in_function)
         if result is None:
             continue
         replacement, body = result
@@ -176,7 +189,22 @@ def inline_calls(graph_def: graph_pb2.GraphDef) -> list[str]:
             depth[new.name] = level + 1
         inlined.append(node.name)
         node.CopyFrom(replacement)
-        graph_def.node.extend(body)  # appended: visited later in this same loop
+        nodes.extend(body)  # appended: visited later in this same loop
+    return inlined
+
+
+def inline_calls(graph_def: graph_pb2.GraphDef) -> list[str]:
+    """Inline, in place, every call of the top-level graph and of the library's
+    remaining (control-flow) functions, and the calls their bodies make; returns the
+    names of the inlined call nodes in the order inlined."""
+    library = {f.signature.name: f for f in graph_def.library.function}
+    if not library:
+        return []
+    inlined = _inline_in(graph_def.node, library, in_function=False)
+    reached = _referenced_functions(graph_def)  # the control-flow bodies left
+    for function in graph_def.library.function:
+        if function.signature.name in reached:
+            inlined.extend(_inline_in(function.node_def, library, in_function=True))
     if inlined:
         keep = _referenced_functions(graph_def)
         for index in reversed(range(len(graph_def.library.function))):
