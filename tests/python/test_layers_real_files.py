@@ -207,3 +207,35 @@ def test_same_file_same_bytes(files, tmp_path):
     for name in names:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     assert "model_config" in _load(outs[0])["modelTopology"]  # the converters' wrapped form
+
+
+REFERENCE = os.environ.get("REFERENCE_CONVERTER")
+
+
+@pytest.mark.skipif(not REFERENCE, reason="REFERENCE_CONVERTER is not set")
+def test_reference_output_of_a_keras3_sequential(tmp_path, tfjs):
+    """The reference converter copies a Keras 3 h5 topology verbatim and names a
+    Sequential's weights by their variable paths (``sequential/d/kernel``)."""
+    import keras
+
+    keras.utils.set_random_seed(21)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d", activation="tanh")])
+    h5 = tmp_path / "m.h5"
+    model.save(h5)
+    ref = tmp_path / "ref"
+    subprocess.run(
+        [REFERENCE, "--input_format=keras", "--output_format=tfjs_layers_model", str(h5), str(ref)],
+        check=True,
+        capture_output=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    names = [w["name"] for g in _load(ref)["weightsManifest"] for w in g["weights"]]
+    assert all(n.startswith(f"{model.name}/") for n in names), names  # the case, really
+    x = np.random.default_rng(22).standard_normal((2, 3)).astype(np.float32)
+    want = np.asarray(model.predict(x, verbose=0))
+    bound = tolerances.keras_bound(model, [x])
+    for fmt, kind in (("tfjs_layers_model", "layers"), ("tfjs_graph_model", "graph")):
+        _convert(ref, tmp_path / fmt, fmt)
+        assert tolerances.max_diff(tfjs.predict(tmp_path / fmt, [x], kind=kind)[0], want) <= bound
+    _convert(ref, tmp_path / "k.h5", "keras")
+    assert tolerances.max_diff(_keras_predict(tmp_path / "k.h5", [x])[1][0], want) <= bound

@@ -99,9 +99,23 @@ def _names_for_tfjs(
     return out
 
 
+def _without_model_prefix(named: list[tuple[str, Any]], config: Any) -> list[tuple[str, Any]]:
+    """Weight names without the model's own name in front: the reference names a Keras 3
+    Sequential's weights by their variable paths (``sequential/dense/kernel``)."""
+    model = config.get("config", {}).get("name") if isinstance(config, dict) else None
+    layer_names = {name for name, _, _ in keras3.layer_configs(config)}
+    prefix = f"{model}/"
+    if not isinstance(model, str) or model in layer_names or not named:
+        return named
+    if not all(name.startswith(prefix) for name, _ in named):
+        return named
+    return [(name[len(prefix) :], array) for name, array in named]
+
+
 def _keras3_topology_to_keras2(topo: dict[str, Any], named, options: ConversionOptions):
     """A Keras-3-style topology (as the reference writes for Keras 3 h5) -> Keras 2."""
     translated = keras3.translate_model(topo["model_config"], options.allow_unsafe_deserialization)
+    named = _without_model_prefix(named, translated)
     by_layer = {name: [a for _, a in ws] for name, ws in _split_by_layer_prefix(named)}
     layers = weight_names.keras3_by_config(translated, by_layer)
     stray = set(by_layer) - {name for name, _, _ in keras3.layer_configs(translated)}
