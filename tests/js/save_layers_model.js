@@ -56,6 +56,38 @@ const MODELS = {
     const b = dense('head_b', 1, {activation: 'sigmoid'}).apply(f);
     return tf.model({name: 'func', inputs: x, outputs: [a, b]});
   },
+  // Recurrent layers and the wrapper tfjs serializes its own way.
+  recurrent: () =>
+    tf.sequential({
+      name: 'rec',
+      layers: [
+        tf.layers.embedding({name: 'emb', inputDim: 10, outputDim: 4, inputShape: [5], embeddingsInitializer: seeded('emb')}),
+        tf.layers.bidirectional({
+          name: 'bi',
+          layer: tf.layers.lstm({units: 3, returnSequences: true, kernelInitializer: seeded('l'), recurrentInitializer: seeded('lr')}),
+        }),
+        tf.layers.gru({name: 'gru', units: 2, kernelInitializer: seeded('g'), recurrentInitializer: seeded('gr')}),
+      ],
+    }),
+  // Separable/depthwise convolutions, batch norm, TimeDistributed.
+  conv_zoo: () =>
+    tf.sequential({
+      name: 'cz',
+      layers: [
+        tf.layers.separableConv2d({
+          name: 'sep',
+          filters: 3,
+          kernelSize: 3,
+          inputShape: [6, 6, 2],
+          depthwiseInitializer: seeded('s1'),
+          pointwiseInitializer: seeded('s2'),
+        }),
+        tf.layers.batchNormalization({name: 'bn'}),
+        tf.layers.depthwiseConv2d({name: 'dw', kernelSize: 2, depthMultiplier: 2, depthwiseInitializer: seeded('dw')}),
+        tf.layers.maxPooling2d({name: 'pool', poolSize: 2}),
+        tf.layers.timeDistributed({name: 'td', layer: tf.layers.dense({units: 2, kernelInitializer: seeded('td')})}),
+      ],
+    }),
   // No weights at all.
   no_weights: () =>
     tf.sequential({

@@ -41,7 +41,12 @@ INPUTS = {
     "sequential": lambda: [np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)],
     "functional": lambda: [np.random.default_rng(2).standard_normal((2, 5, 5, 2)).astype(np.float32)],
     "no_weights": lambda: [np.random.default_rng(3).standard_normal((2, 2, 3)).astype(np.float32)],
+    # tfjs's Embedding takes a float32 input (its InputLayer's dtype) and casts it.
+    "recurrent": lambda: [np.array([[1, 2, 3, 4, 0], [5, 6, 7, 8, 9]], np.float32)],
+    "conv_zoo": lambda: [np.random.default_rng(4).standard_normal((2, 6, 6, 2)).astype(np.float32)],
 }
+# Models whose reading is the same as another's: no SavedModel output (the slow one).
+_NO_SAVED_MODEL = ("recurrent", "conv_zoo")
 OUTPUTS = {"tfjs_layers_model": "", "tfjs_graph_model": "", "keras": ".h5", "keras_saved_model": ""}
 
 
@@ -135,7 +140,12 @@ def test_saved_by_tfjs_has_the_bare_topology(files):
 
 # Every tfjs-saved model to every format; the old spellings differ from those only in how
 # the weights are read, which the layers and Keras outputs both exercise.
-CASES = [(name, fmt) for name in INPUTS for fmt in OUTPUTS] + [
+CASES = [
+    (name, fmt)
+    for name in INPUTS
+    for fmt in OUTPUTS
+    if not (name in _NO_SAVED_MODEL and fmt == "keras_saved_model")
+] + [
     (name, fmt)
     for name in ("no_format", "legacy_uint8", "unordered_no_ext")
     for fmt in ("tfjs_layers_model", "keras")
