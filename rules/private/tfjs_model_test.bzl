@@ -181,7 +181,9 @@ headless once per test with WebGL 2 on SwiftShader (a CPU rasterizer, so no GPU 
 and results do not depend on one), a fresh profile under `TEST_TMPDIR`, and a page served
 on 127.0.0.1 by the test itself. The tfjs packages (Node and the browser build
 `tf.min.js`) come from `@tfjs_npm` (`tfjs_npm_repository`, a locked `npm ci` at fetch
-time), so the test action needs no network. On webgl the test requires float32 textures
+time), so the test action needs no network. Node and Chromium are host binaries named by
+absolute path, not declared inputs: changing them does not invalidate a cached test
+result (`bazel test --nocache_test_results` re-runs it). On webgl the test requires float32 textures
 (`WEBGL_RENDER_FLOAT32_CAPABLE`; it sets `WEBGL_FORCE_F16_TEXTURES=false`) and fails
 rather than let tfjs fall back to float16; the log names the backend, WebGL version and
 renderer that ran. On a machine without Chromium, `--define=rules_tfjs_webgl=off` runs
