@@ -1,4 +1,4 @@
-"""Shared pytest configuration: markers and the session-wide tfjs runtime fixture."""
+"""Shared pytest configuration: markers and the session-wide tfjs runtime fixtures."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ REPO_ROOT = TESTS_DIR.parent.parent
 # byte for byte whatever the order or subset of tests.
 tf_env.configure()
 
+from tfjs_backends import TfjsBackends, require_browser  # noqa: E402
 from tfjs_runtime import TfjsRuntime, require_js_runtime  # noqa: E402
 
 
@@ -37,6 +38,18 @@ def tfjs():
         yield runtime
     finally:
         runtime.close()
+
+
+@pytest.fixture(scope="session")
+def tfjs_backends(tfjs):
+    """Any model on cpu, wasm or webgl (``tfjs_backends.TfjsBackends``): conftest's Node
+    runtime plus one headless Chromium for the session, started at the first webgl run."""
+    require_browser()
+    backends = TfjsBackends(node=tfjs)
+    try:
+        yield backends
+    finally:
+        backends.close()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tolerances
-from tfjs_backends import BACKENDS, CHROMIUM, tfjs_backends  # noqa: F401  (the fixture)
+from tfjs_backends import BACKENDS, CHROMIUM
 from tfjs_runtime import NODE_MODULES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def case(tmp_path_factory) -> dict:
     return {"dirs": dirs, "x": x, "ref32": ref32, "ref64": ref64, "root": root}
 
 
-def test_webgl_page_runs_tfjs_webgl_on_float32_textures(tfjs_backends) -> None:  # noqa: F811
+def test_webgl_page_runs_tfjs_webgl_on_float32_textures(tfjs_backends) -> None:
     info = tfjs_backends.browser_info()
     assert info["tfjs"] == "4.22.0"
     assert info["backend"] == "webgl"  # tf.getBackend() in the page
@@ -66,7 +66,7 @@ def test_webgl_page_runs_tfjs_webgl_on_float32_textures(tfjs_backends) -> None: 
     assert "SwiftShader" in info["renderer"]
 
 
-def test_webgl_page_refuses_float16_textures(tfjs_backends) -> None:  # noqa: F811  (skips without Chromium)
+def test_webgl_page_refuses_float16_textures(tfjs_backends) -> None:  # skips without Chromium
     """The float32 requirement is enforced: with WEBGL_FORCE_F16_TEXTURES (a test-only
     switch of tfjs_browser.js) the browser does not start and says why."""
     script = (
@@ -88,7 +88,7 @@ def test_webgl_page_refuses_float16_textures(tfjs_backends) -> None:  # noqa: F8
 
 @pytest.mark.parametrize("kind", ["graph", "layers"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_converted_model_matches_tf_on_backend(tfjs_backends, case, kind: str, backend: str) -> None:  # noqa: F811
+def test_converted_model_matches_tf_on_backend(tfjs_backends, case, kind: str, backend: str) -> None:
     (got,) = tfjs_backends.run_model(case["dirs"][kind], kind, {"x": case["x"]}, backend)
     tol, why = tolerances.backend_tolerance(case["ref32"], case["ref64"], backend)
     diff = tolerances.max_diff(got, case["ref32"][0])
@@ -112,7 +112,7 @@ def _run_runner(model_dir: Path, case: dict, tmp_path: Path, atol: float) -> sub
 
 
 def test_model_test_runner_webgl_passes_and_fails_on_a_tampered_weight(
-    tfjs_backends,  # noqa: F811  (skips without Chromium)
+    tfjs_backends,  # skips without Chromium
     case,
     tmp_path: Path,
 ) -> None:

@@ -12,7 +12,7 @@ that the answer came from the backend asked for.
 
 How to use it (e.g. a corpus test)::
 
-    from tfjs_backends import BACKENDS, tfjs_backends  # noqa: F401  (the fixture)
+    from tfjs_backends import BACKENDS  # the fixture tfjs_backends is in conftest.py
     import tolerances
 
     @pytest.mark.parametrize("backend", BACKENDS)
@@ -37,7 +37,7 @@ request starts a fresh one (``TfjsRuntime``'s rule).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -133,14 +133,3 @@ def require_browser() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"the browser is required under CI: {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def tfjs_backends(tfjs: TfjsRuntime) -> Iterator[TfjsBackends]:
-    """One ``TfjsBackends`` for the session, sharing conftest's Node runtime."""
-    require_browser()
-    backends = TfjsBackends(node=tfjs)
-    try:
-        yield backends
-    finally:
-        backends.close()
