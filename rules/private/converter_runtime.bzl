@@ -95,6 +95,10 @@ _ENTRY_MARKERS = {
     "predict": "tfjs_predict_tool.py",
 }
 
+def runtime_tree(ctx):
+    """The locked site-packages directory, as the conversion (worker) action's input."""
+    return depset(ctx.files._site_packages)
+
 def converter_command(ctx, entry = "convert"):
     """How a conversion (or migration, or prediction) action starts its tool.
 
@@ -106,7 +110,8 @@ def converter_command(ctx, entry = "convert"):
         "predict" (tfjs_predict_tool) or "web_package" (tfjsconv.webpackage's CLI).
 
     Returns:
-      (executable, startup arguments, tool inputs, extra env) for `ctx.actions.run`.
+      (executable, startup arguments, tool inputs, extra env) for `ctx.actions.run`;
+      for "convert", add `runtime_tree(ctx)` to the action's inputs.
     """
     loader = ctx.file._python_loader
     interpreter = ctx.file._python_interpreter
@@ -141,7 +146,10 @@ def converter_command(ctx, entry = "convert"):
             depset(converter),
             depset(own),
             depset(ctx.files._python_files),
-            depset(ctx.files._site_packages),
+            # The conversion runs as a persistent worker, whose key Bazel computes from the
+            # digests of its tools: a directory has none (Bazel 7 fails on it), so there the
+            # tree is an ordinary input (runtime_tree) and the manifest keys the worker.
+            depset([] if entry == "convert" else ctx.files._site_packages),
         ],
     )
 

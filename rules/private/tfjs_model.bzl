@@ -1,6 +1,6 @@
 """Implementation of `tfjs_model` and `tfjs_quantized_model`."""
 
-load(":converter_runtime.bzl", "CONVERTER_RUNTIME_ATTRS", "converter_command")
+load(":converter_runtime.bzl", "CONVERTER_RUNTIME_ATTRS", "converter_command", "runtime_tree")
 load(
     ":formats.bzl",
     "ACTION_ENV",
@@ -245,7 +245,7 @@ def _tfjs_model_impl(ctx):
     ctx.actions.run(
         executable = executable,
         arguments = startup + [args],
-        inputs = depset(ctx.files.src + metadata_files + budget_files),
+        inputs = depset(ctx.files.src + metadata_files + budget_files, transitive = [runtime_tree(ctx)]),
         tools = tools,
         outputs = outputs,
         mnemonic = "TfjsConvert",
