@@ -144,7 +144,13 @@ def test_framework_initializers_regularizers_constraints_convert(tmp_path, tfjs)
     _convert(path, tmp_path / "layers", "keras", "tfjs_layers_model")
     x = _rng(4).standard_normal((2, 3)).astype(np.float32)
     got = tfjs.predict(tmp_path / "layers", [x], kind="layers")[0]
-    assert tolerances.max_diff(got, model.predict(x, verbose=0)) <= tolerances.keras_bound(model, [x])
+    want = model.predict(x, verbose=0)
+    bound = tolerances.keras_bound(model, [x])
+    assert tolerances.max_diff(got, want) <= bound
+    # ... and the layers model (tfjs's spellings) back to Keras computes the same.
+    _convert(tmp_path / "layers" / "model.json", tmp_path / "back.h5", "tfjs_layers_model", "keras")
+    back = k.models.load_model(str(tmp_path / "back.h5"), compile=False)
+    assert tolerances.max_diff(back.predict(x, verbose=0), want) <= bound
 
 
 def test_keras3_framework_objects_convert(tmp_path, tfjs):

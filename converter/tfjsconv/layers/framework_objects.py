@@ -88,3 +88,21 @@ def for_tfjs(key: str, value: Any) -> Any:
         return value  # already what tfjs builds: kept as written
     keep = {k: v for k, v in config.items() if k != "dtype"}  # TF 1's initializers carry it
     return {"class_name": cls, "config": keep}
+
+
+_KERAS_NAMES: Mapping[str, str] = {tfjs: keras for keras, tfjs in _TFJS_NAMES.items()}
+
+
+def for_keras(value: Any) -> Any:
+    """A model config with tfjs's spellings of Keras initializers (``LeCunNormal``, as
+    ``for_tfjs`` writes them) spelled as Keras's, so a layers model goes back to Keras."""
+    if isinstance(value, list):
+        return [for_keras(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key.endswith("_initializer") and isinstance(item, dict) and item.get("class_name") in _KERAS_NAMES:
+            item = {**item, "class_name": _KERAS_NAMES[item["class_name"]]}
+        out[key] = for_keras(item)
+    return out

@@ -21,6 +21,7 @@ import numpy as np
 
 from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError
+from tfjsconv.layers import framework_objects
 from tfjsconv.layers.keras_files import check_safe_keras2
 
 tf_env.import_tensorflow()  # quiet, reproducible TF before tf_keras pulls it in
@@ -103,7 +104,7 @@ def build_model(
     topology: Mapping[str, Any], named: Sequence[tuple[str, np.ndarray]], allow_unsafe: bool
 ) -> Any:
     """A tf_keras model from a layers ``modelTopology`` with weights set by name."""
-    config = topology["model_config"]
+    config = framework_objects.for_keras(topology["model_config"])
     check_safe_keras2(config, allow_unsafe)
     unknown = unknown_classes(config)
     if unknown:
