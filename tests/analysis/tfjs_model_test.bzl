@@ -113,8 +113,15 @@ def _action_test_impl(ctx):
         asserts.equals(env, value, action.env.get(key), "env %s" % key)
     asserts.equals(env, [info.model_dir], action.outputs.to_list())
 
-    # The model and metadata files are inputs (the sandbox holds nothing else of them).
+    # The runtime reaches the action as the site-packages directory plus its content
+    # manifest: a few hundred inputs (converter sources, the snapshot), never one per
+    # installed file, which a cold build would have to list, hash and symlink.
     inputs = [f.short_path for f in action.inputs.to_list()]
+    asserts.true(env, len(inputs) < 1000, "%d inputs: the runtime is listed file by file" % len(inputs))
+    runtime = [p for p in inputs if p.endswith("/site-packages") or p.endswith("/runtime.manifest")]
+    asserts.equals(env, 2, len(runtime), "the site-packages directory and its manifest: %s" % runtime)
+
+    # The model and metadata files are inputs (the sandbox holds nothing else of them).
     for path in ctx.attr.inputs:
         asserts.true(env, path in inputs, "%s is not an input of %s" % (path, action.mnemonic))
     return analysistest.end(env)
