@@ -63,7 +63,7 @@ if mobilenet:
 """
 
 
-def _run(cmd: Sequence[str], cwd: str, env=None) -> float:
+def timed_run(cmd: Sequence[str], cwd: str, env=None) -> float:
     start = time.perf_counter()
     proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -103,7 +103,7 @@ def bazel_cold(ws: str, ob: str, strategy: str, target: str = "//bench_models:al
     base = [BAZEL, f"--output_base={ob}"]
     subprocess.run(base + ["clean"], cwd=ws, capture_output=True)
     subprocess.run(base + ["shutdown"], cwd=ws, capture_output=True)
-    return _run(base + ["build", f"--strategy=TfjsConvert={strategy}", *flags, target], ws)
+    return timed_run(base + ["build", f"--strategy=TfjsConvert={strategy}", *flags, target], ws)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -121,7 +121,7 @@ def main(argv: Sequence[str]) -> int:
         n = len(names)
         rows = []
         # Warm the repository/fetch step once so no row pays for the pip install.
-        _run([BAZEL, f"--output_base={ob}", "build", "--nobuild", "//bench_models:all"], ws)
+        timed_run([BAZEL, f"--output_base={ob}", "build", "--nobuild", "//bench_models:all"], ws)
 
         def digests() -> list[str]:
             return [common.tree_digest(os.path.join(ws, "bazel-bin", "bench_models", m)) for m in names]
@@ -142,7 +142,7 @@ def main(argv: Sequence[str]) -> int:
             print(f"worker and sandboxed outputs byte-identical: {'yes' if identical else 'NO'}")
             print(common.markdown_table(["scenario", "models", "wall s", "s/model"], rows))
             return 0
-        t = _run([BAZEL, f"--output_base={ob}", "build", "//bench_models:all"], ws)
+        t = timed_run([BAZEL, f"--output_base={ob}", "build", "//bench_models:all"], ws)
         rows.append(["bazel no-op rebuild", n, f"{t:.2f}", "-"])
 
         cli = [common.VENV_PYTHON, "-m", "tfjsconv.cli"]
@@ -150,7 +150,7 @@ def main(argv: Sequence[str]) -> int:
         out_root = os.path.join(tmp, "cli_out")
         per_model = {}
         for name in names:
-            per_model[name] = _run(
+            per_model[name] = timed_run(
                 cli
                 + [
                     "--input_format=keras",
@@ -190,7 +190,7 @@ def main(argv: Sequence[str]) -> int:
             ref_root = os.path.join(tmp, "ref_out")
             start = time.perf_counter()
             for name in names:
-                _run(
+                timed_run(
                     [
                         reference,
                         "--input_format=keras",

@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,15 +52,6 @@ TARGETS = {
     "analysis_after_restart": ("s", 2.0),
     "noop": ("s", 0.5),
 }
-
-
-def _timed(cmd: Sequence[str], cwd: str, env=None) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
-    return wall
 
 
 def phases(profile: str) -> dict[str, float]:
@@ -129,7 +119,7 @@ class Workspace:
         self.shutdown()
         for log in glob.glob(os.path.join(self.ob, "bazel-workers", "*.log")):
             os.unlink(log)
-        return _timed(
+        return bench_bazel.timed_run(
             [*self.base, "build", "--strategy=TfjsConvert=worker", f"--profile={profile}", *flags, target],
             self.ws,
         )
@@ -140,7 +130,7 @@ def run(checkout: str, tmp: str, small: int) -> dict[str, object]:
     ob = os.path.join(tmp, "output_base")
     w = Workspace(ws, ob)
     # Fetch the repositories once (pip install, snapshot): no row pays for them.
-    _timed([*w.base, "build", "--nobuild", "//bench_models:all"], ws)
+    bench_bazel.timed_run([*w.base, "build", "--nobuild", "//bench_models:all"], ws)
     mobilenet = "mobilenet_v2"
     small_name = min(n for n in names if n != mobilenet)
     results: dict[str, object] = {
@@ -160,7 +150,7 @@ def run(checkout: str, tmp: str, small: int) -> dict[str, object]:
     cli_times = {}
     for name in names:
         out = os.path.join(tmp, "cli_out", name)
-        cli_times[name] = _timed(
+        cli_times[name] = bench_bazel.timed_run(
             [*cli, "--quiet", os.path.join(ws, "bench_models", name + ".h5"), out], tmp, env
         )
     results["cli"] = {
@@ -168,7 +158,7 @@ def run(checkout: str, tmp: str, small: int) -> dict[str, object]:
         "mobilenet": cli_times[mobilenet],
         "all": sum(cli_times.values()),
     }
-    results["tf_import"] = _timed([common.VENV_PYTHON, "-c", "import tensorflow"], tmp, env)
+    results["tf_import"] = bench_bazel.timed_run([common.VENV_PYTHON, "-c", "import tensorflow"], tmp, env)
 
     cold: dict[str, dict[str, object]] = {}
     for key, target, flags in (
@@ -184,11 +174,15 @@ def run(checkout: str, tmp: str, small: int) -> dict[str, object]:
 
     w.shutdown()
     profile = os.path.join(tmp, "restart.profile.json")
-    wall = _timed([*w.base, "build", "--nobuild", f"--profile={profile}", "//bench_models:all"], ws)
+    wall = bench_bazel.timed_run(
+        [*w.base, "build", "--nobuild", f"--profile={profile}", "//bench_models:all"], ws
+    )
     results["analysis_after_restart"] = {"wall": wall, "phases": phases(profile)}
-    _timed([*w.base, "build", "//bench_models:all"], ws)
+    bench_bazel.timed_run([*w.base, "build", "//bench_models:all"], ws)
     # The least of 3: the first rebuild after a restart still runs Bazel's cold JIT.
-    results["noop"] = min(_timed([*w.base, "build", "//bench_models:all"], ws) for _ in range(3))
+    results["noop"] = min(
+        bench_bazel.timed_run([*w.base, "build", "//bench_models:all"], ws) for _ in range(3)
+    )
     w.shutdown()
     return results
 
