@@ -1,0 +1,128 @@
+"""The reach corpus in CI: the committed table lists every constructor, and a sample re-runs.
+
+``docs/reach.json`` (rendered into docs/reach.md and the README line) holds the results of
+the whole corpus, a multi-hour run (``tools/reach_corpus.py run``; see that tool). Here:
+
+* the committed table must list exactly the cases ``reach_corpus`` enumerates from
+  ``keras.applications`` / ``tf_keras.applications`` today, with each Keras version's
+  paths: a new constructor (a Keras upgrade) makes the table stale and fails the test;
+* a deterministic sample -- per application family the smallest case the committed run
+  reached, each given the path its Keras version has covered least so far, so every
+  family and every path is exercised -- is built, converted by this converter, run in
+  tfjs 4.22 and compared with TensorFlow again; its outcome must be the committed one
+  (a fix or a regression makes the table stale and fails the test until it is re-run).
+
+Tolerance: ``tolerances.tolerance`` (4x TF's own float32-vs-float64 spread on the same
+model, at least 8 float32 ulps of the output scale), applied in ``reach_run.check_path``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import reach_corpus as rc
+import reach_run
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = REPO_ROOT / "docs" / "reach.json"
+RERUN = "tools/reach_corpus.py run && tools/reach_corpus.py update"
+
+
+def _committed() -> dict[str, Any]:
+    return json.loads(COMMITTED.read_text(encoding="utf-8"))
+
+
+def reached(doc: dict[str, Any]) -> dict[str, Any]:
+    """The cases the committed run converted (built, under the size cap, every path run)."""
+    return {
+        cid: case
+        for cid, case in doc["cases"].items()
+        if "params" in case
+        and all(r["ours"]["outcome"] not in ("missing", "skipped") for r in case["paths"].values())
+    }
+
+
+def sample(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(case id, path name) pairs: one case per family (its smallest reached one), every
+    path of both Keras versions at least once, the other families on their version's
+    first path."""
+    reached_cases = reached(doc)
+    by_family: dict[str, list[str]] = {}
+    for cid, case in sorted(reached_cases.items()):
+        by_family.setdefault(case["family"], []).append(cid)
+    todo = [(f, p.name) for f in rc.FLAVORS for p in rc.PATHS[f]]
+    picks = []
+    smallest = {f: min(reached_cases[c]["params"] for c in cids) for f, cids in by_family.items()}
+    # Fewest Keras versions first (so a Keras-2-only family takes a Keras 2 path), then smallest.
+    order = sorted(by_family, key=lambda f: (len({c[:2] for c in by_family[f]}), smallest[f], f))
+    for fam in order:
+        cands = sorted(by_family[fam], key=lambda c: (reached_cases[c]["params"], c))
+        flavors = {c.split("/", 1)[0] for c in cands}
+        want = next(((f, p) for f, p in todo if f in flavors), None)
+        if want is None:
+            cid = cands[0]
+            picks.append((cid, rc.PATHS[cid.split("/", 1)[0]][0].name))
+            continue
+        todo.remove(want)
+        cid = next(c for c in cands if c.startswith(want[0] + "/"))
+        picks.append((cid, want[1]))
+    for flavor, path in todo:  # more paths than families: the smallest case of that version
+        cid = min(
+            (c for c in reached_cases if c.startswith(flavor + "/")),
+            key=lambda c: (reached_cases[c]["params"], c),
+        )
+        picks.append((cid, path))
+    return sorted(picks)
+
+
+def test_table_lists_every_constructor() -> None:
+    """A constructor added to (or removed from) keras/tf_keras.applications makes the table stale."""
+    doc = _committed()
+    enumerated = rc.case_ids()
+    missing = sorted(set(enumerated) - set(doc["cases"]))
+    extra = sorted(set(doc["cases"]) - set(enumerated))
+    assert not missing and not extra, (
+        f"docs/reach.json is stale: not in the table {missing}, no longer a constructor {extra}; re-run: {RERUN}"
+    )
+    for cid, case in doc["cases"].items():
+        flavor = cid.split("/", 1)[0]
+        assert set(case["paths"]) == {p.name for p in rc.PATHS[flavor]}, (
+            f"{cid}: paths differ; re-run: {RERUN}"
+        )
+    assert doc["max_params"] == reach_run.MAX_PARAMS, f"MAX_PARAMS changed; re-run: {RERUN}"
+
+
+def test_sample_covers_every_family_and_path() -> None:
+    doc = _committed()
+    picks = sample(doc)
+    families = {doc["cases"][cid]["family"] for cid, _ in picks}
+    assert families == {c["family"] for c in reached(doc).values()}
+    paths = {(cid.split("/", 1)[0], p) for cid, p in picks}
+    assert paths == {(f, p.name) for f in rc.FLAVORS for p in rc.PATHS[f]}
+
+
+SAMPLE = sample(_committed()) if COMMITTED.exists() else []
+
+
+@pytest.mark.slow
+@pytest.mark.tfjs
+@pytest.mark.parametrize(("case_id", "path"), SAMPLE, ids=[f"{c}:{p}" for c, p in SAMPLE])
+def test_sample_reproduces_committed_outcome(case_id: str, path: str, request: pytest.FixtureRequest) -> None:
+    """Converted by this converter, run on tfjs's cpu backend and, where the committed run
+    has a webgl result, on webgl too (headless Chromium)."""
+    committed = _committed()["cases"][case_id]["paths"][path]["ours"]
+    # The float64 twin (the tolerance) matters only where the committed run got as far as tfjs.
+    twin = committed["outcome"] not in ("refused", "n/a")
+    runtime = request.getfixturevalue("tfjs_backends" if "webgl" in committed else "tfjs")
+    got = reach_run.run_case(case_id, ["ours"], runtime, paths=[path], twin=twin)["ours"]["paths"][path]
+    assert got["outcome"] == committed["outcome"], (
+        f"{case_id} {path}: committed {committed['outcome']} ({committed.get('message', '')}), "
+        f"now {got['outcome']} ({got.get('message', '')}); re-run: {RERUN}"
+    )
+    webgl = (got.get("webgl", "").split(":")[0], committed.get("webgl", "").split(":")[0])
+    assert webgl[0] == webgl[1], (
+        f"{case_id} {path} on webgl: committed {committed.get('webgl')}, now {got.get('webgl')}"
+    )
