@@ -135,7 +135,14 @@ def test_interrupted_write_keeps_previous_output(tmp_path, sig):
     out.mkdir()
     (out / "model.json").write_text("previous")
     script = SLOW_WRITER.format(converter=os.path.join(REPO, "converter"), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a parent started in the background
+    # (`cmd &`, nohup) ignores it, and children inherit that, so Python would too.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout.readline().strip() == "WRITING"
     proc.send_signal(sig)
     proc.wait(timeout=30)

@@ -54,7 +54,16 @@ def test_killed_conversion_keeps_previous_output(tmp_path, big_h5, sig):
         str(big_h5),
         str(out),
     ]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a parent started in the background
+    # (`cmd &`, nohup) ignores it, and children inherit that, so Python would too.
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     staging = []
     # Wait until shards are being written into the staging directory.
