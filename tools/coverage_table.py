@@ -96,7 +96,7 @@ def _diff(x: float) -> str:
     return f"{mant}e{int(exp)}"
 
 
-class _Notes:
+class Notes:
     """Numbered footnotes, one per distinct message, in order of first use."""
 
     def __init__(self) -> None:
@@ -109,7 +109,7 @@ class _Notes:
         return f"[{self.items.index(text) + 1}]"
 
 
-def cell(res: Mapping[str, Any], notes: _Notes) -> str:
+def cell(res: Mapping[str, Any], notes: Notes) -> str:
     kind = outcome(res)
     if kind == "ok":
         return f"✓ {_diff(res['max_diff'])}"
@@ -144,7 +144,7 @@ def summary(doc: Mapping[str, Any]) -> str:
 
 
 def doc_markdown(doc: Mapping[str, Any]) -> str:
-    notes = _Notes()
+    notes = Notes()
     keras_rows: list[str] = []
     graph_rows: list[str] = []
     for cid, case in doc["cases"].items():

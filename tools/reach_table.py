@@ -8,9 +8,14 @@ Standard library only: it reads JSON.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+# tools/ is not a package: generate.py loads this file by path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from coverage_table import Notes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = "docs/reach.json"
@@ -33,19 +38,6 @@ LABELS = {
 SYMBOL = {"ran": "✓", "refused": "refused", "failed": "✗", "skipped": "–", "n/a": "n/a", "missing": "…"}
 
 
-class _Notes:
-    """Numbered footnotes, one per distinct message, in order of first use."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def ref(self, text: str) -> str:
-        text = " ".join(text.split()).replace("|", "\\|")
-        if text not in self.items:
-            self.items.append(text)
-        return f"[{self.items.index(text) + 1}]"
-
-
 def path_names(doc: Mapping[str, Any], flavor: str) -> list[str]:
     """The paths of one Keras version, in the order the corpus defines them (first case's)."""
     for cid, case in doc["cases"].items():
@@ -66,7 +58,7 @@ def counts(doc: Mapping[str, Any]) -> dict[tuple[str, str, str], dict[str, int]]
     return table
 
 
-def _cell(res: Mapping[str, Any], notes: _Notes) -> str:
+def _cell(res: Mapping[str, Any], notes: Notes) -> str:
     kind = res["outcome"]
     if kind == "ran":
         cell = "✓" + (f" ⚠{notes.ref(res['warning'])}" if res.get("warning") else "")
@@ -106,7 +98,7 @@ def totals(doc: Mapping[str, Any]) -> dict[str, dict[str, int]]:
 
 
 def doc_markdown(doc: Mapping[str, Any]) -> str:
-    notes = _Notes()
+    notes = Notes()
     cases = doc["cases"]
     parts = [
         "# Reach: published architectures through both converters",

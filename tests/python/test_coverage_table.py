@@ -61,7 +61,7 @@ def test_cells_and_counts(table: Any) -> None:
             "b": {"paths": {"sm:graph": {"outcome": "n/a", "message": "cannot build"}}},
         }
     }
-    notes = table._Notes()
+    notes = table.Notes()
     paths = doc["cases"]["a"]["paths"]
     assert table.cell(paths["k2:layers"], notes) == "✓ 1e-7"
     assert table.cell(paths["k2:graph"], notes) == "refused [1]"
@@ -80,7 +80,7 @@ def test_a_wasm_backend_bug_counts_as_matched_with_a_note(table: Any) -> None:
         "wasm_bug": "tfjs-backend-wasm bug",
         "message": "tfjs wasm differs from TF by 1.9 > tol 3e-06",
     }
-    notes = table._Notes()
+    notes = table.Notes()
     assert table.cell(res, notes) == "✓ 2e-7 cpu; wasm ✗ [1]"
     assert notes.items == ["tfjs-backend-wasm bug — tfjs wasm differs from TF by 1.9 > tol 3e-06"]
     counts = table.counts({"cases": {"a": {"paths": {"k2:layers": res}}}})
