@@ -95,6 +95,10 @@ _ENTRY_MARKERS = {
     "predict": "tfjs_predict_tool.py",
 }
 
+def _site_packages_dir(ctx):
+    """The directory `@tfjs_pip//:files` holds: the install, as actions see it."""
+    return ctx.files._site_packages[0]
+
 def runtime_tree(ctx):
     """The locked site-packages directory, as the conversion (worker) action's input."""
     return depset(ctx.files._site_packages)
@@ -124,7 +128,7 @@ def converter_command(ctx, entry = "convert"):
     roots = [_import_root(converter, "tfjsconv/__init__.py")]
     if own:
         roots.append(_import_root(own, _ENTRY_MARKERS[entry]))
-    roots.append(_dirname(ctx.file._site_packages_lock.path) + "/site-packages")
+    roots.append(_site_packages_dir(ctx).path)
     startup = [
         "--library-path",
         _dirname(loader.path),

@@ -2,9 +2,9 @@
 
 The repository contains `site-packages/` (pip `--target` layout) and two targets:
 `//:site_packages`, a `py_library` with `imports = ["site-packages"]` (for py_binary and
-py_test), and `//:files`, the `site-packages` directory as one input (the conversion
-action's). It is fetched again only when the lock file, the interpreter path or the
-shared-dir setting changes.
+py_test), and `//:files`, the same directory as one input (the conversion action's) under
+the name `site-packages.dir`. It is fetched again only when the lock file, the
+interpreter path or the shared-dir setting changes.
 
 `tfjs_pip_manifest_repository` (`@<name>_manifest`) holds `runtime.manifest`, the
 sha256 of every file of that directory. Bazel tracks a directory input by the
@@ -34,7 +34,7 @@ exports_files(["lock.sha256"])
 # the action key through @<name>_manifest//:runtime.manifest.
 filegroup(
     name = "files",
-    srcs = ["site-packages"],
+    srcs = ["{tree}"],
 )
 """
 
@@ -44,6 +44,14 @@ filegroup(
 # of directories is unsound": acceptable here because the directory's content is fixed
 # by the lock's hashes and lock.sha256 (an ordinary input) changes with every lock change.
 _GRANULAR = 'glob(["site-packages/**"], exclude = {exclude})'
+
+# The name under which actions see the tree: a symlink to site-packages/. It is not
+# `site-packages` because a persistent worker's execroot outlives its server, and
+# Bazel 4.2.3 cannot put a symlink where an earlier build left a directory
+# (WorkerExecRoot.cleanExisting deletes it with a plain unlink: "Directory not empty").
+# Releases before the one-directory input, and `granular = True`, leave exactly that
+# directory at external/<name>/site-packages in every TfjsConvert worker's execroot.
+TREE = "site-packages.dir"
 
 # Files Bazel labels cannot name or that only matter to pip itself.
 _EXCLUDE = [
@@ -91,7 +99,8 @@ def _tfjs_pip_repository_impl(rctx):
         data = '["lock.sha256"] + ' + _GRANULAR.format(exclude = repr(_EXCLUDE))
     else:
         data = '["lock.sha256", "site-packages"]'
-    rctx.file("BUILD.bazel", _BUILD.format(data = data))
+    rctx.symlink(rctx.path("site-packages"), TREE)
+    rctx.file("BUILD.bazel", _BUILD.format(data = data, tree = TREE))
 
 tfjs_pip_repository = repository_rule(
     implementation = _tfjs_pip_repository_impl,

@@ -118,7 +118,7 @@ def _action_test_impl(ctx):
     # installed file, which a cold build would have to list, hash and symlink.
     inputs = [f.short_path for f in action.inputs.to_list()]
     asserts.true(env, len(inputs) < 1000, "%d inputs: the runtime is listed file by file" % len(inputs))
-    runtime = [p for p in inputs if p.endswith("/site-packages") or p.endswith("/runtime.manifest")]
+    runtime = [p for p in inputs if p.endswith("/site-packages.dir") or p.endswith("/runtime.manifest")]
     asserts.equals(env, 2, len(runtime), "the site-packages directory and its manifest: %s" % runtime)
 
     # The model and metadata files are inputs (the sandbox holds nothing else of them).

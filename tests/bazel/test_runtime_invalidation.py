@@ -9,7 +9,9 @@ file is rewritten: the real install is never written), and check:
 * the same content at another install path is a cache hit (keys do not name paths);
 * touching a file (new mtime and ctime, same bytes) is a cache hit;
 * one changed byte in one file of one package re-runs exactly the runtime's actions
-  (both conversions), and the manifest names that file with its new digest.
+  (both conversions), and the manifest names that file with its new digest;
+* a persistent worker's execroot left by an older layout (site-packages as a real
+  directory) does not break the next conversion.
 
     .venv/bin/python -m pytest tests/bazel/test_runtime_invalidation.py -q
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,11 +58,11 @@ class Build:
             raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
         return proc
 
-    def converted(self) -> list[str]:
+    def converted(self, *flags: str) -> list[str]:
         """Build TARGETS; return the targets whose conversion ran (not a cache hit)."""
         self.calls += 1
         log = self.logs / f"exec-{self.calls}.json"
-        self.run("build", f"--execution_log_json_file={log}", *TARGETS)
+        self.run("build", f"--execution_log_json_file={log}", *flags, *TARGETS)
         return sorted(target_of(s) for s in converts(read_exec_log(log)) if not s["remoteCacheHit"])
 
     def restart(self) -> None:
@@ -143,4 +146,34 @@ def test_runtime_content_alone_is_in_the_key(build: Build, tmp_path: Path) -> No
     target.write_bytes(data)
     build.restart()
     assert build.converted() == []
+    build.shared_dir = ""  # back to the default install before this copy goes
     shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_worker_execroot_left_by_an_older_layout(build: Build) -> None:
+    """A worker's execroot outlives its server. Releases that listed site-packages file by
+    file (and `granular = True`) leave a real directory at external/tfjs_pip/site-packages
+    there, which Bazel 4.2.3 cannot replace with a symlink ("Directory not empty"): the
+    directory input has another name, so that directory is only deleted."""
+    build.shared_dir = ""
+    build.restart()
+    workspace = re.search(r'workspace\(name = "([^"]+)"', (build.workspace / "WORKSPACE").read_text())
+    assert workspace, "WORKSPACE names no workspace"
+    for n in (1, 2):  # a new server numbers its workers from 1; two TfjsConvert instances
+        pip = (
+            build.output_base
+            / "bazel-workers"
+            / f"worker-{n}-TfjsConvert"
+            / workspace[1]
+            / "external"
+            / "tfjs_pip"
+        )
+        stale = pip / "site-packages"
+        if stale.is_symlink():
+            stale.unlink()
+        shutil.rmtree(stale, ignore_errors=True)
+        (stale / "six").mkdir(parents=True)
+        (stale / "six" / "__init__.py").write_text("")
+    build.run("clean")
+    # No disk cache: the conversions run, so each worker's execroot is prepared again.
+    assert build.converted("--disk_cache=") == sorted(TARGETS)
