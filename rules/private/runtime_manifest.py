@@ -10,7 +10,8 @@ every machine, and a changed byte anywhere in the tree gives another one.
 Hashing the 1.5 GB tree takes seconds, so digests are remembered in a machine-local
 stat cache (``--stat_cache``) keyed by each file's (size, mtime, ctime, inode, device),
 the way ``git`` keeps its index: a file whose stat is unchanged keeps its digest, any
-write changes the ctime and the file is hashed again.
+write changes the ctime and the file is hashed again (and a file written in the last
+two seconds is not cached at all).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 
 _CACHE_VERSION = 1
@@ -93,11 +95,19 @@ def quote(rel: str) -> str:
     return rel.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-def manifest(root: str, cache: dict[str, list]) -> tuple[list[str], dict[str, list], int]:
+# A file changed less than this before the listing is not cached: a second write within
+# the same timestamp tick would keep its stat and hide the new bytes (git's "racy clean").
+_RACY_NS = 2_000_000_000
+
+
+def manifest(
+    root: str, cache: dict[str, list], now_ns: int | None = None
+) -> tuple[list[str], dict[str, list], int]:
     """(manifest lines, the new stat cache, how many files were hashed)."""
     lines: list[str] = []
     new_cache: dict[str, list] = {}
     hashed = 0
+    racy_after = (time.time_ns() if now_ns is None else now_ns) - _RACY_NS
     for rel, st in walk(root):
         path = os.path.join(root, rel)
         if stat.S_ISLNK(st.st_mode):
@@ -112,7 +122,8 @@ def manifest(root: str, cache: dict[str, list]) -> tuple[list[str], dict[str, li
         else:
             digest = file_digest(path)
             hashed += 1
-        new_cache[rel] = [key, digest]
+        if max(st.st_mtime_ns, st.st_ctime_ns) < racy_after:
+            new_cache[rel] = [key, digest]
         mode = "x" if st.st_mode & 0o111 else "-"
         lines.append(f"{digest} {st.st_size} {mode} {quote(rel)}")
     return lines, new_cache, hashed
@@ -129,6 +140,14 @@ def main(argv: list[str]) -> int:
     )
     args = p.parse_args(argv)
     root = os.path.realpath(args.site_packages)
+    if not os.path.isdir(root):
+        # The shared install was deleted by hand: Bazel still holds @tfjs_pip as fetched.
+        print(
+            f"runtime_manifest: the installed tree {root} is gone; install it again with "
+            "`bazel sync --only=tfjs_pip` (WORKSPACE) or `bazel clean --expunge`",
+            file=sys.stderr,
+        )
+        return 2
     cache_path = args.stat_cache or os.path.join(os.path.dirname(root), ".tfjs_statcache.json")
     cache = load_cache(cache_path)
     lines, new_cache, hashed = manifest(root, cache)
