@@ -18,8 +18,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "rules" / "private"))
 import runtime_manifest  # noqa: E402
 
-# "Now" for the tool ten minutes ahead: every file of the test tree is old enough to cache.
-LATER = time.time_ns() + 10 * 60 * 10**9
+
+def later() -> int:
+    """ "Now" for the tool, ten minutes ahead: every file just written is old enough to cache.
+
+    Taken at each call, never at import: pytest imports this module long before it runs it."""
+    return time.time_ns() + 10 * 60 * 10**9
 
 
 def tree(root: Path) -> Path:
@@ -50,7 +54,7 @@ def expected(site: Path) -> list[str]:
 
 def test_lines_are_sha256_size_mode_path_sorted(tmp_path: Path) -> None:
     site = tree(tmp_path)
-    lines, cache, hashed = runtime_manifest.manifest(str(site), {}, now_ns=LATER)
+    lines, cache, hashed = runtime_manifest.manifest(str(site), {}, now_ns=later())
     assert lines == expected(site)
     assert hashed == 3 and sorted(cache) == ["pkg/__init__.py", "pkg/sub/data.bin", "pkg/tool"]
 
@@ -63,13 +67,13 @@ def test_the_same_bytes_elsewhere_give_the_same_manifest(tmp_path: Path) -> None
 
 def test_unchanged_stat_is_not_hashed_again_and_new_bytes_are(tmp_path: Path) -> None:
     site = tree(tmp_path)
-    _, cache, _ = runtime_manifest.manifest(str(site), {}, now_ns=LATER)
-    lines, cache2, hashed = runtime_manifest.manifest(str(site), cache, now_ns=LATER)
+    _, cache, _ = runtime_manifest.manifest(str(site), {}, now_ns=later())
+    lines, cache2, hashed = runtime_manifest.manifest(str(site), cache, now_ns=later())
     assert hashed == 0 and cache2 == cache and lines == expected(site)
 
     # Same size, new bytes: the ctime moves, so the digest is recomputed.
     (site / "pkg" / "__init__.py").write_bytes(b"x = 2\n")
-    lines, _, hashed = runtime_manifest.manifest(str(site), cache, now_ns=LATER)
+    lines, _, hashed = runtime_manifest.manifest(str(site), cache, now_ns=later())
     assert hashed == 1 and lines == expected(site)
 
 
@@ -80,9 +84,9 @@ def test_a_stale_cache_entry_with_the_same_stat_is_what_racy_files_avoid(tmp_pat
     assert cache == {}
     # ...while an old enough one does; a forged entry (same stat, wrong digest) is trusted,
     # which is why racy files are left out.
-    _, cache, _ = runtime_manifest.manifest(str(site), {}, now_ns=LATER)
+    _, cache, _ = runtime_manifest.manifest(str(site), {}, now_ns=later())
     forged = {k: [v[0], "0" * 64] for k, v in cache.items()}
-    lines, _, hashed = runtime_manifest.manifest(str(site), forged, now_ns=LATER)
+    lines, _, hashed = runtime_manifest.manifest(str(site), forged, now_ns=later())
     assert hashed == 0 and lines[0].startswith("0" * 64)
 
 
