@@ -51,7 +51,7 @@ _GRANULAR = 'glob(["site-packages/**"], exclude = {exclude})'
 # (WorkerExecRoot.cleanExisting deletes it with a plain unlink: "Directory not empty").
 # Releases before the one-directory input, and `granular = True`, leave exactly that
 # directory at external/<name>/site-packages in every TfjsConvert worker's execroot.
-TREE = "site-packages.dir"
+_TREE = "site-packages.dir"
 
 # Files Bazel labels cannot name or that only matter to pip itself.
 _EXCLUDE = [
@@ -99,8 +99,8 @@ def _tfjs_pip_repository_impl(rctx):
         data = '["lock.sha256"] + ' + _GRANULAR.format(exclude = repr(_EXCLUDE))
     else:
         data = '["lock.sha256", "site-packages"]'
-    rctx.symlink(rctx.path("site-packages"), TREE)
-    rctx.file("BUILD.bazel", _BUILD.format(data = data, tree = TREE))
+    rctx.symlink(rctx.path("site-packages"), _TREE)
+    rctx.file("BUILD.bazel", _BUILD.format(data = data, tree = _TREE))
 
 tfjs_pip_repository = repository_rule(
     implementation = _tfjs_pip_repository_impl,
