@@ -10,6 +10,9 @@
         README line (tools/reach_table.py)
     tools/reach_corpus.py counts [--ours DIR] [--reference DIR]
         print the counts (ran / refused / failed ...) per Keras version, path, converter
+    tools/reach_corpus.py rejudge [--ours DIR] [--reference DIR] [--only REGEX]
+        derive each case's tolerance again (after a change to how it is derived) and
+        re-apply it to the stored measurements, without converting or running tfjs again
 
 Cases are defined in tests/python/reach_corpus.py, run by tests/python/reach_run.py.
 The reference converter is the one bench/setup_reference.sh installs.
@@ -177,6 +180,42 @@ def run_all(converters: list[str], results: Path, only: str | None, webgl: bool 
     return 0
 
 
+def rejudge(ours: Path, reference: Path, only: str | None) -> int:
+    """New tolerance per case (a worker process each), re-applied to its stored results."""
+    import reach_corpus as rc
+    import reach_run
+
+    for case_id in rc.case_ids():
+        files = [result_file(d, case_id, c) for d, c in ((ours, "ours"), (reference, "reference"))]
+        files = [f for f in files if f.exists()]
+        if (only and not re.search(only, case_id)) or not files:
+            continue
+        docs = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+        if "tol" not in docs[0]:
+            continue  # skipped, n/a or a worker error: nothing was measured
+        proc = subprocess.run(
+            [sys.executable, __file__, "tolerance", case_id], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            print(f"{case_id}: tolerance worker exited {proc.returncode}", flush=True)
+            continue
+        derived = json.loads(proc.stdout.strip().splitlines()[-1])
+        if derived is None:
+            continue  # over the size cap now
+        tol, bound = derived
+        for f, doc in zip(files, docs, strict=True):
+            for name, res in doc["paths"].items():
+                if "max_diff" in res:
+                    doc["paths"][name] = reach_run.judge(res, tol)
+            _write(f, dict(doc, tol=tol, bound=bound))
+        facts_file = SOURCES / case_id.replace("/", "__") / "facts.json"
+        if facts_file.exists():
+            facts = json.loads(facts_file.read_text(encoding="utf-8"))
+            _write(facts_file, dict(facts, tol=tol, bound=bound))
+        print(f"{case_id}: tol {docs[0]['tol']:.3g} -> {tol:.3g}", flush=True)
+    return 0
+
+
 def collect(ours: Path, reference: Path) -> dict[str, Any]:
     """The committed document: case -> facts + path -> converter -> result (no timings)."""
     import reach_corpus as rc
@@ -241,10 +280,22 @@ def main(argv: list[str]) -> int:
     case.add_argument("--webgl", action="store_true")
     upd = sub.add_parser("update")
     cnt = sub.add_parser("counts", help="print the counts table of result directories (nothing written)")
-    for p in (upd, cnt):
+    rej = sub.add_parser("rejudge", help="re-derive tolerances and re-apply them to stored results")
+    rej.add_argument("--only")
+    for p in (upd, cnt, rej):
         p.add_argument("--ours", type=Path, default=DEFAULT_RESULTS)
         p.add_argument("--reference", type=Path, default=DEFAULT_RESULTS)
+    tol = sub.add_parser("tolerance", help="(worker) print one case's [tolerance, bound] as JSON")
+    tol.add_argument("case_id")
     args = parser.parse_args(argv)
+    if args.cmd == "rejudge":
+        return rejudge(args.ours, args.reference, args.only)
+    if args.cmd == "tolerance":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import reach_run
+
+        print(json.dumps(reach_run.case_tolerance(args.case_id)))
+        return 0
     if args.cmd == "counts":
         import reach_table
 

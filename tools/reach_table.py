@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# tools/ is not a package: generate.py loads this file by path.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# tools/ is not a package: generate.py loads this file by path. Appended, not
+# prepended: tools/reach_corpus.py must not shadow tests/python/reach_corpus.py.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parent))
 from coverage_table import Notes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +114,8 @@ def doc_markdown(doc: Mapping[str, Any]) -> str:
         "converter (**ours**) and by the reference `tensorflowjs_converter` 4.22.0 (**ref**). Each output is",
         "run in `@tensorflow/tfjs` 4.22 (Node, cpu backend) and compared with TensorFlow's predictions under",
         "the tolerance of `tests/python/tolerances.py` (4× the float32-vs-float64 spread of the same model,",
-        "at least 8 float32 ulps).",
+        "at least 8 float32 ulps), the spread measured over 16 images, the tested one among them",
+        "(`reach_run.calibrated_tolerance`: one image's 2 outputs are 2 draws of TF's rounding error, not its scale).",
         "",
         "`✓` ran and matched (`⚠` with a warning; `ᵂ✓` / `ᵂ✗` ran and matched / failed on the webgl backend too,",
         "headless Chromium, tolerance × `WEBGL_OP_ERROR_RATIO`) · `refused` the converter said no (its message in the note) ·",

@@ -157,6 +157,18 @@ def inputs(side: int) -> list[np.ndarray]:
     return [rng.uniform(0.0, 255.0, (1, side, side, 3)).astype(np.float32)]
 
 
+# Images the tolerance's float32-vs-float64 spread is measured on (see
+# reach_run.calibrated_tolerance): the tested image and 15 more from the same distribution.
+CALIBRATION_IMAGES = 16
+
+
+def calibration_inputs(side: int) -> list[np.ndarray]:
+    """``inputs(side)``'s image followed by ``CALIBRATION_IMAGES - 1`` more, one batch."""
+    rng = np.random.default_rng(SEED + 1)
+    more = rng.uniform(0.0, 255.0, (CALIBRATION_IMAGES - 1, side, side, 3)).astype(np.float32)
+    return [np.concatenate([inputs(side)[0], more])]
+
+
 def save(flavor: str, model: Any, source: str, out_dir: str) -> str:
     """Write ``model`` as ``source`` under ``out_dir`` (its own subdirectory: the reference
     converter unpacks a ``.keras`` next to the file) and return the path."""

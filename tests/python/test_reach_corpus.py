@@ -13,7 +13,8 @@ the whole corpus, a multi-hour run (``tools/reach_corpus.py run``; see that tool
   (a fix or a regression makes the table stale and fails the test until it is re-run).
 
 Tolerance: ``tolerances.tolerance`` (4x TF's own float32-vs-float64 spread on the same
-model, at least 8 float32 ulps of the output scale), applied in ``reach_run.check_path``.
+model over 16 images, at least 8 float32 ulps of the output scale:
+``reach_run.calibrated_tolerance``), applied in ``reach_run.judge``.
 """
 
 from __future__ import annotations
