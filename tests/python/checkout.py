@@ -30,4 +30,10 @@ IGNORE = shutil.ignore_patterns(
 def copy_checkout(dst: Path, src: Path = REPO) -> Path:
     """Copy the source tree ``src`` (this checkout; symlinks kept) to ``dst``; return ``dst``."""
     shutil.copytree(src, dst, ignore=IGNORE, symlinks=True)
+    # The one piece of local state a copy shares: the Bazel server's class-data archive
+    # (tools/bazel_jvm_archive.sh), which only makes its servers start sooner.
+    jvm = Path(".cache", "bazel-jvm", "startup.bazelrc")
+    if (src / jvm).is_file():
+        (dst / jvm).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / jvm, dst / jvm)
     return dst

@@ -21,9 +21,10 @@ log() { printf '\n== bazel 7: %s\n' "$*" >&2; }
 echo "Bazel $(cat /usr/share/bazel/build-label.txt 2>/dev/null)" >&2
 
 # This repository's .bazelrc without --experimental_worker_allow_json_protocol (Bazel 4
-# needs it for JSON workers; Bazel 7 rejects it as unknown): read through enter's
-# bazelrc (try-import) with the workspace rc itself switched off.
-grep -v -e '--experimental_worker_allow_json_protocol' .bazelrc >"$CACHE/workspace.bazelrc"
+# needs it for JSON workers; Bazel 7 rejects it as unknown) and without the class-data
+# archive (recorded by the host's Bazel 4.2.3 on the host's JDK; this Bazel runs its own):
+# read through enter's bazelrc (try-import) with the workspace rc itself switched off.
+grep -v -e '--experimental_worker_allow_json_protocol' -e '/bazel-jvm/' .bazelrc >"$CACHE/workspace.bazelrc"
 bazel() { command bazel --noworkspace_rc "$@"; }
 
 log "bazel build //examples/..."
