@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tfjsconv.graph import inert_control, lazy_weights, rewrites, stream_folds, streaming, weight_stash
+from tfjsconv.graph import (
+    grappler_child,
+    inert_control,
+    lazy_weights,
+    rewrites,
+    stream_folds,
+    streaming,
+    weight_stash,
+)
 from tfjsconv.graph import ops as op_list
 
 _CPU = "/device:CPU:0"
@@ -24,7 +32,7 @@ _PASS1 = ["pruning", "constfold", "arithmetic", "dependency"] * 2
 _PASS2 = ["remap", "constfold", "arithmetic", "dependency"]
 
 
-def _cluster():
+def cluster():
     """The reference's fake single-GPU cluster (grappler needs some device list)."""
     from tensorflow.core.protobuf import device_properties_pb2
     from tensorflow.python.grappler import cluster as gcluster
@@ -72,10 +80,26 @@ def run_grappler(
     rewriter.optimizers.extend(optimizers)
     if experiments:
         rewriter.experimental_disable_compressed_tensor_optimization = True
-    optimized = tf_optimizer.OptimizeGraph(config, meta, cluster=_cluster())
+    if onednn_enabled():
+        optimized = grappler_child.optimize_in_child(config, meta)
+    else:
+        optimized = tf_optimizer.OptimizeGraph(config, meta, cluster=cluster())
     if stashed is not None:
         weight_stash.restore(optimized, stashed)
     return optimized
+
+
+def onednn_enabled() -> bool:
+    """Whether this process's TensorFlow runs with oneDNN (``TF_ENABLE_ONEDNN_OPTS``,
+    read once, when TensorFlow first asks). ``tf_env`` turns it off before TensorFlow
+    is imported; a caller that imported TensorFlow first may have it on, and then the
+    remapper emits oneDNN-only fusions (``_FusedHardSwish``, ``_FusedBatchNormEx``...)
+    that tfjs cannot run, and other bytes."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _set_cpu_device(graph_def) -> None:
