@@ -440,3 +440,104 @@ def test_allowlist_names_only_framework_modules():
             assert cls.__mro__[1].__module__.startswith(f"{package}.src.applications.")
     docs = (Path(__file__).resolve().parents[2] / "docs" / "graph-optimizations.md").read_text()
     assert all(f"`{e.name}`" in docs for e in FRAMEWORK_LAYERS), "the docs list the table's classes"
+
+
+# ------------------------------------------------------------------ named inputs, ecosystem classes
+
+
+def _dict_input_model():
+    """A Keras 3 functional model called with a dict (as KerasHub backbones are): int
+    token ids -> embedding -> mean, plus float features -> dense; weights set by hand."""
+    import keras
+
+    tokens = keras.Input((4,), dtype="int32", name="token_ids")
+    feats = keras.Input((3,), name="features")
+    emb = keras.layers.Embedding(10, 3, name="emb")(tokens)
+    pooled = keras.layers.GlobalAveragePooling1D(name="pool")(emb)
+    dense = keras.layers.Dense(3, name="dense")(feats)
+    model = keras.Model(
+        {"token_ids": tokens, "features": feats}, keras.layers.Add(name="add")([pooled, dense])
+    )
+    table = np.linspace(-2.0, 2.0, 30, dtype=np.float32).reshape(10, 3)
+    kernel = np.array([[0.5, -1.0, 0.25], [1.5, 0.75, -0.5], [-0.25, 2.0, 1.0]], np.float32)
+    bias = np.array([0.1, -0.2, 0.3], np.float32)
+    model.set_weights([table, kernel, bias])
+    return model, (table, kernel, bias)
+
+
+@pytest.mark.tfjs
+def test_a_model_called_with_a_dict_converts_and_runs_in_tfjs(tfjs, tmp_path):
+    model, (table, kernel, bias) = _dict_input_model()
+    model.save(tmp_path / "named.keras")
+    out = tmp_path / "graph"
+    api.convert(
+        str(tmp_path / "named.keras"),
+        str(out),
+        ConversionOptions(input_format="keras_keras", output_format="tfjs_graph_model"),
+    )
+    rng = np.random.default_rng(60)
+    x = {
+        "token_ids": rng.integers(0, 10, (2, 4)).astype(np.int32),
+        "features": rng.standard_normal((2, 3)).astype(np.float32),
+    }
+    # By hand in float64: mean of the looked-up rows + features @ kernel + bias.
+    want = (
+        table.astype(np.float64)[x["token_ids"]].mean(axis=1)
+        + x["features"] @ kernel.astype(np.float64)
+        + bias
+    )
+    # A handful of float32 roundings per output (3-term mean, 3-term dot, 2 adds): the
+    # ulp floor of the output scale covers them.
+    tol = tolerances.tolerance([want.astype(np.float32)], [want])[0]
+    np.testing.assert_allclose(np.asarray(model(x)), want, rtol=0, atol=tol)
+    (got,) = tfjs.predict(out, x, kind="graph")
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol)
+
+
+def _foreign_class_keras(tmp_path: Path, module: str) -> Path:
+    """A ``.keras`` file whose model class is named as living in ``module``."""
+    import zipfile
+
+    import keras
+
+    inp = keras.Input((3,), name="x")
+    keras.Model(inp, keras.layers.Dense(2)(inp)).save(tmp_path / "plain.keras")
+    path = tmp_path / "foreign.keras"
+    with zipfile.ZipFile(tmp_path / "plain.keras") as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                package = module.split(".", 1)[0]
+                config.update(class_name="Backbone", module=module, registered_name=f"{package}>Backbone")
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    return path
+
+
+def test_a_class_of_an_uninstalled_keras_package_is_named(tmp_path):
+    path = _foreign_class_keras(tmp_path, "keras_cv.src.models.backbone")
+    with pytest.raises(ConversionError) as info:
+        api.convert(
+            str(path),
+            str(tmp_path / "graph"),
+            ConversionOptions(input_format="keras_keras", output_format="tfjs_graph_model"),
+        )
+    message = str(info.value)
+    assert "class 'Backbone' is defined in keras_cv.src.models.backbone" in message
+    assert "package keras_cv is not installed" in message
+    assert "\n" not in message and "Full object config" not in message
+    assert not (tmp_path / "graph").exists()
+
+
+def test_a_subclassed_model_is_refused_for_layers_naming_its_package(tmp_path):
+    path = _foreign_class_keras(tmp_path, "keras_hub.src.models.backbone")
+    with pytest.raises(
+        ConversionError,
+        match=r"model class 'Backbone' \(keras_hub\) is a subclassed.*convert it to tfjs_graph_model",
+    ):
+        api.convert(
+            str(path),
+            str(tmp_path / "layers"),
+            ConversionOptions(input_format="keras_keras", output_format="tfjs_layers_model"),
+        )

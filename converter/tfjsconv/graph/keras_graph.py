@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
+from typing import Any
 
 from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError, first_line
@@ -32,9 +34,7 @@ def load_keras(path: str, options: ConversionOptions):
         try:
             return keras.saving.load_model(path, compile=False, safe_mode=safe)
         except Exception as e:
-            raise ConversionError(
-                f"cannot load Keras model {path}: {type(e).__name__}: {first_line(e)}"
-            ) from e
+            raise ConversionError(f"cannot load Keras model {path}: {_load_reason(e)}") from e
     try:
         import tf_keras
 
@@ -52,6 +52,33 @@ def load_keras(path: str, options: ConversionOptions):
     raise ConversionError(f"cannot load Keras model {path} ({'; '.join(errors)})")
 
 
+# Keras 3 imports a class's module only inside its own ecosystem (keras, keras_hub,
+# keras_cv, keras_nlp); a missing one ends in this message, followed by the whole config.
+_MISSING_MODULE = re.compile(
+    r"Could not deserialize class '(?P<cls>[\w.]+)' because its parent module (?P<module>[\w.]+) cannot be imported"
+)
+
+_UNKNOWN_CLASS = re.compile(r"Could not locate class '(?P<cls>[\w.]+)'")
+
+
+def _load_reason(e: BaseException) -> str:
+    """Why Keras could not load a file, in one line (a missing package named, not its config)."""
+    missing = _MISSING_MODULE.search(str(e))
+    if missing:
+        package = missing["module"].split(".", 1)[0]
+        return (
+            f"class {missing['cls']!r} is defined in {missing['module']}, and the package "
+            f"{package} is not installed where the converter runs (install the version that saved the model)"
+        )
+    unknown = _UNKNOWN_CLASS.search(str(e))
+    if unknown:
+        return (
+            f"unknown class {unknown['cls']!r}: not a Keras class, and the converter does not "
+            "import code named by a model file"
+        )
+    return f"{type(e).__name__}: {first_line(e)}"
+
+
 def _keras_concrete_function(model):
     """Trace ``model`` for its declared inputs (no SavedModel round trip)."""
     tf = tf_env.import_tensorflow()
@@ -64,14 +91,38 @@ def _keras_concrete_function(model):
         name = name.split(":")[0]
         specs.append(tf.TensorSpec(tuple(tensor.shape), tf.as_dtype(tensor.dtype), name=name))
     output_names = _unique_names(list(getattr(model, "output_names", None) or []))
+    keyed = _input_keys(model, inputs)
 
     def call(*args):
-        result = model(list(args) if len(args) > 1 else args[0], training=False)
+        x: Any
+        if keyed:  # a model called with a dict of named inputs (KerasHub backbones)
+            x = {key: args[i] for key, i in keyed.items()}
+        else:
+            x = list(args) if len(args) > 1 else args[0]
+        result = model(x, training=False)
         flat = tf.nest.flatten(result)
         names = output_names if len(output_names) == len(flat) else [f"output_{i}" for i in range(len(flat))]
         return {name: tf.identity(t) for name, t in zip(names, flat, strict=False)}
 
     return tf.function(call, input_signature=specs, autograph=False).get_concrete_function()
+
+
+def _input_keys(model, inputs: list) -> dict[str, int]:
+    """Key -> index in ``model.inputs`` when the model takes a dict (its ``input`` is one),
+    else empty: such a model refuses a list of its inputs."""
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):
+        return {}
+    if not isinstance(structure, dict):
+        return {}
+    keys: dict[str, int] = {}
+    for key, tensor in structure.items():
+        index = next((i for i, t in enumerate(inputs) if t is tensor), None)
+        if index is None:
+            return {}
+        keys[str(key)] = index
+    return keys
 
 
 def _unique_names(names: list[str]) -> list[str]:

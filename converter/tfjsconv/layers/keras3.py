@@ -21,6 +21,8 @@ from tfjsconv.errors import ConversionError
 from tfjsconv.layers import check_classes, compat, framework_objects
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
+# Packages of published Keras 3 models (Keras imports their classes' modules itself).
+KERAS_ECOSYSTEM = ("keras_hub", "keras_cv", "keras_nlp")
 
 # Serialization bookkeeping that Keras 2 readers do not know.
 _DROP_KEYS = frozenset({"module", "registered_name", "build_config", "compile_config", "shared_object_id"})
@@ -305,7 +307,15 @@ def translate_model(model: Mapping[str, Any], allow_unsafe: bool) -> dict[str, A
     cls = model["class_name"]
     cfg = model["config"]
     if cls not in MODEL_CLASSES:
-        raise ConversionError(f"model class {cls!r} is not a Sequential or Functional model")
+        package = str(model.get("module") or "").split(".", 1)[0]
+        if package in KERAS_ECOSYSTEM:  # a published model class: its graph converts
+            raise ConversionError(
+                f"model class {cls!r} ({package}) is a subclassed model, not Sequential or Functional: "
+                "tfjs-layers has no such class; convert it to tfjs_graph_model"
+            )
+        raise ConversionError(
+            f"model class {cls!r} is a subclassed model, not Sequential or Functional: tfjs-layers cannot load it"
+        )
     if cls == "Sequential":
         layers = [translate_layer(layer, allow_unsafe, functional=False) for layer in cfg["layers"]]
         return {"class_name": "Sequential", "config": {"name": cfg.get("name"), "layers": layers}}
