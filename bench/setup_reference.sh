@@ -5,7 +5,8 @@
 # It is never a project dependency: it lives in .cache/reference-venv, outside the lock files.
 # The recipe is the one that works with TF 2.21 (see docs in the shared reference notes):
 #   tensorflow-cpu==2.21.0, then --no-deps tensorflowjs==4.22.0 tf-keras==2.21.0
-#   tensorflow-hub, then jax/jaxlib (imported at start-up), plus an empty
+#   tensorflow-hub, then jax/jaxlib (imported at start-up), the KerasHub pins of the
+#   reach corpus (requirements/kerashub.lock, --no-deps), plus an empty
 #   tensorflow_decision_forests package (the real one fails to load on TF 2.21 but the
 #   reference imports it unconditionally).
 # Progress goes to stderr; stdout is only the converter path, so callers can do
@@ -15,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${TFJSCONV_REFERENCE_VENV:-$ROOT/.cache/reference-venv}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
-RECIPE="tensorflow-cpu==2.21.0 | --no-deps tensorflowjs==4.22.0 tf-keras==2.21.0 tensorflow-hub | jax jaxlib | stub tensorflow_decision_forests"
+RECIPE="tensorflow-cpu==2.21.0 | --no-deps tensorflowjs==4.22.0 tf-keras==2.21.0 tensorflow-hub | jax jaxlib | --no-deps kerashub.lock $(sha256sum "$ROOT/requirements/kerashub.lock" | cut -c1-12) | stub tensorflow_decision_forests"
 STAMP="$VENV/.reference-ready"
 CONVERTER="$VENV/bin/tensorflowjs_converter"
 
@@ -38,6 +39,10 @@ log "installing tensorflowjs==4.22.0 tf-keras==2.21.0 tensorflow-hub (--no-deps)
 "${PIP[@]}" --no-deps "tensorflowjs==4.22.0" "tf-keras==2.21.0" tensorflow-hub >&2
 log "installing jax jaxlib"
 "${PIP[@]}" jax jaxlib >&2
+# The reach corpus's KerasHub cases: a .keras file names keras_hub classes, which Keras
+# imports only when the package is installed (the same pins as this project's tests).
+log "installing requirements/kerashub.lock (--no-deps)"
+"${PIP[@]}" --no-deps --require-hashes -r "$ROOT/requirements/kerashub.lock" >&2
 
 SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 mkdir -p "$SITE/tensorflow_decision_forests"

@@ -8,6 +8,10 @@
     tools/reach_corpus.py update [--ours DIR] [--reference DIR]
         collect the results into docs/reach.json and regenerate docs/reach.md and the
         README line (tools/reach_table.py)
+    tools/reach_corpus.py merge [--ours DIR] [--reference DIR]
+        overlay the results of a partial run (the cases with a result file in DIR, e.g.
+        a --webgl pass over part of the corpus, or new cases) on docs/reach.json, keep
+        the rest as committed, and regenerate
     tools/reach_corpus.py counts [--ours DIR] [--reference DIR]
         print the counts (ran / refused / failed ...) per Keras version, path, converter
     tools/reach_corpus.py rejudge [--ours DIR] [--reference DIR] [--only REGEX]
@@ -234,17 +238,59 @@ def collect(ours: Path, reference: Path) -> dict[str, Any]:
             if "tol" in doc:
                 entry["tol"] = float(f"{doc['tol']:.2g}")
             for p in rc.PATHS[flavor]:
-                res = doc["paths"].get(p.name)
-                if res is None:
-                    why = doc.get("worker_error", "no result: the corpus run did not reach this case")
-                    res = {"outcome": "failed" if "worker_error" in doc else "missing", "message": why}
-                keep = {k: res[k] for k in ("outcome", "message", "warning", "webgl") if res.get(k)}
-                for key in ("max_diff", "webgl_max_diff"):
-                    if key in res:
-                        keep[key] = float(f"{res[key]:.2g}")
-                entry["paths"].setdefault(p.name, {})[conv] = keep
+                entry["paths"].setdefault(p.name, {})[conv] = _kept(doc, p.name)
         cases[case_id] = entry
     return {"max_params": _max_params(), "cases": cases}
+
+
+def _kept(doc: dict[str, Any], path_name: str) -> dict[str, Any]:
+    """What the committed document keeps of one path's result in a result file."""
+    res = doc["paths"].get(path_name)
+    if res is None:
+        why = doc.get("worker_error", "no result: the corpus run did not reach this case")
+        res = {"outcome": "failed" if "worker_error" in doc else "missing", "message": why}
+    keep = {k: res[k] for k in ("outcome", "message", "warning", "webgl") if res.get(k)}
+    for key in ("max_diff", "webgl_max_diff"):
+        if key in res:
+            keep[key] = float(f"{res[key]:.2g}")
+    return keep
+
+
+def merge(dirs: dict[str, Path]) -> list[str]:
+    """The committed document with a converter's results replaced by the ones in its
+    directory (``dirs``: converter -> directory) for the cases that have a result file
+    there (a partial re-run: the webgl pass over part of the corpus, new cases); every
+    other result is kept as committed. Cases no longer enumerated are dropped, new ones
+    start as not reached."""
+    import reach_corpus as rc
+
+    old = json.loads(COMMITTED.read_text(encoding="utf-8"))["cases"]
+    families = rc.case_families()
+    empty: dict[str, Any] = {"paths": {}}
+    cases: dict[str, Any] = {}
+    merged = set()
+    for case_id in rc.case_ids():
+        flavor = case_id.split("/", 1)[0]
+        entry = old.get(case_id) or {
+            "family": families[case_id],
+            "paths": {p.name: {c: _kept(empty, p.name) for c in CONVERTERS} for p in rc.PATHS[flavor]},
+        }
+        for conv, where in dirs.items():
+            f = result_file(where, case_id, conv)
+            if not f.exists():
+                continue
+            res = json.loads(f.read_text(encoding="utf-8"))
+            for key in ("side", "params", "bound"):
+                if key in res:
+                    entry[key] = res[key]
+            if "tol" in res:
+                entry["tol"] = float(f"{res['tol']:.2g}")
+            for p in rc.PATHS[flavor]:
+                entry["paths"][p.name][conv] = _kept(res, p.name)
+            merged.add(case_id)
+        cases[case_id] = entry
+    _write_committed({"max_params": _max_params(), "cases": cases})
+    return sorted(merged)
 
 
 def _max_params() -> int:
@@ -254,9 +300,13 @@ def _max_params() -> int:
 
 
 def update(ours: Path, reference: Path) -> None:
+    _write_committed(collect(ours, reference))
+
+
+def _write_committed(doc: dict[str, Any]) -> None:
+    """docs/reach.json, then everything reach_table renders from it."""
     import reach_table
 
-    doc = collect(ours, reference)
     COMMITTED.write_text(
         json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -279,6 +329,9 @@ def main(argv: list[str]) -> int:
     case.add_argument("--exe")
     case.add_argument("--webgl", action="store_true")
     upd = sub.add_parser("update")
+    mrg = sub.add_parser("merge", help="overlay the results of a partial run on the committed table")
+    mrg.add_argument("--ours", type=Path)
+    mrg.add_argument("--reference", type=Path)
     cnt = sub.add_parser("counts", help="print the counts table of result directories (nothing written)")
     rej = sub.add_parser("rejudge", help="re-derive tolerances and re-apply them to stored results")
     rej.add_argument("--only")
@@ -295,6 +348,11 @@ def main(argv: list[str]) -> int:
         import reach_run
 
         print(json.dumps(reach_run.case_tolerance(args.case_id)))
+        return 0
+    if args.cmd == "merge":
+        dirs = {c: d for c, d in (("ours", args.ours), ("reference", args.reference)) if d is not None}
+        merged = merge(dirs)
+        print(f"merged {len(merged)} case(s) from {', '.join(map(str, dirs.values())) or 'nothing'}")
         return 0
     if args.cmd == "counts":
         import reach_table

@@ -44,6 +44,38 @@ REFERENCE_TIMEOUT_S = 900.0
 CONVERTERS = ("ours", "reference")
 
 
+def predict(model: Any, x: rc.Inputs) -> list[np.ndarray]:
+    """The model's outputs on ``x``; a model with named outputs (a dict: BERT's
+    ``pooled_output``, ``sequence_output``) gives them sorted by name, the order of a
+    graph model's signature."""
+    if isinstance(x, list):
+        return cc.predict(model, x)
+    out = model(x, training=False)
+    if isinstance(out, dict):
+        return [np.asarray(out[k]) for k in sorted(out)]
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def _as_float64(x: rc.Inputs) -> rc.Inputs:
+    """Float inputs widened to float64; token ids stay integers."""
+    if isinstance(x, dict):
+        return {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in x.items()}
+    return [v.astype(np.float64) if v.dtype == np.float32 else v for v in x]
+
+
+def save_inputs(path: str, x: rc.Inputs) -> None:
+    """``x`` as an .npz: arrays by input name, or ``arg0``, ``arg1``... in input order."""
+    named = x if isinstance(x, dict) else {f"arg{i}": a for i, a in enumerate(x)}
+    np.savez(path, **named)
+
+
+def load_inputs(path: str, named: bool) -> rc.Inputs:
+    with np.load(path) as z:
+        if named:
+            return {k: z[k] for k in sorted(z.files)}
+        return [z[f"arg{i}"] for i in range(len(z.files))]
+
+
 class _Warnings(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -118,16 +150,24 @@ def run_tfjs(
     tfjs: TfjsRuntime | TfjsBackends,
     out: str,
     kind: str,
-    x: Sequence[np.ndarray],
+    x: rc.Inputs,
     ref32: Sequence[np.ndarray],
     backend: str = "cpu",
+    output_names: Sequence[str] = (),
 ) -> tuple[float | None, str]:
-    """-> (max diff or None, why not)."""
+    """-> (max diff or None, why not). With ``output_names`` (the TF model's named
+    outputs, ``ref32``'s order) tfjs's outputs are matched to them by name, not order:
+    converters order a signature's outputs differently."""
     try:
+        feed = x if isinstance(x, dict) else list(x)
         if isinstance(tfjs, TfjsBackends):
-            got = tfjs.run_model(out, kind, list(x), backend)
+            answer = tfjs.run_answer(out, kind, feed, backend)
         else:
-            got = tfjs.predict(out, list(x), kind=kind, backend=backend)
+            answer = tfjs.run(out, feed, kind=kind, backend=backend)
+        got = answer["arrays"]
+        names = [o.get("name") for o in answer["outputs"]]
+        if output_names and sorted(names) == sorted(output_names):
+            got = [got[names.index(n)] for n in output_names]
     except TfjsError as exc:
         return None, _one_line(exc.error.splitlines()[0] if exc.error else "tfjs error")
     except HarnessDied as exc:
@@ -147,9 +187,10 @@ def check_path(
     path: rc.Path,
     work: str,
     tfjs: TfjsRuntime | TfjsBackends,
-    x: Sequence[np.ndarray],
+    x: rc.Inputs,
     ref32: Sequence[np.ndarray],
     tol: float,
+    output_names: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Convert along ``path``, run on tfjs's cpu backend, compare; with a ``TfjsBackends``
     a model that ran on cpu is run on webgl too (tolerance x WEBGL_OP_ERROR_RATIO)."""
@@ -169,14 +210,14 @@ def check_path(
     if message:
         entry["warning"] = message
     try:
-        diff, error = run_tfjs(tfjs, out, path.kind, x, ref32)
+        diff, error = run_tfjs(tfjs, out, path.kind, x, ref32, output_names=output_names)
         if diff is None:
             return dict(entry, outcome="failed", message="converted, then tfjs cpu failed: " + error)
         entry["max_diff"] = diff
         if not diff <= tol:
             return judge(entry, tol)
         if isinstance(tfjs, TfjsBackends):
-            wdiff, werror = run_tfjs(tfjs, out, path.kind, x, ref32, "webgl")
+            wdiff, werror = run_tfjs(tfjs, out, path.kind, x, ref32, "webgl", output_names)
             if wdiff is None:
                 entry["webgl"] = "failed: " + werror
             else:
@@ -234,7 +275,7 @@ def reseed_weights(model: Any) -> None:
             var.assign(np.asarray(seeded(shape=tuple(var.shape), dtype="float32")))
 
 
-def normalize_output_scale(model: Any, x: Sequence[np.ndarray]) -> None:
+def normalize_output_scale(model: Any, x: rc.Inputs) -> None:
     """Scale the last weighted layer so the outputs are O(1).
 
     Random-weight networks can shrink their activations to ~1e-12 (MobileNetV3's
@@ -242,7 +283,7 @@ def normalize_output_scale(model: Any, x: Sequence[np.ndarray]) -> None:
     at least 1, so tiny outputs would pass anything. A constant factor on the last
     kernel and bias changes no computation path, only the output scale.
     """
-    peak = max(float(np.max(np.abs(o))) for o in cc.predict(model, x))
+    peak = max(float(np.max(np.abs(o))) for o in predict(model, x))
     if not np.isfinite(peak) or peak == 0.0:
         return
     for layer in reversed(model.layers):
@@ -252,9 +293,7 @@ def normalize_output_scale(model: Any, x: Sequence[np.ndarray]) -> None:
             return
 
 
-def float64_twin_predictions(
-    case_id: str, side: int, model: Any, x: Sequence[np.ndarray]
-) -> list[np.ndarray] | None:
+def float64_twin_predictions(case_id: str, side: int, model: Any, x: rc.Inputs) -> list[np.ndarray] | None:
     """The same constructor built with floatx float64, given ``model``'s weights, run on ``x``.
 
     Building from the constructor (not from the config) needs no custom objects, so
@@ -267,14 +306,17 @@ def float64_twin_predictions(
     old = K.backend.floatx()
     try:
         K.backend.set_floatx("float64")
-        twin = fn(**rc.kwargs_for(fn, side))
+        kw = rc.kwargs_for(fn, side)
+        if rc.is_hub(fn):
+            kw["dtype"] = "float64"  # KerasHub layers take the policy given, not floatx
+        twin = fn(**kw)
         twin.set_weights(
             [
                 np.asarray(w, np.float64) if np.asarray(w).dtype == np.float32 else w
                 for w in model.get_weights()
             ]
         )
-        outs = cc.predict(twin, [np.asarray(v, np.float64) for v in x])
+        outs = predict(twin, _as_float64(x))
     except Exception:  # noqa: BLE001 - no float64 twin for this constructor
         return None
     finally:
@@ -284,11 +326,15 @@ def float64_twin_predictions(
     return outs
 
 
-def seeded(model: Any, side: int) -> list[np.ndarray]:
-    """Give ``model`` the case's weights (seeded, output scale O(1)); -> its test input."""
-    x = rc.inputs(side)
-    reseed_weights(model)
-    normalize_output_scale(model, x)
+def seeded(case_id: str, model: Any, side: int) -> rc.Inputs:
+    """Give ``model`` the case's weights (seeded, output scale O(1)); -> its test input.
+
+    A KerasHub backbone keeps the weights Keras 3 drew under ``rc.seed`` (its initializers
+    are seeded by it) and its scale: its outputs come out of a LayerNorm or a tanh, O(1)."""
+    x = rc.inputs(case_id, side)
+    if not case_id.startswith("hub/"):
+        reseed_weights(model)
+        normalize_output_scale(model, x)
     return x
 
 
@@ -297,7 +343,7 @@ def case_tolerance(case_id: str, max_params: int = MAX_PARAMS) -> tuple[float, s
     model, side = rc.build(case_id)
     if model.count_params() > max_params:
         return None
-    seeded(model, side)
+    seeded(case_id, model, side)
     return calibrated_tolerance(case_id, side, model)
 
 
@@ -312,12 +358,14 @@ def calibrated_tolerance(case_id: str, side: int, model: Any, twin: bool = True)
     the scale of the error, not a draw of it; the tested image is among them.
     Without ``twin`` only the ulp floor applies (enough to tell "refused" from "ran").
     """
-    xc = rc.calibration_inputs(side)
-    cal32 = cc.predict(model, xc)
+    xc = rc.calibration_inputs(case_id, side)
+    cal32 = predict(model, xc)
     cal64 = None
     if twin:
         K = rc.keras_module(case_id.split("/", 1)[0])
-        cal64 = float64_twin_predictions(case_id, side, model, xc) or cc.float64_predictions(K, model, xc)
+        cal64 = float64_twin_predictions(case_id, side, model, xc)
+        if cal64 is None and isinstance(xc, list):
+            cal64 = cc.float64_predictions(K, model, xc)
     tol, bound = tolerance(cal32, cal64)
     return tol, f"{bound} over {rc.CALIBRATION_IMAGES} images"
 
@@ -338,12 +386,14 @@ def prepare(
     if facts["params"] > max_params:
         facts["skipped"] = f"not run: {facts['params']:,} parameters > the corpus cap of {max_params:,}"
         return facts
-    x = seeded(model, side)
-    ref32 = cc.predict(model, x)
+    x = seeded(case_id, model, side)
+    ref32 = predict(model, x)
+    if isinstance(model.output, dict):  # predict's order: sorted by name
+        facts["output_names"] = sorted(model.output)
     tol, bound = calibrated_tolerance(case_id, side, model, twin)
-    facts.update(tol=tol, bound=bound)
-    np.save(os.path.join(work, "x.npy"), x[0])
-    np.save(os.path.join(work, "ref32.npy"), ref32[0])
+    facts.update(tol=tol, bound=bound, named_inputs=isinstance(x, dict))
+    save_inputs(os.path.join(work, "x.npz"), x)
+    np.savez(os.path.join(work, "ref32.npz"), *ref32)
     sources: dict[str, str] = {}
     for p in rc.PATHS[flavor]:
         if p.source not in sources and (paths is None or p.name in paths):
@@ -375,15 +425,19 @@ def convert_prepared(
                 p.name: {"outcome": "skipped", "message": facts["skipped"]} for p in wanted
             }
         return results
-    x = [np.load(os.path.join(work, "x.npy"))]
-    ref32 = [np.load(os.path.join(work, "ref32.npy"))]
+    x = load_inputs(os.path.join(work, "x.npz"), facts.get("named_inputs", False))
+    with np.load(os.path.join(work, "ref32.npz")) as z:
+        ref32 = [z[f"arr_{i}"] for i in range(len(z.files))]
+    names = facts.get("output_names", [])
     for p in wanted:
         src = facts["sources"][p.source]
         for c in converters:
             if src.startswith("!"):
                 results[c]["paths"][p.name] = {"outcome": "n/a", "message": src[1:]}
                 continue
-            res = check_path(c, reference_exe, os.path.join(work, src), p, work, tfjs, x, ref32, facts["tol"])
+            res = check_path(
+                c, reference_exe, os.path.join(work, src), p, work, tfjs, x, ref32, facts["tol"], names
+            )
             if res.get("message"):
                 res["message"] = res["message"].replace(work + os.sep, "").replace(work, ".")
             results[c]["paths"][p.name] = res

@@ -90,10 +90,14 @@ class TfjsBackends:
 
         ``kind`` is "graph" or "layers"; raises ``tfjs_runtime.TfjsError`` when tfjs
         refuses the model or the inputs (its message), ``HarnessDied`` on a crash."""
+        return self.run_answer(model_dir, kind, inputs, backend)["arrays"]
+
+    def run_answer(self, model_dir: str | os.PathLike, kind: str, inputs: Inputs, backend: str) -> dict:
+        """``run_model``'s whole answer: ``arrays`` and each output's ``name`` in ``outputs``."""
         answer = self._runtime(backend).run(model_dir, inputs, kind=kind, backend=backend)
         if answer.get("backend") != backend:
             raise RuntimeError(f"asked for {backend}, tfjs ran on {answer.get('backend')}")
-        return answer["arrays"]
+        return answer
 
     def browser_info(self) -> dict:
         """What the webgl page runs on: tfjs version, backend, WebGL version,
