@@ -90,8 +90,17 @@
       return model;
     }
     let model;
-    if (job.kind === 'graph') model = await tf.loadGraphModel(job.url);
-    else if (job.kind === 'layers') model = await tf.loadLayersModel(job.url);
+    // Read each file whole before tfjs sees it: tfjs 4.22 awaits every shard's response
+    // before reading any body, and Chromium opens 6 HTTP/1.1 connections per host, so a
+    // model of more than ~6 large shards (ConvNeXtTiny: 27 x 4 MB) never finished loading
+    // from this page's server (seen here; the web package's loader reads whole files too).
+    const fetchFunc = async (url, init) => {
+      const response = await fetch(url, init);
+      const body = await response.arrayBuffer();
+      return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+    };
+    if (job.kind === 'graph') model = await tf.loadGraphModel(job.url, { fetchFunc });
+    else if (job.kind === 'layers') model = await tf.loadLayersModel(tf.io.http(job.url, { fetchFunc }));
     else throw new Error(`unknown kind ${JSON.stringify(job.kind)} (expected "graph" or "layers")`);
     cache.set(job.cacheKey, model);
     while (cache.size > MAX_CACHED_MODELS) {

@@ -134,3 +134,29 @@ def test_model_test_runner_webgl_passes_and_fails_on_a_tampered_weight(
     bad = _run_runner(bad_dir, case, tmp_path, tol)
     assert bad.returncode == 1, bad.stdout + bad.stderr[-3000:]
     assert "FAIL [webgl]" in bad.stdout and "values outside atol=" in bad.stdout, bad.stdout
+
+
+@pytest.mark.parametrize("kind", ["graph", "layers"])
+def test_a_model_of_many_large_shards_loads_on_webgl(tfjs_backends, tmp_path, kind: str) -> None:
+    """12 shards of 4 MB: tfjs awaits every shard's response before reading a body, and
+    Chromium opens 6 HTTP/1.1 connections per host, so without the page reading each
+    file whole the load never finished (tfjs_browser_page.js)."""
+    import tf_keras
+
+    from tfjsconv import api
+
+    rng = np.random.default_rng(12)
+    inp = tf_keras.Input((4096,), name="x")
+    model = tf_keras.Model(inp, tf_keras.layers.Dense(3000, name="wide")(inp))
+    model.set_weights([rng.normal(0, 0.02, w.shape).astype(np.float32) for w in model.get_weights()])
+    model.save(tmp_path / "wide.h5")
+    fmt = "tfjs_graph_model" if kind == "graph" else "tfjs_layers_model"
+    out = Path(api.convert_keras(str(tmp_path / "wide.h5"), str(tmp_path / kind), output_format=fmt))
+    assert len(list(out.glob("group1-shard*of*.bin"))) >= 12
+    x = rng.uniform(-1, 1, (1, 4096)).astype(np.float32)
+    (got,) = tfjs_backends.run_model(out, kind, {"x": x}, "webgl")
+    want64 = x.astype(np.float64) @ model.get_weights()[0].astype(np.float64) + model.get_weights()[1]
+    # A 4096-term dot product in float32 (TF) or GLSL float (webgl): the backend bound of
+    # its own float32 run against float64 (tolerances.backend_tolerance's rule).
+    tol, why = tolerances.backend_tolerance([want64.astype(np.float32)], [want64], "webgl")
+    assert tolerances.max_diff(got, want64) <= tol, why
