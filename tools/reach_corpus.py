@@ -232,15 +232,20 @@ def collect(ours: Path, reference: Path) -> dict[str, Any]:
         for conv, where in (("ours", ours), ("reference", reference)):
             f = result_file(where, case_id, conv)
             doc = json.loads(f.read_text(encoding="utf-8")) if f.exists() else {"paths": {}}
-            for key in ("side", "params", "bound"):
-                if key in doc:
-                    entry[key] = doc[key]
-            if "tol" in doc:
-                entry["tol"] = float(f"{doc['tol']:.2g}")
-            for p in rc.PATHS[flavor]:
-                entry["paths"].setdefault(p.name, {})[conv] = _kept(doc, p.name)
+            _apply(entry, doc, conv, rc.PATHS[flavor])
         cases[case_id] = entry
     return {"max_params": _max_params(), "cases": cases}
+
+
+def _apply(entry: dict[str, Any], doc: dict[str, Any], conv: str, paths: Any) -> None:
+    """Put one converter's result file ``doc`` into a case's committed ``entry``."""
+    for key in ("side", "params", "bound"):
+        if key in doc:
+            entry[key] = doc[key]
+    if "tol" in doc:
+        entry["tol"] = float(f"{doc['tol']:.2g}")
+    for p in paths:
+        entry["paths"].setdefault(p.name, {})[conv] = _kept(doc, p.name)
 
 
 def _kept(doc: dict[str, Any], path_name: str) -> dict[str, Any]:
@@ -279,14 +284,7 @@ def merge(dirs: dict[str, Path]) -> list[str]:
             f = result_file(where, case_id, conv)
             if not f.exists():
                 continue
-            res = json.loads(f.read_text(encoding="utf-8"))
-            for key in ("side", "params", "bound"):
-                if key in res:
-                    entry[key] = res[key]
-            if "tol" in res:
-                entry["tol"] = float(f"{res['tol']:.2g}")
-            for p in rc.PATHS[flavor]:
-                entry["paths"][p.name][conv] = _kept(res, p.name)
+            _apply(entry, json.loads(f.read_text(encoding="utf-8")), conv, rc.PATHS[flavor])
             merged.add(case_id)
         cases[case_id] = entry
     _write_committed({"max_params": _max_params(), "cases": cases})

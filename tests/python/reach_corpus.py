@@ -39,23 +39,12 @@ FLAVORS = ("k2", "k3", "hub")
 # KerasHub backbones: small configs of the published architectures (the classes are the
 # published ones; only the sizes are small). The input side is the sequence length of
 # the text models and the image side of the ViT.
+_TEXT_BACKBONE = dict(
+    vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=32, intermediate_dim=64, max_sequence_length=8
+)
 HUB_CONFIGS: dict[str, dict[str, Any]] = {
-    "BertBackbone": dict(
-        vocabulary_size=100,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=8,
-    ),
-    "GPT2Backbone": dict(
-        vocabulary_size=100,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=32,
-        intermediate_dim=64,
-        max_sequence_length=8,
-    ),
+    "BertBackbone": _TEXT_BACKBONE,
+    "GPT2Backbone": _TEXT_BACKBONE,
     "ViTBackbone": dict(patch_size=4, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64),
 }
 HUB_SIDES = {"BertBackbone": 8, "GPT2Backbone": 8, "ViTBackbone": 16}
