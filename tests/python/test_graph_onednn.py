@@ -35,7 +35,7 @@ _CHILD = textwrap.dedent(
     import tensorflow as tf
     import tf_keras
     from tfjsconv import api
-    from tfjsconv.graph.optimize import onednn_enabled
+    from tfjsconv.graph.grappler_child import onednn_enabled
     from tfjsconv.options import ConversionOptions
 
     work = sys.argv[1]

@@ -24,6 +24,31 @@ _CONFIG = "config.pb"
 _OUT = "optimized.pb"
 
 
+def cluster():
+    """The reference's fake single-GPU cluster (grappler needs some device list)."""
+    from tensorflow.core.protobuf import device_properties_pb2
+    from tensorflow.python.grappler import cluster as gcluster
+
+    device = device_properties_pb2.NamedDevice()
+    device.name = "/GPU:0"
+    device.properties.type = "GPU"
+    device.properties.environment["architecture"] = "4"
+    return gcluster.Cluster(devices=[device])
+
+
+def onednn_enabled() -> bool:
+    """Whether this process's TensorFlow runs with oneDNN (``TF_ENABLE_ONEDNN_OPTS``,
+    read once, when TensorFlow first asks). ``tf_env`` turns it off before TensorFlow
+    is imported; a caller that imported TensorFlow first may have it on, and then the
+    remapper emits oneDNN-only fusions (``_FusedHardSwish``, ``_FusedBatchNormEx``...)
+    that tfjs cannot run, and other bytes."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def optimize_in_child(config, meta):
     """``tf_optimizer.OptimizeGraph(config, meta, cluster)`` run with oneDNN off; the
     optimized GraphDef."""
@@ -57,8 +82,6 @@ def _main(work: str) -> int:
     tf_env.import_tensorflow()
     from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
     from tensorflow.python.grappler import tf_optimizer
-
-    from tfjsconv.graph.optimize import cluster, onednn_enabled
 
     if onednn_enabled():
         raise SystemExit("oneDNN is still on in the grappler child process")

@@ -32,18 +32,6 @@ _PASS1 = ["pruning", "constfold", "arithmetic", "dependency"] * 2
 _PASS2 = ["remap", "constfold", "arithmetic", "dependency"]
 
 
-def cluster():
-    """The reference's fake single-GPU cluster (grappler needs some device list)."""
-    from tensorflow.core.protobuf import device_properties_pb2
-    from tensorflow.python.grappler import cluster as gcluster
-
-    device = device_properties_pb2.NamedDevice()
-    device.name = "/GPU:0"
-    device.properties.type = "GPU"
-    device.properties.environment["architecture"] = "4"
-    return gcluster.Cluster(devices=[device])
-
-
 def run_grappler(
     graph_def,
     fetch_nodes: Sequence[str],
@@ -80,26 +68,13 @@ def run_grappler(
     rewriter.optimizers.extend(optimizers)
     if experiments:
         rewriter.experimental_disable_compressed_tensor_optimization = True
-    if onednn_enabled():
+    if grappler_child.onednn_enabled():
         optimized = grappler_child.optimize_in_child(config, meta)
     else:
-        optimized = tf_optimizer.OptimizeGraph(config, meta, cluster=cluster())
+        optimized = tf_optimizer.OptimizeGraph(config, meta, cluster=grappler_child.cluster())
     if stashed is not None:
         weight_stash.restore(optimized, stashed)
     return optimized
-
-
-def onednn_enabled() -> bool:
-    """Whether this process's TensorFlow runs with oneDNN (``TF_ENABLE_ONEDNN_OPTS``,
-    read once, when TensorFlow first asks). ``tf_env`` turns it off before TensorFlow
-    is imported; a caller that imported TensorFlow first may have it on, and then the
-    remapper emits oneDNN-only fusions (``_FusedHardSwish``, ``_FusedBatchNormEx``...)
-    that tfjs cannot run, and other bytes."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-    except ImportError:
-        return False
-    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _set_cpu_device(graph_def) -> None:
