@@ -818,11 +818,26 @@ def _to_float64(obj: Any) -> Any:
     return "float64" if obj == "float32" else obj
 
 
-def predict(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    x = inputs[0] if len(inputs) == 1 else inputs
+def predict(model: Any, inputs: list[np.ndarray] | dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The model's outputs on ``inputs`` (a list in input order, or arrays by input name);
+    named outputs (a dict: BERT's ``pooled_output``, ``sequence_output``) sorted by name,
+    the order of a graph model's signature."""
+    if isinstance(inputs, dict):
+        x: Any = inputs
+    else:
+        x = inputs[0] if len(inputs) == 1 else inputs
     out = model(x, training=False)
+    if isinstance(out, dict):
+        return [np.asarray(out[k]) for k in sorted(out)]
     outs = out if isinstance(out, (list, tuple)) else [out]
     return [np.asarray(o) for o in outs]
+
+
+def widened(inputs: Any) -> Any:
+    """Float32 inputs (a list or arrays by name) as float64; integer ones (token ids) as they are."""
+    if isinstance(inputs, dict):
+        return {k: widened([v])[0] for k, v in inputs.items()}
+    return [i.astype(np.float64) if i.dtype == np.float32 else i for i in inputs]
 
 
 def float64_predictions(K: Any, model: Any, inputs: list[np.ndarray]) -> list[np.ndarray] | None:
@@ -839,8 +854,7 @@ def float64_predictions(K: Any, model: Any, inputs: list[np.ndarray]) -> list[np
                 for w in model.get_weights()
             ]
         )
-        x = [i.astype(np.float64) if i.dtype == np.float32 else i for i in inputs]
-        outs = predict(twin, x)
+        outs = predict(twin, widened(inputs))
     except Exception:  # noqa: BLE001 - some layers pin float32; no f64 bound then
         return None
     if any(o.dtype != np.float64 for o in outs if o.dtype.kind == "f"):

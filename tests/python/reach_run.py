@@ -44,25 +44,6 @@ REFERENCE_TIMEOUT_S = 900.0
 CONVERTERS = ("ours", "reference")
 
 
-def predict(model: Any, x: rc.Inputs) -> list[np.ndarray]:
-    """The model's outputs on ``x``; a model with named outputs (a dict: BERT's
-    ``pooled_output``, ``sequence_output``) gives them sorted by name, the order of a
-    graph model's signature."""
-    if isinstance(x, list):
-        return cc.predict(model, x)
-    out = model(x, training=False)
-    if isinstance(out, dict):
-        return [np.asarray(out[k]) for k in sorted(out)]
-    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
-
-
-def _as_float64(x: rc.Inputs) -> rc.Inputs:
-    """Float inputs widened to float64; token ids stay integers."""
-    if isinstance(x, dict):
-        return {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in x.items()}
-    return [v.astype(np.float64) if v.dtype == np.float32 else v for v in x]
-
-
 def save_inputs(path: str, x: rc.Inputs) -> None:
     """``x`` as an .npz: arrays by input name, or ``arg0``, ``arg1``... in input order."""
     named = x if isinstance(x, dict) else {f"arg{i}": a for i, a in enumerate(x)}
@@ -283,7 +264,7 @@ def normalize_output_scale(model: Any, x: rc.Inputs) -> None:
     at least 1, so tiny outputs would pass anything. A constant factor on the last
     kernel and bias changes no computation path, only the output scale.
     """
-    peak = max(float(np.max(np.abs(o))) for o in predict(model, x))
+    peak = max(float(np.max(np.abs(o))) for o in cc.predict(model, x))
     if not np.isfinite(peak) or peak == 0.0:
         return
     for layer in reversed(model.layers):
@@ -316,7 +297,7 @@ def float64_twin_predictions(case_id: str, side: int, model: Any, x: rc.Inputs) 
                 for w in model.get_weights()
             ]
         )
-        outs = predict(twin, _as_float64(x))
+        outs = cc.predict(twin, cc.widened(x))
     except Exception:  # noqa: BLE001 - no float64 twin for this constructor
         return None
     finally:
@@ -359,7 +340,7 @@ def calibrated_tolerance(case_id: str, side: int, model: Any, twin: bool = True)
     Without ``twin`` only the ulp floor applies (enough to tell "refused" from "ran").
     """
     xc = rc.calibration_inputs(case_id, side)
-    cal32 = predict(model, xc)
+    cal32 = cc.predict(model, xc)
     cal64 = None
     if twin:
         K = rc.keras_module(case_id.split("/", 1)[0])
@@ -387,8 +368,8 @@ def prepare(
         facts["skipped"] = f"not run: {facts['params']:,} parameters > the corpus cap of {max_params:,}"
         return facts
     x = seeded(case_id, model, side)
-    ref32 = predict(model, x)
-    if isinstance(model.output, dict):  # predict's order: sorted by name
+    ref32 = cc.predict(model, x)
+    if isinstance(model.output, dict):  # cc.predict's order: sorted by name
         facts["output_names"] = sorted(model.output)
     tol, bound = calibrated_tolerance(case_id, side, model, twin)
     facts.update(tol=tol, bound=bound, named_inputs=isinstance(x, dict))
