@@ -396,7 +396,7 @@ def _terminate(signum: int, frame: object) -> None:
 def console_main() -> None:
     """Console-script entry point: SIGTERM cleans up like Ctrl-C does."""
     signal.signal(signal.SIGTERM, _terminate)
-    sys.exit(main())
+    tf_env.exit_process(main())
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@ hidden for the duration of that import only; ``import jax`` works normally after
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 TF_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -59,3 +61,24 @@ def import_tensorflow() -> Any:
         import tensorflow as tf
 
     return tf
+
+
+def exit_process(code: int) -> NoReturn:
+    """End a console command; with TensorFlow loaded, without the interpreter's teardown.
+
+    Finalizing a process that imported TensorFlow (module teardown, then TF's C++ static
+    destructors) takes ~0.5 s on 2 cores, a sixth of converting a small model, and
+    does nothing the output depends on. So: flush the streams, shut logging down, run
+    the ``atexit`` handlers (``weakref.finalize`` and ``tempfile`` clean-ups among
+    them), then ``os._exit``. Without TensorFlow, a plain ``sys.exit``.
+    """
+    if "tensorflow" not in sys.modules:
+        sys.exit(code)
+    logging.shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a broken pipe: nothing left to say
+            pass
+    os._exit(code)

@@ -56,3 +56,40 @@ def test_jax_is_hidden_only_while_tensorflow_imports():
 )
 def test_entry_points_import_tensorflow_like_the_converter(frozen_pb, entry):
     assert json.loads(_run(f"import sys; {entry}; {_REPORT}", frozen_pb)) == ["0", False]
+
+
+_EXIT_SCRIPT = """
+import atexit, logging, sys, tempfile
+from pathlib import Path
+from tfjsconv import tf_env
+{prepare}
+keep = tempfile.TemporaryDirectory()  # removed by its weakref.finalize at exit
+Path(sys.argv[1]).write_text(keep.name)
+atexit.register(lambda: Path(sys.argv[2]).write_text("ran"))
+handler = logging.FileHandler(sys.argv[3])
+logging.getLogger("exit_test").addHandler(handler)
+logging.getLogger("exit_test").warning("logged")
+sys.stdout.write("no newline, still buffered")
+tf_env.exit_process(3)
+"""
+
+
+@pytest.mark.parametrize("prepare", ["tf_env.import_tensorflow()", "pass"], ids=["with_tf", "without_tf"])
+def test_exit_process_keeps_every_exit_duty(tmp_path, prepare):
+    """The fast exit skips the interpreter's teardown, never what a user can observe."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    env["PYTHONPATH"] = str(REPO / "converter")
+    names, ran, log = tmp_path / "names", tmp_path / "ran", tmp_path / "log"
+    code = _EXIT_SCRIPT.format(prepare=prepare)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(names), str(ran), str(log)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout == "no newline, still buffered"
+    assert ran.read_text() == "ran"
+    assert log.read_text() == "logged\n"
+    assert not Path(names.read_text()).exists()

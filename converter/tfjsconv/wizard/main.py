@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
+from tfjsconv import tf_env
 from tfjsconv.errors import report_internal_error
 from tfjsconv.wizard.detect import CONVERTER, PROG, USAGE, WizardError
 from tfjsconv.wizard.prompts import Prompts, ask
@@ -71,4 +72,4 @@ def main(
 
 
 def console_main() -> None:
-    sys.exit(main())
+    tf_env.exit_process(main())

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from tfjsconv import tf_env
 from tfjsconv.errors import ConversionError, UsageError, report_internal_error
 from tfjsconv_pb2json import legacy
 from tfjsconv_pb2json.migrate import MigrationPlan, check_dest, plan_migration, write_migration
@@ -123,4 +124,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console_main() -> None:
     """Console-script entry point (``tfjs_pb2json``)."""
-    sys.exit(main())
+    tf_env.exit_process(main())
