@@ -41,6 +41,7 @@ def tfjs_repositories(name = "tfjs_pip", lock = None, python_interpreter = "/usr
     _tfjs_pip_manifest_repository(
         name = name + "_manifest",
         pip_lock_digest = "@%s//:lock.sha256" % name,
+        python_snapshot = "@tfjs_python//:BUILD.bazel",
         python_interpreter = python_interpreter,
     )
     _tfjs_python_repository(name = name + "_python", python_interpreter = python_interpreter)

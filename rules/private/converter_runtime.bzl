@@ -2,16 +2,17 @@
 
 The action's executable is the snapshot's dynamic loader (`@tfjs_python`), which starts
 the snapshot interpreter with `-S` (no site: no host site-packages) on
-`tfjs_convert_tool.py`; the converter sources come in as per-file tool inputs and the
-locked site-packages as one directory input, all put on `sys.path` by the tool's
-`--sys_path` flags. So locally, in a sandbox, in a persistent worker and on a remote
+`tfjs_convert_tool.py`; the converter sources come in as per-file tool inputs, the
+interpreter's tree and the locked site-packages as one directory input each, put on
+`sys.path` by the tool's `--sys_path` flags. So locally, in a sandbox, in a persistent worker and on a remote
 executor the same files are read at the same execroot-relative paths, and an executor
 needs only Linux x86_64.
 
-The directory input costs one symlink per sandbox and nothing at analysis or at a cold
+A directory input costs one symlink per sandbox and nothing at analysis or at a cold
 start; Bazel tracks it by the directory's own metadata, so the action also takes
-`@tfjs_pip_manifest//:runtime.manifest` (the sha256 of every file in it, listed again at
-every server start): that is what puts the tree's content into the action key
+`@tfjs_pip_manifest//:runtime.manifest` and `:python.manifest` (the sha256 of every file
+in each, listed again at every server start): that is what puts the trees' content into
+the action key
 (docs/build-cluster.md, "How the runtime reaches an action").
 
 `--define=tfjs_check_hermetic=1` makes the tool fail if any loaded shared object or
@@ -26,15 +27,17 @@ CONVERTER_RUNTIME_ATTRS = {
     ),
     "_python_files": attr.label(
         default = Label("@tfjs_python//:files"),
-        doc = "The CPython 3.11 snapshot: binary, stdlib, shared libraries.",
-    ),
-    "_python_interpreter": attr.label(
-        default = Label("@tfjs_python//:bin/python3.11"),
-        allow_single_file = True,
+        doc = "The CPython 3.11 snapshot (binary, stdlib, shared libraries) as one directory input.",
     ),
     "_python_loader": attr.label(
         default = Label("@tfjs_python//:lib/ld-linux-x86-64.so.2"),
         allow_single_file = True,
+        doc = "The snapshot's dynamic loader: the actions' executable.",
+    ),
+    "_python_manifest": attr.label(
+        default = Label("@tfjs_pip_manifest//:python.manifest"),
+        allow_single_file = True,
+        doc = "The sha256 of every file of the snapshot's tree: its content in the action key.",
     ),
     "_site_packages": attr.label(
         default = Label("@tfjs_pip//:files"),
@@ -54,9 +57,6 @@ CONVERTER_RUNTIME_ATTRS = {
         allow_single_file = True,
     ),
 }
-
-def _dirname(path):
-    return path.rpartition("/")[0]
 
 def _import_root(files, marker):
     """The directory that holds `marker` (e.g. "tfjsconv/__init__.py") among `files`."""
@@ -99,9 +99,14 @@ def _site_packages_dir(ctx):
     """The directory `@tfjs_pip//:files` holds: the install, as actions see it."""
     return ctx.files._site_packages[0]
 
+def _python_tree(ctx):
+    """The directory `@tfjs_python//:files` holds: the snapshot, as actions see it."""
+    return ctx.files._python_files[0]
+
 def runtime_tree(ctx):
-    """The locked site-packages directory, as the conversion (worker) action's input."""
-    return depset(ctx.files._site_packages)
+    """The locked site-packages and the snapshot's directories: the conversion (worker)
+    action's inputs."""
+    return depset([_site_packages_dir(ctx), _python_tree(ctx)])
 
 def converter_command(ctx, entry = "convert"):
     """How a conversion (or migration, or prediction) action starts its tool.
@@ -118,7 +123,7 @@ def converter_command(ctx, entry = "convert"):
       for "convert", add `runtime_tree(ctx)` to the action's inputs.
     """
     loader = ctx.file._python_loader
-    interpreter = ctx.file._python_interpreter
+    python = _python_tree(ctx).path
     script = ctx.file._tool_script
     converter = ctx.files._converter_files
     own = ctx.files._entry_files if entry in _ENTRY_MARKERS else []
@@ -131,8 +136,8 @@ def converter_command(ctx, entry = "convert"):
     roots.append(_site_packages_dir(ctx).path)
     startup = [
         "--library-path",
-        _dirname(loader.path),
-        interpreter.path,
+        python + "/lib",
+        python + "/bin/python3.11",
         "-s",
         "-S",
         # No .pyc writes: the site-packages directory is shared and its content is in
@@ -145,18 +150,23 @@ def converter_command(ctx, entry = "convert"):
     if ctx.var.get("tfjs_check_hermetic", "0") == "1":
         startup.append("--check_hermetic")
     tools = depset(
-        [script, ctx.file._site_packages_lock, ctx.file._site_packages_manifest, loader, interpreter],
+        [
+            script,
+            ctx.file._site_packages_lock,
+            ctx.file._site_packages_manifest,
+            ctx.file._python_manifest,
+            loader,
+        ],
         transitive = [
             depset(converter),
             depset(own),
-            depset(ctx.files._python_files),
             # The conversion runs as a persistent worker, whose key Bazel computes from the
             # digests of its tools: a directory has none (Bazel 7 fails on it), so there the
-            # tree is an ordinary input (runtime_tree) and the manifest keys the worker.
-            depset([] if entry == "convert" else ctx.files._site_packages),
+            # trees are ordinary inputs (runtime_tree) and the manifests key the worker.
+            depset() if entry == "convert" else runtime_tree(ctx),
         ],
     )
 
-    # PYTHONHOME: the snapshot's prefix (bin/python3.11 -> the repository root).
-    env = {"PYTHONHOME": _dirname(_dirname(interpreter.path))}
+    # PYTHONHOME: the snapshot's prefix (it holds bin/python3.11 and lib/python311.zip).
+    env = {"PYTHONHOME": python}
     return loader, startup, tools, env

@@ -12,6 +12,9 @@ libraries, which is what a remote executor gives us:
                                        one file to stage per action)
     lib/python3.11/lib-dynload/*.so    stdlib extension modules (cannot load from a zip)
 
+``--loader`` also copies the dynamic loader outside that tree: actions take the tree as
+one directory input, and their executable has to be a file of its own.
+
 The zip holds ``unchecked-hash`` .pyc files beside the sources (``os.pyc`` next to
 ``os.py``, where zipimport looks for them), so two snapshots of the same interpreter are
 byte-identical (fixed zip timestamps, sorted entries) and startup does not recompile the
@@ -144,8 +147,9 @@ def _compile(src: Path, pyc: Path, dfile: str) -> None:
         pass  # e.g. a file with syntax for another version: keep the source only
 
 
-def snapshot(python: str, dest: Path) -> None:
-    """Copy ``python`` (a CPython 3.11 binary) and what it needs into ``dest``."""
+def snapshot(python: str, dest: Path, loader: Path | None = None) -> None:
+    """Copy ``python`` (a CPython 3.11 binary) and what it needs into ``dest``, and its
+    dynamic loader to ``loader`` if given."""
     info = subprocess.run(
         [
             python,
@@ -193,14 +197,18 @@ def snapshot(python: str, dest: Path) -> None:
     for root, _, names in os.walk(dest):
         for n in names:
             os.utime(os.path.join(root, n), (315532800, 315532800))
+    if loader is not None:
+        loader.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(dest / "lib" / "ld-linux-x86-64.so.2", loader)
 
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--python", required=True, help="the CPython 3.11 binary to snapshot")
-    p.add_argument("--dest", required=True, help="the repository directory to fill")
+    p.add_argument("--dest", required=True, help="the directory to fill (the actions' tree)")
+    p.add_argument("--loader", default="", help="where to copy the dynamic loader as well")
     args = p.parse_args(argv)
-    snapshot(args.python, Path(args.dest))
+    snapshot(args.python, Path(args.dest), Path(args.loader) if args.loader else None)
     return 0
 
 

@@ -1,15 +1,15 @@
-"""Write the content manifest of an installed site-packages tree, cheaply.
+"""Write the content manifests of the runtime's trees (site-packages, the interpreter), cheaply.
 
 Run by the ``tfjs_pip_manifest`` repository rule at every Bazel server start (never by
-a build action). Conversion actions take the site-packages tree as one directory input,
-which Bazel tracks by the directory's own metadata only; the manifest written here is
-what ties their cache keys to the tree's content: one line per file with its sha256,
-size and executable bit, sorted by path. The same install gives the same manifest on
-every machine, and a changed byte anywhere in the tree gives another one.
+a build action). Conversion actions take the locked site-packages and the interpreter
+snapshot each as one directory input, which Bazel tracks by the directory's own metadata
+only; the manifests written here are what tie their cache keys to the trees' content: one
+line per file with its sha256, size and executable bit, sorted by path. The same install
+gives the same manifest on every machine, and a changed byte anywhere gives another one.
 
-Hashing the 1.5 GB tree takes seconds, so digests are remembered in a machine-local
-stat cache (``--stat_cache``) keyed by each file's (size, mtime, ctime, inode, device),
-the way ``git`` keeps its index: a file whose stat is unchanged keeps its digest, any
+Hashing the 1.5 GB of site-packages takes seconds, so digests are remembered in a
+machine-local stat cache (``.tfjs_statcache.json`` beside each tree) keyed by each file's
+(size, mtime, ctime, inode, device), the way ``git`` keeps its index: a file whose stat is unchanged keeps its digest, any
 write changes the ctime and the file is hashed again (and a file written in the last
 two seconds is not cached at all).
 """
@@ -129,17 +129,9 @@ def manifest(
     return lines, new_cache, hashed
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--site_packages", required=True, help="the installed tree")
-    p.add_argument("--out", required=True, help="the manifest to write")
-    p.add_argument(
-        "--stat_cache",
-        default="",
-        help="machine-local digest cache (default: .tfjs_statcache.json beside the real tree)",
-    )
-    args = p.parse_args(argv)
-    root = os.path.realpath(args.site_packages)
+def write_manifest(tree: str, out: str) -> int:
+    """List ``tree`` into ``out`` with the stat cache beside the real tree; exit code."""
+    root = os.path.realpath(tree)
     if not os.path.isdir(root):
         # The shared install was deleted by hand: Bazel still holds @tfjs_pip as fetched.
         print(
@@ -148,14 +140,34 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    cache_path = args.stat_cache or os.path.join(os.path.dirname(root), ".tfjs_statcache.json")
+    cache_path = os.path.join(os.path.dirname(root), ".tfjs_statcache.json")
     cache = load_cache(cache_path)
     lines, new_cache, hashed = manifest(root, cache)
     if hashed or new_cache.keys() != cache.keys():
         save_cache(cache_path, new_cache)
-    with open(args.out, "w", encoding="utf-8", newline="\n") as f:
+    with open(out, "w", encoding="utf-8", newline="\n") as f:
         f.write("".join(line + "\n" for line in lines))
-    print(f"runtime_manifest: {len(lines)} files, {hashed} hashed", file=sys.stderr)
+    print(f"runtime_manifest: {root}: {len(lines)} files, {hashed} hashed", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument(
+        "--tree",
+        action="append",
+        required=True,
+        help="a tree to list (repeatable); its stat cache is .tfjs_statcache.json beside it",
+    )
+    p.add_argument("--out", action="append", required=True, help="the manifest of each --tree, in order")
+    args = p.parse_args(argv)
+    if len(args.tree) != len(args.out):
+        p.error("give one --out per --tree")
+    # One process for every tree: this runs at each server start, before analysis ends.
+    for tree, out in zip(args.tree, args.out, strict=True):
+        code = write_manifest(tree, out)
+        if code:
+            return code
     return 0
 
 

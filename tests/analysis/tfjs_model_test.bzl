@@ -107,7 +107,9 @@ def _action_test_impl(ctx):
     # the values outputs depend on are spelled out here as well.
     action_env = dict(action.env)
     home = action_env.pop("PYTHONHOME", "")
-    asserts.true(env, home.endswith("tfjs_python"), "PYTHONHOME: " + home)
+    asserts.true(env, home.endswith("tfjs_python/python"), "PYTHONHOME: " + home)
+    asserts.equals(env, home + "/lib", argv[2])
+    asserts.equals(env, home + "/bin/python3.11", argv[3])
     asserts.equals(env, ACTION_ENV, action_env)
     for key, value in ctx.attr.env.items():
         asserts.equals(env, value, action.env.get(key), "env %s" % key)

@@ -1,15 +1,16 @@
 """The runtime's content is in every conversion's cache key, and nothing else of it is.
 
-Conversions take the locked site-packages as one directory input plus
-``@tfjs_pip_manifest//:runtime.manifest`` (the sha256 of every file in it), which is
-listed again at every server start. These tests build in a checkout and output base of
+Conversions take the locked site-packages and the interpreter snapshot as one directory
+input each plus ``@tfjs_pip_manifest//:runtime.manifest`` and ``:python.manifest`` (the
+sha256 of every file in them), which are listed again at every server start. These tests build in a checkout and output base of
 their own, against a private copy of the shared install (hard links, broken before a
 file is rewritten: the real install is never written), and check:
 
 * the same content at another install path is a cache hit (keys do not name paths);
 * touching a file (new mtime and ctime, same bytes) is a cache hit;
-* one changed byte in one file of one package re-runs exactly the runtime's actions
-  (both conversions), and the manifest names that file with its new digest;
+* one changed byte in one file of one package, or of the interpreter's tree, re-runs
+  exactly the runtime's actions (both conversions), and the manifest names that file with
+  its new digest;
 * a persistent worker's execroot left by an older layout (site-packages as a real
   directory) does not break the next conversion.
 
@@ -73,8 +74,8 @@ class Build:
             timeout=120,
         )
 
-    def manifest(self) -> dict[str, str]:
-        text = (self.output_base / "external" / "tfjs_pip_manifest" / "runtime.manifest").read_text()
+    def manifest(self, name: str = "runtime.manifest") -> dict[str, str]:
+        text = (self.output_base / "external" / "tfjs_pip_manifest" / name).read_text()
         return {line.split(" ", 3)[3]: line.split(" ", 1)[0] for line in text.splitlines()}
 
 
@@ -148,6 +149,32 @@ def test_runtime_content_alone_is_in_the_key(build: Build, tmp_path: Path) -> No
     assert build.converted() == []
     build.shared_dir = ""  # back to the default install before this copy goes
     shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_interpreter_tree_content_is_in_the_key(build: Build) -> None:
+    """The snapshot's tree is one directory input too: its manifest carries its content."""
+    build.shared_dir = ""
+    build.restart()
+    build.converted()
+    assert build.converted() == []
+    before = build.manifest("python.manifest")
+    # A stdlib extension module no conversion loads: one more byte at the end of an ELF
+    # file changes its digest, not how the interpreter runs.
+    rel = "lib/python3.11/lib-dynload/xxlimited.cpython-311-x86_64-linux-gnu.so"
+    assert rel in before, sorted(before)[:5]
+    target = build.output_base / "external" / "tfjs_python" / "python" / rel
+    data = target.read_bytes()
+    target.write_bytes(data + b"\0")
+    try:
+        build.restart()
+        assert build.converted() == sorted(TARGETS)
+        after = build.manifest("python.manifest")
+        assert after[rel] == hashlib.sha256(data + b"\0").hexdigest() != before[rel]
+        assert {k for k in after if after[k] != before.get(k)} == {rel}
+    finally:
+        target.write_bytes(data)
+    build.restart()
+    assert build.converted() == []
 
 
 def test_worker_execroot_left_by_an_older_layout(build: Build) -> None:

@@ -93,7 +93,7 @@ def test_a_stale_cache_entry_with_the_same_stat_is_what_racy_files_avoid(tmp_pat
 def test_main_writes_the_manifest_and_a_cache_beside_the_tree(tmp_path: Path) -> None:
     site = tree(tmp_path)
     out = tmp_path / "runtime.manifest"
-    assert runtime_manifest.main(["--site_packages", str(site), "--out", str(out)]) == 0
+    assert runtime_manifest.main(["--tree", str(site), "--out", str(out)]) == 0
     assert out.read_text().splitlines() == expected(site)
     # Beside the real tree; its entries are empty here (every file was just written).
     assert (tmp_path / ".tfjs_statcache.json").is_file()
@@ -105,7 +105,7 @@ def test_a_deleted_install_is_one_line_naming_the_fix(
     gone = tmp_path / "site-packages"
     link = tmp_path / "repo-site-packages"
     os.symlink(gone, link)
-    assert runtime_manifest.main(["--site_packages", str(link), "--out", str(tmp_path / "m")]) == 2
+    assert runtime_manifest.main(["--tree", str(link), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and str(gone) in err and "bazel sync --only=tfjs_pip" in err
     assert not (tmp_path / "m").exists()
