@@ -30,20 +30,20 @@ _CACHE_VERSION = 1
 _CHUNK = 1 << 20
 
 
-def walk(root: str) -> Iterator[tuple[str, os.stat_result]]:
-    """(path relative to ``root``, lstat) of every non-directory entry, sorted by path."""
-    stack = [""]
-    found: list[tuple[str, os.stat_result]] = []
+def walk(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(path relative to ``root``, full path, lstat) of every non-directory entry, sorted
+    by path. Directories are told apart by their directory entry's type, not a ``stat``:
+    this runs at every server start, on the critical path of the first build."""
+    stack = [root]
+    found: list[tuple[str, str, os.stat_result]] = []
+    prefix = len(root) + 1
     while stack:
-        rel = stack.pop()
-        with os.scandir(os.path.join(root, rel) if rel else root) as it:
+        with os.scandir(stack.pop()) as it:
             for entry in it:
-                child = f"{rel}/{entry.name}" if rel else entry.name
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(child)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
                 else:
-                    found.append((child, st))
+                    found.append((entry.path[prefix:], entry.path, entry.stat(follow_symlinks=False)))
     found.sort(key=lambda item: os.fsencode(item[0]))
     yield from found
 
@@ -108,8 +108,7 @@ def manifest(
     new_cache: dict[str, list] = {}
     hashed = 0
     racy_after = (time.time_ns() if now_ns is None else now_ns) - _RACY_NS
-    for rel, st in walk(root):
-        path = os.path.join(root, rel)
+    for rel, path, st in walk(root):
         if stat.S_ISLNK(st.st_mode):
             lines.append(f"link {os.readlink(path)} - {quote(rel)}")
             continue
