@@ -15,6 +15,10 @@ measures in the same run, wall clock:
 * analysis after a server restart (``bazel shutdown``, then ``build --nobuild``);
 * a no-op rebuild (the least of 3).
 
+``--rounds N`` measures every row N times, one round after the other, and reports each
+number's median (the ratios are of medians; each round's ratio is listed too): single
+cold builds and CLI runs vary by 5-15% from run to run on 2 cores.
+
 Each cold build is profiled (``--profile``) and split into Bazel's start (launch, init,
 target patterns), analysis, execution before the first conversion starts (input
 metadata and digests, sandbox set-up, worker spawn) and the conversion actions; the
@@ -32,11 +36,13 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_bazel  # noqa: E402
@@ -125,21 +131,24 @@ class Workspace:
         )
 
 
-def run(checkout: str, tmp: str, small: int) -> dict[str, object]:
+def run(checkout: str, tmp: str, small: int, rounds: int = 1) -> dict[str, object]:
     ws, *names = bench_bazel.make_workspace(tmp, small, True, source=checkout)
     ob = os.path.join(tmp, "output_base")
     w = Workspace(ws, ob)
     # Fetch the repositories once (pip install, snapshot): no row pays for them.
     bench_bazel.timed_run([*w.base, "build", "--nobuild", "//bench_models:all"], ws)
+    per_round = [measure(w, tmp, names) for _ in range(rounds)]
+    merged = median_of(per_round)
+    merged.update(checkout=checkout, cores=os.cpu_count(), load=common.load_average(), rounds=per_round)
+    return merged
+
+
+def measure(w: Workspace, tmp: str, names: list[str]) -> dict[str, Any]:
+    """One round: every row once, the CLI rows first."""
     mobilenet = "mobilenet_v2"
     small_name = min(n for n in names if n != mobilenet)
-    results: dict[str, object] = {
-        "checkout": checkout,
-        "cores": os.cpu_count(),
-        "load": common.load_average(),
-    }
-
-    env = dict(os.environ, PYTHONPATH=os.path.join(checkout, "converter"), TF_CPP_MIN_LOG_LEVEL="2")
+    results: dict[str, Any] = {}
+    env = dict(os.environ, PYTHONPATH=os.path.join(w.ws, "converter"), TF_CPP_MIN_LOG_LEVEL="2")
     cli = [
         common.VENV_PYTHON,
         "-m",
@@ -150,8 +159,9 @@ def run(checkout: str, tmp: str, small: int) -> dict[str, object]:
     cli_times = {}
     for name in names:
         out = os.path.join(tmp, "cli_out", name)
+        shutil.rmtree(out, ignore_errors=True)
         cli_times[name] = bench_bazel.timed_run(
-            [*cli, "--quiet", os.path.join(ws, "bench_models", name + ".h5"), out], tmp, env
+            [*cli, "--quiet", os.path.join(w.ws, "bench_models", name + ".h5"), out], tmp, env
         )
     results["cli"] = {
         "small": cli_times[small_name],
@@ -169,22 +179,42 @@ def run(checkout: str, tmp: str, small: int) -> dict[str, object]:
     ):
         profile = os.path.join(tmp, f"{key}.profile.json")
         wall = w.cold(target, profile, *flags)
-        cold[key] = {"wall": wall, "phases": phases(profile), "workers": worker_first_requests(ob)}
+        cold[key] = {"wall": wall, "phases": phases(profile), "workers": worker_first_requests(w.ob)}
     results["cold"] = cold
 
     w.shutdown()
     profile = os.path.join(tmp, "restart.profile.json")
     wall = bench_bazel.timed_run(
-        [*w.base, "build", "--nobuild", f"--profile={profile}", "//bench_models:all"], ws
+        [*w.base, "build", "--nobuild", f"--profile={profile}", "//bench_models:all"], w.ws
     )
     results["analysis_after_restart"] = {"wall": wall, "phases": phases(profile)}
-    bench_bazel.timed_run([*w.base, "build", "//bench_models:all"], ws)
+    bench_bazel.timed_run([*w.base, "build", "//bench_models:all"], w.ws)
     # The least of 3: the first rebuild after a restart still runs Bazel's cold JIT.
     results["noop"] = min(
-        bench_bazel.timed_run([*w.base, "build", "//bench_models:all"], ws) for _ in range(3)
+        bench_bazel.timed_run([*w.base, "build", "//bench_models:all"], w.ws) for _ in range(3)
     )
     w.shutdown()
     return results
+
+
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each number the median of its rounds; a cold build's worker split is the one of its
+    median round (the rounds' lists are kept beside, under "rounds")."""
+
+    def merge(values: list[Any]) -> Any:
+        first = values[0]
+        if isinstance(first, dict):
+            return {k: merge([v[k] for v in values]) for k in first}
+        if isinstance(first, (int, float)):
+            return statistics.median(values)
+        return first
+
+    merged: dict[str, Any] = merge(rounds)
+    for key, c in merged["cold"].items():
+        walls = [r["cold"][key]["wall"] for r in rounds]
+        middle = sorted(range(len(rounds)), key=walls.__getitem__)[len(rounds) // 2]
+        c["workers"] = rounds[middle]["cold"][key]["workers"]
+    return merged
 
 
 def tables(r: dict, label: str) -> str:
@@ -229,8 +259,17 @@ def tables(r: dict, label: str) -> str:
         ],
         ["no-op rebuild", f"{r['noop']:.2f}", verdict("noop", r["noop"])],
     ]
-    out = [f"### {label}  (cores: {r['cores']}, load average before: {r['load']})", ""]
+    n = len(r["rounds"])
+    out = [
+        f"### {label}  (cores: {r['cores']}, load average before: {r['load']}; "
+        f"{'median of ' + str(n) + ' rounds' if n > 1 else 'one round'})",
+        "",
+    ]
     out.append(common.markdown_table(["row", "wall s", "against the target"], rows))
+    if n > 1:
+        for key in ("small", "mobilenet"):
+            each = [x["cold"][key]["wall"] / x["cli"][key] for x in r["rounds"]]
+            out.append(f"\nPer round, bazel cold {key} / its CLI: " + ", ".join(f"{v:.2f}x" for v in each))
     # Where each cold build's time went.
     names = list(next(iter(cold.values()))["phases"])
     brows = []
@@ -254,6 +293,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--label", default="", help="table heading (default: the checkout's commit)")
     p.add_argument("--small", type=int, default=10, help="number of small MLP models")
     p.add_argument("--json", help="also write the raw numbers here")
+    p.add_argument("--rounds", type=int, default=1, help="measure every row this many times; report medians")
     p.add_argument("--keep", action="store_true", help="keep the temporary workspace")
     args = p.parse_args(argv)
     label = (
@@ -264,7 +304,7 @@ def main(argv: Sequence[str]) -> int:
     )
     tmp = tempfile.mkdtemp(prefix="bench_cold_")
     try:
-        results = run(os.path.abspath(args.checkout), tmp, args.small)
+        results = run(os.path.abspath(args.checkout), tmp, args.small, args.rounds)
     finally:
         if args.keep:
             print(f"kept {tmp}")
