@@ -233,12 +233,10 @@ def doc_markdown(doc: Mapping[str, Any]) -> str:
             side = _input(cid, case)
             params = _params(case)
             name = cid.split("/", 1)[1]
-            cells = [" / ".join(_cell(case["paths"][p][conv], notes, name) for conv in CONVERTERS) for p in paths]
-            parts.append(
-                f"| `{name}` | {case['family']} | {side} | {params} | "
-                + " | ".join(cells)
-                + " |"
-            )
+            cells = [
+                " / ".join(_cell(case["paths"][p][conv], notes, name) for conv in CONVERTERS) for p in paths
+            ]
+            parts.append(f"| `{name}` | {case['family']} | {side} | {params} | " + " | ".join(cells) + " |")
         parts.append("")
     parts += ["## Notes", "", *[f"{i + 1}. {text}" for i, text in enumerate(notes.items)], ""]
     return "\n".join(parts)

@@ -104,8 +104,14 @@ def _python_tree(ctx):
     return ctx.files._python_files[0]
 
 def runtime_tree(ctx):
-    """The locked site-packages and the snapshot's directories: the conversion (worker)
-    action's inputs."""
+    """The conversion (worker) action's runtime inputs.
+
+    Args:
+      ctx: the rule context (CONVERTER_RUNTIME_ATTRS).
+
+    Returns:
+      A depset of the locked site-packages directory and the snapshot's tree.
+    """
     return depset([_site_packages_dir(ctx), _python_tree(ctx)])
 
 def converter_command(ctx, entry = "convert"):
