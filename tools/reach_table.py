@@ -64,18 +64,19 @@ def counts(doc: Mapping[str, Any]) -> dict[tuple[str, str, str], dict[str, int]]
     return table
 
 
-# Why a case fails on webgl when it is known (case name -> cause), found by running the
-# converted model's intermediate nodes on webgl and cpu side by side. Shown only while the
-# case still fails there.
+# Why a case fails on webgl when it is known, found by running the converted model's
+# intermediate nodes on webgl and cpu side by side: case name -> (the README's few words,
+# the note's explanation). Shown only while the case still fails there.
 WEBGL_CAUSES = {
     "MobileNet": (
+        "a precision floor of tfjs-backend-webgl's packed depthwise convolution",
         "tfjs-backend-webgl's packed depthwise convolution (channel multiplier 1, stride ≤ 2) starts "
         "each sum at 1e-15 and subtracts it at the end: an absolute error of ~1e-22 per output, whatever "
         "the output's size. This randomly initialized MobileNet's activations shrink ~10× per block "
         "(identity BatchNorms, small glorot depthwise kernels) to ~1e-19 in its last blocks, and its "
         "scaled head multiplies them back to O(1), so that floor becomes 4e-4. Every intermediate node "
         "before them agrees with cpu to 1e-6 relative; with `WEBGL_PACK_DEPTHWISECONV` off the same "
-        "model.json is 1.7e-6 off (tf_keras case, measured outside the suite)."
+        "model.json is 1.7e-6 off (tf_keras case, measured outside the suite).",
     ),
 }
 
@@ -88,7 +89,7 @@ def _cell(res: Mapping[str, Any], notes: Notes, name: str = "") -> str:
         if webgl == "ran":
             cell += " ᵂ✓"
         elif webgl:
-            cause = f". Cause: {WEBGL_CAUSES[name]}" if name in WEBGL_CAUSES else ""
+            cause = f". Cause: {WEBGL_CAUSES[name][1]}" if name in WEBGL_CAUSES else ""
             cell += f" ᵂ✗{notes.ref('webgl ' + webgl + cause)}"
         return cell
     if kind in ("skipped", "missing"):
@@ -152,12 +153,11 @@ def webgl_sentence(doc: Mapping[str, Any]) -> str:
     w = webgl_counts(doc)
     run = w["webgl ran"] + w["webgl failed"]
     failed = webgl_failures(doc)
-    known = [n for n in failed if n in WEBGL_CAUSES]
     why = ""
     if failed:
         why = f" ({', '.join(f'`{n}`' for n in failed)}"
-        if known == failed:
-            why += ": a precision floor of tfjs-backend-webgl's packed depthwise convolution, see the notes"
+        if all(n in WEBGL_CAUSES for n in failed):
+            why += ": " + "; ".join(sorted({WEBGL_CAUSES[n][0] for n in failed})) + ", see the notes"
         why += ")"
     return (
         f"On the webgl backend (headless Chromium, WebGL 2 through SwiftShader), {run} of the {w['cpu']} "
