@@ -17,7 +17,7 @@ measures in the same run, wall clock:
 
 ``--rounds N`` measures every row N times, one round after the other, and reports each
 number's median (the ratios are of medians; each round's ratio is listed too): single
-cold builds and CLI runs vary by 5-15% from run to run on 2 cores.
+cold builds and CLI runs vary by 10-20% from run to run on 2 cores.
 
 Each cold build is profiled (``--profile``) and split into Bazel's start (launch, init,
 target patterns), analysis, execution before the first conversion starts (input

@@ -9,9 +9,9 @@ gives the same manifest on every machine, and a changed byte anywhere gives anot
 
 Hashing the 1.5 GB of site-packages takes seconds, so digests are remembered in a
 machine-local stat cache (``.tfjs_statcache.json`` beside each tree) keyed by each file's
-(size, mtime, ctime, inode, device), the way ``git`` keeps its index: a file whose stat is unchanged keeps its digest, any
-write changes the ctime and the file is hashed again (and a file written in the last
-two seconds is not cached at all).
+(size, mtime, ctime, inode, device), the way ``git`` keeps its index: a file whose stat
+is unchanged keeps its digest, any write changes the ctime and the file is hashed again
+(and a file written in the last two seconds is not cached at all).
 """
 
 from __future__ import annotations
