@@ -64,33 +64,17 @@ def counts(doc: Mapping[str, Any]) -> dict[tuple[str, str, str], dict[str, int]]
     return table
 
 
-# Why a case fails on webgl when it is known, found by running the converted model's
-# intermediate nodes on webgl and cpu side by side: case name -> (the README's few words,
-# the note's explanation). Shown only while the case still fails there.
-WEBGL_CAUSES = {
-    "MobileNet": (
-        "a precision floor of tfjs-backend-webgl's packed depthwise convolution",
-        "tfjs-backend-webgl's packed depthwise convolution (channel multiplier 1, stride ≤ 2) starts "
-        "each sum at 1e-15 and subtracts it at the end: an absolute error of ~1e-22 per output, whatever "
-        "the output's size. This randomly initialized MobileNet's activations shrink ~10× per block "
-        "(identity BatchNorms, small glorot depthwise kernels) to ~1e-19 in its last blocks, and its "
-        "scaled head multiplies them back to O(1), so that floor becomes 4e-4. Every intermediate node "
-        "before them agrees with cpu to 1e-6 relative; with `WEBGL_PACK_DEPTHWISECONV` off the same "
-        "model.json is 1.7e-6 off (tf_keras case, measured outside the suite).",
-    ),
-}
-
-
-def _cell(res: Mapping[str, Any], notes: Notes, name: str = "") -> str:
+def _cell(res: Mapping[str, Any], notes: Notes, case: Mapping[str, Any]) -> str:
     kind = res["outcome"]
     if kind == "ran":
         cell = "✓" + (f" ⚠{notes.ref(res['warning'])}" if res.get("warning") else "")
         webgl = res.get("webgl")
+        # A webgl bound of its own: the packed depthwise seed's term is in it (see the legend).
+        bound = f"webgl bound {case['webgl_tol']:.2g}: {case['webgl_bound']}" if "webgl_bound" in case else ""
         if webgl == "ran":
-            cell += " ᵂ✓"
+            cell += " ᵂ✓" + (notes.ref(bound) if bound else "")
         elif webgl:
-            cause = f". Cause: {WEBGL_CAUSES[name][1]}" if name in WEBGL_CAUSES else ""
-            cell += f" ᵂ✗{notes.ref('webgl ' + webgl + cause)}"
+            cell += f" ᵂ✗{notes.ref('webgl ' + webgl + ('; ' + bound if bound else ''))}"
         return cell
     if kind in ("skipped", "missing"):
         return SYMBOL[kind]
@@ -153,12 +137,7 @@ def webgl_sentence(doc: Mapping[str, Any]) -> str:
     w = webgl_counts(doc)
     run = w["webgl ran"] + w["webgl failed"]
     failed = webgl_failures(doc)
-    why = ""
-    if failed:
-        why = f" ({', '.join(f'`{n}`' for n in failed)}"
-        if all(n in WEBGL_CAUSES for n in failed):
-            why += ": " + "; ".join(sorted({WEBGL_CAUSES[n][0] for n in failed})) + ", see the notes"
-        why += ")"
+    why = f" ({', '.join(f'`{n}`' for n in failed)}, see the notes)" if failed else ""
     return (
         f"On the webgl backend (headless Chromium, WebGL 2 through SwiftShader), {run} of the {w['cpu']} "
         f"conversions of this converter that ran on cpu were run too: {w['webgl ran']} matched, "
@@ -200,7 +179,10 @@ def doc_markdown(doc: Mapping[str, Any]) -> str:
         "(`reach_run.calibrated_tolerance`: one image's 2 outputs are 2 draws of TF's rounding error, not its scale).",
         "",
         "`✓` ran and matched (`⚠` with a warning; `ᵂ✓` / `ᵂ✗` ran and matched / failed on the webgl backend too,",
-        "headless Chromium, tolerance × `WEBGL_OP_ERROR_RATIO`) · `refused` the converter said no (its message in the note) ·",
+        "headless Chromium, under `tolerances.webgl_tolerance`: the tolerance × `WEBGL_OP_ERROR_RATIO`, plus 4× how far",
+        "TF's outputs move when its depthwise layers start each sum at 1e-15 as webgl's packed shader does,",
+        "`tests/python/webgl_depthwise.py`; a note gives that bound where it applies) ·",
+        "`refused` the converter said no (its message in the note) ·",
         "`✗` converted, then tfjs failed to load/run it or its outputs differ (or the converter crashed) ·",
         f"`–` not run: over the corpus's cap of {doc['max_params']:,} parameters · `n/a` that Keras cannot write",
         "the source format · `…` not reached by the committed run. Cells read `ours / ref`.",
@@ -234,7 +216,7 @@ def doc_markdown(doc: Mapping[str, Any]) -> str:
             params = _params(case)
             name = cid.split("/", 1)[1]
             cells = [
-                " / ".join(_cell(case["paths"][p][conv], notes, name) for conv in CONVERTERS) for p in paths
+                " / ".join(_cell(case["paths"][p][conv], notes, case) for conv in CONVERTERS) for p in paths
             ]
             parts.append(f"| `{name}` | {case['family']} | {side} | {params} | " + " | ".join(cells) + " |")
         parts.append("")

@@ -34,14 +34,21 @@ import numpy as np
 import reach_corpus as rc
 from tfjs_backends import TfjsBackends
 from tfjs_runtime import HarnessDied, TfjsError, TfjsRuntime
-from tolerances import WEBGL_OP_ERROR_RATIO, max_diff, tolerance
+from tolerances import max_diff, tolerance, webgl_tolerance
+from webgl_depthwise import packed_depthwise_deviation
 
 # Cases with more parameters than this are listed but not run: at the smallest input
 # the conversion time and memory grow with the weights (the largest constructors have
 # 100M-450M parameters), and the corpus must finish on a 2-core machine.
 MAX_PARAMS = 30_000_000
 REFERENCE_TIMEOUT_S = 900.0
+# What a case's result file keeps of its facts (``prepare``).
+FACTS = ("side", "params", "tol", "bound", "webgl_tol", "webgl_bound")
 CONVERTERS = ("ours", "reference")
+
+
+def skipped_message(params: int, max_params: int = MAX_PARAMS) -> str:
+    return f"not run: {params:,} parameters > the corpus cap of {max_params:,}"
 
 
 def save_inputs(path: str, x: rc.Inputs) -> None:
@@ -172,9 +179,11 @@ def check_path(
     ref32: Sequence[np.ndarray],
     tol: float,
     output_names: Sequence[str] = (),
+    webgl_tol: float | None = None,
 ) -> dict[str, Any]:
     """Convert along ``path``, run on tfjs's cpu backend, compare; with a ``TfjsBackends``
-    a model that ran on cpu is run on webgl too (tolerance x WEBGL_OP_ERROR_RATIO)."""
+    a model that ran on cpu is run on webgl too (under ``webgl_tol``, default
+    ``tolerances.webgl_tolerance`` of ``tol``)."""
     out = os.path.join(work, f"out-{converter}")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -196,7 +205,7 @@ def check_path(
             return dict(entry, outcome="failed", message="converted, then tfjs cpu failed: " + error)
         entry["max_diff"] = diff
         if not diff <= tol:
-            return judge(entry, tol)
+            return judge(entry, tol, webgl_tol)
         if isinstance(tfjs, TfjsBackends):
             wdiff, werror = run_tfjs(tfjs, out, path.kind, x, ref32, "webgl", output_names)
             if wdiff is None:
@@ -206,11 +215,12 @@ def check_path(
             tfjs.clear()
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return judge(entry, tol)
+    return judge(entry, tol, webgl_tol)
 
 
-def judge(entry: dict[str, Any], tol: float) -> dict[str, Any]:
-    """``entry`` with its outcome (and webgl verdict) from its measured differences.
+def judge(entry: dict[str, Any], tol: float, webgl_tol: float | None = None) -> dict[str, Any]:
+    """``entry`` with its outcome (and webgl verdict, under ``webgl_tol``: by default
+    ``tolerances.webgl_tolerance`` of ``tol``) from its measured differences.
 
     Apart from the measurement so ``tools/reach_corpus.py rejudge`` can apply another
     tolerance to a stored run without converting again.
@@ -225,7 +235,8 @@ def judge(entry: dict[str, Any], tol: float) -> dict[str, Any]:
         )
     entry.pop("message", None)
     if "webgl_max_diff" in entry:
-        wdiff, wtol = entry["webgl_max_diff"], WEBGL_OP_ERROR_RATIO * tol
+        wdiff = entry["webgl_max_diff"]
+        wtol = webgl_tolerance(tol, "")[0] if webgl_tol is None else webgl_tol
         entry["webgl"] = (
             "ran" if wdiff <= wtol else f"failed: differs from TF by {wdiff:.3g} > tol {wtol:.3g}"
         )
@@ -319,8 +330,8 @@ def seeded(case_id: str, model: Any, side: int) -> rc.Inputs:
     return x
 
 
-def case_tolerance(case_id: str, max_params: int = MAX_PARAMS) -> tuple[float, str] | None:
-    """The case's (tolerance, bound) as ``prepare`` derives it; None over ``max_params``."""
+def case_tolerance(case_id: str, max_params: int = MAX_PARAMS) -> dict[str, Any] | None:
+    """The case's tolerances as ``prepare`` derives them; None over ``max_params``."""
     model, side = rc.build(case_id)
     if model.count_params() > max_params:
         return None
@@ -328,15 +339,17 @@ def case_tolerance(case_id: str, max_params: int = MAX_PARAMS) -> tuple[float, s
     return calibrated_tolerance(case_id, side, model)
 
 
-def calibrated_tolerance(case_id: str, side: int, model: Any, twin: bool = True) -> tuple[float, str]:
-    """``tolerance`` from TF's float32-vs-float64 spread over ``rc.calibration_inputs``.
+def calibrated_tolerance(case_id: str, side: int, model: Any, twin: bool = True) -> dict[str, Any]:
+    """``tolerance`` from TF's float32-vs-float64 spread over ``rc.calibration_inputs``,
+    and the webgl one: -> {tol, bound, webgl_tol, webgl_bound}.
 
     A corpus model has 2 outputs, so one image gives a spread that is the max of 2
     samples of TF's rounding error: a noisy estimate of its scale (the max of two
     |N(0, s)| is below s/4 one time in 25). Measured per image, the spread of one
     model varies 10x between images, and between batch sizes for the same image
     (other kernels, other summation order). The max over 16 images (32 outputs) is
-    the scale of the error, not a draw of it; the tested image is among them.
+    the scale of the error, not a draw of it; the tested image is among them; so is
+    the deviation webgl's packed depthwise kernel adds (``tolerances.webgl_tolerance``).
     Without ``twin`` only the ulp floor applies (enough to tell "refused" from "ran").
     """
     xc = rc.calibration_inputs(case_id, side)
@@ -348,7 +361,9 @@ def calibrated_tolerance(case_id: str, side: int, model: Any, twin: bool = True)
         if cal64 is None and isinstance(xc, list):
             cal64 = cc.float64_predictions(K, model, xc)
     tol, bound = tolerance(cal32, cal64)
-    return tol, f"{bound} over {rc.CALIBRATION_IMAGES} images"
+    over = f" over {rc.CALIBRATION_IMAGES} images"
+    webgl_tol, webgl_bound = webgl_tolerance(tol, bound, packed_depthwise_deviation(model, xc))
+    return {"tol": tol, "bound": bound + over, "webgl_tol": webgl_tol, "webgl_bound": webgl_bound + over}
 
 
 def prepare(
@@ -359,20 +374,19 @@ def prepare(
     twin: bool = True,
 ) -> dict[str, Any]:
     """Build the case, save the source formats of ``paths`` (default all) under ``work``,
-    store inputs and TF's predictions there; -> facts (side, params, tol, bound,
+    store inputs and TF's predictions there; -> facts (side, params, tol, bound, webgl_tol, webgl_bound,
     sources: name -> path relative to ``work``, or "!" + why it could not be saved)."""
     flavor = case_id.split("/", 1)[0]
     model, side = rc.build(case_id)
     facts: dict[str, Any] = {"side": side, "params": int(model.count_params())}
     if facts["params"] > max_params:
-        facts["skipped"] = f"not run: {facts['params']:,} parameters > the corpus cap of {max_params:,}"
+        facts["skipped"] = skipped_message(facts["params"], max_params)
         return facts
     x = seeded(case_id, model, side)
     ref32 = cc.predict(model, x)
     if isinstance(model.output, dict):  # cc.predict's order: sorted by name
         facts["output_names"] = sorted(model.output)
-    tol, bound = calibrated_tolerance(case_id, side, model, twin)
-    facts.update(tol=tol, bound=bound, named_inputs=isinstance(x, dict))
+    facts.update(calibrated_tolerance(case_id, side, model, twin), named_inputs=isinstance(x, dict))
     save_inputs(os.path.join(work, "x.npz"), x)
     np.savez(os.path.join(work, "ref32.npz"), *ref32)
     sources: dict[str, str] = {}
@@ -398,7 +412,7 @@ def convert_prepared(
     """converter -> {facts, "paths": {path name: result}} from what ``prepare`` left in ``work``."""
     flavor = case_id.split("/", 1)[0]
     wanted = [p for p in rc.PATHS[flavor] if paths is None or p.name in paths]
-    common = {k: facts[k] for k in ("side", "params", "tol", "bound") if k in facts}
+    common = {k: facts[k] for k in FACTS if k in facts}
     results: dict[str, dict[str, Any]] = {c: dict(common, paths={}) for c in converters}
     if "skipped" in facts:
         for c in converters:
@@ -417,7 +431,17 @@ def convert_prepared(
                 results[c]["paths"][p.name] = {"outcome": "n/a", "message": src[1:]}
                 continue
             res = check_path(
-                c, reference_exe, os.path.join(work, src), p, work, tfjs, x, ref32, facts["tol"], names
+                c,
+                reference_exe,
+                os.path.join(work, src),
+                p,
+                work,
+                tfjs,
+                x,
+                ref32,
+                facts["tol"],
+                names,
+                facts.get("webgl_tol"),
             )
             if res.get("message"):
                 res["message"] = res["message"].replace(work + os.sep, "").replace(work, ".")

@@ -10,11 +10,14 @@ the whole corpus, a multi-hour run (``tools/reach_corpus.py run``; see that tool
   reached, each given the path its Keras version has covered least so far, so every
   family and every path is exercised -- is built, converted by this converter, run in
   tfjs 4.22 and compared with TensorFlow again; its outcome must be the committed one
-  (a fix or a regression makes the table stale and fails the test until it is re-run).
+  (a fix or a regression makes the table stale and fails the test until it is re-run);
+  the cases whose webgl bound is mostly the packed depthwise seed's term join the sample
+  on webgl (``seed_dominated``).
 
 Tolerance: ``tolerances.tolerance`` (4x TF's own float32-vs-float64 spread on the same
 model over 16 images, at least 8 float32 ulps of the output scale:
-``reach_run.calibrated_tolerance``), applied in ``reach_run.judge``.
+``reach_run.calibrated_tolerance``), applied in ``reach_run.judge``; on webgl
+``tolerances.webgl_tolerance`` (x6 for GLSL, plus the packed depthwise kernel's seed term).
 """
 
 from __future__ import annotations
@@ -105,7 +108,23 @@ def test_sample_covers_every_family_and_path() -> None:
     assert paths == {(f, p.name) for f in rc.FLAVORS for p in rc.PATHS[f]}
 
 
-SAMPLE = sample(_committed()) if COMMITTED.exists() else []
+def seed_dominated(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(case id, path) of each case whose webgl bound is mostly the packed depthwise
+    seed's term (more than twice the GLSL one), on its first path that ran on webgl:
+    the sample re-runs them on webgl so that term is checked against tfjs itself."""
+    import tolerances
+
+    picks = []
+    for cid, case in sorted(doc["cases"].items()):
+        if case.get("webgl_tol", 0.0) <= 2 * tolerances.WEBGL_OP_ERROR_RATIO * case.get("tol", 0.0):
+            continue
+        path = next((p for p, r in case["paths"].items() if r["ours"].get("webgl") is not None), None)
+        if path is not None:
+            picks.append((cid, path))
+    return picks
+
+
+SAMPLE = sorted(set(sample(_committed()) + seed_dominated(_committed()))) if COMMITTED.exists() else []
 # The sample re-runs webgl (headless Chromium on SwiftShader, a CPU rasterizer) only on
 # its cases up to this size: a 28M-parameter ConvNeXt takes minutes there; the committed
 # table has the webgl results of the whole corpus.
@@ -136,3 +155,15 @@ def test_sample_reproduces_committed_outcome(case_id: str, path: str, request: p
     assert verdicts[0] == verdicts[1], (
         f"{case_id} {path} on webgl: committed {committed.get('webgl')}, now {got.get('webgl')}"
     )
+
+
+def test_judge_applies_the_cases_webgl_bound() -> None:
+    """webgl is judged under the case's own bound when it has one (the packed depthwise
+    seed's term), else under the cpu tolerance x WEBGL_OP_ERROR_RATIO."""
+    import tolerances
+
+    measured = {"max_diff": 1e-6, "webgl_max_diff": 1e-3}
+    plain = tolerances.WEBGL_OP_ERROR_RATIO * 1e-5
+    assert reach_run.judge(measured, 1e-5)["webgl"] == f"failed: differs from TF by 0.001 > tol {plain:.3g}"
+    assert reach_run.judge(measured, 1e-5, webgl_tol=2e-3)["webgl"] == "ran"
+    assert reach_run.judge(dict(measured, max_diff=2e-5), 1e-5, webgl_tol=2e-3)["outcome"] == "failed"
