@@ -83,13 +83,12 @@ def run_one(case_id: str, converters: list[str], results: Path, exe: str | None,
         facts = json.loads(facts_file.read_text(encoding="utf-8")) if facts_file.exists() else None
         if facts is not None and facts.get("skipped") and facts["params"] <= reach_run.MAX_PARAMS:
             facts = None  # skipped under a lower cap: build it now
-        if facts is not None:
-            if "tol" in facts and "webgl_tol" not in facts:  # built before webgl bounds
-                facts.update(reach_run.case_tolerance(case_id) or {})
-                _write(facts_file, facts)
-        else:
+        if facts is None:
             work.mkdir(parents=True, exist_ok=True)
             facts = reach_run.prepare(case_id, str(work))
+            _write(facts_file, facts)
+        elif "tol" in facts and "webgl_tol" not in facts:  # built before webgl bounds
+            facts.update(reach_run.case_tolerance(case_id) or {})
             _write(facts_file, facts)
         with TfjsBackends() if webgl else TfjsRuntime() as tfjs:
             out = reach_run.convert_prepared(case_id, str(work), facts, converters, tfjs, reference_exe=exe)
@@ -243,6 +242,8 @@ def collect(ours: Path, reference: Path) -> dict[str, Any]:
 
 def _apply(entry: dict[str, Any], doc: dict[str, Any], conv: str, paths: Any) -> None:
     """Put one converter's result file ``doc`` into a case's committed ``entry``."""
+    import tolerances
+
     for key in ("side", "params", "bound"):
         if key in doc:
             entry[key] = doc[key]
@@ -250,7 +251,7 @@ def _apply(entry: dict[str, Any], doc: dict[str, Any], conv: str, paths: Any) ->
         entry["tol"] = float(f"{doc['tol']:.2g}")
     # The webgl bound is kept where it is more than the cpu one scaled (the packed
     # depthwise kernel's term, ``tolerances.webgl_tolerance``).
-    if "packed depthwise" in doc.get("webgl_bound", ""):
+    if "tol" in doc and doc.get("webgl_tol", 0.0) > tolerances.webgl_tolerance(doc["tol"], "")[0]:
         entry["webgl_tol"] = float(f"{doc['webgl_tol']:.2g}")
         entry["webgl_bound"] = doc["webgl_bound"]
     for p in paths:

@@ -94,27 +94,20 @@ def _emulation(layer: Any, seed: np.float32 = SEED) -> Callable[..., Any] | None
     if strides[1] > MAX_PACKED_STRIDE_WIDTH:
         return None
     padding = str(layer.padding).lower()
-    if kind == "Conv2D":
-        kernel = layer.kernel
+    if kind == "Conv2D":  # groups = C, filter [h, w, 1, C]
+        kernel, one_axis = layer.kernel, 2
         groups = int(getattr(layer, "groups", 1))
         if groups == 1 or int(kernel.shape[2]) != 1 or int(kernel.shape[3]) != groups:
             return None
-
-        def depthwise_kernel() -> Any:
-            return tf.convert_to_tensor(layer.kernel)[:, :, 0, :]
-    else:
-        kernel = getattr(layer, "depthwise_kernel", None)
+    else:  # filter [h, w, C, multiplier]: tf_keras names it depthwise_kernel, Keras 3 kernel
+        kernel, one_axis = getattr(layer, "depthwise_kernel", None), 3
         kernel = layer.kernel if kernel is None else kernel
         if int(kernel.shape[3]) != 1:
             return None
 
-        def depthwise_kernel() -> Any:
-            k = getattr(layer, "depthwise_kernel", None)
-            return tf.convert_to_tensor(layer.kernel if k is None else k)[:, :, :, 0]
-
     def call(inputs: Any, *args: Any, **kwargs: Any) -> Any:
         t = tf.convert_to_tensor
-        y = seeded_depthwise(t(inputs), t(depthwise_kernel()), strides, padding, dilation, seed)
+        y = seeded_depthwise(t(inputs), tf.squeeze(t(kernel), one_axis), strides, padding, dilation, seed)
         if kind == "SeparableConv2D":
             y = tf.nn.conv2d(y, t(layer.pointwise_kernel), strides=1, padding="VALID")
         if layer.use_bias:
