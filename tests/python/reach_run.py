@@ -251,9 +251,20 @@ def reseed_weights(model: Any) -> None:
     constructor gives other weights after other models were built in the process; the
     corpus and its CI sample must convert the same model. Each weight keeps its
     initializer's distribution (``<name>_initializer`` of its layer) with a fixed seed.
+    The model's own layers come first, then the layers nested in them (ConvNeXt's stem
+    and downsampling ``Sequential`` blocks): a model without nested layers keeps the
+    seeds it was drawn with before nested layers were reseeded.
     """
+    top = list(model.layers)
+    seen = {id(layer) for layer in top}
+    nested = []
+    for layer in top:
+        for inner in layer._flatten_layers(include_self=False, recursive=True):
+            if id(inner) not in seen:
+                seen.add(id(inner))
+                nested.append(inner)
     n = 0
-    for layer in model.layers:
+    for layer in top + nested:
         for var in layer.weights:
             short = var.name.split("/")[-1].split(":")[0]
             init = None

@@ -167,3 +167,27 @@ def test_judge_applies_the_cases_webgl_bound() -> None:
     assert reach_run.judge(measured, 1e-5)["webgl"] == f"failed: differs from TF by 0.001 > tol {plain:.3g}"
     assert reach_run.judge(measured, 1e-5, webgl_tol=2e-3)["webgl"] == "ran"
     assert reach_run.judge(dict(measured, max_diff=2e-5), 1e-5, webgl_tol=2e-3)["outcome"] == "failed"
+
+
+def test_reseed_reaches_layers_nested_in_blocks() -> None:
+    """A tf_keras model whose convolution sits in a nested ``Sequential`` block (as
+    ConvNeXt's stem does) gets the same weights however many unseeded draws came before:
+    the sample must convert the model the table was made from."""
+    import tf_keras as K
+
+    def build(draws_before: int) -> list[Any]:
+        K.backend.clear_session()
+        for _ in range(draws_before):  # move tf_keras's process-wide random state on
+            K.initializers.GlorotUniform()(shape=(3, 3))
+        inp = K.Input((8, 8, 3))
+        stem = K.Sequential([K.layers.Conv2D(4, 2, strides=2)], name="stem")
+        out = K.layers.Dense(2)(K.layers.Flatten()(stem(inp)))
+        model = K.Model(inp, out)
+        reach_run.reseed_weights(model)
+        return model.get_weights()
+
+    first, second = build(0), build(3)
+    assert len(first) == 4  # stem kernel and bias, dense kernel and bias
+    for a, b in zip(first, second, strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert first[0].std() > 0.05  # the nested kernel was drawn, not left at zero
