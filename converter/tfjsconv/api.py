@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tfjsconv import formats, fsutil
+from tfjsconv.deep_stack import call_with_deep_stack
 from tfjsconv.errors import ConversionError, UsageError
 from tfjsconv.options import ConversionOptions, patterns
 
@@ -91,7 +92,8 @@ def convert(input_path: str, output_path: str, options: ConversionOptions) -> st
     converter = _load(target)  # imported only now: it may pull in TensorFlow
     kind = "file" if options.resolved_output_format in _FILE_OUTPUTS else "dir"
     with fsutil.staged_output(output_path, kind=kind, overwrite=options.overwrite) as staging:
-        converter(input_path, staging, options)
+        # Keras walks deep models recursively (deep_stack): room for that walk.
+        call_with_deep_stack(lambda: converter(input_path, staging, options))
         if options.quantize_budget is not None:
             _quantize_to_budget(staging, options)
     return output_path

@@ -1,0 +1,54 @@
+"""Run a conversion with room for Keras's recursive walks over deep models.
+
+tf_keras rebuilds a functional model by walking its layer graph recursively
+(``Functional._build_map_helper``, a frame per layer), so loading a model about a
+thousand layers deep (``ResNetRS270``) exceeds Python's default limit of 1000 frames:
+``RecursionError``. The conversion runs in a thread of its own with a large stack and a
+raised frame limit instead, restored afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Frames a conversion may nest: ten times the deepest published model's walk.
+RECURSION_LIMIT = 20_000
+# The thread's stack: address space, committed only as it is used. The frames of
+# Keras's walk pass through C (attribute lookups, properties), ~10 KiB of C stack per
+# level; 20000 levels fit in 256 MiB.
+STACK_BYTES = 256 * 1024 * 1024
+
+
+def call_with_deep_stack(fn: Callable[[], T]) -> T:
+    """``fn()`` in a thread with ``STACK_BYTES`` of stack and at least ``RECURSION_LIMIT``
+    frames; its result, or its exception re-raised here."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = e
+
+    old_limit = sys.getrecursionlimit()
+    old_size = threading.stack_size()
+    sys.setrecursionlimit(max(old_limit, RECURSION_LIMIT))
+    try:
+        threading.stack_size(STACK_BYTES)
+        try:
+            # A daemon: Ctrl-C in the caller ends the process, not wait for the conversion.
+            thread = threading.Thread(target=run, name="tfjsconv-convert", daemon=True)
+            thread.start()
+        finally:
+            threading.stack_size(old_size)
+        thread.join()
+    finally:
+        sys.setrecursionlimit(old_limit)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]

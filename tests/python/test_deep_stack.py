@@ -1,0 +1,78 @@
+"""Deep models convert: Keras's recursive walk over a functional model's layer graph
+(one frame per layer) gets room (``tfjsconv.deep_stack``), where the process's default
+limit of 1000 frames makes tf_keras's own loader fail (ResNetRS270's h5)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tfjsconv import api
+from tfjsconv.deep_stack import call_with_deep_stack
+from tfjsconv.options import ConversionOptions
+
+
+def _depth(n: int) -> int:
+    return 0 if n == 0 else 1 + _depth(n - 1)
+
+
+def test_deep_recursion_runs_and_the_limit_comes_back() -> None:
+    before = sys.getrecursionlimit()
+    with pytest.raises(RecursionError):
+        _depth(before + 10)
+    assert call_with_deep_stack(lambda: _depth(5 * before)) == 5 * before
+    assert sys.getrecursionlimit() == before
+
+
+def test_errors_come_through_unchanged() -> None:
+    class Boom(Exception):
+        pass
+
+    def fail() -> None:
+        raise Boom("the converter's own error")
+
+    with pytest.raises(Boom, match="own error"):
+        call_with_deep_stack(fail)
+
+
+LAYERS = 1200  # > the default 1000 frames of tf_keras's recursive graph walk
+
+
+@pytest.mark.tfjs
+def test_a_model_deeper_than_the_default_limit_converts_and_runs(tmp_path: Path, tfjs: Any) -> None:
+    import tf_keras
+
+    def build_and_save() -> Any:
+        inp = tf_keras.Input((4,), name="x")
+        y = inp
+        for i in range(LAYERS):  # y -> 0.999 y + 0.001 (i % 3): O(1) all the way down
+            layer = tf_keras.layers.Dense(
+                4,
+                kernel_initializer=tf_keras.initializers.Identity(0.999),
+                bias_initializer=tf_keras.initializers.Constant(0.001 * (i % 3)),
+            )
+            y = layer(y)
+        model = tf_keras.Model(inp, y)
+        model.save(tmp_path / "deep.h5")
+        return model
+
+    model = call_with_deep_stack(build_and_save)  # building it walks the graph too
+    with pytest.raises(RecursionError):  # what the default limit does to Keras's loader
+        tf_keras.models.load_model(tmp_path / "deep.h5", compile=False)
+
+    out = tmp_path / "graph"
+    api.convert(
+        str(tmp_path / "deep.h5"),
+        str(out),
+        ConversionOptions(input_format="keras", output_format="tfjs_graph_model"),
+    )
+    x = np.linspace(-2.0, 2.0, 8, dtype=np.float32).reshape(2, 4)
+    want = call_with_deep_stack(lambda: model.predict(x, verbose=0))
+    (got,) = tfjs.predict(out, {"x": x}, kind="graph", backend="cpu")
+    # 1200 float32 multiply-adds in sequence: each rounds by <= 2^-24 relative, so
+    # |error| <= 1200 * 2 * 2^-24 * |y| (|y| <= 3 here), ~4.3e-4 for any summation order.
+    np.testing.assert_allclose(got, want, rtol=0, atol=LAYERS * 2 * 2.0**-24 * 3)
