@@ -32,16 +32,25 @@ FLAVOR_TITLES = {
     "hub": "KerasHub 0.32 backbones (`keras_hub.models`, small configs)",
 }
 CONVERTERS = ("ours", "reference")
-ORDER = ("ran", "refused", "failed", "skipped", "n/a", "missing")
+ORDER = ("ran", "uncompared", "refused", "failed", "skipped", "n/a", "missing")
 LABELS = {
     "ran": "ran",
+    "uncompared": "ran but not comparable",
     "refused": "refused",
     "failed": "failed",
     "skipped": "not run (size cap)",
     "n/a": "source not writable",
     "missing": "not reached",
 }
-SYMBOL = {"ran": "✓", "refused": "refused", "failed": "✗", "skipped": "–", "n/a": "n/a", "missing": "…"}
+SYMBOL = {
+    "ran": "✓",
+    "uncompared": "○",
+    "refused": "refused",
+    "failed": "✗",
+    "skipped": "–",
+    "n/a": "n/a",
+    "missing": "…",
+}
 
 
 def path_names(doc: Mapping[str, Any], flavor: str) -> list[str]:
@@ -78,6 +87,10 @@ def _cell(res: Mapping[str, Any], notes: Notes, case: Mapping[str, Any]) -> str:
         return cell
     if kind in ("skipped", "missing"):
         return SYMBOL[kind]
+    if kind == "uncompared":  # its webgl verdict is under the same vacuous bound: only that it ran
+        webgl = res.get("webgl")
+        webgl = " ᵂ○" if webgl == "ran" else (f" ᵂ✗{notes.ref('webgl ' + webgl)}" if webgl else "")
+        return f"○{webgl} {notes.ref(res.get('message', ''))}"
     return f"{SYMBOL[kind]} {notes.ref(res.get('message', ''))}"
 
 
@@ -182,6 +195,8 @@ def doc_markdown(doc: Mapping[str, Any]) -> str:
         "headless Chromium, under `tolerances.webgl_tolerance`: the tolerance × `WEBGL_OP_ERROR_RATIO`, plus 4× how far",
         "TF's outputs move when its depthwise layers start each sum at 1e-15 as webgl's packed shader does,",
         "`tests/python/webgl_depthwise.py`; a note gives that bound where it applies) ·",
+        "`○` ran but not comparable: TF's own float32 result of the case does not reproduce (its tolerance is over",
+        "`tolerances.COMPARABLE_TOL`), so it ran in tfjs (`ᵂ○` on webgl too) and nothing more is claimed ·",
         "`refused` the converter said no (its message in the note) ·",
         "`✗` converted, then tfjs failed to load/run it or its outputs differ (or the converter crashed) ·",
         f"`–` not run: over the corpus's cap of {doc['max_params']:,} parameters · `n/a` that Keras cannot write",

@@ -34,15 +34,18 @@ import numpy as np
 import reach_corpus as rc
 from tfjs_backends import TfjsBackends
 from tfjs_runtime import HarnessDied, TfjsError, TfjsRuntime
-from tolerances import max_diff, tolerance, webgl_tolerance
+from tolerances import COMPARABLE_TOL, max_diff, tolerance, webgl_tolerance
 from webgl_depthwise import packed_depthwise_deviation
 
 # Cases with more parameters than this are listed but not run: at the smallest input
-# the conversion time and memory grow with the weights (the constructors above it have
-# 80M-350M parameters; the reference converter takes ~2.5 s per million of them per
-# conversion here), and the corpus must finish on a 2-core machine.
-MAX_PARAMS = 65_000_000
-REFERENCE_TIMEOUT_S = 900.0
+# the conversion time and memory grow with the model (the reference converter needs up
+# to ~9 GB and ~15 min for the four paths of a 100M-parameter case here, so a 24 GiB
+# machine runs one such case at a time). Above it today: ResNetRS350/420 and
+# ConvNeXtLarge/XLarge, 162M-348M parameters.
+MAX_PARAMS = 150_000_000
+# A guard against a hung reference conversion, not a speed limit: its slowest conversion
+# in the corpus (a SavedModel of 100M+ parameters to layers) takes ~5 min here.
+REFERENCE_TIMEOUT_S = 3600.0
 # What a case's result file keeps of its facts (``prepare``).
 FACTS = ("side", "params", "tol", "bound", "webgl_tol", "webgl_bound")
 CONVERTERS = ("ours", "reference")
@@ -130,6 +133,10 @@ def convert_reference(exe: str, src: str, out: str, path: rc.Path) -> tuple[str,
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=REFERENCE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return "refused", f"did not finish within {REFERENCE_TIMEOUT_S:.0f} s"
+    if proc.returncode < 0:  # killed (the OOM killer when runners share the memory): no verdict
+        raise RuntimeError(
+            f"the reference converter was killed by signal {-proc.returncode}; re-run the case"
+        )
     if proc.returncode != 0 or not os.path.isfile(os.path.join(out, "model.json")):
         return "refused", reference_reason(proc.stderr + "\n" + proc.stdout)
     return "ok", ""
@@ -235,13 +242,21 @@ def judge(entry: dict[str, Any], tol: float, webgl_tol: float | None = None) -> 
             entry, outcome="failed", message=f"tfjs cpu differs from TF by {diff:.3g} > tol {tol:.3g}"
         )
     entry.pop("message", None)
+    outcome = "ran"
+    if tol > COMPARABLE_TOL:
+        outcome = "uncompared"
+        entry["message"] = (
+            f"ran in tfjs, not compared: TF's own float32 result does not reproduce on this random-weight "
+            f"network (4x its float32-vs-float64 spread is {tol:.2g}, over {COMPARABLE_TOL:g} on outputs of "
+            f"scale 1), so no comparison could tell a right conversion from a wrong one"
+        )
     if "webgl_max_diff" in entry:
         wdiff = entry["webgl_max_diff"]
         wtol = webgl_tolerance(tol, "")[0] if webgl_tol is None else webgl_tol
         entry["webgl"] = (
             "ran" if wdiff <= wtol else f"failed: differs from TF by {wdiff:.3g} > tol {wtol:.3g}"
         )
-    return dict(entry, outcome="ran")
+    return dict(entry, outcome=outcome)
 
 
 def reseed_weights(model: Any) -> None:

@@ -191,3 +191,42 @@ def test_reseed_reaches_layers_nested_in_blocks() -> None:
     for a, b in zip(first, second, strict=True):
         assert a.tobytes() == b.tobytes()
     assert first[0].std() > 0.05  # the nested kernel was drawn, not left at zero
+
+
+def test_judge_claims_nothing_past_the_comparable_tolerance() -> None:
+    """A case whose own float32 result does not reproduce (tolerance over COMPARABLE_TOL)
+    is counted as ran-but-not-comparable, never as a match; a NaN still fails."""
+    import tolerances
+
+    tol = 10 * tolerances.COMPARABLE_TOL
+    got = reach_run.judge({"max_diff": 0.5 * tol, "webgl_max_diff": 0.5 * tol}, tol)
+    assert got["outcome"] == "uncompared"
+    assert "not compared" in got["message"]
+    assert got["webgl"] == "ran"  # it executed on webgl; the table shows only that
+    assert reach_run.judge({"max_diff": float("nan")}, tol)["outcome"] == "failed"
+    at_bound = reach_run.judge({"max_diff": 0.0}, tolerances.COMPARABLE_TOL)
+    assert at_bound["outcome"] == "ran"
+
+
+def test_table_counts_uncompared_apart_from_ran() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reach_table", REPO_ROOT / "tools" / "reach_table.py")
+    assert spec is not None and spec.loader is not None
+    reach_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reach_table)
+    case: dict[str, Any] = {
+        "family": "f",
+        "paths": {
+            "p": {
+                "ours": {"outcome": "uncompared", "message": "ran in tfjs, not compared", "webgl": "ran"},
+                "reference": {"outcome": "ran", "max_diff": 0.0},
+            }
+        },
+    }
+    doc = {"max_params": 1, "cases": {"k2/X": case}}
+    row = reach_table.counts(doc)[("k2", "p", "ours")]
+    assert row["uncompared"] == 1 and row["ran"] == 0
+    assert reach_table.webgl_counts(doc)["cpu"] == 0  # not among the webgl matches either
+    notes = reach_table.Notes()
+    assert reach_table._cell(case["paths"]["p"]["ours"], notes, case).startswith("○ ᵂ○")
