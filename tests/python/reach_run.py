@@ -39,7 +39,7 @@ from webgl_depthwise import packed_depthwise_deviation
 
 # Cases with more parameters than this are listed but not run: at the smallest input
 # the conversion time and memory grow with the model (the reference converter needs up
-# to ~9 GB and ~15 min for the four paths of a 100M-parameter case here, so a 24 GiB
+# to ~11 GB and ~15 min for the four paths of a 100M-parameter case here, so a 24 GiB
 # machine runs one such case at a time). Above it today: ResNetRS350/420 and
 # ConvNeXtLarge/XLarge, 162M-348M parameters.
 MAX_PARAMS = 150_000_000
