@@ -5,10 +5,15 @@ tf_keras rebuilds a functional model by walking its layer graph recursively
 thousand layers deep (``ResNetRS270``) exceeds Python's default limit of 1000 frames:
 ``RecursionError``. The conversion runs in a thread of its own with a large stack and a
 raised frame limit instead, restored afterwards.
+
+An interrupt (Ctrl-C, or SIGTERM turned into one) arrives in the caller's thread, whose
+cleanup then deletes the staging directory. The conversion thread is stopped first, so
+it cannot write into that directory while it is being deleted.
 """
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import threading
 from collections.abc import Callable
@@ -22,6 +27,33 @@ RECURSION_LIMIT = 20_000
 # Keras's walk pass through C (attribute lookups, properties), ~10 KiB of C stack per
 # level; 20000 levels fit in 256 MiB.
 STACK_BYTES = 256 * 1024 * 1024
+
+
+class Cancelled(BaseException):
+    """Raised inside the conversion thread when its caller was interrupted.
+
+    A ``BaseException`` so that converter code catching ``Exception`` lets it through.
+    """
+
+
+def _raise_in(thread: threading.Thread) -> None:
+    """Ask ``thread`` to raise ``Cancelled`` at its next Python instruction."""
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(Cancelled))
+
+
+def _join_stopping_on_interrupt(thread: threading.Thread) -> None:
+    """Join ``thread``; if the wait is interrupted, stop the thread, wait for it, re-raise.
+
+    A second interrupt during that wait gives up on the thread (a daemon, gone with the
+    process).
+    """
+    try:
+        thread.join()
+    except BaseException:
+        _raise_in(thread)
+        thread.join()
+        raise
 
 
 def call_with_deep_stack(fn: Callable[[], T]) -> T:
@@ -41,12 +73,12 @@ def call_with_deep_stack(fn: Callable[[], T]) -> T:
     try:
         threading.stack_size(STACK_BYTES)
         try:
-            # A daemon: Ctrl-C in the caller ends the process, not wait for the conversion.
+            # A daemon: a process that exits does not wait for it.
             thread = threading.Thread(target=run, name="tfjsconv-convert", daemon=True)
             thread.start()
         finally:
             threading.stack_size(old_size)
-        thread.join()
+        _join_stopping_on_interrupt(thread)
     finally:
         sys.setrecursionlimit(old_limit)
     if "error" in outcome:

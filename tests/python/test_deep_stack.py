@@ -4,7 +4,11 @@ limit of 1000 frames makes tf_keras's own loader fail (ResNetRS270's h5)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,32 @@ def test_errors_come_through_unchanged() -> None:
 
     with pytest.raises(Boom, match="own error"):
         call_with_deep_stack(fail)
+
+
+def test_an_interrupt_stops_the_conversion_before_the_caller_cleans_up(tmp_path: Path) -> None:
+    """The CLI's cleanup deletes the staging directory when Ctrl-C or SIGTERM arrives; a
+    conversion thread still writing into it would leave it half-deleted."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def write_until_stopped() -> None:
+        for i in range(60_000):  # a minute at most, should the thread never be stopped
+            (tmp_path / f"shard{i}").write_bytes(b"w")
+            if i == 5:
+                os.kill(os.getpid(), signal.SIGUSR1)  # handled in the main thread
+            time.sleep(0.001)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call_with_deep_stack(write_until_stopped)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert not [t for t in threading.enumerate() if t.name == "tfjsconv-convert" and t.is_alive()]
+    written = len(os.listdir(tmp_path))
+    time.sleep(0.05)
+    assert len(os.listdir(tmp_path)) == written < 60_000
 
 
 LAYERS = 1200  # > the default 1000 frames of tf_keras's recursive graph walk
