@@ -1,9 +1,12 @@
-"""A copy of this checkout for tests that run Bazel in a workspace of their own."""
+"""This checkout, for tests: its scripts as modules, and copies of it for tests that run
+Bazel in a workspace of their own."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,3 +40,14 @@ def copy_checkout(dst: Path, src: Path = REPO) -> Path:
         (dst / jvm).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / jvm, dst / jvm)
     return dst
+
+
+def load_script(relpath: str) -> ModuleType:
+    """The script at ``relpath`` in this checkout (``tools/reach_table.py``), imported as a
+    module: the tools are scripts, not a package on the path."""
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -8,7 +8,6 @@ expected numbers come from TensorFlow running the source ``.h5``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tolerances
+from checkout import load_script
 from tfjs_runtime import JS_DIR, require_js_runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +29,7 @@ SCREENSHOT = REPO_ROOT / "test-artifacts" / "browser.png"
 
 
 def _load_serve_module():
-    spec = importlib.util.spec_from_file_location("web_serve", REPO_ROOT / "examples" / "web" / "serve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/web/serve.py")
 
 
 def _skip_or_fail(reason: str) -> None:

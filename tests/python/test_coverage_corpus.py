@@ -38,6 +38,7 @@ from typing import Any
 import coverage_corpus as cc
 import numpy as np
 import pytest
+from checkout import load_script
 from tfjs_runtime import TfjsError
 from tolerances import max_diff, tolerance
 
@@ -288,12 +289,7 @@ def run_graph_case(case: cc.Case, tfjs: Any, work: str) -> dict[str, dict[str, A
 
 def _coverage_table() -> Any:
     """tools/coverage_table.py, the table generator (a script, not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("coverage_table", REPO_ROOT / "tools" / "coverage_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/coverage_table.py")
 
 
 # --- pytest ------------------------------------------------------------------------

@@ -6,13 +6,13 @@ results, see test_coverage_corpus.py); these checks need no TensorFlow or Node.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from checkout import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOL = REPO_ROOT / "tools" / "coverage_table.py"
@@ -20,11 +20,7 @@ TOOL = REPO_ROOT / "tools" / "coverage_table.py"
 
 @pytest.fixture(scope="module")
 def table() -> Any:
-    spec = importlib.util.spec_from_file_location("coverage_table", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/coverage_table.py")
 
 
 def test_readme_and_docs_are_generated_from_the_committed_results() -> None:

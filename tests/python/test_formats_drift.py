@@ -11,11 +11,11 @@ asked the same questions in tests/bazel/test_formats_bazel.py.)
 from __future__ import annotations
 
 import ast
-import importlib.util
 import io
 from pathlib import Path
 
 import pytest
+from checkout import load_script
 from drift_cases import Case, cases
 
 from tfjsconv import api, cli, formats
@@ -26,11 +26,7 @@ CASES = cases()
 
 
 def _generate_module():
-    spec = importlib.util.spec_from_file_location("tfjs_generate", ROOT / "tools" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/generate.py")
 
 
 def test_generated_files_are_current():

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import reach_corpus as rc
 import reach_run
+from checkout import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = REPO_ROOT / "docs" / "reach.json"
@@ -209,12 +210,7 @@ def test_judge_claims_nothing_past_the_comparable_tolerance() -> None:
 
 
 def test_table_counts_uncompared_apart_from_ran() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("reach_table", REPO_ROOT / "tools" / "reach_table.py")
-    assert spec is not None and spec.loader is not None
-    reach_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(reach_table)
+    reach_table = load_script("tools/reach_table.py")
     case: dict[str, Any] = {
         "family": "f",
         "paths": {
