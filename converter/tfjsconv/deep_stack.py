@@ -42,43 +42,56 @@ def _raise_in(thread: threading.Thread) -> None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(Cancelled))
 
 
-def _join_stopping_on_interrupt(thread: threading.Thread) -> None:
-    """Join ``thread``; if the wait is interrupted, stop the thread, wait for it, re-raise.
+def _stop(thread: threading.Thread, began: threading.Event, done: threading.Event) -> None:
+    """Make ``thread`` raise ``Cancelled`` and wait until it has ended.
 
-    A second interrupt during that wait gives up on the thread (a daemon, gone with the
-    process).
+    Waits on events, not ``Thread.join``: an interrupted ``join`` (CPython 3.11) can
+    mark a running thread as stopped, so a second ``join`` returns at once. Polled:
+    ``Cancelled`` may land in the thread's last step, before it sets ``done``. An
+    interrupt during this wait gives up on the thread (a daemon, gone with the process).
     """
-    try:
-        thread.join()
-    except BaseException:
-        _raise_in(thread)
-        thread.join()
-        raise
+    # An interrupt inside Thread.start(): the new thread starts within moments, or never.
+    if not began.wait(1.0):
+        return
+    _raise_in(thread)
+    while not done.wait(0.05) and thread.is_alive():
+        pass
 
 
 def call_with_deep_stack(fn: Callable[[], T]) -> T:
     """``fn()`` in a thread with ``STACK_BYTES`` of stack and at least ``RECURSION_LIMIT``
-    frames; its result, or its exception re-raised here."""
+    frames; its result, or its exception re-raised here. An interrupt of the caller
+    (KeyboardInterrupt) stops the thread before it propagates."""
     outcome: dict[str, object] = {}
+    began, done = threading.Event(), threading.Event()
 
     def run() -> None:
         try:
-            outcome["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-            outcome["error"] = e
+            began.set()
+            try:
+                outcome["value"] = fn()
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                outcome["error"] = e
+            finally:
+                done.set()
+        except Cancelled:  # landed outside fn: nothing left to stop
+            pass
 
     old_limit = sys.getrecursionlimit()
     old_size = threading.stack_size()
     sys.setrecursionlimit(max(old_limit, RECURSION_LIMIT))
+    # A daemon: a process that exits does not wait for it.
+    thread = threading.Thread(target=run, name="tfjsconv-convert", daemon=True)
     try:
         threading.stack_size(STACK_BYTES)
         try:
-            # A daemon: a process that exits does not wait for it.
-            thread = threading.Thread(target=run, name="tfjsconv-convert", daemon=True)
             thread.start()
         finally:
             threading.stack_size(old_size)
-        _join_stopping_on_interrupt(thread)
+        done.wait()
+    except BaseException:
+        _stop(thread, began, done)
+        raise
     finally:
         sys.setrecursionlimit(old_limit)
     if "error" in outcome:
