@@ -2,16 +2,18 @@
 """Run the reach corpus (every keras/tf_keras application x file format x tfjs format).
 
     tools/reach_corpus.py run [--converters ours,reference] [--results DIR] [--only REGEX]
+            [--backends wasm,webgl]
         run every case that has no result in DIR yet (default test-artifacts/reach),
         one worker process per case, one case at a time; resumable (a result file per
-        case and converter) and safe to start twice (a lock file per case)
+        case and converter) and safe to start twice (a lock file per case); each
+        conversion runs on tfjs's cpu backend, and, if it ran there, on --backends too
     tools/reach_corpus.py update [--ours DIR] [--reference DIR]
         collect the results into docs/reach.json and regenerate docs/reach.md and the
         README line (tools/reach_table.py)
     tools/reach_corpus.py merge [--ours DIR] [--reference DIR]
         overlay the results of a partial run (the cases with a result file in DIR, e.g.
-        a --webgl pass over part of the corpus, or new cases) on docs/reach.json, keep
-        the rest as committed, and regenerate
+        a --backends wasm pass, or new cases) on docs/reach.json, keep the rest as
+        committed, and regenerate
     tools/reach_corpus.py counts [--ours DIR] [--reference DIR]
         print the counts (ran / refused / failed ...) per Keras version, path, converter
     tools/reach_corpus.py rejudge [--ours DIR] [--reference DIR] [--only REGEX]
@@ -68,7 +70,9 @@ def _write(path: Path, doc: Any) -> None:
     os.replace(tmp, path)
 
 
-def run_one(case_id: str, converters: list[str], results: Path, exe: str | None, webgl: bool = False) -> None:
+def run_one(
+    case_id: str, converters: list[str], results: Path, exe: str | None, backends: tuple[str, ...] = ()
+) -> None:
     """The worker: one case, every path, the given converters; one result file each."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import reach_corpus as rc
@@ -90,8 +94,10 @@ def run_one(case_id: str, converters: list[str], results: Path, exe: str | None,
         elif "tol" in facts and "webgl_tol" not in facts:  # built before webgl bounds
             facts.update(reach_run.case_tolerance(case_id) or {})
             _write(facts_file, facts)
-        with TfjsBackends() if webgl else TfjsRuntime() as tfjs:
-            out = reach_run.convert_prepared(case_id, str(work), facts, converters, tfjs, reference_exe=exe)
+        with TfjsBackends() if "webgl" in backends else TfjsRuntime() as tfjs:
+            out = reach_run.convert_prepared(
+                case_id, str(work), facts, converters, tfjs, reference_exe=exe, backends=backends
+            )
     except ValueError as exc:  # no input side builds
         flavor = case_id.split("/", 1)[0]
         msg = " ".join(str(exc).split())[:300]
@@ -150,7 +156,7 @@ def _take(lock: Path) -> bool:
     return False
 
 
-def run_all(converters: list[str], results: Path, only: str | None, webgl: bool = False) -> int:
+def run_all(converters: list[str], results: Path, only: str | None, backends: tuple[str, ...] = ()) -> int:
     import reach_corpus as rc
 
     results.mkdir(parents=True, exist_ok=True)
@@ -167,7 +173,7 @@ def run_all(converters: list[str], results: Path, only: str | None, webgl: bool 
             t0 = time.perf_counter()
             cmd = [sys.executable, __file__, "case", case_id, "--converters", ",".join(todo)]
             cmd += ["--results", str(results)] + (["--exe", exe] if exe else [])
-            cmd += ["--webgl"] if webgl else []
+            cmd += ["--backends", ",".join(backends)] if backends else []
             proc = subprocess.run(cmd, capture_output=True, text=True)
             secs = time.perf_counter() - t0
             if proc.returncode != 0:
@@ -264,8 +270,9 @@ def _kept(doc: dict[str, Any], path_name: str) -> dict[str, Any]:
     if res is None:
         why = doc.get("worker_error", "no result: the corpus run did not reach this case")
         res = {"outcome": "failed" if "worker_error" in doc else "missing", "message": why}
-    keep = {k: res[k] for k in ("outcome", "message", "warning", "webgl") if res.get(k)}
-    for key in ("max_diff", "webgl_max_diff"):
+    extra = _extra_backends()
+    keep = {k: res[k] for k in ("outcome", "message", "warning", *extra) if res.get(k)}
+    for key in ("max_diff", *(f"{b}_max_diff" for b in extra)):
         if key in res:
             keep[key] = float(f"{res[key]:.2g}")
     return keep
@@ -274,9 +281,11 @@ def _kept(doc: dict[str, Any], path_name: str) -> dict[str, Any]:
 def merge(dirs: dict[str, Path]) -> list[str]:
     """The committed document with a converter's results replaced by the ones in its
     directory (``dirs``: converter -> directory) for the cases that have a result file
-    there (a partial re-run: the webgl pass over part of the corpus, new cases); every
-    other result is kept as committed. Cases no longer enumerated are dropped, new ones
-    start as not reached."""
+    there (a partial re-run: a pass on another backend, new cases); every other result
+    is kept as committed. A path's verdict on a backend the new result did not run on
+    (a ``--backends wasm`` pass keeps the webgl one) stays as committed when its cpu
+    outcome is the same: conversions are byte-reproducible, so it is the same model.
+    Cases no longer enumerated are dropped, new ones start as not reached."""
     import reach_corpus as rc
     import reach_run
 
@@ -295,7 +304,10 @@ def merge(dirs: dict[str, Path]) -> list[str]:
             f = result_file(where, case_id, conv)
             if not f.exists():
                 continue
+            before = {name: dict(by_conv.get(conv, {})) for name, by_conv in entry["paths"].items()}
             _apply(entry, json.loads(f.read_text(encoding="utf-8")), conv, rc.PATHS[flavor])
+            for name, by_conv in entry["paths"].items():
+                _keep_other_backends(by_conv[conv], before.get(name, {}))
             merged.add(case_id)
         for by_conv in entry["paths"].values():  # kept as skipped: measured against today's cap
             for conv, res in by_conv.items():
@@ -308,6 +320,26 @@ def merge(dirs: dict[str, Path]) -> list[str]:
         cases[case_id] = entry
     _write_committed({"max_params": _max_params(), "cases": cases})
     return sorted(merged)
+
+
+def _extra_backends() -> tuple[str, ...]:
+    """The backends besides cpu a result can have a verdict on."""
+    from tfjs_backends import BACKENDS
+
+    return tuple(b for b in BACKENDS if b != "cpu")
+
+
+def _keep_other_backends(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """Carry ``old``'s verdicts on the backends ``new`` was not run on into ``new``, when
+    both have the same cpu outcome (``merge``)."""
+    if new.get("outcome") != old.get("outcome") or new.get("outcome") not in ("ran", "uncompared"):
+        return
+    for backend in _extra_backends():
+        if backend in new or backend not in old:
+            continue
+        new[backend] = old[backend]
+        if f"{backend}_max_diff" in old:
+            new[f"{backend}_max_diff"] = old[f"{backend}_max_diff"]
 
 
 def _max_params() -> int:
@@ -331,6 +363,14 @@ def _write_committed(doc: dict[str, Any]) -> None:
         (ROOT / rel).write_text(content, encoding="utf-8")
 
 
+def _backends(parser: argparse.ArgumentParser, text: str) -> tuple[str, ...]:
+    backends = tuple(b for b in text.split(",") if b)
+    unknown = sorted(set(backends) - set(_extra_backends()))
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(_extra_backends())}")
+    return backends
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -338,13 +378,15 @@ def main(argv: list[str]) -> int:
     run.add_argument("--converters", default="ours,reference")
     run.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     run.add_argument("--only")
-    run.add_argument("--webgl", action="store_true", help="also run what ran on cpu on webgl (Chromium)")
+    run.add_argument(
+        "--backends", default="", help="also run what ran on cpu on these: wasm (Node), webgl (Chromium)"
+    )
     case = sub.add_parser("case")
     case.add_argument("case_id")
     case.add_argument("--converters", default="ours,reference")
     case.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     case.add_argument("--exe")
-    case.add_argument("--webgl", action="store_true")
+    case.add_argument("--backends", default="")
     upd = sub.add_parser("update")
     mrg = sub.add_parser("merge", help="overlay the results of a partial run on the committed table")
     mrg.add_argument("--ours", type=Path)
@@ -381,9 +423,10 @@ def main(argv: list[str]) -> int:
         unknown = sorted(set(convs) - set(CONVERTERS))
         if unknown:
             parser.error(f"unknown converter(s) {', '.join(unknown)}; choose from {', '.join(CONVERTERS)}")
-        return run_all(convs, args.results, args.only, args.webgl)
+        return run_all(convs, args.results, args.only, _backends(parser, args.backends))
     if args.cmd == "case":
-        run_one(args.case_id, args.converters.split(","), args.results, args.exe, args.webgl)
+        backends = _backends(parser, args.backends)
+        run_one(args.case_id, args.converters.split(","), args.results, args.exe, backends)
         return 0
     update(args.ours, args.reference)
     return 0

@@ -73,24 +73,42 @@ def counts(doc: Mapping[str, Any]) -> dict[tuple[str, str, str], dict[str, int]]
     return table
 
 
+# The other backends a conversion that ran on cpu may have a verdict on, in cell order:
+# result key -> the mark before its verdict in a cell.
+BACKEND_MARKS = {"wasm": "ᴬ", "webgl": "ᵂ"}
+BACKEND_TITLES = {
+    "wasm": "wasm backend (Node, `@tensorflow/tfjs-backend-wasm`)",
+    "webgl": "webgl backend (headless Chromium, WebGL 2 through SwiftShader)",
+}
+
+
+def _backend_marks(res: Mapping[str, Any], notes: Notes, case: Mapping[str, Any], ran: str) -> str:
+    """`` ᴬ✓ ᵂ✓``: each other backend's verdict (``ran``: the mark of a run that matched)."""
+    out = ""
+    for backend, mark in BACKEND_MARKS.items():
+        verdict = res.get(backend)
+        if not verdict:
+            continue
+        # A webgl bound of its own: the packed depthwise seed's term is in it (see the legend).
+        bound = ""
+        if backend == "webgl" and "webgl_bound" in case and ran == "✓":
+            bound = f"webgl bound {case['webgl_tol']:.2g}: {case['webgl_bound']}"
+        if verdict == "ran":
+            out += f" {mark}{ran}" + (notes.ref(bound) if bound else "")
+        else:
+            out += f" {mark}✗{notes.ref(f'{backend} {verdict}' + ('; ' + bound if bound else ''))}"
+    return out
+
+
 def _cell(res: Mapping[str, Any], notes: Notes, case: Mapping[str, Any]) -> str:
     kind = res["outcome"]
     if kind == "ran":
         cell = "✓" + (f" ⚠{notes.ref(res['warning'])}" if res.get("warning") else "")
-        webgl = res.get("webgl")
-        # A webgl bound of its own: the packed depthwise seed's term is in it (see the legend).
-        bound = f"webgl bound {case['webgl_tol']:.2g}: {case['webgl_bound']}" if "webgl_bound" in case else ""
-        if webgl == "ran":
-            cell += " ᵂ✓" + (notes.ref(bound) if bound else "")
-        elif webgl:
-            cell += f" ᵂ✗{notes.ref('webgl ' + webgl + ('; ' + bound if bound else ''))}"
-        return cell
+        return cell + _backend_marks(res, notes, case, "✓")
     if kind in ("skipped", "missing"):
         return SYMBOL[kind]
-    if kind == "uncompared":  # its webgl verdict is under the same vacuous bound: only that it ran
-        webgl = res.get("webgl")
-        webgl = " ᵂ○" if webgl == "ran" else (f" ᵂ✗{notes.ref('webgl ' + webgl)}" if webgl else "")
-        return f"○{webgl} {notes.ref(res.get('message', ''))}"
+    if kind == "uncompared":  # its other verdicts are under the same vacuous bound: only that it ran
+        return f"○{_backend_marks(res, notes, case, '○')} {notes.ref(res.get('message', ''))}"
     return f"{SYMBOL[kind]} {notes.ref(res.get('message', ''))}"
 
 
@@ -118,44 +136,46 @@ def totals(doc: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     return out
 
 
-def webgl_counts(doc: Mapping[str, Any]) -> dict[str, int]:
-    """Of this converter's conversions that ran on cpu: how many ran on webgl too, and how."""
-    out = {"cpu": 0, "webgl ran": 0, "webgl failed": 0}
+def backend_counts(doc: Mapping[str, Any], backend: str) -> dict[str, int]:
+    """Of this converter's conversions that ran on cpu: how many ran on ``backend`` too, and how."""
+    out = {"cpu": 0, "ran": 0, "failed": 0}
     for case in doc["cases"].values():
         for by_conv in case["paths"].values():
             res = by_conv["ours"]
             if res["outcome"] != "ran":
                 continue
             out["cpu"] += 1
-            if res.get("webgl") == "ran":
-                out["webgl ran"] += 1
-            elif res.get("webgl"):
-                out["webgl failed"] += 1
+            if res.get(backend) == "ran":
+                out["ran"] += 1
+            elif res.get(backend):
+                out["failed"] += 1
     return out
 
 
-def webgl_failures(doc: Mapping[str, Any]) -> list[str]:
-    """Names of the cases with a conversion of ours that ran on cpu and failed on webgl."""
+def backend_failures(doc: Mapping[str, Any], backend: str) -> list[str]:
+    """Names of the cases with a conversion of ours that ran on cpu and failed on ``backend``."""
     return sorted(
         {
             cid.split("/", 1)[1]
             for cid, case in doc["cases"].items()
             for by_conv in case["paths"].values()
-            if by_conv["ours"]["outcome"] == "ran" and by_conv["ours"].get("webgl") not in (None, "ran")
+            if by_conv["ours"]["outcome"] == "ran" and by_conv["ours"].get(backend) not in (None, "ran")
         }
     )
 
 
-def webgl_sentence(doc: Mapping[str, Any]) -> str:
-    w = webgl_counts(doc)
-    run = w["webgl ran"] + w["webgl failed"]
-    failed = webgl_failures(doc)
-    why = f" ({', '.join(f'`{n}`' for n in failed)}, see the notes)" if failed else ""
-    return (
-        f"On the webgl backend (headless Chromium, WebGL 2 through SwiftShader), {run} of the {w['cpu']} "
-        f"conversions of this converter that ran on cpu were run too: {w['webgl ran']} matched, "
-        f"{w['webgl failed']} failed{why}."
-    )
+def backends_sentence(doc: Mapping[str, Any]) -> str:
+    said = []
+    cpu = 0
+    for backend, title in BACKEND_TITLES.items():
+        w = backend_counts(doc, backend)
+        cpu = w["cpu"]
+        failed = backend_failures(doc, backend)
+        why = f" ({', '.join(f'`{n}`' for n in failed)}, see the notes)" if failed else ""
+        said.append(
+            f"on the {title}, {w['ran'] + w['failed']} were run: {w['ran']} matched, {w['failed']} failed{why}"
+        )
+    return f"Of the {cpu} conversions of this converter that ran and matched on cpu, " + "; ".join(said) + "."
 
 
 def _input(case_id: str, case: Mapping[str, Any]) -> str:
@@ -191,12 +211,15 @@ def doc_markdown(doc: Mapping[str, Any]) -> str:
         "at least 8 float32 ulps), the spread measured over 16 images, the tested one among them",
         "(`reach_run.calibrated_tolerance`: one image's 2 outputs are 2 draws of TF's rounding error, not its scale).",
         "",
-        "`✓` ran and matched (`⚠` with a warning; `ᵂ✓` / `ᵂ✗` ran and matched / failed on the webgl backend too,",
+        "`✓` ran and matched (`⚠` with a warning; `ᴬ✓` / `ᴬ✗` ran and matched / failed on the wasm backend too,",
+        "Node, under the same tolerance: its kernels compute in float32 too, in another summation order, which the",
+        "tolerance's factor 4 allows for (`tolerances.backend_tolerance`) ·",
+        "`ᵂ✓` / `ᵂ✗` ran and matched / failed on the webgl backend too,",
         "headless Chromium, under `tolerances.webgl_tolerance`: the tolerance × `WEBGL_OP_ERROR_RATIO`, plus 4× how far",
         "TF's outputs move when its depthwise layers start each sum at 1e-15 as webgl's packed shader does,",
         "`tests/python/webgl_depthwise.py`; a note gives that bound where it applies) ·",
         "`○` ran but not comparable: TF's own float32 result of the case does not reproduce (its tolerance is over",
-        "`tolerances.COMPARABLE_TOL`), so it ran in tfjs (`ᵂ○` on webgl too) and nothing more is claimed ·",
+        "`tolerances.COMPARABLE_TOL`), so it ran in tfjs (`ᴬ○` / `ᵂ○` on wasm / webgl too) and nothing more is claimed ·",
         "`refused` the converter said no (its message in the note) ·",
         "`✗` converted, then tfjs failed to load/run it or its outputs differ (or the converter crashed) ·",
         f"`–` not run: over the corpus's cap of {doc['max_params']:,} parameters · `n/a` that Keras cannot write",
@@ -213,7 +236,7 @@ def doc_markdown(doc: Mapping[str, Any]) -> str:
         "",
         *summary_table(doc),
         "",
-        webgl_sentence(doc),
+        backends_sentence(doc),
         "",
     ]
     for flavor, title in FLAVOR_TITLES.items():
@@ -256,7 +279,7 @@ def readme_line(doc: Mapping[str, Any]) -> str:
         f"**Reach** ([docs/reach.md](docs/reach.md)): {len(cases)} published architectures ({k2} `tf_keras`, "
         f"{k3} Keras 3 applications, {hub} KerasHub backbones) × their file formats = {pairs} conversions to tfjs, each run in tfjs 4.22: "
         f"this converter {said('ours')}; the reference converter {said('reference')}. "
-        f"{webgl_sentence(doc)}\n"
+        f"{backends_sentence(doc)}\n"
         f"{END}"
     )
 

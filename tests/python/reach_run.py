@@ -3,7 +3,8 @@
 Outcome of each (case, path, converter):
 
 * ``ran``: the conversion succeeded, tfjs 4.22 (Node, cpu backend) loaded and ran the
-  model and its outputs match TensorFlow's within the case's tolerance;
+  model and its outputs match TensorFlow's within the case's tolerance (asked for, it
+  then runs on wasm and webgl too, each with a verdict of its own: ``judge``);
 * ``refused``: the converter said no (ours: a ``ConversionError``; the reference: a
   non-zero exit) -- the message is its reason;
 * ``failed``: converted, then tfjs could not load/run it or its outputs differ (or our
@@ -32,7 +33,7 @@ from typing import Any
 import coverage_corpus as cc
 import numpy as np
 import reach_corpus as rc
-from tfjs_backends import TfjsBackends
+from tfjs_backends import BACKENDS, TfjsBackends
 from tfjs_runtime import HarnessDied, TfjsError, TfjsRuntime
 from tolerances import COMPARABLE_TOL, max_diff, tolerance, webgl_tolerance
 from webgl_depthwise import packed_depthwise_deviation
@@ -49,6 +50,8 @@ REFERENCE_TIMEOUT_S = 3600.0
 # What a case's result file keeps of its facts (``prepare``).
 FACTS = ("side", "params", "tol", "bound", "webgl_tol", "webgl_bound")
 CONVERTERS = ("ours", "reference")
+# The tfjs backends a conversion that ran on cpu can be run on too (``check_path``).
+EXTRA_BACKENDS = tuple(b for b in BACKENDS if b != "cpu")
 
 
 def skipped_message(params: int, max_params: int = MAX_PARAMS) -> str:
@@ -188,10 +191,11 @@ def check_path(
     tol: float,
     output_names: Sequence[str] = (),
     webgl_tol: float | None = None,
+    backends: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Convert along ``path``, run on tfjs's cpu backend, compare; with a ``TfjsBackends``
-    a model that ran on cpu is run on webgl too (under ``webgl_tol``, default
-    ``tolerances.webgl_tolerance`` of ``tol``)."""
+    """Convert along ``path``, run on tfjs's cpu backend, compare; a model that ran on cpu
+    is run on each of ``backends`` too ("wasm": Node; "webgl": Chromium, which needs a
+    ``TfjsBackends``), judged by ``judge``."""
     out = os.path.join(work, f"out-{converter}")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -214,12 +218,15 @@ def check_path(
         entry["max_diff"] = diff
         if not diff <= tol:
             return judge(entry, tol, webgl_tol)
-        if isinstance(tfjs, TfjsBackends):
-            wdiff, werror = run_tfjs(tfjs, out, path.kind, x, ref32, "webgl", output_names)
-            if wdiff is None:
-                entry["webgl"] = "failed: " + werror
+        for backend in EXTRA_BACKENDS:
+            if backend not in backends:
+                continue
+            bdiff, berror = run_tfjs(tfjs, out, path.kind, x, ref32, backend, output_names)
+            if bdiff is None:
+                entry[backend] = "failed: " + berror
             else:
-                entry["webgl_max_diff"] = wdiff
+                entry[f"{backend}_max_diff"] = bdiff
+        if isinstance(tfjs, TfjsBackends):
             tfjs.clear()
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -227,8 +234,10 @@ def check_path(
 
 
 def judge(entry: dict[str, Any], tol: float, webgl_tol: float | None = None) -> dict[str, Any]:
-    """``entry`` with its outcome (and webgl verdict, under ``webgl_tol``: by default
-    ``tolerances.webgl_tolerance`` of ``tol``) from its measured differences.
+    """``entry`` with its outcome and its verdict on each other backend it ran on, from
+    its measured differences: wasm under ``tol`` (``tolerances.backend_tolerance``: its
+    kernels round float32 as the cpu backend's do), webgl under ``webgl_tol`` (by default
+    ``tolerances.webgl_tolerance`` of ``tol``).
 
     Apart from the measurement so ``tools/reach_corpus.py rejudge`` can apply another
     tolerance to a stored run without converting again.
@@ -236,8 +245,9 @@ def judge(entry: dict[str, Any], tol: float, webgl_tol: float | None = None) -> 
     entry = dict(entry)
     diff = entry["max_diff"]
     if not diff <= tol:
-        entry.pop("webgl", None)
-        entry.pop("webgl_max_diff", None)
+        for backend in EXTRA_BACKENDS:
+            entry.pop(backend, None)
+            entry.pop(f"{backend}_max_diff", None)
         return dict(
             entry, outcome="failed", message=f"tfjs cpu differs from TF by {diff:.3g} > tol {tol:.3g}"
         )
@@ -250,12 +260,13 @@ def judge(entry: dict[str, Any], tol: float, webgl_tol: float | None = None) -> 
             f"network (4x its float32-vs-float64 spread is {tol:.2g}, over {COMPARABLE_TOL:g} on outputs of "
             f"scale 1), so no comparison could tell a right conversion from a wrong one"
         )
-    if "webgl_max_diff" in entry:
-        wdiff = entry["webgl_max_diff"]
-        wtol = webgl_tolerance(tol, "")[0] if webgl_tol is None else webgl_tol
-        entry["webgl"] = (
-            "ran" if wdiff <= wtol else f"failed: differs from TF by {wdiff:.3g} > tol {wtol:.3g}"
-        )
+    bounds = {"wasm": tol, "webgl": webgl_tolerance(tol, "")[0] if webgl_tol is None else webgl_tol}
+    for backend in EXTRA_BACKENDS:
+        if f"{backend}_max_diff" in entry:
+            bdiff, btol = entry[f"{backend}_max_diff"], bounds[backend]
+            entry[backend] = (
+                "ran" if bdiff <= btol else f"failed: differs from TF by {bdiff:.3g} > tol {btol:.3g}"
+            )
     return dict(entry, outcome=outcome)
 
 
@@ -435,8 +446,10 @@ def convert_prepared(
     tfjs: TfjsRuntime | TfjsBackends,
     reference_exe: str | None = None,
     paths: Sequence[str] | None = None,
+    backends: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
-    """converter -> {facts, "paths": {path name: result}} from what ``prepare`` left in ``work``."""
+    """converter -> {facts, "paths": {path name: result}} from what ``prepare`` left in
+    ``work``; ``backends``: the other backends each conversion that ran on cpu runs on."""
     flavor = case_id.split("/", 1)[0]
     wanted = [p for p in rc.PATHS[flavor] if paths is None or p.name in paths]
     common = {k: facts[k] for k in FACTS if k in facts}
@@ -469,6 +482,7 @@ def convert_prepared(
                 facts["tol"],
                 names,
                 facts.get("webgl_tol"),
+                backends,
             )
             if res.get("message"):
                 res["message"] = res["message"].replace(work + os.sep, "").replace(work, ".")
@@ -484,8 +498,9 @@ def run_case(
     paths: Sequence[str] | None = None,
     max_params: int = MAX_PARAMS,
     twin: bool = True,
+    backends: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
     """``prepare`` + ``convert_prepared`` in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="reach-") as work:
         facts = prepare(case_id, work, max_params, paths, twin)
-        return convert_prepared(case_id, work, facts, converters, tfjs, reference_exe, paths)
+        return convert_prepared(case_id, work, facts, converters, tfjs, reference_exe, paths, backends)

@@ -11,8 +11,8 @@ the whole corpus, a multi-hour run (``tools/reach_corpus.py run``; see that tool
   family and every path is exercised -- is built, converted by this converter, run in
   tfjs 4.22 and compared with TensorFlow again; its outcome must be the committed one
   (a fix or a regression makes the table stale and fails the test until it is re-run);
-  the cases whose webgl bound is mostly the packed depthwise seed's term join the sample
-  on webgl (``seed_dominated``).
+  each sampled conversion runs on wasm too (Node), and the cases whose webgl bound is
+  mostly the packed depthwise seed's term join the sample on webgl (``seed_dominated``).
 
 Tolerance: ``tolerances.tolerance`` (4x TF's own float32-vs-float64 spread on the same
 model over 16 images, at least 8 float32 ulps of the output scale:
@@ -136,26 +136,29 @@ SAMPLE_WEBGL_MAX_PARAMS = 5_000_000
 @pytest.mark.tfjs
 @pytest.mark.parametrize(("case_id", "path"), SAMPLE, ids=[f"{c}:{p}" for c, p in SAMPLE])
 def test_sample_reproduces_committed_outcome(case_id: str, path: str, request: pytest.FixtureRequest) -> None:
-    """Converted by this converter, run on tfjs's cpu backend and, where the committed run
-    has a webgl result and the case is at most ``SAMPLE_WEBGL_MAX_PARAMS``, on webgl too
-    (headless Chromium)."""
+    """Converted by this converter, run on tfjs's cpu backend and on each other backend
+    the committed run has a verdict on: wasm (Node; a model loads and runs there in under
+    a second) and, where the case is at most ``SAMPLE_WEBGL_MAX_PARAMS``, webgl (headless
+    Chromium)."""
     case = _committed()["cases"][case_id]
     committed = case["paths"][path]["ours"]
     # The float64 twin (the tolerance) matters only where the committed run got as far as tfjs.
     twin = committed["outcome"] not in ("refused", "n/a")
-    webgl = "webgl" in committed and case["params"] <= SAMPLE_WEBGL_MAX_PARAMS
-    runtime = request.getfixturevalue("tfjs_backends" if webgl else "tfjs")
-    got = reach_run.run_case(case_id, ["ours"], runtime, paths=[path], twin=twin)["ours"]["paths"][path]
+    backends = [b for b in reach_run.EXTRA_BACKENDS if b in committed]
+    if case.get("params", 0) > SAMPLE_WEBGL_MAX_PARAMS and "webgl" in backends:
+        backends.remove("webgl")
+    runtime = request.getfixturevalue("tfjs_backends" if "webgl" in backends else "tfjs")
+    got = reach_run.run_case(case_id, ["ours"], runtime, paths=[path], twin=twin, backends=backends)
+    got = got["ours"]["paths"][path]
     assert got["outcome"] == committed["outcome"], (
         f"{case_id} {path}: committed {committed['outcome']} ({committed.get('message', '')}), "
         f"now {got['outcome']} ({got.get('message', '')}); re-run: {RERUN}"
     )
-    if not webgl:
-        return
-    verdicts = (got.get("webgl", "").split(":")[0], committed.get("webgl", "").split(":")[0])
-    assert verdicts[0] == verdicts[1], (
-        f"{case_id} {path} on webgl: committed {committed.get('webgl')}, now {got.get('webgl')}"
-    )
+    for backend in backends:
+        verdicts = (got.get(backend, "").split(":")[0], committed.get(backend, "").split(":")[0])
+        assert verdicts[0] == verdicts[1], (
+            f"{case_id} {path} on {backend}: committed {committed.get(backend)}, now {got.get(backend)}"
+        )
 
 
 def test_judge_applies_the_cases_webgl_bound() -> None:
@@ -168,6 +171,36 @@ def test_judge_applies_the_cases_webgl_bound() -> None:
     assert reach_run.judge(measured, 1e-5)["webgl"] == f"failed: differs from TF by 0.001 > tol {plain:.3g}"
     assert reach_run.judge(measured, 1e-5, webgl_tol=2e-3)["webgl"] == "ran"
     assert reach_run.judge(dict(measured, max_diff=2e-5), 1e-5, webgl_tol=2e-3)["outcome"] == "failed"
+
+
+def test_judge_holds_wasm_to_the_cpu_tolerance() -> None:
+    """wasm computes in float32 like the cpu backend: the same bound, not webgl's wider one;
+    a conversion that failed on cpu keeps no verdict on another backend."""
+    ran = reach_run.judge({"max_diff": 1e-6, "wasm_max_diff": 9e-6, "webgl_max_diff": 9e-6}, 1e-5)
+    assert (ran["outcome"], ran["wasm"], ran["webgl"]) == ("ran", "ran", "ran")
+    off = reach_run.judge({"max_diff": 1e-6, "wasm_max_diff": 2e-5, "webgl_max_diff": 2e-5}, 1e-5)
+    assert off["wasm"] == "failed: differs from TF by 2e-05 > tol 1e-05"
+    assert off["webgl"] == "ran"  # under 6x the cpu tolerance
+    cpu_failed = reach_run.judge({"max_diff": 2e-5, "wasm_max_diff": 0.0}, 1e-5)
+    assert (
+        cpu_failed["outcome"] == "failed" and "wasm" not in cpu_failed and "wasm_max_diff" not in cpu_failed
+    )
+
+
+def test_merge_keeps_verdicts_of_backends_the_pass_did_not_run() -> None:
+    """A wasm pass re-measures cpu and wasm; the committed webgl verdict of the same path
+    stays when the cpu outcome is the same, and goes when it changed."""
+    reach_corpus_tool = load_script("tools/reach_corpus.py")
+    committed = {"outcome": "ran", "max_diff": 1e-7, "webgl": "ran", "webgl_max_diff": 2e-7}
+    new = {"outcome": "ran", "max_diff": 1e-7, "wasm": "ran", "wasm_max_diff": 1e-7}
+    reach_corpus_tool._keep_other_backends(new, committed)
+    assert new == dict(committed, wasm="ran", wasm_max_diff=1e-7)
+    refused = {"outcome": "refused", "message": "no"}
+    reach_corpus_tool._keep_other_backends(refused, committed)
+    assert "webgl" not in refused
+    other = {"outcome": "ran", "max_diff": 1e-7, "webgl": "failed: x", "webgl_max_diff": 1.0}
+    reach_corpus_tool._keep_other_backends(other, committed)
+    assert other["webgl"] == "failed: x"  # measured by this pass: kept as measured
 
 
 def test_reseed_reaches_layers_nested_in_blocks() -> None:
@@ -223,6 +256,6 @@ def test_table_counts_uncompared_apart_from_ran() -> None:
     doc = {"max_params": 1, "cases": {"k2/X": case}}
     row = reach_table.counts(doc)[("k2", "p", "ours")]
     assert row["uncompared"] == 1 and row["ran"] == 0
-    assert reach_table.webgl_counts(doc)["cpu"] == 0  # not among the webgl matches either
+    assert reach_table.backend_counts(doc, "webgl")["cpu"] == 0  # not among the webgl matches either
     notes = reach_table.Notes()
     assert reach_table._cell(case["paths"]["p"]["ours"], notes, case).startswith("○ ᵂ○")
