@@ -80,6 +80,14 @@ EXACT_REWRITES = (
         "tensors wrongly (garbage or a crash)",
         when="bool x",
     ),
+    ExactRewrite(
+        "Einsum",
+        "Transpose(Reshape(BatchMatMulV2(Reshape(Transpose(a)), Reshape(Transpose(b))), shape of the result)): "
+        "batch, free and contracted indices grouped, shapes read at run time (one operand: Sum, Transpose)",
+        "KerasHub backbones and Keras `MultiHeadAttention`/`EinsumDense`: tfjs-backend-wasm 4.22 has no Einsum "
+        "kernel (cpu and webgl have one)",
+        when="float32, 1 or 2 operands, no `...`, no index twice in one operand",
+    ),
 )
 
 
@@ -161,10 +169,12 @@ def _batch_norm_applies(node: node_def_pb2.NodeDef, ports: set[int]) -> bool:
     )
 
 
-def _int32_const(name: str, values: Sequence[int], x: str) -> node_def_pb2.NodeDef:
+def _int32_const(name: str, values: Sequence[int] | int, x: str) -> node_def_pb2.NodeDef:
     from tensorflow.core.framework import types_pb2
 
     node = const_node(name, np.array(values, dtype=np.int32), types_pb2.DT_INT32)
+    if isinstance(values, int):  # const_node's array is at least 1-d
+        del node.attr["value"].tensor.tensor_shape.dim[:]
     node.input.append("^" + node_name(x))
     return node
 
@@ -284,6 +294,175 @@ def _bool_reverse(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_
     return [as_int, reverse, out]
 
 
+def _einsum_parts(node: node_def_pb2.NodeDef) -> tuple[list[str], str] | None:
+    """(operand index strings, output index string) of an Einsum the rewrite handles."""
+    equation = node.attr["equation"].s.decode("ascii", "replace") if "equation" in node.attr else ""
+    if "->" not in equation or "." in equation or " " in equation:
+        return None
+    lhs, out = equation.split("->")
+    specs = lhs.split(",")
+    letters = [*specs, out]
+    if len(specs) != len(data_inputs(node)) or len(specs) not in (1, 2):
+        return None
+    if not all(spec.isalpha() or spec == "" for spec in letters):
+        return None
+    if any(len(set(spec)) != len(spec) for spec in letters) or not set(out) <= set("".join(specs)):
+        return None
+    return specs, out
+
+
+def _einsum_applies(node: node_def_pb2.NodeDef, ports: set[int]) -> bool:
+    from tensorflow.core.framework import types_pb2
+
+    return node.attr["T"].type == types_pb2.DT_FLOAT and _einsum_parts(node) is not None
+
+
+class _Emitter:
+    """The helper nodes of one rewritten node, named after it, in the order made."""
+
+    def __init__(self, node: node_def_pb2.NodeDef, taken: set[str]) -> None:
+        self.node, self.taken = node, taken
+        self.nodes: list[node_def_pb2.NodeDef] = []
+        self.anchor = data_inputs(node)[0]  # consts take a control input on it: the same frame
+
+    def int32s(self, suffix: str, values: Sequence[int] | int) -> str:
+        """An int32 const: a vector, or a scalar for an ``int``."""
+        self.nodes.append(
+            _int32_const(unique_name(f"{self.node.name}/{suffix}", self.taken), values, self.anchor)
+        )
+        return self.nodes[-1].name
+
+    def op(
+        self,
+        suffix: str,
+        op: str,
+        inputs: list[str],
+        t: str = "node",
+        int32_attrs: Sequence[str] = (),
+        **attrs: bool | int,
+    ) -> str:
+        """A helper named ``<node>/<suffix>`` (the node's own name for ``suffix=""``); its
+        ``T`` is the node's (``t="node"``), int32 (``"int32"``) or absent (``""``)."""
+        from tensorflow.core.framework import types_pb2
+
+        name = unique_name(f"{self.node.name}/{suffix}", self.taken) if suffix else self.node.name
+        node = new_node(name, op, self.node.device)
+        node.input.extend(inputs)
+        if t:
+            node.attr["T"].type = self.node.attr["T"].type if t == "node" else types_pb2.DT_INT32
+        for key in int32_attrs:
+            node.attr[key].type = types_pb2.DT_INT32
+        for key, value in attrs.items():
+            if isinstance(value, bool):
+                node.attr[key].b = value
+            else:
+                node.attr[key].i = value
+        self.nodes.append(node)
+        return name
+
+
+def _einsum(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_pb2.NodeDef]:
+    """The indices of ``a`` and ``b`` in groups -- batch (in both and the output),
+    contracted (in both, not the output), free (one operand's, in the output) -- make a
+    batched matrix product ``[batch, free_a, contracted] x [batch, contracted, free_b]``
+    of the operands transposed and reshaped to that order; the product is reshaped back and
+    transposed to the output's order. An index of one operand only and not in the output
+    is summed away first. Shapes are read with ``Shape`` at run time, as Keras's own
+    ``tensordot`` does: batch and sequence dimensions may be unknown."""
+    parts = _einsum_parts(node)
+    assert parts is not None
+    specs, out = parts
+    em = _Emitter(node, taken)
+    operands = []
+    for i, (x, spec) in enumerate(zip(data_inputs(node), specs, strict=True)):
+        elsewhere = set(out).union(*(set(other) for j, other in enumerate(specs) if j != i))
+        summed = [k for k, letter in enumerate(spec) if letter not in elsewhere]
+        if summed:
+            axes = em.int32s(f"sum{i}/axes", summed)
+            x = em.op(f"sum{i}", "Sum", [x, axes], int32_attrs=["Tidx"], keep_dims=False)
+            spec = "".join(letter for letter in spec if letter in elsewhere)
+        operands.append((x, spec))
+
+    def transposed(suffix: str, x: str, spec: str, order: str, final: bool = False) -> str:
+        """``x`` (indices ``spec``) in ``order``; ``final``: the node itself, with its control inputs."""
+        perm = [spec.index(letter) for letter in order]
+        extra = control_inputs(node) if final else []
+        if perm == list(range(len(perm))):
+            return em.op("", "Identity", [x, *extra]) if final else x
+        perm_const = em.int32s(f"{suffix}/perm", perm)
+        return em.op("" if final else suffix, "Transpose", [x, perm_const, *extra], int32_attrs=["Tperm"])
+
+    if len(operands) == 1:
+        transposed("transpose", *operands[0], out, final=True)
+        return em.nodes
+
+    (a, sa), (b, sb) = operands
+    batch = "".join(c for c in sa if c in sb and c in out)
+    contracted = "".join(c for c in sa if c in sb and c not in out)
+    free_a = "".join(c for c in sa if c not in sb)
+    free_b = "".join(c for c in sb if c not in sa)
+    nb, na, nc, nf = len(batch), len(free_a), len(contracted), len(free_b)
+    a = transposed("a/transpose", a, sa, batch + free_a + contracted)
+    b = transposed("b/transpose", b, sb, batch + contracted + free_b)
+    shape_a = em.op("a/shape", "Shape", [a], int32_attrs=["out_type"])
+    shape_b = em.op("b/shape", "Shape", [b], int32_attrs=["out_type"])
+
+    def dims(suffix: str, shape: str, start: int, count: int) -> str:
+        """``shape[start:start + count]``."""
+        indices = em.int32s(f"{suffix}/indices", list(range(start, start + count)))
+        axis = em.int32s(f"{suffix}/axis", 0)
+        return em.op(
+            suffix,
+            "GatherV2",
+            [shape, indices, axis],
+            t="",
+            int32_attrs=["Tparams", "Tindices", "Taxis"],
+            batch_dims=0,
+        )
+
+    def merged(suffix: str, shape: str, start: int, count: int) -> str:
+        """``[prod(shape[start:start + count])]``."""
+        if count == 0:
+            return em.int32s(suffix, [1])
+        if count == 1:
+            return dims(suffix, shape, start, 1)
+        axis = em.int32s(f"{suffix}/prod_axis", [0])
+        return em.op(
+            f"{suffix}/prod",
+            "Prod",
+            [dims(suffix, shape, start, count), axis],
+            t="int32",
+            int32_attrs=["Tidx"],
+            keep_dims=True,
+        )
+
+    def reshaped(suffix: str, x: str, pieces: list[str]) -> str:
+        if len(pieces) < 2:  # ConcatV2 takes 2 or more
+            shape = pieces[0] if pieces else em.int32s(f"{suffix}/shape", [])
+        else:
+            axis = em.int32s(f"{suffix}/shape/axis", 0)
+            shape = em.op(
+                f"{suffix}/shape", "ConcatV2", [*pieces, axis], t="int32", int32_attrs=["Tidx"], N=len(pieces)
+            )
+        return em.op(suffix, "Reshape", [x, shape], int32_attrs=["Tshape"])
+
+    lead_a = [dims("a/batch", shape_a, 0, nb)] if nb else []
+    lead_b = [dims("b/batch", shape_b, 0, nb)] if nb else []
+    if na != 1 or nc != 1:
+        rows, inner = merged("a/rows", shape_a, nb, na), merged("a/inner", shape_a, nb + na, nc)
+        a = reshaped("a/matrix", a, [*lead_a, rows, inner])
+    if nc != 1 or nf != 1:
+        inner, columns = merged("b/inner", shape_b, nb, nc), merged("b/columns", shape_b, nb + nc, nf)
+        b = reshaped("b/matrix", b, [*lead_b, inner, columns])
+    product = em.op("product", "BatchMatMulV2", [a, b], adj_x=False, adj_y=False)
+    if na != 1 or nf != 1:
+        kept = [dims("a/kept", shape_a, 0, nb + na)] if nb + na else []
+        kept += [dims("b/kept", shape_b, nb + nc, nf)] if nf else []
+        product = reshaped("unmatrix", product, kept)
+    transposed("transpose", product, batch + free_a + free_b, out, final=True)
+    return em.nodes
+
+
 def _unary_applies(node: node_def_pb2.NodeDef, ports: set[int]) -> bool:
     return len(data_inputs(node)) == 1 and "T" in node.attr
 
@@ -297,6 +476,7 @@ _BUILDERS: dict[str, tuple[Applies, Builder]] = {
     "Cumsum": (_cumulative_applies, _cumulative),
     "Cumprod": (_cumulative_applies, _cumulative),
     "ReverseV2": (_bool_reverse_applies, _bool_reverse),
+    "Einsum": (_einsum_applies, _einsum),
 }
 assert set(_BUILDERS) == {op for r in EXACT_REWRITES for op in (r.op, *r.variants)}
 
