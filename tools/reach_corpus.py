@@ -284,7 +284,8 @@ def merge(dirs: dict[str, Path]) -> list[str]:
     there (a partial re-run: a pass on another backend, new cases); every other result
     is kept as committed. A path's verdict on a backend the new result did not run on
     (a ``--backends wasm`` pass keeps the webgl one) stays as committed when its cpu
-    outcome is the same: conversions are byte-reproducible, so it is the same model.
+    outcome is the same: a pass on one backend does not erase another's measurement.
+    After a converter change that alters a case's model, re-run it on every backend.
     Cases no longer enumerated are dropped, new ones start as not reached."""
     import reach_corpus as rc
     import reach_run
