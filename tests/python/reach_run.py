@@ -238,8 +238,8 @@ def check_path(
 
 def judge(entry: dict[str, Any], tol: float, webgl_tol: float | None = None) -> dict[str, Any]:
     """``entry`` with its outcome and its verdict on each other backend it ran on, from
-    its measured differences: wasm under ``tol`` (``tolerances.backend_tolerance``: its
-    kernels round float32 as the cpu backend's do), webgl under ``webgl_tol`` (by default
+    its measured differences: wasm under ``tol`` (``tolerances.backend_tolerance``: float32
+    kernels in another summation order, which the spread factor covers), webgl under ``webgl_tol`` (by default
     ``tolerances.webgl_tolerance`` of ``tol``).
 
     Apart from the measurement so ``tools/reach_corpus.py rejudge`` can apply another
