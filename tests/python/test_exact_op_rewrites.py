@@ -35,12 +35,16 @@ def _graph_of(op: str, dtype):
 
 
 def _run(graph_def, feed_name, fetch, x):
+    return _run_feeds(graph_def, fetch, {feed_name: x})
+
+
+def _run_feeds(graph_def, fetch, feeds):
     import tensorflow as tf
 
     with tf.Graph().as_default():
         tf.graph_util.import_graph_def(graph_def, name="")
         with tf.compat.v1.Session() as session:
-            return session.run(fetch, {feed_name: x})
+            return session.run(fetch, feeds)
 
 
 @pytest.mark.parametrize("op", ["Erfc", "Softsign"])
@@ -328,12 +332,7 @@ def test_einsum_rewrite_computes_the_op(equation, shapes):
     feeds = {t.name: x.astype(np.float32) for t, x in zip(concrete.inputs, xs, strict=True)}
     assert exact_op_rewrites(graph_def)
     assert "Einsum" not in op_list.graph_ops(graph_def)
-    import tensorflow as tf
-
-    with tf.Graph().as_default():
-        tf.graph_util.import_graph_def(graph_def, name="")
-        with tf.compat.v1.Session() as session:
-            got = session.run(concrete.outputs[0].name, feeds)
+    got = _run_feeds(graph_def, concrete.outputs[0].name, feeds)
     want = np.einsum(equation, *xs)
     # Float32 rounding of each output, a sum of n products (Higham's gamma_n bound, one
     # more rounding for the inputs): (n + 2) * 2^-24 * sum |a||b|, from the magnitudes;

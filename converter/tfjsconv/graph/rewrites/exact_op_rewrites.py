@@ -179,13 +179,55 @@ def _int32_const(name: str, values: Sequence[int] | int, x: str) -> node_def_pb2
     return node
 
 
-def _mean(name: str, inputs: list[str], like: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
-    from tensorflow.core.framework import types_pb2
+class _Emitter:
+    """The helper nodes of one rewritten node, named after it, in the order made."""
 
-    node = _helper(name, "Mean", inputs, like)
-    node.attr["keep_dims"].b = True
-    node.attr["Tidx"].type = types_pb2.DT_INT32
-    return node
+    def __init__(self, node: node_def_pb2.NodeDef, taken: set[str]) -> None:
+        self.node, self.taken = node, taken
+        self.nodes: list[node_def_pb2.NodeDef] = []
+        self.anchor = data_inputs(node)[0]  # consts take a control input on it: the same frame
+
+    def const(self, suffix: str, array: np.ndarray, dtype_enum: int) -> str:
+        self.nodes.append(
+            const_node(unique_name(f"{self.node.name}/{suffix}", self.taken), array, dtype_enum)
+        )
+        self.nodes[-1].input.append("^" + node_name(self.anchor))
+        return self.nodes[-1].name
+
+    def int32s(self, suffix: str, values: Sequence[int] | int) -> str:
+        """An int32 const: a vector, or a scalar for an ``int``."""
+        self.nodes.append(
+            _int32_const(unique_name(f"{self.node.name}/{suffix}", self.taken), values, self.anchor)
+        )
+        return self.nodes[-1].name
+
+    def op(
+        self,
+        suffix: str,
+        op: str,
+        inputs: list[str],
+        t: str = "node",
+        int32_attrs: Sequence[str] = (),
+        **attrs: bool | int,
+    ) -> str:
+        """A helper named ``<node>/<suffix>`` (the node's own name for ``suffix=""``); its
+        ``T`` is the node's (``t="node"``), int32 (``"int32"``) or absent (``""``)."""
+        from tensorflow.core.framework import types_pb2
+
+        name = unique_name(f"{self.node.name}/{suffix}", self.taken) if suffix else self.node.name
+        node = new_node(name, op, self.node.device)
+        node.input.extend(inputs)
+        if t:
+            node.attr["T"].type = self.node.attr["T"].type if t == "node" else types_pb2.DT_INT32
+        for key in int32_attrs:
+            node.attr[key].type = types_pb2.DT_INT32
+        for key, value in attrs.items():
+            if isinstance(value, bool):
+                node.attr[key].b = value
+            else:
+                node.attr[key].i = value
+        self.nodes.append(node)
+        return name
 
 
 def _batch_norm(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_pb2.NodeDef]:
@@ -194,46 +236,22 @@ def _batch_norm(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_pb
     x, scale, offset, _mean_in, _variance_in = data_inputs(node)
     axes, channel_shape = _BATCH_NORM_LAYOUTS[data_format(node)]
     epsilon = node.attr["epsilon"].f if "epsilon" in node.attr else _DEFAULT_BATCH_NORM_EPSILON
-
-    def name(suffix: str) -> str:
-        return unique_name(f"{node.name}/{suffix}", taken)
-
-    out: list[node_def_pb2.NodeDef] = []
-
-    def add(new: node_def_pb2.NodeDef) -> str:
-        out.append(new)
-        return new.name
-
-    like = new_node(node.name, "", node.device)
-    like.attr["T"].type = types_pb2.DT_FLOAT
-    reduce = add(_int32_const(name("axes"), axes, x))
-    mean = add(_mean(name("mean"), [x, reduce, *control_inputs(node)], like))
-    centered = add(_helper(name("centered"), "Sub", [x, mean], like))
-    square = add(_helper(name("square"), "Square", [centered], like))
-    variance = add(_mean(name("variance"), [square, reduce], like))
-    eps = add(const_node(name("epsilon"), np.array(epsilon, dtype=np.float32), types_pb2.DT_FLOAT))
-    out[-1].input.append("^" + node_name(x))
-    rsqrt = add(
-        _helper(
-            name("rsqrt"), "Rsqrt", [add(_helper(name("add_epsilon"), "AddV2", [variance, eps], like))], like
-        )
-    )
+    em = _Emitter(node, taken)
+    reduce = em.int32s("axes", axes)
+    mean = em.op("mean", "Mean", [x, reduce, *control_inputs(node)], int32_attrs=["Tidx"], keep_dims=True)
+    centered = em.op("centered", "Sub", [x, mean])
+    square = em.op("square", "Square", [centered])
+    variance = em.op("variance", "Mean", [square, reduce], int32_attrs=["Tidx"], keep_dims=True)
+    eps = em.const("epsilon", np.array(epsilon, dtype=np.float32), types_pb2.DT_FLOAT)
+    rsqrt = em.op("rsqrt", "Rsqrt", [em.op("add_epsilon", "AddV2", [variance, eps])])
     if channel_shape is not None:  # channels first: [C] -> [C, 1, 1(, 1)]
-        shape = add(_int32_const(name("channel_shape"), channel_shape, x))
-        scale = add(_reshape(name("scale"), scale, shape, like))
-        offset = add(_reshape(name("offset"), offset, shape, like))
-    factor = add(_helper(name("factor"), "Mul", [rsqrt, scale], like))
-    scaled = add(_helper(name("scaled"), "Mul", [centered, factor], like))
-    out.append(_helper(node.name, "AddV2", [scaled, offset], like))
-    return out
-
-
-def _reshape(name: str, tensor: str, shape: str, like: node_def_pb2.NodeDef) -> node_def_pb2.NodeDef:
-    from tensorflow.core.framework import types_pb2
-
-    node = _helper(name, "Reshape", [tensor, shape], like)
-    node.attr["Tshape"].type = types_pb2.DT_INT32
-    return node
+        shape = em.int32s("channel_shape", channel_shape)
+        scale = em.op("scale", "Reshape", [scale, shape], int32_attrs=["Tshape"])
+        offset = em.op("offset", "Reshape", [offset, shape], int32_attrs=["Tshape"])
+    factor = em.op("factor", "Mul", [rsqrt, scale])
+    scaled = em.op("scaled", "Mul", [centered, factor])
+    em.op("", "AddV2", [scaled, offset])
+    return em.nodes
 
 
 def _cumulative_applies(node: node_def_pb2.NodeDef, ports: set[int]) -> bool:
@@ -315,50 +333,6 @@ def _einsum_applies(node: node_def_pb2.NodeDef, ports: set[int]) -> bool:
     from tensorflow.core.framework import types_pb2
 
     return node.attr["T"].type == types_pb2.DT_FLOAT and _einsum_parts(node) is not None
-
-
-class _Emitter:
-    """The helper nodes of one rewritten node, named after it, in the order made."""
-
-    def __init__(self, node: node_def_pb2.NodeDef, taken: set[str]) -> None:
-        self.node, self.taken = node, taken
-        self.nodes: list[node_def_pb2.NodeDef] = []
-        self.anchor = data_inputs(node)[0]  # consts take a control input on it: the same frame
-
-    def int32s(self, suffix: str, values: Sequence[int] | int) -> str:
-        """An int32 const: a vector, or a scalar for an ``int``."""
-        self.nodes.append(
-            _int32_const(unique_name(f"{self.node.name}/{suffix}", self.taken), values, self.anchor)
-        )
-        return self.nodes[-1].name
-
-    def op(
-        self,
-        suffix: str,
-        op: str,
-        inputs: list[str],
-        t: str = "node",
-        int32_attrs: Sequence[str] = (),
-        **attrs: bool | int,
-    ) -> str:
-        """A helper named ``<node>/<suffix>`` (the node's own name for ``suffix=""``); its
-        ``T`` is the node's (``t="node"``), int32 (``"int32"``) or absent (``""``)."""
-        from tensorflow.core.framework import types_pb2
-
-        name = unique_name(f"{self.node.name}/{suffix}", self.taken) if suffix else self.node.name
-        node = new_node(name, op, self.node.device)
-        node.input.extend(inputs)
-        if t:
-            node.attr["T"].type = self.node.attr["T"].type if t == "node" else types_pb2.DT_INT32
-        for key in int32_attrs:
-            node.attr[key].type = types_pb2.DT_INT32
-        for key, value in attrs.items():
-            if isinstance(value, bool):
-                node.attr[key].b = value
-            else:
-                node.attr[key].i = value
-        self.nodes.append(node)
-        return name
 
 
 def _einsum(node: node_def_pb2.NodeDef, taken: set[str]) -> list[node_def_pb2.NodeDef]:
