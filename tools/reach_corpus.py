@@ -325,9 +325,9 @@ def merge(dirs: dict[str, Path]) -> list[str]:
 
 def _extra_backends() -> tuple[str, ...]:
     """The backends besides cpu a result can have a verdict on."""
-    from tfjs_backends import BACKENDS
+    from tfjs_backends import EXTRA_BACKENDS
 
-    return tuple(b for b in BACKENDS if b != "cpu")
+    return EXTRA_BACKENDS
 
 
 def _keep_other_backends(new: dict[str, Any], old: dict[str, Any]) -> None:

@@ -33,9 +33,9 @@ from typing import Any
 import coverage_corpus as cc
 import numpy as np
 import reach_corpus as rc
-from tfjs_backends import BACKENDS, TfjsBackends
+from tfjs_backends import EXTRA_BACKENDS, TfjsBackends
 from tfjs_runtime import HarnessDied, TfjsError, TfjsRuntime
-from tolerances import COMPARABLE_TOL, max_diff, tolerance, webgl_tolerance
+from tolerances import COMPARABLE_TOL, for_backend, max_diff, tolerance, webgl_tolerance
 from webgl_depthwise import packed_depthwise_deviation
 
 # Cases with more parameters than this are listed but not run: a guard for constructors
@@ -50,8 +50,6 @@ REFERENCE_TIMEOUT_S = 3600.0
 # What a case's result file keeps of its facts (``prepare``).
 FACTS = ("side", "params", "tol", "bound", "webgl_tol", "webgl_bound")
 CONVERTERS = ("ours", "reference")
-# The tfjs backends a conversion that ran on cpu can be run on too (``check_path``).
-EXTRA_BACKENDS = tuple(b for b in BACKENDS if b != "cpu")
 
 
 def skipped_message(params: int, max_params: int = MAX_PARAMS) -> str:
@@ -238,9 +236,8 @@ def check_path(
 
 def judge(entry: dict[str, Any], tol: float, webgl_tol: float | None = None) -> dict[str, Any]:
     """``entry`` with its outcome and its verdict on each other backend it ran on, from
-    its measured differences: wasm under ``tol`` (``tolerances.backend_tolerance``: float32
-    kernels in another summation order, which the spread factor covers), webgl under ``webgl_tol`` (by default
-    ``tolerances.webgl_tolerance`` of ``tol``).
+    its measured differences, under ``tolerances.for_backend`` of ``tol`` (wasm: ``tol``
+    itself), or for webgl under the case's own ``webgl_tol`` when it has one.
 
     Apart from the measurement so ``tools/reach_corpus.py rejudge`` can apply another
     tolerance to a stored run without converting again.
@@ -263,10 +260,11 @@ def judge(entry: dict[str, Any], tol: float, webgl_tol: float | None = None) -> 
             f"network (4x its float32-vs-float64 spread is {tol:.2g}, over {COMPARABLE_TOL:g} on outputs of "
             f"scale 1), so no comparison could tell a right conversion from a wrong one"
         )
-    bounds = {"wasm": tol, "webgl": webgl_tolerance(tol, "")[0] if webgl_tol is None else webgl_tol}
     for backend in EXTRA_BACKENDS:
         if f"{backend}_max_diff" in entry:
-            bdiff, btol = entry[f"{backend}_max_diff"], bounds[backend]
+            bdiff = entry[f"{backend}_max_diff"]
+            own = backend == "webgl" and webgl_tol is not None
+            btol = webgl_tol if own else for_backend(tol, "", backend)[0]
             entry[backend] = (
                 "ran" if bdiff <= btol else f"failed: differs from TF by {bdiff:.3g} > tol {btol:.3g}"
             )

@@ -44,6 +44,8 @@ import pytest
 from tfjs_runtime import JS_DIR, TfjsRuntime, require_js_runtime
 
 BACKENDS = ("cpu", "wasm", "webgl")
+# The backends a model checked on cpu is checked on next.
+EXTRA_BACKENDS = tuple(b for b in BACKENDS if b != "cpu")
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_HARNESS = JS_DIR / "browser_harness.js"
 # A big model's first webgl run compiles many shaders on SwiftShader (a CPU rasterizer).

@@ -92,14 +92,18 @@ def webgl_tolerance(tol: float, how: str, packed_deviation: float = 0.0) -> tupl
     return wtol, how
 
 
+def for_backend(tol: float, how: str, backend: str) -> tuple[float, str]:
+    """The bound on ``backend`` from the cpu bound ``tol`` (derived as ``how``): cpu and
+    wasm as is (wasm's kernels compute in float32 too, in another summation order, which
+    SPREAD_FACTOR allows for), webgl scaled (see above)."""
+    return webgl_tolerance(tol, how) if backend == "webgl" else (tol, how)
+
+
 def backend_tolerance(
     ref32: Sequence[np.ndarray], ref64: Sequence[np.ndarray] | None, backend: str
 ) -> tuple[float, str]:
-    """``tolerance`` for one tfjs backend: cpu and wasm as is, webgl scaled (see above)."""
-    tol, how = tolerance(ref32, ref64)
-    if backend != "webgl":
-        return tol, how
-    return webgl_tolerance(tol, how)
+    """``tolerance`` for one tfjs backend (``for_backend``)."""
+    return for_backend(*tolerance(ref32, ref64), backend)
 
 
 def keras_float64_outputs(path: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
